@@ -1,0 +1,59 @@
+//! The compiler driver behind the `aigw` binary: reading inputs (files, directories, stdin),
+//! running the passes in order (load → admit → graph), and collecting diagnostics. The binary
+//! (`main.rs`) adds argument parsing, rendering and exit codes; tests and xtask call this
+//! library directly.
+
+pub mod inputs;
+
+use aigw_diag::{Diagnostic, Diagnostics, Severity, SourceMap};
+pub use aigw_lower::Options as GraphOptions;
+
+/// What to check and how.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CheckOptions {
+    /// Unresolved references become warnings (for repos that hold only part of the world).
+    pub open: bool,
+    /// Check each object alone, like an API server's admission (no graph checks).
+    pub admission_only: bool,
+}
+
+/// The result of checking a set of sources.
+#[derive(Debug)]
+pub struct Checked {
+    pub sources: SourceMap,
+    pub diagnostics: Vec<Diagnostic>,
+    /// The checked graph, when the input had no errors before the graph was built.
+    pub ir: Option<aigw_ir::Ir>,
+}
+
+impl Checked {
+    /// True when any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity() == Severity::Error)
+    }
+
+    /// Number of diagnostics of a severity.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity() == severity).count()
+    }
+}
+
+/// Runs every pass over `sources` and returns all diagnostics, sorted so that the output does not
+/// depend on the order of files or documents.
+pub fn check(sources: SourceMap, options: CheckOptions) -> Checked {
+    let loaded = aigw_syntax::load(&sources);
+    let mut diagnostics = Diagnostics::new();
+    diagnostics.extend(loaded.diagnostics);
+    for object in &loaded.objects {
+        diagnostics.extend(aigw_admit::admit(object));
+    }
+    let ir = if options.admission_only {
+        None
+    } else {
+        let lowered = aigw_lower::lower(&loaded.objects, GraphOptions { open: options.open });
+        diagnostics.extend(lowered.diagnostics);
+        Some(lowered.ir)
+    };
+    diagnostics.sort(&sources);
+    Checked { sources, diagnostics: diagnostics.into_vec(), ir }
+}

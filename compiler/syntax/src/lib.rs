@@ -1,0 +1,15 @@
+//! YAML manifests → typed API objects. Owns the spanned YAML loader (`yaml`), the typed model of
+//! every kind aigw reads (`model`), the structural check against each kind's schema (`schema`),
+//! and field-path → span lookup (`path`). It knows nothing of references between objects: that
+//! is the graph's job (`aigw-lower`).
+
+mod diagnostics;
+pub mod load;
+pub mod model;
+pub mod path;
+pub mod schema;
+pub mod yaml;
+
+pub use diagnostics::closest;
+pub use load::{load, Loaded};
+pub use model::{Kind, Object, Origin, Spec};

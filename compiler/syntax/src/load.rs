@@ -1,0 +1,208 @@
+//! Documents → objects: dispatch on `apiVersion`/`kind`, check each document's structure against
+//! its kind's schema, read it into the typed model, and report duplicates. Every document is
+//! isolated: one that cannot be read still yields its identity where it has one, and never stops
+//! the others.
+
+use crate::diagnostics;
+use crate::model::*;
+use crate::schema::Compiled;
+use crate::yaml::{parse_stream, Document, Node, Value};
+use aigw_diag::{Diagnostic, SourceMap};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// All objects of a compilation, sorted by kind, namespace and name, and what reading them found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub objects: Vec<Object>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads every file of `sources`. The result does not depend on the order of files or of
+/// documents within them.
+pub fn load(sources: &SourceMap) -> Loaded {
+    let mut loaded = Loaded::default();
+    for (file, source) in sources.files() {
+        let (documents, diagnostics) = parse_stream(file, source.text());
+        loaded.diagnostics.extend(diagnostics);
+        for document in documents {
+            if let Some(object) = load_document(document, &mut loaded.diagnostics) {
+                loaded.objects.push(object);
+            }
+        }
+    }
+    dedup(sources, &mut loaded);
+    loaded
+}
+
+/// Sorts objects by identity and keeps the first definition of each, by file name and position.
+fn dedup(sources: &SourceMap, loaded: &mut Loaded) {
+    let position = |o: &Object| (sources.file(o.origin.root.span.file).name().to_owned(), o.origin.index);
+    loaded.objects.sort_by(|a, b| {
+        (a.kind, a.group, &a.namespace, &a.name)
+            .cmp(&(b.kind, b.group, &b.namespace, &b.name))
+            .then_with(|| position(a).cmp(&position(b)))
+    });
+    let mut kept: Vec<Object> = Vec::with_capacity(loaded.objects.len());
+    for object in loaded.objects.drain(..) {
+        match kept.last() {
+            Some(first)
+                if first.kind == object.kind
+                    && first.kind_name == object.kind_name
+                    && first.namespace == object.namespace
+                    && first.name == object.name =>
+            {
+                let what = format!("`{}`", object.resource());
+                loaded.diagnostics.push(
+                    diagnostics::duplicate_object(
+                        object.origin.key_span_of("metadata.name"),
+                        first.origin.key_span_of("metadata.name"),
+                        &what,
+                    )
+                    .with_resource(object.resource()),
+                );
+            }
+            _ => kept.push(object),
+        }
+    }
+    loaded.objects = kept;
+}
+
+fn load_document(document: Document, out: &mut Vec<Diagnostic>) -> Option<Object> {
+    let root = &document.root;
+    let doc_span = root.span;
+    if !matches!(root.value, Value::Map(_)) {
+        out.push(diagnostics::not_an_object(doc_span, "the document is not a mapping"));
+        return None;
+    }
+    let (Some(api_version), Some(kind)) =
+        (root.get("apiVersion").and_then(Node::as_str), root.get("kind").and_then(Node::as_str))
+    else {
+        out.push(diagnostics::not_an_object(doc_span, "`apiVersion` and `kind` must both be strings"));
+        return None;
+    };
+    let kind_span = root.get("kind").map_or(doc_span, |n| n.span);
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let Some(info) = KINDS.iter().find(|k| k.group == group && k.name == kind) else {
+        out.push(unrecognised(kind_span, api_version, group, kind));
+        return None;
+    };
+    if !info.versions.contains(&version) {
+        let span = root.get("apiVersion").map_or(doc_span, |n| n.span);
+        out.push(diagnostics::unsupported_version(span, api_version, kind, info.versions));
+        return None;
+    }
+    let origin = Origin { root: Arc::new(document.root), index: document.index };
+    read_object(info, origin, out)
+}
+
+/// An unknown kind in one of the groups whose kinds we own is an error (a typo there drops a
+/// whole route); anything else is passed over with a note.
+fn unrecognised(span: aigw_diag::Span, api_version: &str, group: &str, kind: &str) -> Diagnostic {
+    if group == AIGW_GROUP {
+        let names = KINDS.iter().filter(|k| k.group == AIGW_GROUP).map(|k| k.name);
+        diagnostics::unknown_kind(span, api_version, kind, diagnostics::closest(kind, names))
+    } else {
+        diagnostics::passed_over(span, api_version, kind)
+    }
+}
+
+fn read_object(info: &KindInfo, origin: Origin, out: &mut Vec<Diagnostic>) -> Option<Object> {
+    let mut found = Vec::new();
+    let (meta, spec) = match info.kind {
+        Kind::AIGatewayRoute => typed(&origin, &mut found, Spec::AIGatewayRoute),
+        Kind::AIServiceBackend => typed(&origin, &mut found, Spec::AIServiceBackend),
+        Kind::BackendSecurityPolicy => typed(&origin, &mut found, Spec::BackendSecurityPolicy),
+        Kind::GatewayConfig => typed(&origin, &mut found, Spec::GatewayConfig),
+        Kind::MCPRoute => typed(&origin, &mut found, Spec::MCPRoute),
+        Kind::QuotaPolicy => typed(&origin, &mut found, Spec::QuotaPolicy),
+        Kind::GatewayClass => typed(&origin, &mut found, Spec::GatewayClass),
+        Kind::Gateway => typed(&origin, &mut found, Spec::Gateway),
+        Kind::HTTPRoute => typed(&origin, &mut found, Spec::HTTPRoute),
+        Kind::ReferenceGrant => typed(&origin, &mut found, Spec::ReferenceGrant),
+        Kind::BackendTLSPolicy => typed(&origin, &mut found, Spec::BackendTLSPolicy),
+        Kind::Backend => typed(&origin, &mut found, Spec::Backend),
+        Kind::Secret => {
+            let secret = decode::<SecretManifest>(&origin, &mut found);
+            let meta = secret.as_ref().map(|s| s.metadata.clone());
+            (meta, secret.map(|s| Spec::Secret(s.keys().map(str::to_owned).collect())))
+        }
+        Kind::InferencePool | Kind::EnvoyGatewayCarried => {
+            let manifest = decode::<LooseManifest>(&origin, &mut found);
+            (manifest.map(|m| m.metadata), Some(Spec::Carried))
+        }
+    };
+    let resource_meta = meta.or_else(|| fallback_meta(&origin.root));
+    let name = resource_meta.as_ref().and_then(|m| m.name.clone());
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        out.extend(found);
+        out.push(diagnostics::not_an_object(origin.key_span_of("metadata"), "`metadata.name` is missing"));
+        return None;
+    };
+    let meta = resource_meta.unwrap_or_default();
+    // Objects with no namespace are in `default`, as `kubectl apply` puts them; GatewayClass is
+    // cluster-scoped.
+    let namespace = match info.kind {
+        Kind::GatewayClass => String::new(),
+        _ => meta.namespace.clone().unwrap_or_else(|| "default".to_owned()),
+    };
+    let object = Object {
+        kind: info.kind,
+        group: info.group,
+        kind_name: info.name,
+        api_version: origin.root.get("apiVersion").and_then(Node::as_str).unwrap_or_default().to_owned(),
+        name,
+        namespace,
+        labels: meta.labels,
+        annotations: meta.annotations,
+        spec,
+        origin,
+    };
+    let resource = object.resource();
+    out.extend(found.into_iter().map(|d| d.with_resource(resource.clone())));
+    Some(object)
+}
+
+/// Checks and reads a kind with a `spec` into its typed form.
+fn typed<S: DeserializeOwned + JsonSchema + 'static>(
+    origin: &Origin,
+    out: &mut Vec<Diagnostic>,
+    wrap: fn(S) -> Spec,
+) -> (Option<ObjectMeta>, Option<Spec>) {
+    match decode::<Manifest<S>>(origin, out) {
+        Some(manifest) => (Some(manifest.metadata), Some(wrap(manifest.spec))),
+        None => (None, None),
+    }
+}
+
+/// Schema check, then serde. A serde failure after a clean schema check would be a model bug;
+/// it is still reported as a diagnostic rather than a panic.
+fn decode<T: DeserializeOwned + JsonSchema + 'static>(origin: &Origin, out: &mut Vec<Diagnostic>) -> Option<T> {
+    let before = out.len();
+    let json = Compiled::of::<T>().check(&origin.root, "", out)?;
+    match serde_json::from_value::<T>(json) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            // Missing required parts were already reported by the schema check.
+            if out.len() == before {
+                out.push(diagnostics::decode_failed(origin.root.span, "", &error.to_string()));
+            }
+            None
+        }
+    }
+}
+
+/// Reads `metadata` alone, for objects whose spec is broken, so they keep their identity.
+fn fallback_meta(root: &Node) -> Option<ObjectMeta> {
+    let metadata = root.get("metadata")?;
+    let text = |key: &str| metadata.get(key).and_then(Node::as_str).map(str::to_owned);
+    Some(ObjectMeta {
+        name: text("name"),
+        namespace: text("namespace"),
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        ..ObjectMeta::default()
+    })
+}
