@@ -1,1 +1,46 @@
-fn main() {}
+//! `cargo xtask`: project tasks that are not tests. `conformance` runs the reference corpus in
+//! place and prints the figures; `bench` generates the compile benchmark inputs and times
+//! `aigw check` on them.
+
+mod bench;
+
+use anyhow::{bail, Context, Result};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("conformance") => conformance(),
+        Some("bench") => bench::run(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <conformance | bench [compile] [--sizes 100,1000,10000]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn conformance() -> Result<()> {
+    use aigw_compiler::conformance::{corpus_dir, run_admission, run_examples};
+    let Some(dir) = corpus_dir() else {
+        eprintln!("SKIP: reference corpus not found (set AIGW_CONFORMANCE_DIR or place ../shared beside the checkout)");
+        return Ok(());
+    };
+    let admission = run_admission(&dir).context("admission corpus")?;
+    let examples = run_examples(&dir).context("examples")?;
+    for failure in admission.failures.iter().chain(&examples.failures) {
+        eprintln!("FAIL {failure}");
+    }
+    eprintln!("admission verdicts: {}/{} match the reference", admission.passed, admission.total);
+    eprintln!("examples: {}/{} check without errors", examples.passed, examples.total);
+    if !admission.failures.is_empty() || !examples.failures.is_empty() {
+        bail!("conformance failed");
+    }
+    Ok(())
+}

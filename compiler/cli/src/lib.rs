@@ -3,6 +3,7 @@
 //! (`main.rs`) adds argument parsing, rendering and exit codes; tests and xtask call this
 //! library directly.
 
+pub mod conformance;
 pub mod inputs;
 
 use aigw_diag::{Diagnostic, Diagnostics, Severity, SourceMap};

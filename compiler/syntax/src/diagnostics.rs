@@ -108,6 +108,21 @@ pub(crate) fn unknown_field(span: Span, path: &str, name: &str, known: &[&str]) 
     with_field(d, path)
 }
 
+pub(crate) fn removed_field(span: Span, path: &str, name: &str, advice: &str) -> Diagnostic {
+    Diagnostic::warning(
+        codes::UNKNOWN_FIELD,
+        format!("`{name}` is no longer part of this kind; the API server prunes it and it has no effect"),
+    )
+    .with_primary(span, "ignored")
+    .with_field(path)
+    .with_help(advice.to_owned())
+}
+
+pub(crate) fn not_a_manifest(span: Span) -> Diagnostic {
+    Diagnostic::note(codes::NOT_AN_OBJECT, "document has no `apiVersion` or `kind`: not a Kubernetes object; passed over")
+        .with_primary(span, "passed over")
+}
+
 pub(crate) fn required_field(span: Span, path: &str, name: &str) -> Diagnostic {
     let full = if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
     Diagnostic::error(codes::REQUIRED_FIELD, format!("required value: `{name}` must be set"))

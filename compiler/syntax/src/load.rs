@@ -77,6 +77,11 @@ fn load_document(document: Document, out: &mut Vec<Diagnostic>) -> Option<Object
         out.push(diagnostics::not_an_object(doc_span, "the document is not a mapping"));
         return None;
     }
+    // A document with neither (a Helm values file, say) is not a manifest: pass it over.
+    if root.get("apiVersion").is_none() && root.get("kind").is_none() {
+        out.push(diagnostics::not_a_manifest(doc_span));
+        return None;
+    }
     let (Some(api_version), Some(kind)) =
         (root.get("apiVersion").and_then(Node::as_str), root.get("kind").and_then(Node::as_str))
     else {
@@ -111,26 +116,27 @@ fn unrecognised(span: aigw_diag::Span, api_version: &str, group: &str, kind: &st
 
 fn read_object(info: &KindInfo, origin: Origin, out: &mut Vec<Diagnostic>) -> Option<Object> {
     let mut found = Vec::new();
+    let removed = if info.kind == Kind::AIServiceBackend { AISB_REMOVED_FIELDS } else { &[] };
     let (meta, spec) = match info.kind {
-        Kind::AIGatewayRoute => typed(&origin, &mut found, Spec::AIGatewayRoute),
-        Kind::AIServiceBackend => typed(&origin, &mut found, Spec::AIServiceBackend),
-        Kind::BackendSecurityPolicy => typed(&origin, &mut found, Spec::BackendSecurityPolicy),
-        Kind::GatewayConfig => typed(&origin, &mut found, Spec::GatewayConfig),
-        Kind::MCPRoute => typed(&origin, &mut found, Spec::MCPRoute),
-        Kind::QuotaPolicy => typed(&origin, &mut found, Spec::QuotaPolicy),
-        Kind::GatewayClass => typed(&origin, &mut found, Spec::GatewayClass),
-        Kind::Gateway => typed(&origin, &mut found, Spec::Gateway),
-        Kind::HTTPRoute => typed(&origin, &mut found, Spec::HTTPRoute),
-        Kind::ReferenceGrant => typed(&origin, &mut found, Spec::ReferenceGrant),
-        Kind::BackendTLSPolicy => typed(&origin, &mut found, Spec::BackendTLSPolicy),
-        Kind::Backend => typed(&origin, &mut found, Spec::Backend),
+        Kind::AIGatewayRoute => typed(&origin, removed, &mut found, Spec::AIGatewayRoute),
+        Kind::AIServiceBackend => typed(&origin, removed, &mut found, Spec::AIServiceBackend),
+        Kind::BackendSecurityPolicy => typed(&origin, removed, &mut found, Spec::BackendSecurityPolicy),
+        Kind::GatewayConfig => typed(&origin, removed, &mut found, Spec::GatewayConfig),
+        Kind::MCPRoute => typed(&origin, removed, &mut found, Spec::MCPRoute),
+        Kind::QuotaPolicy => typed(&origin, removed, &mut found, Spec::QuotaPolicy),
+        Kind::GatewayClass => typed(&origin, removed, &mut found, Spec::GatewayClass),
+        Kind::Gateway => typed(&origin, removed, &mut found, Spec::Gateway),
+        Kind::HTTPRoute => typed(&origin, removed, &mut found, Spec::HTTPRoute),
+        Kind::ReferenceGrant => typed(&origin, removed, &mut found, Spec::ReferenceGrant),
+        Kind::BackendTLSPolicy => typed(&origin, removed, &mut found, Spec::BackendTLSPolicy),
+        Kind::Backend => typed(&origin, removed, &mut found, Spec::Backend),
         Kind::Secret => {
-            let secret = decode::<SecretManifest>(&origin, &mut found);
+            let secret = decode::<SecretManifest>(&origin, &[], &mut found);
             let meta = secret.as_ref().map(|s| s.metadata.clone());
             (meta, secret.map(|s| Spec::Secret(s.keys().map(str::to_owned).collect())))
         }
         Kind::InferencePool | Kind::EnvoyGatewayCarried => {
-            let manifest = decode::<LooseManifest>(&origin, &mut found);
+            let manifest = decode::<LooseManifest>(&origin, &[], &mut found);
             (manifest.map(|m| m.metadata), Some(Spec::Carried))
         }
     };
@@ -168,10 +174,11 @@ fn read_object(info: &KindInfo, origin: Origin, out: &mut Vec<Diagnostic>) -> Op
 /// Checks and reads a kind with a `spec` into its typed form.
 fn typed<S: DeserializeOwned + JsonSchema + 'static>(
     origin: &Origin,
+    removed: &[(&str, &str)],
     out: &mut Vec<Diagnostic>,
     wrap: fn(S) -> Spec,
 ) -> (Option<ObjectMeta>, Option<Spec>) {
-    match decode::<Manifest<S>>(origin, out) {
+    match decode::<Manifest<S>>(origin, removed, out) {
         Some(manifest) => (Some(manifest.metadata), Some(wrap(manifest.spec))),
         None => (None, None),
     }
@@ -179,9 +186,13 @@ fn typed<S: DeserializeOwned + JsonSchema + 'static>(
 
 /// Schema check, then serde. A serde failure after a clean schema check would be a model bug;
 /// it is still reported as a diagnostic rather than a panic.
-fn decode<T: DeserializeOwned + JsonSchema + 'static>(origin: &Origin, out: &mut Vec<Diagnostic>) -> Option<T> {
+fn decode<T: DeserializeOwned + JsonSchema + 'static>(
+    origin: &Origin,
+    removed: &[(&str, &str)],
+    out: &mut Vec<Diagnostic>,
+) -> Option<T> {
     let before = out.len();
-    let json = Compiled::of::<T>().check(&origin.root, "", out)?;
+    let json = Compiled::of::<T>().check(&origin.root, removed, out)?;
     match serde_json::from_value::<T>(json) {
         Ok(value) => Some(value),
         Err(error) => {
@@ -193,6 +204,12 @@ fn decode<T: DeserializeOwned + JsonSchema + 'static>(origin: &Origin, out: &mut
         }
     }
 }
+
+/// AIServiceBackend fields of earlier reference releases that its API server now prunes (see `Compiled::check`).
+const AISB_REMOVED_FIELDS: &[(&str, &str)] = &[(
+    "spec.timeouts",
+    "AIServiceBackend `timeouts` moved to the AIGatewayRoute rule: set `spec.rules[].timeouts` there",
+)];
 
 /// Reads `metadata` alone, for objects whose spec is broken, so they keep their identity.
 fn fallback_meta(root: &Node) -> Option<ObjectMeta> {

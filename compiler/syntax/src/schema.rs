@@ -131,8 +131,12 @@ impl Compiled {
 
     /// Checks `node` against the root schema. Returns the cleaned JSON value, or `None` when the
     /// root itself has the wrong type.
-    pub fn check(&self, node: &Node, path: &str, out: &mut Vec<Diagnostic>) -> Option<Json> {
-        let mut walker = Walker { compiled: self, out, path: path.to_owned() };
+    ///
+    /// `removed` lists field paths the reference project once had and its API server now prunes,
+    /// with advice: they are warnings, not errors, so manifests written for older releases still
+    /// check (a typo is still an error).
+    pub fn check(&self, node: &Node, removed: &[(&str, &str)], out: &mut Vec<Diagnostic>) -> Option<Json> {
+        let mut walker = Walker { compiled: self, out, path: String::new(), removed };
         walker.check(0, node, node.span)
     }
 }
@@ -265,6 +269,7 @@ struct Walker<'a> {
     compiled: &'a Compiled,
     out: &'a mut Vec<Diagnostic>,
     path: String,
+    removed: &'a [(&'a str, &'a str)],
 }
 
 impl Walker<'_> {
@@ -384,6 +389,11 @@ impl Walker<'_> {
                         None
                     }
                     Additional::Schema(sub) => Some(sub),
+                    Additional::Forbid if self.removed.iter().any(|(p, _)| *p == self.path) => {
+                        let advice = self.removed.iter().find(|(p, _)| *p == self.path).map_or("", |(_, a)| a);
+                        self.out.push(diagnostics::removed_field(key.span, &self.path, &key.name, advice));
+                        None
+                    }
                     Additional::Forbid => {
                         let known: Vec<&str> = schema.properties.iter().map(|(n, _)| n.as_str()).collect();
                         self.out.push(diagnostics::unknown_field(key.span, &self.path, &key.name, &known));

@@ -1,0 +1,84 @@
+//! `cargo xtask bench compile`: generates N routes on one Gateway (each with its own
+//! AIServiceBackend, Backend and BackendSecurityPolicy), then times `aigw check` on them with the
+//! release binary, several runs each, and reports wall time and peak memory (from
+//! `/usr/bin/time -f %M` when present). The generator is deterministic, so figures are
+//! comparable across commits.
+
+use anyhow::{bail, Context, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Writes the benchmark manifests for `routes` routes.
+pub fn generate(routes: usize) -> String {
+    let mut out = String::with_capacity(routes * 1200);
+    out.push_str(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  gatewayClassName: aigw\n  listeners:\n    - name: http\n      protocol: HTTP\n      port: 80\n",
+    );
+    for i in 0..routes {
+        let _ = write!(
+            out,
+            "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: route-{i}\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: model-{i}\n      backendRefs:\n        - name: backend-{i}\n          weight: 1\n      timeouts:\n        request: 60s\n\
+---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: backend-{i}\n  namespace: default\nspec:\n  schema:\n    name: OpenAI\n  backendRef:\n    name: upstream-{i}\n    kind: Backend\n    group: gateway.envoyproxy.io\n\
+---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: upstream-{i}\n  namespace: default\nspec:\n  endpoints:\n    - fqdn:\n        hostname: upstream-{i}.example.com\n        port: 443\n\
+---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: key-{i}\n  namespace: default\nspec:\n  type: APIKey\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: backend-{i}\n  apiKey:\n    secretRef:\n      name: key-{i}\n"
+        );
+    }
+    out
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let mut sizes = vec![100, 1_000, 10_000];
+    let mut iter = args.iter().filter(|a| *a != "compile");
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--sizes" => {
+                let list = iter.next().context("--sizes needs a list")?;
+                sizes = list.split(',').map(str::parse).collect::<Result<_, _>>().context("--sizes")?;
+            }
+            other => bail!("unknown argument `{other}`"),
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(env!("CARGO")).args(["build", "--release", "--bin", "aigw"]).current_dir(&root).status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    let binary = root.join("target/release/aigw");
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    println!("| routes | documents | input | check wall (median of 5) | peak RSS |");
+    println!("|---:|---:|---:|---:|---:|");
+    for routes in sizes {
+        let file = dir.join(format!("compile-{routes}.yaml"));
+        let text = generate(routes);
+        std::fs::write(&file, &text)?;
+        let mut times: Vec<Duration> = (0..5).map(|_| time(&binary, &file)).collect::<Result<_>>()?;
+        times.sort();
+        let rss = peak_rss(&binary, &file).map_or_else(|| "n/a".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
+        println!(
+            "| {routes} | {} | {:.1} MiB | {:.1} ms | {rss} |",
+            1 + 4 * routes,
+            text.len() as f64 / (1024.0 * 1024.0),
+            times[2].as_secs_f64() * 1000.0
+        );
+    }
+    Ok(())
+}
+
+fn time(binary: &Path, file: &PathBuf) -> Result<Duration> {
+    let start = Instant::now();
+    let output = Command::new(binary).arg("check").arg(file).output()?;
+    let elapsed = start.elapsed();
+    if !output.status.success() {
+        bail!("aigw check failed on {}:\n{}", file.display(), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(elapsed)
+}
+
+/// Peak resident memory of one run in KiB, via GNU time where installed.
+fn peak_rss(binary: &Path, file: &Path) -> Option<u64> {
+    let output = Command::new("/usr/bin/time").args(["-f", "%M"]).arg(binary).arg("check").arg(file).output().ok()?;
+    String::from_utf8_lossy(&output.stderr).lines().last()?.trim().parse().ok()
+}
