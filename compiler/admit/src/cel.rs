@@ -100,7 +100,8 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn error(&self, expr: &IdedExpr, message: String) -> CelError {
         let (start, end) = self.info.offset_for(expr.id).unwrap_or((0, self.source.len() as u32));
-        let end = (end as usize).max(start as usize + 1).min(self.source.len());
+        // The parser reports an inclusive stop offset.
+        let end = (end as usize + 1).max(start as usize + 1).min(self.source.len());
         CelError { syntax: false, message, start: start as usize, end }
     }
 

@@ -51,7 +51,7 @@ pub fn check(sources: SourceMap, options: CheckOptions) -> Checked {
     let ir = if options.admission_only {
         None
     } else {
-        let lowered = aigw_lower::lower(&loaded.objects, GraphOptions { open: options.open });
+        let lowered = aigw_lower::lower(loaded.objects, GraphOptions { open: options.open });
         diagnostics.extend(lowered.diagnostics);
         Some(lowered.ir)
     };

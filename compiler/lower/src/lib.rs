@@ -32,8 +32,8 @@ pub struct Lowered {
 }
 
 /// Builds and checks the graph of `objects` (sorted by identity, as `aigw_syntax::load` returns
-/// them).
-pub fn lower(objects: &[Object], options: Options) -> Lowered {
+/// them). The graph takes ownership: objects are shared by `Arc`, never copied.
+pub fn lower(objects: Vec<Object>, options: Options) -> Lowered {
     let (ir, mut diagnostics) = resolve::resolve(objects, options);
     diagnostics.extend(checks::check(&ir, options));
     Lowered { ir, diagnostics }

@@ -14,11 +14,11 @@ use std::sync::Arc;
 /// The annotation by which a Gateway names its GatewayConfig.
 pub const GATEWAY_CONFIG_ANNOTATION: &str = "aigateway.envoyproxy.io/gateway-config";
 
-struct Cx<'a> {
+struct Cx {
     b: IrBuilder,
     out: Vec<Diagnostic>,
     options: Options,
-    grants: Vec<&'a Object>,
+    grants: Vec<Arc<Object>>,
 }
 
 /// A reference from `from` (at field `field`) to the object `kind namespace/name`.
@@ -32,13 +32,14 @@ struct Ref<'a> {
     edge: Edge,
 }
 
-pub(crate) fn resolve(objects: &[Object], options: Options) -> (aigw_ir::Ir, Vec<Diagnostic>) {
-    let grants = objects.iter().filter(|o| o.kind == Kind::ReferenceGrant).collect();
+pub(crate) fn resolve(objects: Vec<Object>, options: Options) -> (aigw_ir::Ir, Vec<Diagnostic>) {
+    let objects: Vec<Arc<Object>> = objects.into_iter().map(Arc::new).collect();
+    let grants = objects.iter().filter(|o| o.kind == Kind::ReferenceGrant).cloned().collect();
     let mut cx = Cx { b: IrBuilder::new(), out: Vec::new(), options, grants };
     let mut ids = Vec::with_capacity(objects.len());
-    for object in objects {
+    for object in &objects {
         let key = Key::object(object.kind, &object.namespace, &object.name);
-        ids.push(cx.b.add(key, Node::Object(Arc::new(object.clone()))));
+        ids.push(cx.b.add(key, Node::Object(object.clone())));
     }
     for (object, id) in objects.iter().zip(ids) {
         let resource = object.resource();
@@ -51,7 +52,7 @@ pub(crate) fn resolve(objects: &[Object], options: Options) -> (aigw_ir::Ir, Vec
     (cx.b.finish(), cx.out)
 }
 
-impl<'a> Cx<'a> {
+impl<'a> Cx {
     fn object(&mut self, object: &'a Object, id: NodeId) {
         let Some(spec) = &object.spec else { return };
         match spec {

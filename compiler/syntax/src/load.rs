@@ -39,7 +39,7 @@ pub fn load(sources: &SourceMap) -> Loaded {
 
 /// Sorts objects by identity and keeps the first definition of each, by file name and position.
 fn dedup(sources: &SourceMap, loaded: &mut Loaded) {
-    let position = |o: &Object| (sources.file(o.origin.root.span.file).name().to_owned(), o.origin.index);
+    let position = |o: &Object| (sources.file(o.origin.root.span.file).name(), o.origin.index);
     loaded.objects.sort_by(|a, b| {
         (a.kind, a.group, &a.namespace, &a.name)
             .cmp(&(b.kind, b.group, &b.namespace, &b.name))

@@ -121,8 +121,8 @@ fn split_documents(text: &str) -> Vec<(usize, &str)> {
     let mut start = 0;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
-        let starts = is_marker(line, "---") || is_marker(line, "...");
-        if starts && offset > start {
+        // `---` opens a new document; `...` closes the current one (below).
+        if is_marker(line, "---") && offset > start {
             chunks.push((start, &text[start..offset]));
             start = offset;
         }
@@ -227,18 +227,21 @@ fn convert(file: FileId, start: usize, chunk: &str, raw: RawNode) -> Node {
         RawValue::UInt(u) => i64::try_from(u).map_or(Value::Float(u as f64), Value::Int),
         RawValue::Float(f) => Value::Float(f),
         RawValue::String(s) => Value::String(s),
+        // Fresh, exact-size vectors: an in-place `collect` would keep the much larger buffer of
+        // the raw nodes (two serde-saphyr locations each) alive for the life of the tree.
         RawValue::Seq(items) => {
-            Value::Seq(items.into_iter().map(|n| convert(file, start, chunk, n)).collect())
+            let mut out = Vec::with_capacity(items.len());
+            out.extend(items.into_iter().map(|n| convert(file, start, chunk, n)));
+            Value::Seq(out)
         }
-        RawValue::Map(entries) => Value::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| {
-                    let key = Key { span: span_of(file, start, chunk, &k.referenced), name: k.value };
-                    (key, convert(file, start, chunk, v))
-                })
-                .collect(),
-        ),
+        RawValue::Map(entries) => {
+            let mut out = Vec::with_capacity(entries.len());
+            out.extend(entries.into_iter().map(|(k, v)| {
+                let key = Key { span: span_of(file, start, chunk, &k.referenced), name: k.value };
+                (key, convert(file, start, chunk, v))
+            }));
+            Value::Map(out)
+        }
     };
     Node { span, value }
 }
@@ -328,7 +331,7 @@ mod tests {
         let (docs, diags) = parse("a: 1\n---\nb: [1, 2\nc: 3\n---\nd: 4\n");
         assert_eq!(docs.len(), 2);
         assert_eq!(diags.len(), 1);
-        assert_eq!(docs[1].root.get("d").map(|n| n.span.start), Some(29));
+        assert_eq!(docs[1].root.get("d").map(|n| n.span.start), Some(30));
         assert!(diags[0].message().starts_with("invalid YAML"), "{}", diags[0].message());
     }
 
