@@ -6,7 +6,7 @@
 use crate::diagnostics;
 use crate::model::*;
 use crate::schema::Compiled;
-use crate::yaml::{parse_stream, Document, Node, Value};
+use crate::yaml::{parse_chunk, split_documents, Document, Node, Value};
 use aigw_diag::{Diagnostic, SourceMap};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -23,17 +23,40 @@ pub struct Loaded {
 /// Reads every file of `sources`. The result does not depend on the order of files or of
 /// documents within them.
 pub fn load(sources: &SourceMap) -> Loaded {
-    let mut loaded = Loaded::default();
+    let mut jobs = Vec::new();
     for (file, source) in sources.files() {
-        let (documents, diagnostics) = parse_stream(file, source.text());
-        loaded.diagnostics.extend(diagnostics);
-        for document in documents {
-            if let Some(object) = load_document(document, &mut loaded.diagnostics) {
-                loaded.objects.push(object);
-            }
-        }
+        jobs.extend(split_documents(source.text()).into_iter().enumerate().map(|(i, (start, chunk))| (file, i, start, chunk)));
+    }
+    // Documents are independent: read them on every core. The result is sorted afterwards, so
+    // the split does not change it.
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    let per_thread = jobs.len().div_ceil(threads).max(1);
+    let parts: Vec<Loaded> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs.chunks(per_thread).map(|jobs| scope.spawn(move || load_jobs(jobs))).collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let mut loaded = Loaded::default();
+    for part in parts {
+        loaded.objects.extend(part.objects);
+        loaded.diagnostics.extend(part.diagnostics);
     }
     dedup(sources, &mut loaded);
+    loaded
+}
+
+fn load_jobs(jobs: &[(aigw_diag::FileId, usize, usize, &str)]) -> Loaded {
+    let mut loaded = Loaded::default();
+    for &(file, index, start, chunk) in jobs {
+        match parse_chunk(file, start, chunk) {
+            Ok(Some(root)) => {
+                if let Some(object) = load_document(Document { index, root }, &mut loaded.diagnostics) {
+                    loaded.objects.push(object);
+                }
+            }
+            Ok(None) => {}
+            Err(diagnostic) => loaded.diagnostics.push(diagnostic),
+        }
+    }
     loaded
 }
 

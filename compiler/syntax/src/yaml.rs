@@ -116,7 +116,7 @@ pub fn parse_stream(file: FileId, text: &str) -> (Vec<Document>, Vec<Diagnostic>
 
 /// Splits a stream at document markers. Each chunk keeps its own marker line so that directives
 /// and `--- value` forms still parse; returns (byte offset, text) pairs.
-fn split_documents(text: &str) -> Vec<(usize, &str)> {
+pub(crate) fn split_documents(text: &str) -> Vec<(usize, &str)> {
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut offset = 0;
@@ -144,7 +144,7 @@ fn is_marker(line: &str, marker: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
 }
 
-fn parse_chunk(file: FileId, start: usize, chunk: &str) -> Result<Option<Node>, Diagnostic> {
+pub(crate) fn parse_chunk(file: FileId, start: usize, chunk: &str) -> Result<Option<Node>, Diagnostic> {
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
         strict_booleans: true,
