@@ -124,11 +124,6 @@ impl Ir {
         &self.graph[id.0].0
     }
 
-    /// Number of nodes and edges.
-    pub fn size(&self) -> (usize, usize) {
-        (self.graph.node_count(), self.graph.edge_count())
-    }
-
     /// A sorted, line-per-edge text form for snapshots.
     pub fn dump(&self) -> String {
         let mut out = String::new();

@@ -42,12 +42,7 @@ pub(crate) fn resolve(objects: Vec<Object>, options: Options) -> (aigw_ir::Ir, V
         ids.push(cx.b.add(key, Node::Object(object.clone())));
     }
     for (object, id) in objects.iter().zip(ids) {
-        let resource = object.resource();
-        let before = cx.out.len();
         cx.object(object, id);
-        for d in &mut cx.out[before..] {
-            *d = d.clone().with_resource(resource.clone());
-        }
     }
     (cx.b.finish(), cx.out)
 }
@@ -173,12 +168,12 @@ impl<'a> Cx {
         let span = r.from.origin.span_of(&r.field);
         let what = format!("{:?} `{}/{}`", r.kind, r.namespace, r.name);
         let Some(target) = self.b.find(&Key::object(r.kind, r.namespace, r.name)) else {
-            self.out.push(diagnostics::unresolved(span, &r.field, &what, self.options.open));
+            self.out.push(diagnostics::unresolved(span, &r.field, &what, self.options.open).with_resource(r.from.resource()));
             return;
         };
         if r.namespace != r.from.namespace && !self.permitted(&r, target) {
             let from = format!("{} from namespace `{}`", r.from.kind_name, r.from.namespace);
-            self.out.push(diagnostics::not_permitted(span, &r.field, &what, r.namespace, &from));
+            self.out.push(diagnostics::not_permitted(span, &r.field, &what, r.namespace, &from).with_resource(r.from.resource()));
             return;
         }
         self.b.link(r.from_id, target, r.edge);

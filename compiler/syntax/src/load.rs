@@ -10,7 +10,6 @@ use crate::yaml::{parse_chunk, split_documents, Document, Node, Value};
 use aigw_diag::{Diagnostic, SourceMap};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// All objects of a compilation, sorted by kind, namespace and name, and what reading them found.
@@ -241,8 +240,6 @@ fn fallback_meta(root: &Node) -> Option<ObjectMeta> {
     Some(ObjectMeta {
         name: text("name"),
         namespace: text("namespace"),
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
         ..ObjectMeta::default()
     })
 }

@@ -3,13 +3,20 @@
 //! where the corpus is absent.
 
 use aigw_compiler::conformance::{corpus_dir, run_admission, run_examples};
+use std::path::PathBuf;
+
+/// The corpus, or `None` after saying the test is skipped.
+fn corpus() -> Option<PathBuf> {
+    let dir = corpus_dir();
+    if dir.is_none() {
+        eprintln!("SKIP: reference corpus not found (set AIGW_CONFORMANCE_DIR)");
+    }
+    dir
+}
 
 #[test]
 fn admission_verdicts_match_the_reference() {
-    let Some(dir) = corpus_dir() else {
-        eprintln!("SKIP: reference corpus not found (set AIGW_CONFORMANCE_DIR)");
-        return;
-    };
+    let Some(dir) = corpus() else { return };
     let report = run_admission(&dir).expect("read corpus");
     assert_eq!(report.total, 67, "the corpus has 67 admission files");
     assert!(report.failures.is_empty(), "{}/{} admission verdicts match:\n{}", report.passed, report.total, report.failures.join("\n"));
@@ -17,10 +24,7 @@ fn admission_verdicts_match_the_reference() {
 
 #[test]
 fn every_example_checks_without_errors() {
-    let Some(dir) = corpus_dir() else {
-        eprintln!("SKIP: reference corpus not found (set AIGW_CONFORMANCE_DIR)");
-        return;
-    };
+    let Some(dir) = corpus() else { return };
     let report = run_examples(&dir).expect("read corpus");
     assert!(report.total >= 25, "expected the corpus examples, found {}", report.total);
     assert!(report.failures.is_empty(), "{}/{} examples clean:\n{}", report.passed, report.total, report.failures.join("\n"));
