@@ -72,10 +72,17 @@ fn run_check(paths: &[PathBuf], format: Format, options: CheckOptions) -> ExitCo
         Format::Text => std::io::stderr().write_all(rendered.as_bytes()),
         Format::Json => std::io::stdout().write_all(rendered.as_bytes()),
     };
-    if written.is_err() {
-        return ExitCode::from(2);
-    }
-    if checked.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    let code = if written.is_err() {
+        ExitCode::from(2)
+    } else if checked.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    };
+    // The process ends here: let the OS take the graph back in one piece instead of freeing
+    // every node of it (a tenth of the run for large inputs).
+    std::mem::forget(checked);
+    code
 }
 
 fn summary(checked: &aigw_compiler::Checked) -> String {
