@@ -4,7 +4,7 @@
 use crate::diagnostics;
 use crate::Cx;
 use aigw_syntax::model::*;
-use std::time::Duration;
+use aigw_syntax::values::{parse_duration, parse_rfc3339};
 
 pub(crate) fn admit_route(cx: &mut Cx<'_>, spec: &AIGatewayRouteSpec) {
     if spec.parent_refs.iter().any(|p| p.kind != "Gateway") {
@@ -61,7 +61,7 @@ fn admit_rule(cx: &mut Cx<'_>, at: &str, rule: &RouteRule) {
         }
     }
     if let Some(created) = &rule.models_created_at {
-        if !is_rfc3339(created) {
+        if parse_rfc3339(created).is_none() {
             let field = format!("{at}.modelsCreatedAt");
             let span = cx.object.origin.span_of(&field);
             cx.out.push(diagnostics::bad_format(span, &field, created, "RFC 3339 date-time"));
@@ -164,81 +164,5 @@ fn check_regex(cx: &mut Cx<'_>, field: &str, pattern: &str) {
         let reason = reason.lines().last().unwrap_or("invalid").trim().trim_start_matches("error: ");
         let span = cx.object.origin.span_of(field);
         cx.out.push(diagnostics::invalid_regex(span, field, pattern, reason));
-    }
-}
-
-/// Parses a Gateway API duration (`1h30m`, `500ms`); the pattern was checked structurally.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let value: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, len) = if rest.starts_with("ms") {
-            (Duration::from_millis(1), 2)
-        } else if rest.starts_with('h') {
-            (Duration::from_secs(3600), 1)
-        } else if rest.starts_with('m') {
-            (Duration::from_secs(60), 1)
-        } else if rest.starts_with('s') {
-            (Duration::from_secs(1), 1)
-        } else {
-            return None;
-        };
-        total += unit * value as u32;
-        rest = &rest[len..];
-    }
-    Some(total)
-}
-
-/// RFC 3339 date-time, as Kubernetes' `date-time` format accepts it.
-fn is_rfc3339(text: &str) -> bool {
-    let b = text.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
-    let base = b.len() >= 20
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && matches!(b[10], b'T' | b't' | b' ')
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19);
-    if !base {
-        return false;
-    }
-    let mut rest = &text[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return false;
-        }
-        rest = &frac[n..];
-    }
-    matches!(rest, "Z" | "z")
-        || (rest.len() == 6
-            && matches!(rest.as_bytes()[0], b'+' | b'-')
-            && rest[1..3].bytes().all(|c| c.is_ascii_digit())
-            && &rest[3..4] == ":"
-            && rest[4..6].bytes().all(|c| c.is_ascii_digit()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_timestamps() {
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
-        assert!(is_rfc3339("2025-01-01T00:00:00Z"));
-        assert!(is_rfc3339("2025-01-01T00:00:00.5+02:00"));
-        assert!(!is_rfc3339("2025-01-01"));
-        assert!(!is_rfc3339("2025-01-01T00:00:00"));
     }
 }

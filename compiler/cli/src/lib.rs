@@ -3,6 +3,7 @@
 //! (`main.rs`) adds argument parsing, rendering and exit codes; tests and xtask call this
 //! library directly.
 
+pub mod compile;
 pub mod conformance;
 pub mod inputs;
 

@@ -1,7 +1,8 @@
 //! The `aigw` binary: argument parsing, rendering and exit codes. Exit 0 when there is no error
 //! (warnings allowed), 1 when the input has errors, 2 on usage or I/O failure.
 
-use aigw_compiler::{check, inputs, CheckOptions};
+use aigw_compiler::compile::{self, Target};
+use aigw_compiler::{check, inputs, CheckOptions, Checked};
 use aigw_diag::{render_json, render_text, RenderOptions, Severity};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -32,6 +33,45 @@ enum Command {
         #[arg(long)]
         admission_only: bool,
     },
+    /// Check manifests, then write the artifacts (Gateway API resources, status, the routing
+    /// table, the topology) into a directory, or with `--check` verify that it is up to date.
+    Compile {
+        /// Files, directories (recursively, *.yaml and *.yml) or `-` for stdin.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Targets to produce (all by default).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        target: Vec<TargetArg>,
+        /// Write nothing; exit 1 when the directory differs from what would be written.
+        #[arg(long)]
+        check: bool,
+        /// Treat unresolved references as warnings (objects defined elsewhere).
+        #[arg(long)]
+        open: bool,
+        /// Format of the diagnostics.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TargetArg {
+    GatewayApi,
+    Table,
+    Topology,
+}
+
+impl From<TargetArg> for Target {
+    fn from(target: TargetArg) -> Self {
+        match target {
+            TargetArg::GatewayApi => Target::GatewayApi,
+            TargetArg::Table => Target::Table,
+            TargetArg::Topology => Target::Topology,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -46,6 +86,76 @@ fn main() -> ExitCode {
         Command::Check { paths, format, open, admission_only } => {
             run_check(&paths, format, CheckOptions { open, admission_only })
         }
+        Command::Compile { paths, out, target, check, open, format } => {
+            let mut targets: Vec<Target> = target.into_iter().map(Target::from).collect();
+            if targets.is_empty() {
+                targets = Target::ALL.to_vec();
+            }
+            targets.sort();
+            targets.dedup();
+            run_compile(&paths, &out, &targets, check, open, format)
+        }
+    }
+}
+
+fn run_compile(paths: &[PathBuf], out: &std::path::Path, targets: &[Target], verify: bool, open: bool, format: Format) -> ExitCode {
+    let sources = match inputs::read_inputs(paths) {
+        Ok(sources) => sources,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let checked = check(sources, CheckOptions { open, admission_only: false });
+    if report(&checked, format).is_err() {
+        return ExitCode::from(2);
+    }
+    let code = match compile::artifacts(&checked, targets) {
+        Err(compile::CompileError::HasErrors) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+        Ok(artifacts) if verify => {
+            let differences = compile::compare(out, targets, &artifacts);
+            if differences.is_empty() {
+                eprintln!("compile check ok: {} is up to date", out.display());
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("compile check failed: {} is out of date ({} file(s)):", out.display(), differences.len());
+                for difference in &differences {
+                    eprintln!("  {difference}");
+                }
+                eprintln!("run `aigw compile` without --check to update it");
+                ExitCode::from(1)
+            }
+        }
+        Ok(artifacts) => match compile::write(out, &artifacts) {
+            Ok(()) => {
+                let names: Vec<&str> = artifacts.iter().map(|a| a.name).collect();
+                eprintln!("compiled into {}: {}", out.display(), names.join(", "));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        },
+    };
+    std::mem::forget(checked);
+    code
+}
+
+/// Writes the diagnostics: text to stderr, JSON lines to stdout.
+fn report(checked: &Checked, format: Format) -> std::io::Result<()> {
+    match format {
+        Format::Text => {
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let mut text = render_text(&checked.diagnostics, &checked.sources, RenderOptions { color });
+            text.push_str(&summary(checked));
+            std::io::stderr().write_all(text.as_bytes())
+        }
+        Format::Json => std::io::stdout().write_all(render_json(&checked.diagnostics, &checked.sources).as_bytes()),
     }
 }
 
@@ -58,20 +168,7 @@ fn run_check(paths: &[PathBuf], format: Format, options: CheckOptions) -> ExitCo
         }
     };
     let checked = check(sources, options);
-    let rendered = match format {
-        Format::Text => {
-            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let mut text = render_text(&checked.diagnostics, &checked.sources, RenderOptions { color });
-            text.push_str(&summary(&checked));
-            text
-        }
-        Format::Json => render_json(&checked.diagnostics, &checked.sources),
-    };
-    // Text goes to stderr as compilers do; JSON is the command's output, on stdout.
-    let written = match format {
-        Format::Text => std::io::stderr().write_all(rendered.as_bytes()),
-        Format::Json => std::io::stdout().write_all(rendered.as_bytes()),
-    };
+    let written = report(&checked, format);
     let code = if written.is_err() {
         ExitCode::from(2)
     } else if checked.has_errors() {

@@ -119,6 +119,33 @@ impl Ir {
         edges
     }
 
+    /// The object behind an id, when the node is a whole object.
+    pub fn object(&self, id: NodeId) -> Option<&Arc<Object>> {
+        match self.node(id) {
+            Node::Object(object) => Some(object),
+            _ => None,
+        }
+    }
+
+    /// Every whole object of one kind with its id, sorted by namespace and name.
+    pub fn objects(&self, kind: Kind) -> impl Iterator<Item = (NodeId, &Arc<Object>)> {
+        self.nodes_of(kind).filter_map(|(_, id)| self.object(id).map(|o| (id, o)))
+    }
+
+    /// Targets of the edges leaving `id` that satisfy `want`, sorted by key.
+    pub fn targets(&self, id: NodeId, want: impl Fn(Edge) -> bool) -> Vec<(Edge, NodeId)> {
+        let mut edges = self.outgoing(id);
+        edges.retain(|(edge, _)| want(*edge));
+        edges
+    }
+
+    /// Sources of the edges entering `id` that satisfy `want`, sorted by key.
+    pub fn sources(&self, id: NodeId, want: impl Fn(Edge) -> bool) -> Vec<(Edge, NodeId)> {
+        let mut edges = self.incoming(id);
+        edges.retain(|(edge, _)| want(*edge));
+        edges
+    }
+
     /// The key of a node.
     pub fn key_of(&self, id: NodeId) -> &Key {
         &self.graph[id.0].0

@@ -8,6 +8,7 @@ pub mod load;
 pub mod model;
 pub mod path;
 pub mod schema;
+pub mod values;
 pub mod yaml;
 
 pub use diagnostics::closest;

@@ -43,6 +43,19 @@ fn walk<'a>(root: &'a Node, path: &str) -> (&'a Node, Span) {
     (node, key)
 }
 
+/// The node at exactly `path`, if it exists.
+pub fn node_at<'a>(root: &'a Node, path: &str) -> Option<&'a Node> {
+    let mut node = root;
+    for step in steps(path) {
+        node = match (step, &node.value) {
+            (Step::Field(name), Value::Map(_)) => node.get(name)?,
+            (Step::Index(i), Value::Seq(items)) => items.get(i)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
 /// The span of the value at `path`, or of the deepest enclosing value that exists.
 pub fn span_of(root: &Node, path: &str) -> Span {
     let (node, key) = walk(root, path);

@@ -78,3 +78,18 @@ pub enum LlmRequestCostType {
     ReasoningToken,
     CEL,
 }
+
+impl LlmRequestCostType {
+    /// The name as written in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OutputToken => "OutputToken",
+            Self::InputToken => "InputToken",
+            Self::CachedInputToken => "CachedInputToken",
+            Self::CacheCreationInputToken => "CacheCreationInputToken",
+            Self::TotalToken => "TotalToken",
+            Self::ReasoningToken => "ReasoningToken",
+            Self::CEL => "CEL",
+        }
+    }
+}

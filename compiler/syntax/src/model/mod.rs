@@ -191,6 +191,11 @@ impl Origin {
     pub fn key_span_of(&self, path: &str) -> Span {
         crate::path::key_span_of(&self.root, path)
     }
+
+    /// The value at exactly this field path, as written.
+    pub fn node_at(&self, path: &str) -> Option<&crate::yaml::Node> {
+        crate::path::node_at(&self.root, path)
+    }
 }
 
 /// One loaded object.

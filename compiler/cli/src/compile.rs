@@ -1,0 +1,162 @@
+//! `aigw compile`: the checked graph → artifacts, written into a directory or compared with it.
+//!
+//! Every artifact is a pure function of the graph (and, for `status.yaml`, of the diagnostics),
+//! so the same objects give the same bytes whatever the order of files and documents. `--check`
+//! compares what would be written with what is there and names every file that differs; it
+//! never writes. `topology.svg` comes from the Graphviz on the machine, so it is written when
+//! `dot` is found and never compared: its bytes depend on the Graphviz version.
+
+use crate::Checked;
+use std::path::Path;
+
+/// One target of `aigw compile`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    /// `gateway-api.yaml` and `status.yaml`.
+    GatewayApi,
+    /// `table.json`.
+    Table,
+    /// `topology.dot`, `topology.mmd` (and `topology.svg` with Graphviz).
+    Topology,
+}
+
+impl Target {
+    pub const ALL: &[Target] = &[Target::GatewayApi, Target::Table, Target::Topology];
+
+    /// The files a target owns.
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Target::GatewayApi => &["gateway-api.yaml", "status.yaml"],
+            Target::Table => &["table.json"],
+            Target::Topology => &["topology.dot", "topology.mmd", "topology.svg"],
+        }
+    }
+}
+
+/// A file to write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifact {
+    pub name: &'static str,
+    pub bytes: Vec<u8>,
+    /// Compared by `--check` (false for machine-dependent renderings).
+    pub checked: bool,
+}
+
+/// Why artifacts could not be produced or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("the input has errors; nothing was written")]
+    HasErrors,
+    #[error("could not serialize {name}: {reason}")]
+    Serialize { name: &'static str, reason: String },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// Produces the artifacts of `targets` from a checked input without errors.
+pub fn artifacts(checked: &Checked, targets: &[Target]) -> Result<Vec<Artifact>, CompileError> {
+    let Some(ir) = checked.ir.as_ref().filter(|_| !checked.has_errors()) else {
+        return Err(CompileError::HasErrors);
+    };
+    let mut out = Vec::new();
+    let add = |out: &mut Vec<Artifact>, name: &'static str, bytes: Vec<u8>| out.push(Artifact { name, bytes, checked: true });
+    for target in targets {
+        match target {
+            Target::GatewayApi => {
+                let yaml = |name, docs: &[serde_json::Value]| {
+                    aigw_target_gateway_api::to_yaml(docs).map_err(|e| CompileError::Serialize { name, reason: e.to_string() })
+                };
+                add(&mut out, "gateway-api.yaml", yaml("gateway-api.yaml", &aigw_target_gateway_api::resources(ir))?.into_bytes());
+                add(&mut out, "status.yaml", yaml("status.yaml", &aigw_target_gateway_api::status(ir, &checked.diagnostics))?.into_bytes());
+            }
+            Target::Table => {
+                let table = aigw_target_table::table(ir);
+                let json = aigw_table::to_json(&table).map_err(|e| CompileError::Serialize { name: "table.json", reason: e.to_string() })?;
+                add(&mut out, "table.json", json.into_bytes());
+            }
+            Target::Topology => {
+                let picture = aigw_target_topology::picture(ir);
+                let dot = aigw_target_topology::dot(&picture);
+                add(&mut out, "topology.mmd", aigw_target_topology::mermaid(&picture).into_bytes());
+                if let Some(svg) = render_svg(&dot) {
+                    out.push(Artifact { name: "topology.svg", bytes: svg, checked: false });
+                }
+                add(&mut out, "topology.dot", dot.into_bytes());
+            }
+        }
+    }
+    out.sort_by_key(|a| a.name);
+    Ok(out)
+}
+
+/// Runs Graphviz when it is installed; `None` when it is not (or fails).
+fn render_svg(dot: &str) -> Option<Vec<u8>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot").arg("-Tsvg").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let mut stdin = child.stdin.take()?;
+    let text = dot.to_owned();
+    // Write from another thread so a large graph cannot deadlock on full pipes.
+    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+    let output = child.wait_with_output().ok()?;
+    writer.join().ok()?.ok()?;
+    output.status.success().then_some(output.stdout)
+}
+
+/// Writes every artifact into `dir` (created if needed), each through a temporary file and a
+/// rename so that a reader never sees half a file.
+pub fn write(dir: &Path, artifacts: &[Artifact]) -> Result<(), CompileError> {
+    let io = |path: &Path, source| CompileError::Io { path: path.display().to_string(), source };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    for artifact in artifacts {
+        let path = dir.join(artifact.name);
+        let temporary = dir.join(format!(".{}.tmp", artifact.name));
+        std::fs::write(&temporary, &artifact.bytes).map_err(|e| io(&temporary, e))?;
+        std::fs::rename(&temporary, &path).map_err(|e| io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// How a file in the output directory differs from what would be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Difference {
+    Missing(&'static str),
+    Changed { name: &'static str, first_line: usize },
+    /// A file of a selected target that would no longer be written.
+    Stale(&'static str),
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Difference::Missing(name) => write!(f, "{name}: missing"),
+            Difference::Changed { name, first_line } => write!(f, "{name}: differs from line {first_line}"),
+            Difference::Stale(name) => write!(f, "{name}: would no longer be written"),
+        }
+    }
+}
+
+/// Compares `dir` with `artifacts` (the files of `targets`).
+pub fn compare(dir: &Path, targets: &[Target], artifacts: &[Artifact]) -> Vec<Difference> {
+    let mut out = Vec::new();
+    for artifact in artifacts.iter().filter(|a| a.checked) {
+        match std::fs::read(dir.join(artifact.name)) {
+            Ok(bytes) if bytes == artifact.bytes => {}
+            Ok(bytes) => out.push(Difference::Changed { name: artifact.name, first_line: first_difference(&bytes, &artifact.bytes) }),
+            Err(_) => out.push(Difference::Missing(artifact.name)),
+        }
+    }
+    for name in targets.iter().flat_map(|t| t.files()) {
+        let owned = artifacts.iter().any(|a| a.name == *name);
+        if !owned && *name != "topology.svg" && dir.join(name).exists() {
+            out.push(Difference::Stale(name));
+        }
+    }
+    out
+}
+
+/// 1-based line of the first byte where `a` and `b` differ.
+fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    1 + a[..at].iter().filter(|&&c| c == b'\n').count()
+}

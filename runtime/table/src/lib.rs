@@ -1,0 +1,54 @@
+//! The routing-table contract: the only thing the data plane reads. `targets/table` writes a
+//! [`Table`] as `table.json`; [`load`] reads one back, validates every cross reference and
+//! regular expression, and compiles it into a [`Snapshot`]: an immutable structure whose route
+//! lookup allocates nothing.
+//!
+//! This crate knows neither the compiler nor tokio/hyper: the compiler depends on it, never the
+//! other way round, and a lean data-plane binary needs nothing else to serve.
+
+mod lookup;
+pub mod schema;
+
+pub use lookup::{ListenerId, Selected, Snapshot};
+pub use schema::*;
+
+/// The version this crate writes. Readers accept any table of the same major version.
+pub const SCHEMA_VERSION: &str = "1.0";
+
+/// Why a table was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("table.json is not valid: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("table schema version {found} is not supported (this build reads {supported}.x)")]
+    UnsupportedVersion { found: String, supported: &'static str },
+    #[error("table is inconsistent at {at}: {reason}")]
+    Invalid { at: String, reason: String },
+}
+
+/// Parses, validates and compiles a table from its JSON text.
+pub fn load(json: &[u8]) -> Result<Snapshot, TableError> {
+    let table: Table = serde_json::from_slice(json)?;
+    Snapshot::new(table)
+}
+
+/// Serializes a table as the canonical artifact: pretty JSON with a final newline.
+pub fn to_json(table: &Table) -> Result<String, serde_json::Error> {
+    let mut text = serde_json::to_string_pretty(table)?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn major(version: &str) -> &str {
+    version.split('.').next().unwrap_or(version)
+}
+
+pub(crate) fn check_version(found: &str) -> Result<(), TableError> {
+    let supported = major(SCHEMA_VERSION);
+    let ok = major(found) == supported && found.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(TableError::UnsupportedVersion { found: found.to_owned(), supported: "1" })
+    }
+}

@@ -1,0 +1,248 @@
+//! The loaded table: validated once, then read by every request without allocating.
+//!
+//! Each listener keeps the indices of the match entries whose route attaches to it, in table
+//! order, so a lookup walks only its own candidates; regular expressions are compiled once, as
+//! full matches (RE2 semantics, as Envoy applies `safe_regex`).
+
+use crate::schema::*;
+use crate::TableError;
+use regex::Regex;
+
+/// A listener of the table: `(gateway index, listener index)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenerId {
+    pub gateway: usize,
+    pub listener: usize,
+}
+
+/// What a request resolved to.
+#[derive(Clone, Copy, Debug)]
+pub struct Selected<'a> {
+    pub route_index: usize,
+    pub route: &'a Route,
+    pub rule_index: usize,
+    pub rule: &'a Rule,
+}
+
+/// An immutable, validated table.
+#[derive(Debug)]
+pub struct Snapshot {
+    table: Table,
+    /// Compiled header matchers, parallel to `table.matches`.
+    matchers: Vec<Vec<Matcher>>,
+    /// Per gateway, per listener: candidate match entries in order.
+    candidates: Vec<Vec<Vec<u32>>>,
+}
+
+#[derive(Debug)]
+enum Matcher {
+    Exact(http::HeaderName, String),
+    Regex(http::HeaderName, Regex),
+}
+
+impl Snapshot {
+    /// Validates `table` and builds the lookup structure.
+    pub fn new(table: Table) -> Result<Self, TableError> {
+        crate::check_version(&table.schema_version)?;
+        validate(&table)?;
+        let mut matchers = Vec::with_capacity(table.matches.len());
+        for (i, entry) in table.matches.iter().enumerate() {
+            let mut compiled = Vec::with_capacity(entry.headers.len());
+            for (j, header) in entry.headers.iter().enumerate() {
+                let at = || format!("matches[{i}].headers[{j}]");
+                let name = http::HeaderName::from_bytes(header.name.as_bytes())
+                    .map_err(|e| invalid(at(), format!("header name `{}`: {e}", header.name)))?;
+                compiled.push(match header.kind {
+                    MatchKind::Exact => Matcher::Exact(name, header.value.clone()),
+                    MatchKind::RegularExpression => {
+                        let regex = Regex::new(&format!("^(?:{})$", header.value))
+                            .map_err(|e| invalid(at(), format!("regular expression: {e}")))?;
+                        Matcher::Regex(name, regex)
+                    }
+                });
+            }
+            matchers.push(compiled);
+        }
+        let candidates = table
+            .gateways
+            .iter()
+            .enumerate()
+            .map(|(g, gateway)| {
+                gateway
+                    .listeners
+                    .iter()
+                    .map(|listener| {
+                        (0..table.matches.len())
+                            .filter(|&m| attaches(&table.routes[table.matches[m].route], g, listener))
+                            .map(|m| m as u32)
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Snapshot { table, matchers, candidates })
+    }
+
+    /// The table as loaded.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Every listener, in table order.
+    pub fn listeners(&self) -> impl Iterator<Item = (ListenerId, &Gateway, &Listener)> {
+        self.table.gateways.iter().enumerate().flat_map(|(g, gateway)| {
+            gateway.listeners.iter().enumerate().map(move |(l, listener)| (ListenerId { gateway: g, listener: l }, gateway, listener))
+        })
+    }
+
+    /// The first rule, in match order, that takes a request for `host` with `headers` on
+    /// `listener`. `host` may carry a port; it is ignored.
+    pub fn select(&self, listener: ListenerId, host: &str, headers: &http::HeaderMap) -> Option<Selected<'_>> {
+        let candidates = self.candidates.get(listener.gateway)?.get(listener.listener)?;
+        let host = strip_port(host);
+        let listener_host = self.table.gateways[listener.gateway].listeners[listener.listener].hostname.as_deref();
+        if listener_host.is_some_and(|pattern| !host_matches(pattern, host)) {
+            return None;
+        }
+        candidates.iter().map(|&m| m as usize).find_map(|m| {
+            let entry = &self.table.matches[m];
+            let route = &self.table.routes[entry.route];
+            let host_ok = route.hostnames.is_empty() || route.hostnames.iter().any(|p| host_matches(p, host));
+            (host_ok && self.matchers[m].iter().all(|matcher| matcher.matches(headers))).then(|| Selected {
+                route_index: entry.route,
+                route,
+                rule_index: entry.rule,
+                rule: &route.rules[entry.rule],
+            })
+        })
+    }
+
+    /// The models served on `listener` for `host`, in match order, each once.
+    pub fn models(&self, listener: ListenerId, host: &str) -> Vec<&Model> {
+        let host = strip_port(host);
+        let Some(candidates) = self.candidates.get(listener.gateway).and_then(|g| g.get(listener.listener)) else {
+            return Vec::new();
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut models = Vec::new();
+        for &m in candidates {
+            let entry = &self.table.matches[m as usize];
+            let route = &self.table.routes[entry.route];
+            if !route.hostnames.is_empty() && !route.hostnames.iter().any(|p| host_matches(p, host)) {
+                continue;
+            }
+            for model in &route.rules[entry.rule].models {
+                if seen.insert(model.name.as_str()) {
+                    models.push(model);
+                }
+            }
+        }
+        models
+    }
+}
+
+impl Matcher {
+    fn matches(&self, headers: &http::HeaderMap) -> bool {
+        match self {
+            Matcher::Exact(name, value) => headers.get_all(name).iter().any(|v| v.as_bytes() == value.as_bytes()),
+            Matcher::Regex(name, regex) => headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| regex.is_match(v))),
+        }
+    }
+}
+
+fn attaches(route: &Route, gateway: usize, listener: &Listener) -> bool {
+    route.parents.iter().any(|p| {
+        p.gateway == gateway
+            && p.section_name.as_deref().is_none_or(|s| s == listener.name)
+            && p.port.is_none_or(|port| port == listener.port)
+    })
+}
+
+fn strip_port(host: &str) -> &str {
+    // `[v6]:port`, `name:port`, or bare.
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
+}
+
+/// Gateway API hostname matching: exact (case-insensitive), or `*.suffix` for one or more labels.
+pub(crate) fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => {
+            host.len() > suffix.len() + 1
+                && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+        }
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+fn invalid(at: String, reason: String) -> TableError {
+    TableError::Invalid { at, reason }
+}
+
+/// Every index in range, every weight and name sane.
+fn validate(table: &Table) -> Result<(), TableError> {
+    for (r, route) in table.routes.iter().enumerate() {
+        if route.parents.is_empty() {
+            return Err(invalid(format!("routes[{r}]"), "a route needs at least one parent".into()));
+        }
+        for (p, parent) in route.parents.iter().enumerate() {
+            if parent.gateway >= table.gateways.len() {
+                return Err(invalid(format!("routes[{r}].parents[{p}].gateway"), out_of_range(parent.gateway, "gateways")));
+            }
+        }
+        for (i, rule) in route.rules.iter().enumerate() {
+            for (b, backend_ref) in rule.backends.iter().enumerate() {
+                if backend_ref.backend >= table.backends.len() {
+                    let at = format!("routes[{r}].rules[{i}].backends[{b}].backend");
+                    return Err(invalid(at, out_of_range(backend_ref.backend, "backends")));
+                }
+            }
+        }
+    }
+    for (m, entry) in table.matches.iter().enumerate() {
+        let Some(route) = table.routes.get(entry.route) else {
+            return Err(invalid(format!("matches[{m}].route"), out_of_range(entry.route, "routes")));
+        };
+        if entry.rule >= route.rules.len() {
+            return Err(invalid(format!("matches[{m}].rule"), out_of_range(entry.rule, "the route's rules")));
+        }
+    }
+    for (q, quota) in table.quotas.iter().enumerate() {
+        if let Some(&b) = quota.backends.iter().find(|&&b| b >= table.backends.len()) {
+            return Err(invalid(format!("quotas[{q}].backends"), out_of_range(b, "backends")));
+        }
+    }
+    for (g, gateway) in table.gateways.iter().enumerate() {
+        for (l, listener) in gateway.listeners.iter().enumerate() {
+            if listener.protocol == Protocol::Https && listener.certificates.is_empty() {
+                let at = format!("gateways[{g}].listeners[{l}]");
+                return Err(invalid(at, "an HTTPS listener needs a certificate".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn out_of_range(index: usize, what: &str) -> String {
+    format!("index {index} is past the end of {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_hosts_need_at_least_one_more_label() {
+        assert!(host_matches("*.example.com", "a.example.com"));
+        assert!(host_matches("*.example.com", "a.b.EXAMPLE.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(!host_matches("*.example.com", "aexample.com"));
+        assert!(host_matches("api.example.com", "API.example.com"));
+        assert_eq!(strip_port("api.example.com:8080"), "api.example.com");
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+        assert_eq!(strip_port("localhost"), "localhost");
+    }
+}

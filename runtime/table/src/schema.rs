@@ -1,0 +1,392 @@
+//! The serialized form of the routing table (`table.json`): plain serde types, one per concept,
+//! written by `targets/table` and read by [`crate::load`].
+//!
+//! Conventions:
+//! - objects are named `namespace/name` (the Kubernetes identity they were compiled from);
+//! - cross references are indices into the table's own arrays (`backends[i]`, `gateways[i]`),
+//!   checked when the table is loaded;
+//! - durations are whole milliseconds;
+//! - secrets are referenced by namespace, name and key, never carried: the runtime resolves them;
+//! - optional and empty fields are left out, so the JSON stays small and diffs stay readable.
+//!
+//! Compatibility: a reader of major version N accepts every `N.x` table. Minor versions only add
+//! optional fields, so unknown fields are ignored rather than refused.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    /// `MAJOR.MINOR`; see [`crate::SCHEMA_VERSION`].
+    pub schema_version: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<Gateway>,
+    /// AIGatewayRoutes, sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+    /// Every rule match of every route, in the order they are tried (Gateway API precedence).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<MatchEntry>,
+    /// AIServiceBackends (and InferencePools) referenced by routes, sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<Backend>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<Quota>,
+}
+
+/// A Gateway: where to listen, and its GatewayConfig.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Gateway {
+    pub name: String,
+    pub listeners: Vec<Listener>,
+    /// Request costs every route of this Gateway records (GatewayConfig `globalLLMRequestCosts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub llm_request_costs: Vec<RequestCost>,
+    /// The GatewayConfig it uses, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Upstream traffic goes through this HTTP proxy (GatewayConfig `forwardProxy.address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_proxy: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Listener {
+    pub name: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    /// Only requests for this host (exact, or `*.suffix`) are served here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Certificate and key for HTTPS: Secrets of type `kubernetes.io/tls` (`tls.crt`, `tls.key`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<ObjectRef>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    Http,
+    Https,
+}
+
+/// An AIGatewayRoute.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    pub name: String,
+    /// The Gateways (and optionally listeners) it attaches to.
+    pub parents: Vec<Parent>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    pub rules: Vec<Rule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub llm_request_costs: Vec<RequestCost>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Parent {
+    /// Index into `gateways`.
+    pub gateway: usize,
+    /// Only the listener of this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    /// Only listeners on this port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub backends: Vec<BackendRef>,
+    /// Whole-request timeout (the rule's `timeouts.request`, 60 s by default).
+    pub request_timeout_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_request_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout_ms: Option<u64>,
+    /// Models this rule serves by exact name, for `/v1/models`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<Model>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub name: String,
+    pub owned_by: String,
+    /// Unix seconds (`modelsCreatedAt`); absent when the route does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
+}
+
+/// One entry of the match order: a route's rule and one of its matches.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MatchEntry {
+    pub route: usize,
+    pub rule: usize,
+    /// All must match; none means every request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatch>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeaderMatch {
+    /// Lower case.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: MatchKind,
+    pub value: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchKind {
+    Exact,
+    RegularExpression,
+}
+
+/// A rule's reference to a backend, with the route-level settings merged over the backend's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendRef {
+    /// Index into `backends`.
+    pub backend: usize,
+    pub weight: u32,
+    /// Lower is preferred; higher priorities take traffic only when the lower ones fail.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_name_override: Option<String>,
+    #[serde(default, skip_serializing_if = "HeaderMutation::is_empty")]
+    pub header_mutation: HeaderMutation,
+    #[serde(default, skip_serializing_if = "BodyMutation::is_empty")]
+    pub body_mutation: BodyMutation,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeaderMutation {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<NameValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+impl HeaderMutation {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// Top-level JSON fields of the request body to set (value is JSON text) or remove.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BodyMutation {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<NameValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+impl BodyMutation {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NameValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// An AIServiceBackend with everything needed to call it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Backend {
+    pub name: String,
+    pub schema: Schema,
+    /// The Envoy Gateway Backend it sends to (`namespace/name`); absent for InferencePools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+    /// Set when the backend is an InferencePool (endpoint picking is the pool's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inference_pool: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Schema {
+    /// `OpenAI`, `AzureOpenAI`, `AWSBedrock`, `AWSAnthropic`, `GCPVertexAI`, `GCPAnthropic`,
+    /// `Anthropic`, `Cohere`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Fqdn { hostname: String, port: u16 },
+    Ip { address: String, port: u16 },
+    Unix { path: String },
+}
+
+/// Upstream TLS, from the BackendTLSPolicy that targets the Backend.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tls {
+    /// SNI and the name the certificate must carry.
+    pub hostname: String,
+    /// Trust the system's CA bundle.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub system_cas: bool,
+    /// CA bundles (ConfigMaps or Secrets, key `ca.crt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_certificates: Vec<ObjectRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<String>,
+}
+
+/// A Kubernetes object by kind, namespace and name (a Secret or ConfigMap).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// One key of a Secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
+
+/// How to authenticate to a backend (its BackendSecurityPolicy).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Auth {
+    /// The BackendSecurityPolicy, by name.
+    pub policy: String,
+    #[serde(flatten)]
+    pub method: AuthMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_override: Option<CredentialOverride>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum AuthMethod {
+    /// `Authorization: Bearer <key>`.
+    APIKey { secret: SecretRef },
+    /// `api-key: <key>`.
+    AzureAPIKey { secret: SecretRef },
+    /// `x-api-key: <key>`.
+    AnthropicAPIKey { secret: SecretRef },
+    /// SigV4; credentials from the Secret's ini file, or the environment when absent.
+    AWSCredentials {
+        region: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials_file: Option<SecretRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role_arn: Option<String>,
+    },
+    /// OAuth2 client credentials against the tenant.
+    AzureCredentials {
+        client_id: String,
+        tenant_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_secret: Option<SecretRef>,
+    },
+    /// A service-account key exchanged for an access token, or workload identity federation.
+    GCPCredentials {
+        project: String,
+        region: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service_account_key: Option<SecretRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workload_identity: Option<GcpWorkloadIdentity>,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GcpWorkloadIdentity {
+    pub project_id: String,
+    pub pool: String,
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+}
+
+/// Take the credential from the request instead of the configured one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CredentialOverride {
+    /// The request header carrying it (the backend's own auth header when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    pub fallback_to_configured: bool,
+}
+
+/// A value recorded per request for costs and quotas.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestCost {
+    pub metadata_key: String,
+    /// `InputToken`, `CachedInputToken`, `CacheCreationInputToken`, `OutputToken`,
+    /// `ReasoningToken`, `TotalToken` or `CEL`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cel: Option<String>,
+}
+
+/// A QuotaPolicy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Quota {
+    pub name: String,
+    /// Indices into `backends`.
+    pub backends: Vec<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<QuotaLimit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_model: Vec<ModelQuota>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuotaLimit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_expression: Option<String>,
+    pub limit: i64,
+    pub window_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelQuota {
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_expression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_bucket: Option<QuotaLimit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bucket_rules: Vec<BucketRule>,
+}
+
+/// A bucket for the clients a selector picks. Selector fields mirror the QuotaPolicy's
+/// `clientSelectors` (headers, methods, path, sourceCIDR, queryParams) as written there.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BucketRule {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_selectors: Vec<serde_json::Value>,
+    pub limit: i64,
+    pub window_ms: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow_mode: bool,
+}
