@@ -45,7 +45,9 @@ fn major(version: &str) -> &str {
 
 pub(crate) fn check_version(found: &str) -> Result<(), TableError> {
     let supported = major(SCHEMA_VERSION);
-    let ok = major(found) == supported && found.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let parts: Vec<&str> = found.split('.').collect();
+    let well_formed = parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let ok = well_formed && major(found) == supported;
     if ok {
         Ok(())
     } else {

@@ -8,15 +8,15 @@ use aigw_compiler::{check, CheckOptions};
 use aigw_diag::{render_text, RenderOptions};
 use std::path::PathBuf;
 
-struct Case {
-    name: String,
-    dir: PathBuf,
-    files: Vec<PathBuf>,
-    expect_error: bool,
-    options: CheckOptions,
+pub(crate) struct Case {
+    pub name: String,
+    pub dir: PathBuf,
+    pub files: Vec<PathBuf>,
+    pub expect_error: bool,
+    pub options: CheckOptions,
 }
 
-fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     let base = root().join("testdata/compile");
     let mut areas: Vec<_> = std::fs::read_dir(&base).expect("testdata").flatten().map(|e| e.path()).collect();

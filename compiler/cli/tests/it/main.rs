@@ -1,6 +1,7 @@
 //! Integration tests of the compiler: the testdata cases with their diagnostics snapshots, the
-//! reference corpus, the CLI's contract (exit codes, formats, inputs) and tidy checks.
+//! reference corpus, the artifacts of `aigw compile`, the CLI's contract (exit codes, formats, inputs) and tidy checks.
 
+mod artifacts;
 mod cases;
 mod cli;
 mod conformance;
