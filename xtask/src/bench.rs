@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -48,37 +48,53 @@ pub fn run(args: &[String]) -> Result<()> {
     let binary = root.join("target/release/aigw");
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
-    println!("| routes | documents | input | check wall (median of 5) | peak RSS |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!("| routes | documents | input | check wall | check peak RSS | compile wall (all targets) | compile peak RSS | table.json |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for routes in sizes {
         let file = dir.join(format!("compile-{routes}.yaml"));
+        let out = dir.join(format!("out-{routes}"));
         let text = generate(routes);
         std::fs::write(&file, &text)?;
-        let mut times: Vec<Duration> = (0..5).map(|_| time(&binary, &file)).collect::<Result<_>>()?;
-        times.sort();
-        let rss = peak_rss(&binary, &file).map_or_else(|| "n/a".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
+        let check: Vec<String> = vec!["check".into(), file.display().to_string()];
+        let compile: Vec<String> = vec!["compile".into(), file.display().to_string(), "--out".into(), out.display().to_string()];
+        let (check_wall, check_rss) = measure(&binary, &check)?;
+        let (compile_wall, compile_rss) = measure(&binary, &compile)?;
+        let table = std::fs::metadata(out.join("table.json")).map(|m| m.len()).unwrap_or(0);
         println!(
-            "| {routes} | {} | {:.1} MiB | {:.1} ms | {rss} |",
+            "| {routes} | {} | {:.1} MiB | {check_wall} | {check_rss} | {compile_wall} | {compile_rss} | {:.1} MiB |",
             1 + 4 * routes,
-            text.len() as f64 / (1024.0 * 1024.0),
-            times[2].as_secs_f64() * 1000.0
+            mib(text.len() as u64),
+            mib(table),
         );
     }
+    println!("(wall: median of 5 runs; the table load benchmark: `cargo bench -p aigw-table --bench load`, after this)");
     Ok(())
 }
 
-fn time(binary: &Path, file: &PathBuf) -> Result<Duration> {
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Median wall time of 5 runs and peak RSS of one, formatted.
+fn measure(binary: &Path, args: &[String]) -> Result<(String, String)> {
+    let mut times: Vec<Duration> = (0..5).map(|_| time(binary, args)).collect::<Result<_>>()?;
+    times.sort();
+    let rss = peak_rss(binary, args).map_or_else(|| "n/a".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
+    Ok((format!("{:.1} ms", times[2].as_secs_f64() * 1000.0), rss))
+}
+
+fn time(binary: &Path, args: &[String]) -> Result<Duration> {
     let start = Instant::now();
-    let output = Command::new(binary).arg("check").arg(file).output()?;
+    let output = Command::new(binary).args(args).output()?;
     let elapsed = start.elapsed();
     if !output.status.success() {
-        bail!("aigw check failed on {}:\n{}", file.display(), String::from_utf8_lossy(&output.stderr));
+        bail!("aigw {} failed:\n{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
     }
     Ok(elapsed)
 }
 
 /// Peak resident memory of one run in KiB, via GNU time where installed.
-fn peak_rss(binary: &Path, file: &Path) -> Option<u64> {
-    let output = Command::new("/usr/bin/time").args(["-f", "%M"]).arg(binary).arg("check").arg(file).output().ok()?;
+fn peak_rss(binary: &Path, args: &[String]) -> Option<u64> {
+    let output = Command::new("/usr/bin/time").args(["-f", "%M"]).arg(binary).args(args).output().ok()?;
     String::from_utf8_lossy(&output.stderr).lines().last()?.trim().parse().ok()
 }

@@ -31,28 +31,25 @@ const ROOT_PREFIX: &str = "/";
 const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
 
 /// The generated resources, in a stable order: per AIGatewayRoute (by namespace and name) its
-/// HTTPRoute, then its host-rewrite and route-not-found filters.
-pub fn resources(ir: &Ir) -> Vec<Value> {
-    let mut out = Vec::new();
-    for (id, route) in ir.objects(Kind::AIGatewayRoute) {
-        let Some(Spec::AIGatewayRoute(spec)) = &route.spec else { continue };
-        out.push(http_route(ir, id, route, spec));
-        out.push(filter(route, HOST_REWRITE_PREFIX, json!({"urlRewrite": {"hostname": {"type": "Backend"}}})));
-        out.push(filter(
-            route,
-            NOT_FOUND_PREFIX,
-            json!({"directResponse": {"body": {"inline": NOT_FOUND_BODY}, "statusCode": 404}}),
-        ));
-    }
-    out
+/// HTTPRoute, then its host-rewrite and route-not-found filters. Made one at a time, so that a
+/// large input is never held twice.
+pub fn resources(ir: &Ir) -> impl Iterator<Item = Value> + '_ {
+    ir.objects(Kind::AIGatewayRoute).flat_map(move |(id, route)| {
+        let Some(Spec::AIGatewayRoute(spec)) = &route.spec else { return Vec::new() };
+        vec![
+            http_route(ir, id, route, spec),
+            filter(route, HOST_REWRITE_PREFIX, json!({"urlRewrite": {"hostname": {"type": "Backend"}}})),
+            filter(route, NOT_FOUND_PREFIX, json!({"directResponse": {"body": {"inline": NOT_FOUND_BODY}, "statusCode": 404}})),
+        ]
+    })
 }
 
 /// Renders resources as one multi-document YAML stream.
-pub fn to_yaml(resources: &[Value]) -> Result<String, serde_saphyr::ser::Error> {
+pub fn to_yaml(resources: impl IntoIterator<Item = Value>) -> Result<String, serde_saphyr::ser::Error> {
     let mut text = String::new();
     for resource in resources {
         text.push_str("---\n");
-        text.push_str(&serde_saphyr::to_string(resource)?);
+        serde_saphyr::to_fmt_writer(&mut text, &resource)?;
     }
     Ok(text)
 }

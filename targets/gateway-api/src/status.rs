@@ -24,19 +24,19 @@ pub const STATUS_KINDS: &[(Kind, &str)] = &[
 
 /// One document per object of a [`STATUS_KINDS`] kind, in that order, then by namespace and name.
 /// Errors in `diagnostics` that name an object make it `NotAccepted`.
-pub fn status(ir: &Ir, diagnostics: &[Diagnostic]) -> Vec<Value> {
-    let mut out = Vec::new();
-    for (kind, success) in STATUS_KINDS {
-        for (_, object) in ir.objects(*kind) {
-            let errors: Vec<&str> = diagnostics
+pub fn status<'a>(ir: &'a Ir, diagnostics: &'a [Diagnostic]) -> impl Iterator<Item = Value> + 'a {
+    let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.severity() == Severity::Error).collect();
+    STATUS_KINDS.iter().flat_map(move |(kind, success)| {
+        let errors = errors.clone();
+        ir.objects(*kind).map(move |(_, object)| {
+            let errors: Vec<&str> = errors
                 .iter()
-                .filter(|d| d.severity() == Severity::Error)
                 .filter(|d| {
                     d.resource().is_some_and(|r| {
                         r.kind == object.kind_name && r.namespace == object.namespace && r.name == object.name
                     })
                 })
-                .map(Diagnostic::message)
+                .map(|d| d.message())
                 .collect();
             let (kind_name, accepted) = (object.kind_name, errors.is_empty());
             let (condition, status, reason, message) = if accepted {
@@ -45,7 +45,7 @@ pub fn status(ir: &Ir, diagnostics: &[Diagnostic]) -> Vec<Value> {
                 ("NotAccepted", "False", "ReconciliationFailed", errors.join("; "))
             };
             let reason = if *kind == Kind::GatewayConfig { condition } else { reason };
-            out.push(json!({
+            json!({
                 "apiVersion": object.api_version,
                 "kind": kind_name,
                 "metadata": {"name": object.name, "namespace": object.namespace},
@@ -55,8 +55,7 @@ pub fn status(ir: &Ir, diagnostics: &[Diagnostic]) -> Vec<Value> {
                     "reason": reason,
                     "message": message,
                 }]},
-            }));
-        }
-    }
-    out
+            })
+        })
+    })
 }
