@@ -14,6 +14,8 @@ use std::path::Path;
 pub enum Target {
     /// `gateway-api.yaml` and `status.yaml`.
     GatewayApi,
+    /// `envoy.yaml`.
+    Envoy,
     /// `table.json`.
     Table,
     /// `topology.dot`, `topology.mmd` (and `topology.svg` with Graphviz).
@@ -21,12 +23,13 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: &[Target] = &[Target::GatewayApi, Target::Table, Target::Topology];
+    pub const ALL: &[Target] = &[Target::GatewayApi, Target::Envoy, Target::Table, Target::Topology];
 
     /// The files a target owns.
     pub fn files(self) -> &'static [&'static str] {
         match self {
             Target::GatewayApi => &["gateway-api.yaml", "status.yaml"],
+            Target::Envoy => &["envoy.yaml"],
             Target::Table => &["table.json"],
             Target::Topology => &["topology.dot", "topology.mmd", "topology.svg"],
         }
@@ -53,8 +56,15 @@ pub enum CompileError {
     Io { path: String, source: std::io::Error },
 }
 
-/// Produces the artifacts of `targets` from a checked input without errors.
+/// Produces the artifacts of `targets` from a checked input without errors, with the default
+/// Envoy options.
 pub fn artifacts(checked: &Checked, targets: &[Target]) -> Result<Vec<Artifact>, CompileError> {
+    artifacts_with(checked, targets, &aigw_target_envoy::Options::default())
+}
+
+/// Produces the artifacts of `targets`; `envoy` says where the Envoy bootstrap finds mounted
+/// Secrets and the aigw runtime.
+pub fn artifacts_with(checked: &Checked, targets: &[Target], envoy: &aigw_target_envoy::Options) -> Result<Vec<Artifact>, CompileError> {
     let Some(ir) = checked.ir.as_ref().filter(|_| !checked.has_errors()) else {
         return Err(CompileError::HasErrors);
     };
@@ -66,7 +76,7 @@ pub fn artifacts(checked: &Checked, targets: &[Target]) -> Result<Vec<Artifact>,
     let parts: Vec<Result<Vec<Artifact>, CompileError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = [first, rest]
             .into_iter()
-            .map(|group| scope.spawn(move || group.into_iter().map(|t| build(ir, diagnostics, t)).collect::<Vec<_>>()))
+            .map(|group| scope.spawn(move || group.into_iter().map(|t| build(ir, diagnostics, envoy, t)).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
@@ -81,7 +91,7 @@ pub fn artifacts(checked: &Checked, targets: &[Target]) -> Result<Vec<Artifact>,
     Ok(out)
 }
 
-fn build(ir: &aigw_ir::Ir, diagnostics: &[aigw_diag::Diagnostic], target: Target) -> Result<Vec<Artifact>, CompileError> {
+fn build(ir: &aigw_ir::Ir, diagnostics: &[aigw_diag::Diagnostic], envoy: &aigw_target_envoy::Options, target: Target) -> Result<Vec<Artifact>, CompileError> {
     let artifact = |name, bytes: Vec<u8>| Artifact { name, bytes, checked: true };
     let yaml = |name, docs: Box<dyn Iterator<Item = serde_json::Value> + '_>| {
         aigw_target_gateway_api::to_yaml(docs).map(|text| artifact(name, text.into_bytes())).map_err(|e| CompileError::Serialize { name, reason: e.to_string() })
@@ -91,6 +101,11 @@ fn build(ir: &aigw_ir::Ir, diagnostics: &[aigw_diag::Diagnostic], target: Target
             yaml("gateway-api.yaml", Box::new(aigw_target_gateway_api::resources(ir)))?,
             yaml("status.yaml", Box::new(aigw_target_gateway_api::status(ir, diagnostics)))?,
         ],
+        Target::Envoy => {
+            let bootstrap = aigw_target_envoy::bootstrap(&aigw_target_table::table(ir), envoy);
+            let yaml = aigw_target_envoy::to_yaml(&bootstrap).map_err(|e| CompileError::Serialize { name: "envoy.yaml", reason: e.to_string() })?;
+            vec![artifact("envoy.yaml", yaml.into_bytes())]
+        }
         Target::Table => {
             let table = aigw_target_table::table(ir);
             let json = aigw_table::to_json(&table).map_err(|e| CompileError::Serialize { name: "table.json", reason: e.to_string() })?;

@@ -111,8 +111,10 @@ fn names_reason(ours: &Diagnostic, reason: &str) -> bool {
 }
 
 /// Checks every example with its folder's base, in `--open` mode; errors fail.
-pub fn run_examples(dir: &Path) -> std::io::Result<Report> {
-    let mut report = Report::default();
+/// Every example file with the inputs it is checked with: the file alone, or after its folder's
+/// `basic.yaml`/`base.yaml` when it defines no Gateway of its own.
+pub fn example_inputs(dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<PathBuf>)>> {
+    let mut out = Vec::new();
     let mut folders: Vec<PathBuf> = std::fs::read_dir(dir.join("examples"))?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     folders.sort();
     for folder in folders {
@@ -120,20 +122,33 @@ pub fn run_examples(dir: &Path) -> std::io::Result<Report> {
         files.sort();
         let base = files.iter().find(|f| f.ends_with("basic.yaml") || f.ends_with("base.yaml")).cloned();
         for file in &files {
-            report.total += 1;
             let text = std::fs::read_to_string(file)?;
             let own_gateway = text.lines().any(|l| l.trim() == "kind: Gateway");
             let mut inputs = vec![file.clone()];
             if let Some(base) = base.as_ref().filter(|b| *b != file && !own_gateway) {
                 inputs.insert(0, base.clone());
             }
-            let checked = check(read(&inputs)?, CheckOptions { open: true, admission_only: false });
-            let errors: Vec<String> = checked.diagnostics.iter().filter(|d| d.severity() == Severity::Error).map(|d| d.message().to_owned()).collect();
-            if errors.is_empty() {
-                report.passed += 1;
-            } else {
-                report.failures.push(format!("{}: {}", file.display(), errors.join(" | ")));
-            }
+            out.push((file.clone(), inputs));
+        }
+    }
+    Ok(out)
+}
+
+/// Checks an example's inputs as the conformance run does (`--open`).
+pub fn check_example(inputs: &[PathBuf]) -> std::io::Result<crate::Checked> {
+    Ok(check(read(inputs)?, CheckOptions { open: true, admission_only: false }))
+}
+
+pub fn run_examples(dir: &Path) -> std::io::Result<Report> {
+    let mut report = Report::default();
+    for (file, inputs) in example_inputs(dir)? {
+        report.total += 1;
+        let checked = check_example(&inputs)?;
+        let errors: Vec<String> = checked.diagnostics.iter().filter(|d| d.severity() == Severity::Error).map(|d| d.message().to_owned()).collect();
+        if errors.is_empty() {
+            report.passed += 1;
+        } else {
+            report.failures.push(format!("{}: {}", file.display(), errors.join(" | ")));
         }
     }
     Ok(report)

@@ -54,12 +54,16 @@ enum Command {
         /// Format of the diagnostics.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Where Envoy finds mounted Secrets (`<dir>/<namespace>/<name>/<key>`), for envoy.yaml.
+        #[arg(long, default_value = "/etc/aigw/secrets")]
+        secrets_dir: String,
     },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum TargetArg {
     GatewayApi,
+    Envoy,
     Table,
     Topology,
 }
@@ -68,6 +72,7 @@ impl From<TargetArg> for Target {
     fn from(target: TargetArg) -> Self {
         match target {
             TargetArg::GatewayApi => Target::GatewayApi,
+            TargetArg::Envoy => Target::Envoy,
             TargetArg::Table => Target::Table,
             TargetArg::Topology => Target::Topology,
         }
@@ -86,19 +91,28 @@ fn main() -> ExitCode {
         Command::Check { paths, format, open, admission_only } => {
             run_check(&paths, format, CheckOptions { open, admission_only })
         }
-        Command::Compile { paths, out, target, check, open, format } => {
+        Command::Compile { paths, out, target, check, open, format, secrets_dir } => {
             let mut targets: Vec<Target> = target.into_iter().map(Target::from).collect();
             if targets.is_empty() {
                 targets = Target::ALL.to_vec();
             }
             targets.sort();
             targets.dedup();
-            run_compile(&paths, &out, &targets, check, open, format)
+            let envoy = aigw_target_envoy::Options { secrets_dir, ..Default::default() };
+            run_compile(&paths, &out, &targets, &envoy, check, open, format)
         }
     }
 }
 
-fn run_compile(paths: &[PathBuf], out: &std::path::Path, targets: &[Target], verify: bool, open: bool, format: Format) -> ExitCode {
+fn run_compile(
+    paths: &[PathBuf],
+    out: &std::path::Path,
+    targets: &[Target],
+    envoy: &aigw_target_envoy::Options,
+    verify: bool,
+    open: bool,
+    format: Format,
+) -> ExitCode {
     let sources = match inputs::read_inputs(paths) {
         Ok(sources) => sources,
         Err(error) => {
@@ -110,7 +124,7 @@ fn run_compile(paths: &[PathBuf], out: &std::path::Path, targets: &[Target], ver
     if report(&checked, format).is_err() {
         return ExitCode::from(2);
     }
-    let code = match compile::artifacts(&checked, targets) {
+    let code = match compile::artifacts_with(&checked, targets, envoy) {
         Err(compile::CompileError::HasErrors) => ExitCode::from(1),
         Err(error) => {
             eprintln!("error: {error}");

@@ -35,7 +35,7 @@ fn every_valid_case_has_a_snapshot_of_every_artifact() {
     for (name, dir, files, options) in cases {
         let produced = compile(&files, options);
         let names: Vec<&str> = produced.iter().filter(|a| a.checked).map(|a| a.name).collect();
-        assert_eq!(names, ["gateway-api.yaml", "status.yaml", "table.json", "topology.dot", "topology.mmd"], "{name}");
+        assert_eq!(names, ["envoy.yaml", "gateway-api.yaml", "status.yaml", "table.json", "topology.dot", "topology.mmd"], "{name}");
         for artifact in produced.iter().filter(|a| a.checked) {
             let text = String::from_utf8(artifact.bytes.clone()).expect("utf-8 artifact");
             insta::with_settings!({

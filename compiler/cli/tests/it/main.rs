@@ -5,6 +5,7 @@ mod artifacts;
 mod cases;
 mod cli;
 mod conformance;
+mod envoy;
 mod tidy;
 
 use std::path::{Path, PathBuf};
