@@ -115,7 +115,8 @@ fn build(ir: &aigw_ir::Ir, diagnostics: &[aigw_diag::Diagnostic], envoy: &aigw_t
             let picture = aigw_target_topology::picture(ir);
             let dot = aigw_target_topology::dot(&picture);
             let mut out = vec![artifact("topology.mmd", aigw_target_topology::mermaid(&picture).into_bytes())];
-            if let Some(svg) = render_svg(&dot) {
+            let shapes: usize = picture.namespaces.values().map(Vec::len).sum();
+            if let Some(svg) = (shapes <= SVG_MAX_SHAPES).then(|| render_svg(&dot)).flatten() {
                 out.push(Artifact { name: "topology.svg", bytes: svg, checked: false });
             }
             out.push(artifact("topology.dot", dot.into_bytes()));
@@ -124,18 +125,41 @@ fn build(ir: &aigw_ir::Ir, diagnostics: &[aigw_diag::Diagnostic], envoy: &aigw_t
     })
 }
 
-/// Runs Graphviz when it is installed; `None` when it is not (or fails).
+/// Graphviz layout grows much faster than the graph: past this many boxes no SVG is drawn (a
+/// picture that large is unreadable anyway; the DOT and Mermaid files are still written).
+pub const SVG_MAX_SHAPES: usize = 400;
+/// And Graphviz is stopped if it takes longer than this.
+const SVG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs Graphviz when it is installed; `None` when it is not, fails or runs too long.
 fn render_svg(dot: &str) -> Option<Vec<u8>> {
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::process::{Command, Stdio};
     let mut child = Command::new("dot").arg("-Tsvg").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
     let mut stdin = child.stdin.take()?;
+    let mut stdout = child.stdout.take()?;
     let text = dot.to_owned();
-    // Write from another thread so a large graph cannot deadlock on full pipes.
+    // Write and read on other threads so a large graph cannot deadlock on full pipes.
     let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
-    let output = child.wait_with_output().ok()?;
+    let reader = std::thread::spawn(move || {
+        let mut svg = Vec::new();
+        stdout.read_to_end(&mut svg).map(|_| svg)
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < SVG_TIMEOUT => std::thread::sleep(std::time::Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    };
     writer.join().ok()?.ok()?;
-    output.status.success().then_some(output.stdout)
+    let svg = reader.join().ok()?.ok()?;
+    status.success().then_some(svg)
 }
 
 /// Writes every artifact into `dir` (created if needed), each through a temporary file and a
