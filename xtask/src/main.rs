@@ -1,8 +1,10 @@
 //! `cargo xtask`: project tasks that are not tests. `conformance` runs the reference corpus in
-//! place and prints the figures; `bench` generates the compile benchmark inputs and times
-//! `aigw check` on them.
+//! place and prints the figures; `compile` compiles the repository's valid cases into committed
+//! outputs (or `--check`s them); `bench` generates the compile benchmark inputs and times
+//! `aigw check` and `aigw compile` on them.
 
 mod bench;
+mod compile;
 
 use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
@@ -12,8 +14,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("conformance") => conformance(),
         Some("bench") => bench::run(&args[1..]),
+        Some("compile") => compile::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <conformance | bench [compile] [--sizes 100,1000,10000]>");
+            eprintln!("usage: cargo xtask <conformance | compile [--check] | bench [compile] [--sizes 100,1000,10000]>");
             return ExitCode::from(2);
         }
     };
