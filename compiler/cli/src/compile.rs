@@ -76,7 +76,13 @@ pub fn artifacts_with(checked: &Checked, targets: &[Target], envoy: &aigw_target
     let parts: Vec<Result<Vec<Artifact>, CompileError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = [first, rest]
             .into_iter()
-            .map(|group| scope.spawn(move || group.into_iter().map(|t| build(ir, diagnostics, envoy, t)).collect::<Vec<_>>()))
+            .map(|group| {
+                scope.spawn(move || {
+                    // The Envoy target is built from the table: make it once for both.
+                    let table = std::cell::OnceCell::new();
+                    group.into_iter().map(|t| build(ir, diagnostics, envoy, &table, t)).collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -91,7 +97,14 @@ pub fn artifacts_with(checked: &Checked, targets: &[Target], envoy: &aigw_target
     Ok(out)
 }
 
-fn build(ir: &aigw_ir::Ir, diagnostics: &[aigw_diag::Diagnostic], envoy: &aigw_target_envoy::Options, target: Target) -> Result<Vec<Artifact>, CompileError> {
+fn build(
+    ir: &aigw_ir::Ir,
+    diagnostics: &[aigw_diag::Diagnostic],
+    envoy: &aigw_target_envoy::Options,
+    table: &std::cell::OnceCell<aigw_table::Table>,
+    target: Target,
+) -> Result<Vec<Artifact>, CompileError> {
+    let table = || table.get_or_init(|| aigw_target_table::table(ir));
     let artifact = |name, bytes: Vec<u8>| Artifact { name, bytes, checked: true };
     let yaml = |name, docs: Box<dyn Iterator<Item = serde_json::Value> + '_>| {
         aigw_target_gateway_api::to_yaml(docs).map(|text| artifact(name, text.into_bytes())).map_err(|e| CompileError::Serialize { name, reason: e.to_string() })
@@ -102,13 +115,12 @@ fn build(ir: &aigw_ir::Ir, diagnostics: &[aigw_diag::Diagnostic], envoy: &aigw_t
             yaml("status.yaml", Box::new(aigw_target_gateway_api::status(ir, diagnostics)))?,
         ],
         Target::Envoy => {
-            let bootstrap = aigw_target_envoy::bootstrap(&aigw_target_table::table(ir), envoy);
+            let bootstrap = aigw_target_envoy::bootstrap(table(), envoy);
             let yaml = aigw_target_envoy::to_yaml(&bootstrap).map_err(|e| CompileError::Serialize { name: "envoy.yaml", reason: e.to_string() })?;
             vec![artifact("envoy.yaml", yaml.into_bytes())]
         }
         Target::Table => {
-            let table = aigw_target_table::table(ir);
-            let json = aigw_table::to_json(&table).map_err(|e| CompileError::Serialize { name: "table.json", reason: e.to_string() })?;
+            let json = aigw_table::to_json(table()).map_err(|e| CompileError::Serialize { name: "table.json", reason: e.to_string() })?;
             vec![artifact("table.json", json.into_bytes())]
         }
         Target::Topology => {

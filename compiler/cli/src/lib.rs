@@ -6,6 +6,7 @@
 pub mod compile;
 pub mod conformance;
 pub mod inputs;
+pub mod testdata;
 
 use aigw_diag::{Diagnostic, Diagnostics, Severity, SourceMap};
 pub use aigw_lower::Options as GraphOptions;

@@ -113,12 +113,9 @@ fn run_compile(
     open: bool,
     format: Format,
 ) -> ExitCode {
-    let sources = match inputs::read_inputs(paths) {
+    let sources = match read(paths) {
         Ok(sources) => sources,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let checked = check(sources, CheckOptions { open, admission_only: false });
     if report(&checked, format).is_err() {
@@ -160,6 +157,14 @@ fn run_compile(
     code
 }
 
+/// Reads the inputs; on failure says why and gives exit code 2.
+fn read(paths: &[PathBuf]) -> Result<aigw_diag::SourceMap, ExitCode> {
+    inputs::read_inputs(paths).map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::from(2)
+    })
+}
+
 /// Writes the diagnostics: text to stderr, JSON lines to stdout.
 fn report(checked: &Checked, format: Format) -> std::io::Result<()> {
     match format {
@@ -174,12 +179,9 @@ fn report(checked: &Checked, format: Format) -> std::io::Result<()> {
 }
 
 fn run_check(paths: &[PathBuf], format: Format, options: CheckOptions) -> ExitCode {
-    let sources = match inputs::read_inputs(paths) {
+    let sources = match read(paths) {
         Ok(sources) => sources,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let checked = check(sources, options);
     let written = report(&checked, format);

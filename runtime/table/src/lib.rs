@@ -9,11 +9,16 @@
 mod lookup;
 pub mod schema;
 
-pub use lookup::{ListenerId, Selected, Snapshot};
+pub use lookup::{host_matches, ListenerId, Selected, Snapshot};
 pub use schema::*;
 
 /// The version this crate writes. Readers accept any table of the same major version.
 pub const SCHEMA_VERSION: &str = "1.0";
+
+/// The body of the 404 when no rule takes a request (the reference's text, which users search
+/// for); the Gateway API and Envoy targets write it too.
+pub const NOT_FOUND_BODY: &str =
+    "No matching route found. It is likely because the model specified in your request is not configured in the Gateway.";
 
 /// Why a table was refused.
 #[derive(Debug, thiserror::Error)]
@@ -47,10 +52,9 @@ pub(crate) fn check_version(found: &str) -> Result<(), TableError> {
     let supported = major(SCHEMA_VERSION);
     let parts: Vec<&str> = found.split('.').collect();
     let well_formed = parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    let ok = well_formed && major(found) == supported;
-    if ok {
+    if well_formed && parts[0] == supported {
         Ok(())
     } else {
-        Err(TableError::UnsupportedVersion { found: found.to_owned(), supported: "1" })
+        Err(TableError::UnsupportedVersion { found: found.to_owned(), supported })
     }
 }

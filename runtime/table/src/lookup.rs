@@ -73,7 +73,7 @@ impl Snapshot {
                     .iter()
                     .map(|listener| {
                         (0..table.matches.len())
-                            .filter(|&m| attaches(&table.routes[table.matches[m].route], g, listener))
+                            .filter(|&m| table.routes[table.matches[m].route].attaches(g, listener))
                             .map(|m| m as u32)
                             .collect()
                     })
@@ -150,14 +150,6 @@ impl Matcher {
     }
 }
 
-fn attaches(route: &Route, gateway: usize, listener: &Listener) -> bool {
-    route.parents.iter().any(|p| {
-        p.gateway == gateway
-            && p.section_name.as_deref().is_none_or(|s| s == listener.name)
-            && p.port.is_none_or(|port| port == listener.port)
-    })
-}
-
 fn strip_port(host: &str) -> &str {
     // `[v6]:port`, `name:port`, or bare.
     if let Some(rest) = host.strip_prefix('[') {
@@ -166,8 +158,9 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
 }
 
-/// Gateway API hostname matching: exact (case-insensitive), or `*.suffix` for one or more labels.
-pub(crate) fn host_matches(pattern: &str, host: &str) -> bool {
+/// Gateway API hostname matching: exact (case-insensitive), or `*.suffix` for one or more
+/// labels. `host` may itself be a wildcard (`*.a.example.com` is covered by `*.example.com`).
+pub fn host_matches(pattern: &str, host: &str) -> bool {
     match pattern.strip_prefix("*.") {
         Some(suffix) => {
             host.len() > suffix.len() + 1

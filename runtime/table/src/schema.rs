@@ -83,6 +83,18 @@ pub struct Route {
     pub llm_request_costs: Vec<RequestCost>,
 }
 
+impl Route {
+    /// Whether the route serves `listener` of `gateways[gateway]` (its parentRefs' gateway,
+    /// sectionName and port).
+    pub fn attaches(&self, gateway: usize, listener: &Listener) -> bool {
+        self.parents.iter().any(|p| {
+            p.gateway == gateway
+                && p.section_name.as_deref().is_none_or(|s| s == listener.name)
+                && p.port.is_none_or(|port| port == listener.port)
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Parent {
     /// Index into `gateways`.
@@ -156,40 +168,27 @@ pub struct BackendRef {
     pub priority: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_name_override: Option<String>,
-    #[serde(default, skip_serializing_if = "HeaderMutation::is_empty")]
-    pub header_mutation: HeaderMutation,
-    #[serde(default, skip_serializing_if = "BodyMutation::is_empty")]
-    pub body_mutation: BodyMutation,
+    #[serde(default, skip_serializing_if = "Mutation::is_empty")]
+    pub header_mutation: Mutation,
+    #[serde(default, skip_serializing_if = "Mutation::is_empty")]
+    pub body_mutation: Mutation,
 }
 
 fn is_zero(value: &u32) -> bool {
     *value == 0
 }
 
+/// Values to set and names to remove: request headers (names compared without case) or
+/// top-level JSON fields of the request body (values are JSON text).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct HeaderMutation {
+pub struct Mutation {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set: Vec<NameValue>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
 }
 
-impl HeaderMutation {
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.remove.is_empty()
-    }
-}
-
-/// Top-level JSON fields of the request body to set (value is JSON text) or remove.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct BodyMutation {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub set: Vec<NameValue>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub remove: Vec<String>,
-}
-
-impl BodyMutation {
+impl Mutation {
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.remove.is_empty()
     }

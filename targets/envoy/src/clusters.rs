@@ -3,7 +3,7 @@
 //! ext_proc chain the reference runs before every backend call, and TLS per backend chosen by
 //! endpoint metadata (`transport_socket_matches`), since one rule may mix TLS and plain backends.
 
-use crate::{cluster_name, duration, Options, EXTPROC_CLUSTER};
+use crate::{cluster_name, duration, ext_proc, Options, EXTPROC_CLUSTER};
 use aigw_table::{Endpoint, Table, Tls};
 use serde_json::{json, Value};
 
@@ -121,28 +121,16 @@ pub(crate) fn rule_cluster(table: &Table, r: usize, i: usize, options: &Options)
 /// HTTP/1.1 upstream with the reference's upstream filter chain: ext_proc on request headers
 /// (it rewrites path, headers and body for the backend), `content-length` restored, codec last.
 fn upstream_options() -> Value {
+    let upstream_ext_proc = ext_proc(
+        ["SEND", "NONE", "SKIP", "NONE"],
+        &["xds.upstream_host_metadata.filter_metadata['aigateway.envoy.io']['per_route_rule_backend_name']"],
+    );
     json!({
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
             "explicit_http_config": {"http_protocol_options": {}},
             "http_filters": [
-                {
-                    "name": "upstream_extproc",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-                        "allow_mode_override": true,
-                        "request_attributes": ["xds.upstream_host_metadata.filter_metadata['aigateway.envoy.io']['per_route_rule_backend_name']"],
-                        "processing_mode": {
-                            "request_header_mode": "SEND",
-                            "request_body_mode": "NONE",
-                            "response_header_mode": "SKIP",
-                            "response_body_mode": "NONE",
-                        },
-                        "grpc_service": {"envoy_grpc": {"cluster_name": EXTPROC_CLUSTER}, "timeout": "30s"},
-                        "message_timeout": "60s",
-                        "metadata_options": {"receiving_namespaces": {"untyped": ["io.envoy.ai_gateway"]}},
-                    },
-                },
+                {"name": "upstream_extproc", "typed_config": upstream_ext_proc},
                 {
                     "name": "envoy.filters.http.header_mutation",
                     "typed_config": {

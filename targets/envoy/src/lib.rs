@@ -19,7 +19,7 @@
 
 mod clusters;
 
-use aigw_table::{Gateway, MatchKind, Protocol, Route, Table};
+use aigw_table::{host_matches, Gateway, MatchKind, Protocol, Route, Table, NOT_FOUND_BODY};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -47,8 +47,6 @@ impl Default for Options {
 }
 
 pub const EXTPROC_CLUSTER: &str = "aigw-extproc";
-const NOT_FOUND_BODY: &str =
-    "No matching route found. It is likely because the model specified in your request is not configured in the Gateway.";
 
 /// The bootstrap as a JSON value (serialize it with [`to_yaml`]).
 pub fn bootstrap(table: &Table, options: &Options) -> Value {
@@ -88,20 +86,29 @@ pub(crate) fn cluster_name(route: &Route, rule: usize) -> String {
 }
 
 fn attaches(route: &Route, gateways: &[Gateway], members: &[(usize, usize)]) -> bool {
-    members.iter().any(|&(g, l)| {
-        let listener = &gateways[g].listeners[l];
-        route.parents.iter().any(|p| {
-            p.gateway == g && p.section_name.as_deref().is_none_or(|s| s == listener.name) && p.port.is_none_or(|port| port == listener.port)
-        })
-    })
+    members.iter().any(|&(g, l)| route.attaches(g, &gateways[g].listeners[l]))
 }
 
-/// Gateway API hostname matching, for a concrete host or a wildcard against a pattern.
-fn covers(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => host.len() > suffix.len() + 1 && host.ends_with(suffix) && host.as_bytes()[host.len() - suffix.len() - 1] == b'.',
-        None => pattern == host,
+/// The ext_proc filter config both chains use, pointing at the aigw runtime: `mode` says which
+/// parts of the exchange it sees, `attributes` which request attributes it is sent.
+pub(crate) fn ext_proc(mode: [&str; 4], attributes: &[&str]) -> Value {
+    let mut filter = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+        "allow_mode_override": true,
+    });
+    if !attributes.is_empty() {
+        filter["request_attributes"] = json!(attributes);
     }
+    filter["processing_mode"] = json!({
+        "request_header_mode": mode[0],
+        "request_body_mode": mode[1],
+        "response_header_mode": mode[2],
+        "response_body_mode": mode[3],
+    });
+    filter["grpc_service"] = json!({"envoy_grpc": {"cluster_name": EXTPROC_CLUSTER}, "timeout": "30s"});
+    filter["message_timeout"] = json!("60s");
+    filter["metadata_options"] = json!({"receiving_namespaces": {"untyped": ["io.envoy.ai_gateway"]}});
+    filter
 }
 
 fn listener(table: &Table, port: u16, members: &[(usize, usize)], options: &Options) -> Value {
@@ -123,7 +130,7 @@ fn listener(table: &Table, port: u16, members: &[(usize, usize)], options: &Opti
             .iter()
             .filter(|&&m| {
                 let hostnames = &table.routes[table.matches[m].route].hostnames;
-                hostnames.is_empty() || hostnames.iter().any(|h| h == domain || covers(h, domain))
+                hostnames.is_empty() || hostnames.iter().any(|h| host_matches(h, domain))
             })
             .map(|&m| route(table, m))
             .chain(std::iter::once(not_found()))
@@ -147,22 +154,7 @@ fn listener(table: &Table, port: u16, members: &[(usize, usize)], options: &Opti
             "strip_any_host_port": true,
             "route_config": {"name": name, "virtual_hosts": virtual_hosts},
             "http_filters": [
-                {
-                    "name": "envoy.filters.http.ext_proc",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-                        "allow_mode_override": true,
-                        "processing_mode": {
-                            "request_header_mode": "SEND",
-                            "request_body_mode": "BUFFERED",
-                            "response_header_mode": "SEND",
-                            "response_body_mode": "BUFFERED",
-                        },
-                        "grpc_service": {"envoy_grpc": {"cluster_name": EXTPROC_CLUSTER}, "timeout": "30s"},
-                        "message_timeout": "60s",
-                        "metadata_options": {"receiving_namespaces": {"untyped": ["io.envoy.ai_gateway"]}},
-                    },
-                },
+                {"name": "envoy.filters.http.ext_proc", "typed_config": ext_proc(["SEND", "BUFFERED", "SEND", "BUFFERED"], &[])},
                 {
                     "name": "envoy.filters.http.router",
                     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers": true},

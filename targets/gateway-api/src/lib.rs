@@ -16,6 +16,7 @@ pub use status::{status, STATUS_KINDS};
 use aigw_ir::{Edge, Ir, NodeId};
 use aigw_syntax::model::AIGatewayRouteSpec;
 use aigw_syntax::{Kind, Object, Spec};
+use aigw_table::NOT_FOUND_BODY;
 use serde_json::{json, Map, Value};
 
 pub const GENERATED_ANNOTATION: &str = "gateway.envoyproxy.io/ai-gateway-generated";
@@ -23,9 +24,6 @@ pub const PRIORITY_ANNOTATION: &str = "gateway.envoyproxy.io/backend-ref-priorit
 pub const HOST_REWRITE_PREFIX: &str = "ai-eg-host-rewrite";
 pub const NOT_FOUND_PREFIX: &str = "ai-eg-route-not-found-response";
 pub const NOT_FOUND_RULE: &str = "route-not-found";
-/// The body the reference answers with when no rule matches.
-pub const NOT_FOUND_BODY: &str =
-    "No matching route found. It is likely because the model specified in your request is not configured in the Gateway.";
 const EG_GROUP: &str = "gateway.envoyproxy.io";
 const ROOT_PREFIX: &str = "/";
 const DEFAULT_REQUEST_TIMEOUT: &str = "60s";

@@ -25,18 +25,17 @@ pub const STATUS_KINDS: &[(Kind, &str)] = &[
 /// One document per object of a [`STATUS_KINDS`] kind, in that order, then by namespace and name.
 /// Errors in `diagnostics` that name an object make it `NotAccepted`.
 pub fn status<'a>(ir: &'a Ir, diagnostics: &'a [Diagnostic]) -> impl Iterator<Item = Value> + 'a {
-    let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.severity() == Severity::Error).collect();
     STATUS_KINDS.iter().flat_map(move |(kind, success)| {
-        let errors = errors.clone();
         ir.objects(*kind).map(move |(_, object)| {
-            let errors: Vec<&str> = errors
+            let errors: Vec<&str> = diagnostics
                 .iter()
+                .filter(|d| d.severity() == Severity::Error)
                 .filter(|d| {
                     d.resource().is_some_and(|r| {
                         r.kind == object.kind_name && r.namespace == object.namespace && r.name == object.name
                     })
                 })
-                .map(|d| d.message())
+                .map(Diagnostic::message)
                 .collect();
             let (kind_name, accepted) = (object.kind_name, errors.is_empty());
             let (condition, status, reason, message) = if accepted {

@@ -197,38 +197,38 @@ fn auth(policy: &Object, spec: &BackendSecurityPolicySpec) -> Option<t::Auth> {
 
 /// Route-level `set` wins over the backend's for the same (case-insensitive) name; removals
 /// are united.
-fn merge_headers(route: Option<&HeaderMutation>, backend: Option<&HeaderMutation>) -> t::HeaderMutation {
-    let sets = |m: Option<&HeaderMutation>| m.into_iter().flat_map(|m| &m.set).map(|h| (h.name.clone(), h.value.clone())).collect::<Vec<_>>();
-    let removes = |m: Option<&HeaderMutation>| m.into_iter().flat_map(|m| m.remove.clone()).collect::<Vec<_>>();
-    let (set, remove) = merge(sets(route), sets(backend), removes(route), removes(backend), true);
-    t::HeaderMutation { set, remove }
+fn merge_headers(route: Option<&HeaderMutation>, backend: Option<&HeaderMutation>) -> t::Mutation {
+    fn side(m: Option<&HeaderMutation>) -> Side<'_> {
+        (m.iter().flat_map(|m| &m.set).map(|h| (&h.name, &h.value)).collect(), m.iter().flat_map(|m| &m.remove).collect())
+    }
+    merge(side(route), side(backend), true)
 }
 
 /// As for headers, with field names compared exactly.
-fn merge_body(route: Option<&BodyMutation>, backend: Option<&BodyMutation>) -> t::BodyMutation {
-    let sets = |m: Option<&BodyMutation>| m.into_iter().flat_map(|m| &m.set).map(|f| (f.path.clone(), f.value.clone())).collect::<Vec<_>>();
-    let removes = |m: Option<&BodyMutation>| m.into_iter().flat_map(|m| m.remove.clone()).collect::<Vec<_>>();
-    let (set, remove) = merge(sets(route), sets(backend), removes(route), removes(backend), false);
-    t::BodyMutation { set, remove }
+fn merge_body(route: Option<&BodyMutation>, backend: Option<&BodyMutation>) -> t::Mutation {
+    fn side(m: Option<&BodyMutation>) -> Side<'_> {
+        (m.iter().flat_map(|m| &m.set).map(|f| (&f.path, &f.value)).collect(), m.iter().flat_map(|m| &m.remove).collect())
+    }
+    merge(side(route), side(backend), false)
 }
 
-type Pairs = Vec<(String, String)>;
+/// One side of a merge: the pairs it sets and the names it removes.
+type Side<'a> = (Vec<(&'a String, &'a String)>, Vec<&'a String>);
 
-fn merge(route_set: Pairs, backend_set: Pairs, route_remove: Vec<String>, backend_remove: Vec<String>, fold_case: bool) -> (Vec<t::NameValue>, Vec<String>) {
+fn merge(route: Side<'_>, backend: Side<'_>, fold_case: bool) -> t::Mutation {
     let same = |a: &str, b: &str| if fold_case { a.eq_ignore_ascii_case(b) } else { a == b };
-    let mut set: Vec<t::NameValue> = Vec::new();
-    for (name, value) in route_set.into_iter().chain(backend_set) {
-        if !set.iter().any(|s| same(&s.name, &name)) {
-            set.push(t::NameValue { name, value });
+    let mut out = t::Mutation::default();
+    for (name, value) in route.0.into_iter().chain(backend.0) {
+        if !out.set.iter().any(|s| same(&s.name, name)) {
+            out.set.push(t::NameValue { name: name.clone(), value: value.clone() });
         }
     }
-    let mut remove: Vec<String> = Vec::new();
-    for name in route_remove.into_iter().chain(backend_remove) {
-        if !remove.iter().any(|r| same(r, &name)) {
-            remove.push(name);
+    for name in route.1.into_iter().chain(backend.1) {
+        if !out.remove.iter().any(|r| same(r, name)) {
+            out.remove.push(name.clone());
         }
     }
-    (set, remove)
+    out
 }
 
 /// A QuotaPolicy's table entry; bucket selectors are carried as written.

@@ -8,45 +8,10 @@ use aigw_compiler::{check, CheckOptions};
 use aigw_diag::{render_text, RenderOptions};
 use std::path::PathBuf;
 
-pub(crate) struct Case {
-    pub name: String,
-    pub dir: PathBuf,
-    pub files: Vec<PathBuf>,
-    pub expect_error: bool,
-    pub options: CheckOptions,
-}
+pub(crate) use aigw_compiler::testdata::Case;
 
 pub(crate) fn cases() -> Vec<Case> {
-    let mut out = Vec::new();
-    let base = root().join("testdata/compile");
-    let mut areas: Vec<_> = std::fs::read_dir(&base).expect("testdata").flatten().map(|e| e.path()).collect();
-    areas.sort();
-    for area in areas.into_iter().filter(|p| p.is_dir()) {
-        let mut entries: Vec<_> = std::fs::read_dir(&area).expect("area").flatten().map(|e| e.path()).collect();
-        entries.sort();
-        for entry in entries {
-            let files = if entry.is_dir() {
-                let mut files: Vec<_> = std::fs::read_dir(&entry).expect("case dir").flatten().map(|e| e.path()).collect();
-                files.retain(|f| f.extension().is_some_and(|e| e == "yaml"));
-                files.sort();
-                files
-            } else if entry.extension().is_some_and(|e| e == "yaml") {
-                vec![entry.clone()]
-            } else {
-                continue;
-            };
-            let header: String = files.iter().map(|f| std::fs::read_to_string(f).expect("read")).collect();
-            let name = entry.file_stem().expect("stem").to_string_lossy().into_owned();
-            out.push(Case {
-                name,
-                dir: area.clone(),
-                expect_error: header.contains("# expect: error"),
-                options: CheckOptions { open: header.contains("# options: --open"), admission_only: false },
-                files,
-            });
-        }
-    }
-    out
+    aigw_compiler::testdata::cases(&root()).expect("testdata")
 }
 
 fn render(case: &Case, files: &[PathBuf]) -> (String, bool) {

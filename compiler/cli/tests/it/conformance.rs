@@ -6,7 +6,7 @@ use aigw_compiler::conformance::{corpus_dir, run_admission, run_examples};
 use std::path::PathBuf;
 
 /// The corpus, or `None` after saying the test is skipped.
-fn corpus() -> Option<PathBuf> {
+pub(crate) fn corpus() -> Option<PathBuf> {
     let dir = corpus_dir();
     if dir.is_none() {
         eprintln!("SKIP: reference corpus not found (set AIGW_CONFORMANCE_DIR)");

@@ -8,7 +8,7 @@
 
 use crate::{root, sources};
 use aigw_compiler::compile::{artifacts_with, Target};
-use aigw_compiler::{check, CheckOptions, Checked};
+use aigw_compiler::{check, Checked};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -43,7 +43,7 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
 /// Compiles `checked` with its certificates in place, and validates the bootstrap.
 fn validate(envoy: &Path, scratch: &Path, name: &str, checked: &Checked) -> Result<(), String> {
     let secrets = scratch.join("secrets");
-    let options = aigw_target_envoy_options(&secrets);
+    let options = aigw_target_envoy::Options { secrets_dir: secrets.display().to_string(), ..Default::default() };
     let produced = artifacts_with(checked, &[Target::Envoy, Target::Table], &options).map_err(|e| e.to_string())?;
     let table = produced.iter().find(|a| a.name == "table.json").ok_or("no table")?;
     let table: aigw_table::Table = serde_json::from_slice(&table.bytes).map_err(|e| e.to_string())?;
@@ -67,10 +67,6 @@ fn validate(envoy: &Path, scratch: &Path, name: &str, checked: &Checked) -> Resu
     Ok(())
 }
 
-fn aigw_target_envoy_options(secrets: &Path) -> aigw_target_envoy::Options {
-    aigw_target_envoy::Options { secrets_dir: secrets.display().to_string(), ..Default::default() }
-}
-
 #[test]
 fn real_envoy_accepts_every_compiled_bootstrap() {
     let Some(envoy) = envoy() else {
@@ -90,18 +86,15 @@ fn real_envoy_accepts_every_compiled_bootstrap() {
             failures.push(e);
         }
     }
-    match aigw_compiler::conformance::corpus_dir() {
-        Some(dir) => {
-            for (file, inputs) in aigw_compiler::conformance::example_inputs(&dir).expect("examples") {
-                let checked = aigw_compiler::conformance::check_example(&inputs).expect("read example");
-                let name = file.strip_prefix(&dir).unwrap_or(&file).display().to_string();
-                validated += 1;
-                if let Err(e) = validate(&envoy, &scratch, &name, &checked) {
-                    failures.push(e);
-                }
+    if let Some(dir) = crate::conformance::corpus() {
+        for (file, inputs) in aigw_compiler::conformance::example_inputs(&dir).expect("examples") {
+            let checked = aigw_compiler::conformance::check_example(&inputs).expect("read example");
+            let name = file.strip_prefix(&dir).unwrap_or(&file).display().to_string();
+            validated += 1;
+            if let Err(e) = validate(&envoy, &scratch, &name, &checked) {
+                failures.push(e);
             }
         }
-        None => eprintln!("SKIPPED: the reference examples (corpus absent)"),
     }
     let _ = std::fs::remove_dir_all(&scratch);
     assert!(failures.is_empty(), "{} of {validated} bootstraps refused:\n{}", failures.len(), failures.join("\n"));
