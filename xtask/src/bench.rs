@@ -4,7 +4,7 @@
 //! `/usr/bin/time -f %M` when present). The generator is deterministic, so figures are
 //! comparable across commits.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -35,20 +35,29 @@ pub fn run(args: &[String]) -> Result<()> {
         match arg.as_str() {
             "--sizes" => {
                 let list = iter.next().context("--sizes needs a list")?;
-                sizes = list.split(',').map(str::parse).collect::<Result<_, _>>().context("--sizes")?;
+                sizes = list
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .context("--sizes")?;
             }
             other => bail!("unknown argument `{other}`"),
         }
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO")).args(["build", "--release", "--bin", "aigw"]).current_dir(&root).status()?;
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "aigw"])
+        .current_dir(&root)
+        .status()?;
     if !status.success() {
         bail!("release build failed");
     }
     let binary = root.join("target/release/aigw");
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
-    println!("| routes | documents | input | check wall | check peak RSS | compile wall (all targets) | compile peak RSS | table.json |");
+    println!(
+        "| routes | documents | input | check wall | check peak RSS | compile wall (all targets) | compile peak RSS | table.json |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for routes in sizes {
         let file = dir.join(format!("compile-{routes}.yaml"));
@@ -56,10 +65,17 @@ pub fn run(args: &[String]) -> Result<()> {
         let text = generate(routes);
         std::fs::write(&file, &text)?;
         let check: Vec<String> = vec!["check".into(), file.display().to_string()];
-        let compile: Vec<String> = vec!["compile".into(), file.display().to_string(), "--out".into(), out.display().to_string()];
+        let compile: Vec<String> = vec![
+            "compile".into(),
+            file.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
         let (check_wall, check_rss) = measure(&binary, &check)?;
         let (compile_wall, compile_rss) = measure(&binary, &compile)?;
-        let table = std::fs::metadata(out.join("table.json")).map(|m| m.len()).unwrap_or(0);
+        let table = std::fs::metadata(out.join("table.json"))
+            .map(|m| m.len())
+            .unwrap_or(0);
         println!(
             "| {routes} | {} | {:.1} MiB | {check_wall} | {check_rss} | {compile_wall} | {compile_rss} | {:.1} MiB |",
             1 + 4 * routes,
@@ -67,7 +83,9 @@ pub fn run(args: &[String]) -> Result<()> {
             mib(table),
         );
     }
-    println!("(wall: median of 5 runs; the table load benchmark: `cargo bench -p aigw-table --bench load`, after this)");
+    println!(
+        "(wall: median of 5 runs; the table load benchmark: `cargo bench -p aigw-table --bench load`, after this)"
+    );
     Ok(())
 }
 
@@ -79,7 +97,10 @@ fn mib(bytes: u64) -> f64 {
 fn measure(binary: &Path, args: &[String]) -> Result<(String, String)> {
     let mut times: Vec<Duration> = (0..5).map(|_| time(binary, args)).collect::<Result<_>>()?;
     times.sort();
-    let rss = peak_rss(binary, args).map_or_else(|| "n/a".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
+    let rss = peak_rss(binary, args).map_or_else(
+        || "n/a".to_owned(),
+        |kib| format!("{:.1} MiB", kib as f64 / 1024.0),
+    );
     Ok((format!("{:.1} ms", times[2].as_secs_f64() * 1000.0), rss))
 }
 
@@ -88,13 +109,27 @@ fn time(binary: &Path, args: &[String]) -> Result<Duration> {
     let output = Command::new(binary).args(args).output()?;
     let elapsed = start.elapsed();
     if !output.status.success() {
-        bail!("aigw {} failed:\n{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "aigw {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(elapsed)
 }
 
 /// Peak resident memory of one run in KiB, via GNU time where installed.
 fn peak_rss(binary: &Path, args: &[String]) -> Option<u64> {
-    let output = Command::new("/usr/bin/time").args(["-f", "%M"]).arg(binary).args(args).output().ok()?;
-    String::from_utf8_lossy(&output.stderr).lines().last()?.trim().parse().ok()
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(binary)
+        .args(args)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .last()?
+        .trim()
+        .parse()
+        .ok()
 }

@@ -6,7 +6,7 @@
 mod bench;
 mod compile;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -16,7 +16,9 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("compile") => compile::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <conformance | compile [--check] | bench [compile] [--sizes 100,1000,10000]>");
+            eprintln!(
+                "usage: cargo xtask <conformance | compile [--check] | bench [compile] [--sizes 100,1000,10000]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -32,7 +34,9 @@ fn main() -> ExitCode {
 fn conformance() -> Result<()> {
     use aigw_compiler::conformance::{corpus_dir, run_admission, run_examples};
     let Some(dir) = corpus_dir() else {
-        eprintln!("SKIP: reference corpus not found (set AIGW_CONFORMANCE_DIR or place ../shared beside the checkout)");
+        eprintln!(
+            "SKIP: reference corpus not found (set AIGW_CONFORMANCE_DIR or place ../shared beside the checkout)"
+        );
         return Ok(());
     };
     let admission = run_admission(&dir).context("admission corpus")?;
@@ -40,8 +44,14 @@ fn conformance() -> Result<()> {
     for failure in admission.failures.iter().chain(&examples.failures) {
         eprintln!("FAIL {failure}");
     }
-    eprintln!("admission verdicts: {}/{} match the reference", admission.passed, admission.total);
-    eprintln!("examples: {}/{} check without errors", examples.passed, examples.total);
+    eprintln!(
+        "admission verdicts: {}/{} match the reference",
+        admission.passed, admission.total
+    );
+    eprintln!(
+        "examples: {}/{} check without errors",
+        examples.passed, examples.total
+    );
     if !admission.failures.is_empty() || !examples.failures.is_empty() {
         bail!("conformance failed");
     }

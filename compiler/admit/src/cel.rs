@@ -64,19 +64,32 @@ pub struct CelError {
 
 /// Parses and type-checks a cost expression; it must yield `int` or `uint`.
 pub fn check_cost_expression(source: &str) -> Result<Type, CelError> {
-    let (expr, info) = Parser::new().parse_with_source_info(source).map_err(|errors| {
-        let first = errors.errors.first();
-        let message = first.map_or_else(|| "cannot parse".to_owned(), |e| e.msg.clone());
-        let start = first.map_or(0, |e| line_col_to_offset(source, e.pos));
-        CelError { syntax: true, message, start, end: (start + 1).min(source.len()) }
-    })?;
-    let checker = Checker { info: &info, source };
+    let (expr, info) = Parser::new()
+        .parse_with_source_info(source)
+        .map_err(|errors| {
+            let first = errors.errors.first();
+            let message = first.map_or_else(|| "cannot parse".to_owned(), |e| e.msg.clone());
+            let start = first.map_or(0, |e| line_col_to_offset(source, e.pos));
+            CelError {
+                syntax: true,
+                message,
+                start,
+                end: (start + 1).min(source.len()),
+            }
+        })?;
+    let checker = Checker {
+        info: &info,
+        source,
+    };
     let ty = checker.check(&expr)?;
     match ty {
         Type::Int | Type::UInt => Ok(ty),
         other => Err(checker.error(
             &expr,
-            format!("a cost expression must yield an integer (int or uint), this one yields {}", other.name()),
+            format!(
+                "a cost expression must yield an integer (int or uint), this one yields {}",
+                other.name()
+            ),
         )),
     }
 }
@@ -99,10 +112,20 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn error(&self, expr: &IdedExpr, message: String) -> CelError {
-        let (start, end) = self.info.offset_for(expr.id).unwrap_or((0, self.source.len() as u32));
+        let (start, end) = self
+            .info
+            .offset_for(expr.id)
+            .unwrap_or((0, self.source.len() as u32));
         // The parser reports an inclusive stop offset.
-        let end = (end as usize + 1).max(start as usize + 1).min(self.source.len());
-        CelError { syntax: false, message, start: start as usize, end }
+        let end = (end as usize + 1)
+            .max(start as usize + 1)
+            .min(self.source.len());
+        CelError {
+            syntax: false,
+            message,
+            start: start as usize,
+            end,
+        }
     }
 
     fn check(&self, expr: &IdedExpr) -> Result<Type, CelError> {
@@ -115,7 +138,9 @@ impl Checker<'_> {
                 LiteralValue::String(_) => Type::String,
                 LiteralValue::Null => Type::Null,
                 LiteralValue::Bytes(_) => {
-                    return Err(self.error(expr, "bytes are not supported in a cost expression".into()));
+                    return Err(
+                        self.error(expr, "bytes are not supported in a cost expression".into())
+                    );
                 }
             }),
             Expr::Ident(name) => COST_VARIABLES
@@ -123,12 +148,20 @@ impl Checker<'_> {
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| *t)
                 .ok_or_else(|| self.undeclared(expr, name)),
-            Expr::Call(call) => self.check_call(expr, &call.func_name, call.target.as_deref(), &call.args),
+            Expr::Call(call) => {
+                self.check_call(expr, &call.func_name, call.target.as_deref(), &call.args)
+            }
             Expr::Select(select) => Err(self.error(
                 expr,
-                format!("field selection `.{}` is not supported: the variables are scalars", select.field),
+                format!(
+                    "field selection `.{}` is not supported: the variables are scalars",
+                    select.field
+                ),
             )),
-            _ => Err(self.error(expr, "lists, maps, messages and macros are not supported in a cost expression".into())),
+            _ => Err(self.error(
+                expr,
+                "lists, maps, messages and macros are not supported in a cost expression".into(),
+            )),
         }
     }
 
@@ -138,8 +171,15 @@ impl Checker<'_> {
             Some(close) => format!(" (did you mean `{close}`?)"),
             None => String::new(),
         };
-        let declared = COST_VARIABLES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
-        self.error(expr, format!("undeclared reference to `{name}`{hint}; declared variables: {declared}"))
+        let declared = COST_VARIABLES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.error(
+            expr,
+            format!("undeclared reference to `{name}`{hint}; declared variables: {declared}"),
+        )
     }
 
     fn check_call(
@@ -149,19 +189,35 @@ impl Checker<'_> {
         target: Option<&IdedExpr>,
         args: &[IdedExpr],
     ) -> Result<Type, CelError> {
-        let types = args.iter().map(|a| self.check(a)).collect::<Result<Vec<_>, _>>()?;
+        let types = args
+            .iter()
+            .map(|a| self.check(a))
+            .collect::<Result<Vec<_>, _>>()?;
         let target_type = target.map(|t| self.check(t)).transpose()?;
-        let no_overload = |what: String| Err(self.error(expr, format!("found no matching overload for {what}")));
-        let signature =
-            || format!("`{}` applied to ({})", name.trim_matches('_'), types.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "));
+        let no_overload =
+            |what: String| Err(self.error(expr, format!("found no matching overload for {what}")));
+        let signature = || {
+            format!(
+                "`{}` applied to ({})",
+                name.trim_matches('_'),
+                types
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         match (name, target_type, types.as_slice()) {
             ("_+_", None, [a, b]) if a == b && (a.is_numeric() || *a == Type::String) => Ok(*a),
             ("_-_" | "_*_" | "_/_", None, [a, b]) if a == b && a.is_numeric() => Ok(*a),
             ("_%_", None, [a, b]) if a == b && matches!(a, Type::Int | Type::UInt) => Ok(*a),
             ("-_", None, [a]) if matches!(a, Type::Int | Type::Double) => Ok(*a),
-            ("_==_" | "_!=_", None, [a, b]) if a == b || (a.is_numeric() && b.is_numeric()) => Ok(Type::Bool),
+            ("_==_" | "_!=_", None, [a, b]) if a == b || (a.is_numeric() && b.is_numeric()) => {
+                Ok(Type::Bool)
+            }
             ("_<_" | "_<=_" | "_>_" | "_>=_", None, [a, b])
-                if (a == b && *a != Type::Null && *a != Type::Bool) || (a.is_numeric() && b.is_numeric()) =>
+                if (a == b && *a != Type::Null && *a != Type::Bool)
+                    || (a.is_numeric() && b.is_numeric()) =>
             {
                 Ok(Type::Bool)
             }
@@ -170,19 +226,31 @@ impl Checker<'_> {
             ("_?_:_", None, [Type::Bool, a, b]) if a == b => Ok(*a),
             ("_?_:_", None, [Type::Bool, a, b]) => Err(self.error(
                 expr,
-                format!("the branches of `?:` must have one type, found {} and {}", a.name(), b.name()),
+                format!(
+                    "the branches of `?:` must have one type, found {} and {}",
+                    a.name(),
+                    b.name()
+                ),
             )),
             ("int", None, [a]) if a.is_numeric() || *a == Type::String => Ok(Type::Int),
             ("uint", None, [a]) if a.is_numeric() || *a == Type::String => Ok(Type::UInt),
             ("double", None, [a]) if a.is_numeric() || *a == Type::String => Ok(Type::Double),
             ("string", None, [_]) => Ok(Type::String),
             ("size", None, [Type::String]) | ("size", Some(Type::String), []) => Ok(Type::Int),
-            ("contains" | "startsWith" | "endsWith" | "matches", Some(Type::String), [Type::String]) => Ok(Type::Bool),
-            ("_+_" | "_-_" | "_*_" | "_/_" | "_%_", None, [a, b]) if a.is_numeric() && b.is_numeric() => no_overload(format!(
-                "{}: CEL does not mix numeric types; convert one side, e.g. `{}(...)` or a `u` suffix on literals",
-                signature(),
-                a.name()
-            )),
+            (
+                "contains" | "startsWith" | "endsWith" | "matches",
+                Some(Type::String),
+                [Type::String],
+            ) => Ok(Type::Bool),
+            ("_+_" | "_-_" | "_*_" | "_/_" | "_%_", None, [a, b])
+                if a.is_numeric() && b.is_numeric() =>
+            {
+                no_overload(format!(
+                    "{}: CEL does not mix numeric types; convert one side, e.g. `{}(...)` or a `u` suffix on literals",
+                    signature(),
+                    a.name()
+                ))
+            }
             _ => no_overload(signature()),
         }
     }
@@ -207,16 +275,32 @@ mod tests {
     #[test]
     fn integer_expressions_pass() {
         ok("input_tokens == uint(3) ? 100000000 : 0", Type::Int);
-        ok("input_tokens + cached_input_tokens * 2u + output_tokens", Type::UInt);
-        ok("model == 'gpt-4o' ? total_tokens : uint(double(total_tokens) * 0.5)", Type::UInt);
-        ok("backend.startsWith('aws') && size(route_name) > 3 ? 1 : 2", Type::Int);
+        ok(
+            "input_tokens + cached_input_tokens * 2u + output_tokens",
+            Type::UInt,
+        );
+        ok(
+            "model == 'gpt-4o' ? total_tokens : uint(double(total_tokens) * 0.5)",
+            Type::UInt,
+        );
+        ok(
+            "backend.startsWith('aws') && size(route_name) > 3 ? 1 : 2",
+            Type::Int,
+        );
         ok("reasoning_tokens + cache_creation_input_tokens", Type::UInt);
     }
 
     #[test]
     fn undeclared_names_are_errors_with_a_hint_and_position() {
-        let e = err("input_token + output_tokens", "undeclared reference to `input_token`");
-        assert!(e.message.contains("did you mean `input_tokens`"), "{}", e.message);
+        let e = err(
+            "input_token + output_tokens",
+            "undeclared reference to `input_token`",
+        );
+        assert!(
+            e.message.contains("did you mean `input_tokens`"),
+            "{}",
+            e.message
+        );
         assert_eq!((e.start, e.end), (0, 11));
     }
 

@@ -1,6 +1,6 @@
 //! One constructor per diagnostic admission reports.
 
-use aigw_diag::{codes, Diagnostic, Span};
+use aigw_diag::{Diagnostic, Span, codes};
 
 /// A CRD `x-kubernetes-validations` rule that does not hold. The message is the reference's,
 /// verbatim, so that users find it when they search.
@@ -12,7 +12,10 @@ pub(crate) fn rule(span: Span, field: &str, message: &str) -> Diagnostic {
 
 /// Something the reference admits but that cannot work; we refuse it and say why.
 pub(crate) fn unworkable(span: Span, field: &str, message: String, help: &str) -> Diagnostic {
-    Diagnostic::error(codes::UNWORKABLE, message).with_primary(span, "here").with_field(field).with_help(help)
+    Diagnostic::error(codes::UNWORKABLE, message)
+        .with_primary(span, "here")
+        .with_field(field)
+        .with_help(help)
 }
 
 pub(crate) fn cel_error(span: Span, field: &str, syntax: bool, message: &str) -> Diagnostic {
@@ -28,14 +31,20 @@ pub(crate) fn cel_error(span: Span, field: &str, syntax: bool, message: &str) ->
 }
 
 pub(crate) fn invalid_regex(span: Span, field: &str, pattern: &str, reason: &str) -> Diagnostic {
-    Diagnostic::error(codes::INVALID_REGEX, format!("invalid regular expression `{pattern}`: {reason}"))
-        .with_primary(span, "does not compile")
-        .with_field(field)
-        .with_help("Envoy matches headers with RE2 syntax: no look-around and no back-references")
+    Diagnostic::error(
+        codes::INVALID_REGEX,
+        format!("invalid regular expression `{pattern}`: {reason}"),
+    )
+    .with_primary(span, "does not compile")
+    .with_field(field)
+    .with_help("Envoy matches headers with RE2 syntax: no look-around and no back-references")
 }
 
 pub(crate) fn bad_format(span: Span, field: &str, value: &str, format: &str) -> Diagnostic {
-    Diagnostic::error(codes::BAD_FORMAT, format!("invalid value: \"{value}\": must be a {format}"))
-        .with_primary(span, "wrong format")
-        .with_field(field)
+    Diagnostic::error(
+        codes::BAD_FORMAT,
+        format!("invalid value: \"{value}\": must be a {format}"),
+    )
+    .with_primary(span, "wrong format")
+    .with_field(field)
 }

@@ -17,7 +17,10 @@ use aigw_syntax::{Object, Spec};
 /// Applies every admission rule of the object's kind and returns what it finds.
 pub fn admit(object: &Object) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let mut cx = Cx { object, out: &mut out };
+    let mut cx = Cx {
+        object,
+        out: &mut out,
+    };
     match &object.spec {
         Some(Spec::AIGatewayRoute(spec)) => route::admit_route(&mut cx, spec),
         Some(Spec::AIServiceBackend(spec)) => route::admit_backend(&mut cx, spec),
@@ -28,7 +31,9 @@ pub fn admit(object: &Object) -> Vec<Diagnostic> {
         _ => {}
     }
     let resource = object.resource();
-    out.into_iter().map(|d| d.with_resource(resource.clone())).collect()
+    out.into_iter()
+        .map(|d| d.with_resource(resource.clone()))
+        .collect()
 }
 
 /// The object under admission and where findings go.

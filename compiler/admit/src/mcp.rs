@@ -9,7 +9,10 @@ pub(crate) fn admit(cx: &mut Cx<'_>, spec: &MCPRouteSpec) {
         cx.rule("spec.parentRefs", "only Gateway is supported");
     }
     let names: Vec<&str> = spec.backend_refs.iter().map(|b| b.name.as_str()).collect();
-    if names.iter().any(|n| names.iter().filter(|m| *m == n).count() > 1) {
+    if names
+        .iter()
+        .any(|n| names.iter().filter(|m| *m == n).count() > 1)
+    {
         cx.rule("spec.backendRefs", "all backendRefs names must be unique");
     }
     for (i, backend) in spec.backend_refs.iter().enumerate() {
@@ -28,7 +31,11 @@ fn admit_backend(cx: &mut Cx<'_>, at: &str, backend: &McpBackendRef) {
     if needs_port(&backend.group, &backend.kind, backend.port) {
         cx.rule(at, "Must have port for Service reference");
     }
-    if let Some(key) = backend.security_policy.as_ref().and_then(|p| p.api_key.as_ref()) {
+    if let Some(key) = backend
+        .security_policy
+        .as_ref()
+        .and_then(|p| p.api_key.as_ref())
+    {
         let at = format!("{at}.securityPolicy.apiKey");
         if key.secret_ref.is_some() == key.inline.is_some() {
             cx.rule(&at, "exactly one of secretRef or inline must be set");
@@ -50,7 +57,10 @@ fn admit_backend(cx: &mut Cx<'_>, at: &str, backend: &McpBackendRef) {
             && selector.exclude.is_none()
             && selector.exclude_regex.is_none();
         if none {
-            cx.rule(&at, "at least one of include, includeRegex, exclude, or excludeRegex must be specified");
+            cx.rule(
+                &at,
+                "at least one of include, includeRegex, exclude, or excludeRegex must be specified",
+            );
         }
     }
 }
@@ -59,7 +69,10 @@ fn admit_policy(cx: &mut Cx<'_>, policy: &McpSecurityPolicy) {
     if let Some(authorization) = &policy.authorization {
         let uses_jwt = authorization.rules.iter().any(|r| r.source.is_some());
         if uses_jwt && policy.oauth.is_none() {
-            cx.rule("spec.securityPolicy", "oauth must be configured when any authorization rule uses a jwt source");
+            cx.rule(
+                "spec.securityPolicy",
+                "oauth must be configured when any authorization rule uses a jwt source",
+            );
         }
         for (i, rule) in authorization.rules.iter().enumerate() {
             let Some(source) = &rule.source else { continue };
@@ -68,7 +81,10 @@ fn admit_policy(cx: &mut Cx<'_>, policy: &McpSecurityPolicy) {
                 cx.rule(&at, "either scopes or claims must be specified");
             }
             if source.jwt.claims.iter().any(|c| c.name == "scope") {
-                cx.rule(&format!("{at}.claims"), "'scope' claim name is reserved for OAuth scopes");
+                cx.rule(
+                    &format!("{at}.claims"),
+                    "'scope' claim name is reserved for OAuth scopes",
+                );
             }
         }
     }
@@ -93,15 +109,24 @@ fn admit_jwks(cx: &mut Cx<'_>, jwks: &McpJwks) {
             McpLocalJwksType::ValueRef => local.inline.is_none() && local.value_ref.is_some(),
         };
         if !ok {
-            cx.rule(&format!("{at}.localJWKS"), "Exactly one of inline or valueRef must be set with correct type.");
+            cx.rule(
+                &format!("{at}.localJWKS"),
+                "Exactly one of inline or valueRef must be set with correct type.",
+            );
         }
     }
     if let Some(remote) = &jwks.remote_jwks {
         let at = format!("{at}.remoteJWKS");
         if let Some(backend) = &remote.backend_ref {
-            cx.rule(&at, "BackendRefs must be used, backendRef is not supported.");
+            cx.rule(
+                &at,
+                "BackendRefs must be used, backendRef is not supported.",
+            );
             if needs_port(&backend.group, &backend.kind, backend.port) {
-                cx.rule(&format!("{at}.backendRef"), "Must have port for Service reference");
+                cx.rule(
+                    &format!("{at}.backendRef"),
+                    "Must have port for Service reference",
+                );
             }
         }
         envoy_backend_refs(cx, &at, &remote.backend_refs);
@@ -119,7 +144,10 @@ fn admit_jwks(cx: &mut Cx<'_>, jwks: &McpJwks) {
 fn envoy_backend_refs(cx: &mut Cx<'_>, at: &str, refs: &[McpEnvoyBackendRef]) {
     for (i, backend) in refs.iter().enumerate() {
         if needs_port(&backend.group, &backend.kind, backend.port) {
-            cx.rule(&format!("{at}.backendRefs[{i}]"), "Must have port for Service reference");
+            cx.rule(
+                &format!("{at}.backendRefs[{i}]"),
+                "Must have port for Service reference",
+            );
         }
     }
 }
@@ -134,11 +162,18 @@ fn admit_ext_auth(cx: &mut Cx<'_>, ext_auth: &McpExtAuth) {
     for (i, extension) in ext_auth.context_extensions.iter().enumerate() {
         let at = format!("{at}.contextExtensions[{i}]");
         let ok = match extension.extension_type {
-            McpContextExtensionType::Value => extension.value.is_some() && extension.value_ref.is_none(),
-            McpContextExtensionType::ValueRef => extension.value.is_none() && extension.value_ref.is_some(),
+            McpContextExtensionType::Value => {
+                extension.value.is_some() && extension.value_ref.is_none()
+            }
+            McpContextExtensionType::ValueRef => {
+                extension.value.is_none() && extension.value_ref.is_some()
+            }
         };
         if !ok {
-            cx.rule(&at, "Exactly one of value or valueRef must be set with correct type.");
+            cx.rule(
+                &at,
+                "Exactly one of value or valueRef must be set with correct type.",
+            );
         }
         if let Some(value_ref) = &extension.value_ref {
             let kind_ok = matches!(value_ref.kind.as_str(), "ConfigMap" | "Secret");
@@ -151,7 +186,12 @@ fn admit_ext_auth(cx: &mut Cx<'_>, ext_auth: &McpExtAuth) {
         }
     }
     if let Some(grpc) = &ext_auth.grpc {
-        ext_auth_backends(cx, &format!("{at}.grpc"), grpc.backend_ref.as_ref(), &grpc.backend_refs);
+        ext_auth_backends(
+            cx,
+            &format!("{at}.grpc"),
+            grpc.backend_ref.as_ref(),
+            &grpc.backend_refs,
+        );
     }
     if let Some(http) = &ext_auth.http {
         let at = format!("{at}.http");
@@ -171,16 +211,28 @@ fn ext_auth_backends(
     if backend_ref.is_none() && backend_refs.is_empty() {
         cx.rule(at, "backendRef or backendRefs needs to be set");
     }
-    if !backend_refs.iter().all(|f| matches!(f.kind.as_str(), "Service" | "ServiceImport" | "Backend")) {
-        cx.rule(at, "BackendRefs only supports Service, ServiceImport, and Backend kind.");
+    if !backend_refs
+        .iter()
+        .all(|f| matches!(f.kind.as_str(), "Service" | "ServiceImport" | "Backend"))
+    {
+        cx.rule(
+            at,
+            "BackendRefs only supports Service, ServiceImport, and Backend kind.",
+        );
     }
     let groups = ["", "multicluster.x-k8s.io", ENVOY_GATEWAY_GROUP];
-    if !backend_refs.iter().all(|f| groups.contains(&f.group.as_str())) {
+    if !backend_refs
+        .iter()
+        .all(|f| groups.contains(&f.group.as_str()))
+    {
         cx.rule(at, "BackendRefs only supports Core, multicluster.x-k8s.io, and gateway.envoyproxy.io groups.");
     }
     if let Some(backend) = backend_ref {
         if needs_port(&backend.group, &backend.kind, backend.port) {
-            cx.rule(&format!("{at}.backendRef"), "Must have port for Service reference");
+            cx.rule(
+                &format!("{at}.backendRef"),
+                "Must have port for Service reference",
+            );
         }
     }
     envoy_backend_refs(cx, at, backend_refs);

@@ -1,8 +1,8 @@
 //! Admission rules of AIGatewayRoute and AIServiceBackend, and the cost expressions of
 //! AIGatewayRoute, GatewayConfig and QuotaPolicy.
 
-use crate::diagnostics;
 use crate::Cx;
+use crate::diagnostics;
 use aigw_syntax::model::*;
 use aigw_syntax::values::{parse_duration, parse_rfc3339};
 
@@ -10,8 +10,15 @@ pub(crate) fn admit_route(cx: &mut Cx<'_>, spec: &AIGatewayRouteSpec) {
     if spec.parent_refs.iter().any(|p| p.kind != "Gateway") {
         cx.rule("spec.parentRefs", "only Gateway is supported");
     }
-    let names: Vec<&str> = spec.rules.iter().filter_map(|r| r.name.as_deref()).collect();
-    if names.iter().any(|n| names.iter().filter(|m| *m == n).count() > 1) {
+    let names: Vec<&str> = spec
+        .rules
+        .iter()
+        .filter_map(|r| r.name.as_deref())
+        .collect();
+    if names
+        .iter()
+        .any(|n| names.iter().filter(|m| *m == n).count() > 1)
+    {
         cx.rule("spec.rules", "rule name must be unique within the route");
     }
     for (i, rule) in spec.rules.iter().enumerate() {
@@ -28,7 +35,10 @@ fn admit_rule(cx: &mut Cx<'_>, at: &str, rule: &RouteRule) {
     let typed = |r: &RouteBackendRef| r.group.is_some() && r.kind.is_some();
     let untyped = |r: &RouteBackendRef| r.group.is_none() && r.kind.is_none();
     if !refs.is_empty() && !(refs.iter().all(untyped) || refs.iter().all(typed)) {
-        cx.rule(at, "cannot mix InferencePool and AIServiceBackend references in the same rule");
+        cx.rule(
+            at,
+            "cannot mix InferencePool and AIServiceBackend references in the same rule",
+        );
     }
     if refs.iter().any(typed) && refs.len() > 1 {
         cx.rule(at, "only one InferencePool backend is allowed per rule");
@@ -39,9 +49,13 @@ fn admit_rule(cx: &mut Cx<'_>, at: &str, rule: &RouteRule) {
             cx.rule(&at, "group and kind must be specified together");
         }
         if r.group.is_some()
-            && !(r.group.as_deref() == Some(INFERENCE_GROUP) && r.kind.as_deref() == Some("InferencePool"))
+            && !(r.group.as_deref() == Some(INFERENCE_GROUP)
+                && r.kind.as_deref() == Some("InferencePool"))
         {
-            cx.rule(&at, "only InferencePool from inference.networking.k8s.io group is supported");
+            cx.rule(
+                &at,
+                "only InferencePool from inference.networking.k8s.io group is supported",
+            );
         }
     }
     if let Some(timeouts) = &rule.timeouts {
@@ -49,14 +63,21 @@ fn admit_rule(cx: &mut Cx<'_>, at: &str, rule: &RouteRule) {
         let backend = timeouts.backend_request.as_deref().and_then(parse_duration);
         if let (Some(request), Some(backend)) = (request, backend) {
             if !request.is_zero() && backend > request {
-                cx.rule(&format!("{at}.timeouts"), "backendRequest timeout cannot be longer than request timeout");
+                cx.rule(
+                    &format!("{at}.timeouts"),
+                    "backendRequest timeout cannot be longer than request timeout",
+                );
             }
         }
     }
     for (m, matched) in rule.matches.iter().enumerate() {
         for (h, header) in matched.headers.iter().enumerate() {
             if header.match_type == HeaderMatchType::RegularExpression {
-                check_regex(cx, &format!("{at}.matches[{m}].headers[{h}].value"), &header.value);
+                check_regex(
+                    cx,
+                    &format!("{at}.matches[{m}].headers[{h}].value"),
+                    &header.value,
+                );
             }
         }
     }
@@ -64,7 +85,12 @@ fn admit_rule(cx: &mut Cx<'_>, at: &str, rule: &RouteRule) {
         if parse_rfc3339(created).is_none() {
             let field = format!("{at}.modelsCreatedAt");
             let span = cx.object.origin.span_of(&field);
-            cx.out.push(diagnostics::bad_format(span, &field, created, "RFC 3339 date-time"));
+            cx.out.push(diagnostics::bad_format(
+                span,
+                &field,
+                created,
+                "RFC 3339 date-time",
+            ));
         }
     }
 }
@@ -83,18 +109,38 @@ pub(crate) fn admit_backend(cx: &mut Cx<'_>, spec: &AIServiceBackendSpec) {
 }
 
 pub(crate) fn admit_gateway_config(cx: &mut Cx<'_>, spec: &GatewayConfigSpec) {
-    check_costs(cx, "spec.globalLLMRequestCosts", &spec.global_llm_request_costs);
-    let Some(kubernetes) = spec.ext_proc.as_ref().and_then(|e| e.kubernetes.as_ref()) else { return };
+    check_costs(
+        cx,
+        "spec.globalLLMRequestCosts",
+        &spec.global_llm_request_costs,
+    );
+    let Some(kubernetes) = spec.ext_proc.as_ref().and_then(|e| e.kubernetes.as_ref()) else {
+        return;
+    };
     if kubernetes.image.is_some() && kubernetes.image_repository.is_some() {
-        cx.rule("spec.extProc.kubernetes", "Either image or imageRepository can be set.");
+        cx.rule(
+            "spec.extProc.kubernetes",
+            "Either image or imageRepository can be set.",
+        );
     }
 }
 
 pub(crate) fn admit_quota(cx: &mut Cx<'_>, spec: &QuotaPolicySpec) {
-    if spec.target_refs.iter().any(|r| !(r.group == AIGW_GROUP && r.kind == "AIServiceBackend")) {
-        cx.rule("spec.targetRefs", "targetRefs must reference AIServiceBackend resources");
+    if spec
+        .target_refs
+        .iter()
+        .any(|r| !(r.group == AIGW_GROUP && r.kind == "AIServiceBackend"))
+    {
+        cx.rule(
+            "spec.targetRefs",
+            "targetRefs must reference AIServiceBackend resources",
+        );
     }
-    if let Some(expr) = spec.service_quota.as_ref().and_then(|q| q.cost_expression.as_deref()) {
+    if let Some(expr) = spec
+        .service_quota
+        .as_ref()
+        .and_then(|q| q.cost_expression.as_deref())
+    {
         check_cel(cx, "spec.serviceQuota.costExpression", expr);
     }
     for (i, per_model) in spec.per_model_quotas.iter().enumerate() {
@@ -143,7 +189,9 @@ fn check_costs(cx: &mut Cx<'_>, at: &str, costs: &[LlmRequestCost]) {
 /// Type-checks a cost expression; the diagnostic points into the expression when the YAML holds
 /// it as a plain or single-line quoted scalar whose text maps byte for byte.
 fn check_cel(cx: &mut Cx<'_>, field: &str, expr: &str) {
-    let Err(error) = crate::cel::check_cost_expression(expr) else { return };
+    let Err(error) = crate::cel::check_cost_expression(expr) else {
+        return;
+    };
     let value_span = cx.object.origin.span_of(field);
     let file = cx.object.origin.root.span.file;
     let width = (value_span.end - value_span.start) as usize;
@@ -155,14 +203,25 @@ fn check_cel(cx: &mut Cx<'_>, field: &str, expr: &str) {
         }
         _ => value_span,
     };
-    cx.out.push(diagnostics::cel_error(span, field, error.syntax, &error.message));
+    cx.out.push(diagnostics::cel_error(
+        span,
+        field,
+        error.syntax,
+        &error.message,
+    ));
 }
 
 fn check_regex(cx: &mut Cx<'_>, field: &str, pattern: &str) {
     if let Err(error) = regex::Regex::new(pattern) {
         let reason = error.to_string();
-        let reason = reason.lines().last().unwrap_or("invalid").trim().trim_start_matches("error: ");
+        let reason = reason
+            .lines()
+            .last()
+            .unwrap_or("invalid")
+            .trim()
+            .trim_start_matches("error: ");
         let span = cx.object.origin.span_of(field);
-        cx.out.push(diagnostics::invalid_regex(span, field, pattern, reason));
+        cx.out
+            .push(diagnostics::invalid_regex(span, field, pattern, reason));
     }
 }

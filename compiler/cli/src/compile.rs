@@ -6,7 +6,10 @@
 //! never writes. `topology.svg` comes from the Graphviz on the machine, so it is written when
 //! `dot` is found and never compared: its bytes depend on the Graphviz version.
 
+mod sink;
+
 use crate::Checked;
+use std::io::Write;
 use std::path::Path;
 
 /// One target of `aigw compile`.
@@ -23,7 +26,12 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: &[Target] = &[Target::GatewayApi, Target::Envoy, Target::Table, Target::Topology];
+    pub const ALL: &[Target] = &[
+        Target::GatewayApi,
+        Target::Envoy,
+        Target::Table,
+        Target::Topology,
+    ];
 
     /// The files a target owns.
     pub fn files(self) -> &'static [&'static str] {
@@ -36,7 +44,7 @@ impl Target {
     }
 }
 
-/// A file to write.
+/// A file produced in memory (by [`artifacts`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Artifact {
     pub name: &'static str,
@@ -53,88 +61,193 @@ pub enum CompileError {
     #[error("could not serialize {name}: {reason}")]
     Serialize { name: &'static str, reason: String },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
-/// Produces the artifacts of `targets` from a checked input without errors, with the default
-/// Envoy options.
+/// What to produce.
+#[derive(Clone, Debug)]
+pub struct Plan<'a> {
+    pub targets: &'a [Target],
+    /// Where the Envoy bootstrap finds mounted Secrets and the aigw runtime.
+    pub envoy: &'a aigw_target_envoy::Options,
+    /// Render `topology.svg` with Graphviz when it is installed (its bytes depend on the
+    /// Graphviz version, so committed outputs leave it out).
+    pub svg: bool,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(targets: &'a [Target], envoy: &'a aigw_target_envoy::Options) -> Self {
+        Plan {
+            targets,
+            envoy,
+            svg: true,
+        }
+    }
+}
+
+/// Produces the artifacts of `targets` in memory, with the default Envoy options.
 pub fn artifacts(checked: &Checked, targets: &[Target]) -> Result<Vec<Artifact>, CompileError> {
     artifacts_with(checked, targets, &aigw_target_envoy::Options::default())
 }
 
-/// Produces the artifacts of `targets`; `envoy` says where the Envoy bootstrap finds mounted
-/// Secrets and the aigw runtime.
-pub fn artifacts_with(checked: &Checked, targets: &[Target], envoy: &aigw_target_envoy::Options) -> Result<Vec<Artifact>, CompileError> {
-    let Some(ir) = checked.ir.as_ref().filter(|_| !checked.has_errors()) else {
-        return Err(CompileError::HasErrors);
-    };
-    // Targets are independent functions of the graph: build them on two threads (the Gateway
-    // API target, the largest, alone on one), which halves the wall time and, unlike a thread
-    // per target, keeps at most two targets' output in memory at once.
+/// Produces the artifacts of `targets` in memory.
+pub fn artifacts_with(
+    checked: &Checked,
+    targets: &[Target],
+    envoy: &aigw_target_envoy::Options,
+) -> Result<Vec<Artifact>, CompileError> {
+    let sink = sink::Memory::default();
+    produce(checked, &Plan::new(targets, envoy), &sink)?;
+    let mut out = sink.into_artifacts();
+    out.sort_by_key(|a| a.name);
+    Ok(out)
+}
+
+/// Writes the artifacts into `dir` (created if needed) and returns their names, sorted. Each
+/// file is streamed into a temporary file as it is produced; only when every artifact is
+/// complete are they renamed into place, so a failure leaves `dir` as it was and a reader
+/// never sees half a file.
+pub fn write(
+    checked: &Checked,
+    plan: &Plan<'_>,
+    dir: &Path,
+) -> Result<Vec<&'static str>, CompileError> {
+    // Not even the directory is made for an input with errors.
+    checked_ir(checked)?;
+    let sink = sink::Staging::new(dir)?;
+    match produce(checked, plan, &sink) {
+        Ok(()) => sink.commit(),
+        Err(error) => {
+            sink.abandon();
+            Err(error)
+        }
+    }
+}
+
+/// Compares `dir` with what [`write`] would put there, streaming each artifact against the
+/// file on disk; writes nothing.
+pub fn compare(
+    checked: &Checked,
+    plan: &Plan<'_>,
+    dir: &Path,
+) -> Result<Vec<Difference>, CompileError> {
+    let sink = sink::Comparing::new(dir);
+    produce(checked, plan, &sink)?;
+    Ok(sink.differences(plan.targets))
+}
+
+/// Runs the targets of `plan` into `sink`.
+fn produce(checked: &Checked, plan: &Plan<'_>, sink: &dyn Sink) -> Result<(), CompileError> {
+    let ir = checked_ir(checked)?;
+    // Targets are independent functions of the graph: run them on two threads, balanced by
+    // their measured cost (Envoy and the table on one, Gateway API and topology on the other).
+    // The table feeds both the Envoy and the table target: it is built once, by whichever
+    // needs it first.
+    let table = std::sync::OnceLock::new();
     let diagnostics = &checked.diagnostics;
-    let (first, rest): (Vec<Target>, Vec<Target>) = targets.iter().partition(|t| **t == Target::GatewayApi);
-    let parts: Vec<Result<Vec<Artifact>, CompileError>> = std::thread::scope(|scope| {
+    let (first, rest): (Vec<Target>, Vec<Target>) = plan
+        .targets
+        .iter()
+        .partition(|t| matches!(t, Target::Envoy | Target::Table));
+    std::thread::scope(|scope| {
         let handles: Vec<_> = [first, rest]
             .into_iter()
             .map(|group| {
+                let table = &table;
                 scope.spawn(move || {
-                    // The Envoy target is built from the table: make it once for both.
-                    let table = std::cell::OnceCell::new();
-                    group.into_iter().map(|t| build(ir, diagnostics, envoy, &table, t)).collect::<Vec<_>>()
+                    group
+                        .into_iter()
+                        .try_for_each(|t| build(ir, diagnostics, plan, table, t, sink))
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err(CompileError::Serialize { name: "artifacts", reason: "a target failed".into() })]))
-            .collect()
-    });
-    let mut out = Vec::new();
-    for part in parts {
-        out.extend(part?);
-    }
-    out.sort_by_key(|a| a.name);
-    Ok(out)
+        handles.into_iter().try_for_each(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(CompileError::Serialize {
+                    name: "artifacts",
+                    reason: "a target failed".into(),
+                })
+            })
+        })
+    })
+}
+
+fn checked_ir(checked: &Checked) -> Result<&aigw_ir::Ir, CompileError> {
+    checked
+        .ir
+        .as_ref()
+        .filter(|_| !checked.has_errors())
+        .ok_or(CompileError::HasErrors)
+}
+
+/// Where produced files go: memory, a staging directory, or a comparison with a directory.
+pub(crate) trait Sink: Sync {
+    /// Produces the file `name` by calling `write` with a writer; `checked` is false for
+    /// machine-dependent files that `--check` ignores.
+    fn file(
+        &self,
+        name: &'static str,
+        checked: bool,
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<(), String>,
+    ) -> Result<(), CompileError>;
 }
 
 fn build(
     ir: &aigw_ir::Ir,
     diagnostics: &[aigw_diag::Diagnostic],
-    envoy: &aigw_target_envoy::Options,
-    table: &std::cell::OnceCell<aigw_table::Table>,
+    plan: &Plan<'_>,
+    table: &std::sync::OnceLock<aigw_table::Table>,
     target: Target,
-) -> Result<Vec<Artifact>, CompileError> {
+    sink: &dyn Sink,
+) -> Result<(), CompileError> {
     let table = || table.get_or_init(|| aigw_target_table::table(ir));
-    let artifact = |name, bytes: Vec<u8>| Artifact { name, bytes, checked: true };
-    let yaml = |name, docs: Box<dyn Iterator<Item = serde_json::Value> + '_>| {
-        aigw_target_gateway_api::to_yaml(docs).map(|text| artifact(name, text.into_bytes())).map_err(|e| CompileError::Serialize { name, reason: e.to_string() })
-    };
-    Ok(match target {
-        Target::GatewayApi => vec![
-            yaml("gateway-api.yaml", Box::new(aigw_target_gateway_api::resources(ir)))?,
-            yaml("status.yaml", Box::new(aigw_target_gateway_api::status(ir, diagnostics)))?,
-        ],
+    let error = |e: &dyn std::fmt::Display| e.to_string();
+    match target {
+        Target::GatewayApi => {
+            sink.file("gateway-api.yaml", true, &mut |w| {
+                aigw_target_gateway_api::write_yaml(aigw_target_gateway_api::resources(ir), w)
+                    .map_err(|e| error(&e))
+            })?;
+            sink.file("status.yaml", true, &mut |w| {
+                aigw_target_gateway_api::write_yaml(
+                    aigw_target_gateway_api::status(ir, diagnostics),
+                    w,
+                )
+                .map_err(|e| error(&e))
+            })
+        }
         Target::Envoy => {
-            let bootstrap = aigw_target_envoy::bootstrap(table(), envoy);
-            let yaml = aigw_target_envoy::to_yaml(&bootstrap).map_err(|e| CompileError::Serialize { name: "envoy.yaml", reason: e.to_string() })?;
-            vec![artifact("envoy.yaml", yaml.into_bytes())]
+            let bootstrap = aigw_target_envoy::bootstrap(table(), plan.envoy);
+            sink.file("envoy.yaml", true, &mut |w| {
+                aigw_target_envoy::write_yaml(&bootstrap, w).map_err(|e| error(&e))
+            })
         }
-        Target::Table => {
-            let json = aigw_table::to_json(table()).map_err(|e| CompileError::Serialize { name: "table.json", reason: e.to_string() })?;
-            vec![artifact("table.json", json.into_bytes())]
-        }
+        Target::Table => sink.file("table.json", true, &mut |w| {
+            aigw_table::write_json(table(), w).map_err(|e| error(&e))
+        }),
         Target::Topology => {
             let picture = aigw_target_topology::picture(ir);
             let dot = aigw_target_topology::dot(&picture);
-            let mut out = vec![artifact("topology.mmd", aigw_target_topology::mermaid(&picture).into_bytes())];
+            sink.file("topology.mmd", true, &mut |w| {
+                w.write_all(aigw_target_topology::mermaid(&picture).as_bytes())
+                    .map_err(|e| error(&e))
+            })?;
             let shapes: usize = picture.namespaces.values().map(Vec::len).sum();
-            if let Some(svg) = (shapes <= SVG_MAX_SHAPES).then(|| render_svg(&dot)).flatten() {
-                out.push(Artifact { name: "topology.svg", bytes: svg, checked: false });
+            if plan.svg && shapes <= SVG_MAX_SHAPES {
+                if let Some(svg) = render_svg(&dot) {
+                    sink.file("topology.svg", false, &mut |w| {
+                        w.write_all(&svg).map_err(|e| error(&e))
+                    })?;
+                }
             }
-            out.push(artifact("topology.dot", dot.into_bytes()));
-            out
+            sink.file("topology.dot", true, &mut |w| {
+                w.write_all(dot.as_bytes()).map_err(|e| error(&e))
+            })
         }
-    })
+    }
 }
 
 /// Graphviz layout grows much faster than the graph: past this many boxes no SVG is drawn (a
@@ -147,7 +260,13 @@ const SVG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 fn render_svg(dot: &str) -> Option<Vec<u8>> {
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
-    let mut child = Command::new("dot").arg("-Tsvg").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
     let mut stdin = child.stdin.take()?;
     let mut stdout = child.stdout.take()?;
     let text = dot.to_owned();
@@ -161,7 +280,9 @@ fn render_svg(dot: &str) -> Option<Vec<u8>> {
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() < SVG_TIMEOUT => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Ok(None) if started.elapsed() < SVG_TIMEOUT => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -174,60 +295,37 @@ fn render_svg(dot: &str) -> Option<Vec<u8>> {
     status.success().then_some(svg)
 }
 
-/// Writes every artifact into `dir` (created if needed), each through a temporary file and a
-/// rename so that a reader never sees half a file.
-pub fn write(dir: &Path, artifacts: &[Artifact]) -> Result<(), CompileError> {
-    let io = |path: &Path, source| CompileError::Io { path: path.display().to_string(), source };
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    for artifact in artifacts {
-        let path = dir.join(artifact.name);
-        let temporary = dir.join(format!(".{}.tmp", artifact.name));
-        std::fs::write(&temporary, &artifact.bytes).map_err(|e| io(&temporary, e))?;
-        std::fs::rename(&temporary, &path).map_err(|e| io(&path, e))?;
-    }
-    Ok(())
-}
-
 /// How a file in the output directory differs from what would be written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Difference {
     Missing(&'static str),
-    Changed { name: &'static str, first_line: usize },
+    Changed {
+        name: &'static str,
+        first_line: usize,
+    },
     /// A file of a selected target that would no longer be written.
     Stale(&'static str),
+}
+
+impl Difference {
+    /// The file that differs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Difference::Missing(name)
+            | Difference::Changed { name, .. }
+            | Difference::Stale(name) => name,
+        }
+    }
 }
 
 impl std::fmt::Display for Difference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Difference::Missing(name) => write!(f, "{name}: missing"),
-            Difference::Changed { name, first_line } => write!(f, "{name}: differs from line {first_line}"),
+            Difference::Changed { name, first_line } => {
+                write!(f, "{name}: differs from line {first_line}")
+            }
             Difference::Stale(name) => write!(f, "{name}: would no longer be written"),
         }
     }
-}
-
-/// Compares `dir` with `artifacts` (the files of `targets`).
-pub fn compare(dir: &Path, targets: &[Target], artifacts: &[Artifact]) -> Vec<Difference> {
-    let mut out = Vec::new();
-    for artifact in artifacts.iter().filter(|a| a.checked) {
-        match std::fs::read(dir.join(artifact.name)) {
-            Ok(bytes) if bytes == artifact.bytes => {}
-            Ok(bytes) => out.push(Difference::Changed { name: artifact.name, first_line: first_difference(&bytes, &artifact.bytes) }),
-            Err(_) => out.push(Difference::Missing(artifact.name)),
-        }
-    }
-    for name in targets.iter().flat_map(|t| t.files()) {
-        let owned = artifacts.iter().any(|a| a.name == *name);
-        if !owned && *name != "topology.svg" && dir.join(name).exists() {
-            out.push(Difference::Stale(name));
-        }
-    }
-    out
-}
-
-/// 1-based line of the first byte where `a` and `b` differ.
-fn first_difference(a: &[u8], b: &[u8]) -> usize {
-    let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
-    1 + a[..at].iter().filter(|&&c| c == b'\n').count()
 }

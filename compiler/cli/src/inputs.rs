@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("cannot read `{path}`: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("`{0}` holds no *.yaml or *.yml file")]
     EmptyDirectory(String),
     #[error("`{path}` is not UTF-8 text")]
@@ -25,8 +28,13 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<SourceMap, InputError> {
             let mut bytes = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut bytes)
-                .map_err(|source| InputError::Read { path: "<stdin>".into(), source })?;
-            let text = String::from_utf8(bytes).map_err(|_| InputError::NotUtf8 { path: "<stdin>".into() })?;
+                .map_err(|source| InputError::Read {
+                    path: "<stdin>".into(),
+                    source,
+                })?;
+            let text = String::from_utf8(bytes).map_err(|_| InputError::NotUtf8 {
+                path: "<stdin>".into(),
+            })?;
             sources.add("<stdin>", text);
         } else if path.is_dir() {
             let mut files = Vec::new();
@@ -47,21 +55,34 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<SourceMap, InputError> {
 
 fn add_file(sources: &mut SourceMap, path: &Path) -> Result<(), InputError> {
     let display = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| InputError::Read { path: display.clone(), source })?;
-    let text = String::from_utf8(bytes).map_err(|_| InputError::NotUtf8 { path: display.clone() })?;
+    let bytes = std::fs::read(path).map_err(|source| InputError::Read {
+        path: display.clone(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| InputError::NotUtf8 {
+        path: display.clone(),
+    })?;
     sources.add(display, text);
     Ok(())
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|source| InputError::Read { path: dir.display().to_string(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| InputError::Read {
+        path: dir.display().to_string(),
+        source,
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|source| InputError::Read { path: dir.display().to_string(), source })?;
+        let entry = entry.map_err(|source| InputError::Read {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let path = entry.path();
         if path.is_dir() {
             walk(&path, out)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
             out.push(path);
         }
     }

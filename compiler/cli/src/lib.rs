@@ -32,12 +32,17 @@ pub struct Checked {
 impl Checked {
     /// True when any diagnostic is an error.
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity() == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity() == Severity::Error)
     }
 
     /// Number of diagnostics of a severity.
     pub fn count(&self, severity: Severity) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity() == severity).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity() == severity)
+            .count()
     }
 }
 
@@ -58,5 +63,9 @@ pub fn check(sources: SourceMap, options: CheckOptions) -> Checked {
         Some(lowered.ir)
     };
     diagnostics.sort(&sources);
-    Checked { sources, diagnostics: diagnostics.into_vec(), ir }
+    Checked {
+        sources,
+        diagnostics: diagnostics.into_vec(),
+        ir,
+    }
 }

@@ -2,15 +2,19 @@
 //! (warnings allowed), 1 when the input has errors, 2 on usage or I/O failure.
 
 use aigw_compiler::compile::{self, Target};
-use aigw_compiler::{check, inputs, CheckOptions, Checked};
-use aigw_diag::{render_json, render_text, RenderOptions, Severity};
+use aigw_compiler::{CheckOptions, Checked, check, inputs};
+use aigw_diag::{RenderOptions, Severity, render_json, render_text};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "aigw", version, about = "An AI gateway built as a compiler of Envoy AI Gateway manifests")]
+#[command(
+    name = "aigw",
+    version,
+    about = "An AI gateway built as a compiler of Envoy AI Gateway manifests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,17 +92,38 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { paths, format, open, admission_only } => {
-            run_check(&paths, format, CheckOptions { open, admission_only })
-        }
-        Command::Compile { paths, out, target, check, open, format, secrets_dir } => {
+        Command::Check {
+            paths,
+            format,
+            open,
+            admission_only,
+        } => run_check(
+            &paths,
+            format,
+            CheckOptions {
+                open,
+                admission_only,
+            },
+        ),
+        Command::Compile {
+            paths,
+            out,
+            target,
+            check,
+            open,
+            format,
+            secrets_dir,
+        } => {
             let mut targets: Vec<Target> = target.into_iter().map(Target::from).collect();
             if targets.is_empty() {
                 targets = Target::ALL.to_vec();
             }
             targets.sort();
             targets.dedup();
-            let envoy = aigw_target_envoy::Options { secrets_dir, ..Default::default() };
+            let envoy = aigw_target_envoy::Options {
+                secrets_dir,
+                ..Default::default()
+            };
             run_compile(&paths, &out, &targets, &envoy, check, open, format)
         }
     }
@@ -117,44 +142,57 @@ fn run_compile(
         Ok(sources) => sources,
         Err(code) => return code,
     };
-    let checked = check(sources, CheckOptions { open, admission_only: false });
+    let checked = check(
+        sources,
+        CheckOptions {
+            open,
+            admission_only: false,
+        },
+    );
     if report(&checked, format).is_err() {
         return ExitCode::from(2);
     }
-    let code = match compile::artifacts_with(&checked, targets, envoy) {
-        Err(compile::CompileError::HasErrors) => ExitCode::from(1),
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::from(2)
-        }
-        Ok(artifacts) if verify => {
-            let differences = compile::compare(out, targets, &artifacts);
-            if differences.is_empty() {
+    let plan = compile::Plan::new(targets, envoy);
+    let code = if verify {
+        match compile::compare(&checked, &plan, out) {
+            Ok(differences) if differences.is_empty() => {
                 eprintln!("compile check ok: {} is up to date", out.display());
                 ExitCode::SUCCESS
-            } else {
-                eprintln!("compile check failed: {} is out of date ({} file(s)):", out.display(), differences.len());
+            }
+            Ok(differences) => {
+                eprintln!(
+                    "compile check failed: {} is out of date ({} file(s)):",
+                    out.display(),
+                    differences.len()
+                );
                 for difference in &differences {
                     eprintln!("  {difference}");
                 }
                 eprintln!("run `aigw compile` without --check to update it");
                 ExitCode::from(1)
             }
+            Err(error) => compile_failed(&error),
         }
-        Ok(artifacts) => match compile::write(out, &artifacts) {
-            Ok(()) => {
-                let names: Vec<&str> = artifacts.iter().map(|a| a.name).collect();
+    } else {
+        match compile::write(&checked, &plan, out) {
+            Ok(names) => {
                 eprintln!("compiled into {}: {}", out.display(), names.join(", "));
                 ExitCode::SUCCESS
             }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::from(2)
-            }
-        },
+            Err(error) => compile_failed(&error),
+        }
     };
     std::mem::forget(checked);
     code
+}
+
+/// Exit 1 for an input with errors (already reported), 2 for a failure to produce or write.
+fn compile_failed(error: &compile::CompileError) -> ExitCode {
+    if matches!(error, compile::CompileError::HasErrors) {
+        return ExitCode::from(1);
+    }
+    eprintln!("error: {error}");
+    ExitCode::from(2)
 }
 
 /// Reads the inputs; on failure says why and gives exit code 2.
@@ -170,11 +208,16 @@ fn report(checked: &Checked, format: Format) -> std::io::Result<()> {
     match format {
         Format::Text => {
             let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let mut text = render_text(&checked.diagnostics, &checked.sources, RenderOptions { color });
+            let mut text = render_text(
+                &checked.diagnostics,
+                &checked.sources,
+                RenderOptions { color },
+            );
             text.push_str(&summary(checked));
             std::io::stderr().write_all(text.as_bytes())
         }
-        Format::Json => std::io::stdout().write_all(render_json(&checked.diagnostics, &checked.sources).as_bytes()),
+        Format::Json => std::io::stdout()
+            .write_all(render_json(&checked.diagnostics, &checked.sources).as_bytes()),
     }
 }
 

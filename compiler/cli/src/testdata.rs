@@ -21,13 +21,19 @@ pub struct Case {
 /// Every case under `root/testdata/compile`, sorted by area and name.
 pub fn cases(root: &Path) -> std::io::Result<Vec<Case>> {
     let sorted = |dir: &Path| -> std::io::Result<Vec<PathBuf>> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.flatten().map(|e| e.path()).collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         entries.sort();
         Ok(entries)
     };
     let is_yaml = |p: &Path| p.extension().is_some_and(|e| e == "yaml");
     let mut out = Vec::new();
-    for area in sorted(&root.join("testdata/compile"))?.into_iter().filter(|p| p.is_dir()) {
+    for area in sorted(&root.join("testdata/compile"))?
+        .into_iter()
+        .filter(|p| p.is_dir())
+    {
         for entry in sorted(&area)? {
             let files = if entry.is_dir() {
                 sorted(&entry)?.into_iter().filter(|f| is_yaml(f)).collect()
@@ -40,12 +46,18 @@ pub fn cases(root: &Path) -> std::io::Result<Vec<Case>> {
             for file in &files {
                 header.push_str(&std::fs::read_to_string(file)?);
             }
-            let name = entry.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = entry
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             out.push(Case {
                 name,
                 dir: area.clone(),
                 expect_error: header.contains("# expect: error"),
-                options: CheckOptions { open: header.contains("# options: --open"), admission_only: false },
+                options: CheckOptions {
+                    open: header.contains("# options: --open"),
+                    admission_only: false,
+                },
                 files,
             });
         }

@@ -72,9 +72,17 @@ mod tests {
         assert_eq!(ids.len(), ALL.len());
         assert_eq!(names.len(), ALL.len());
         for code in ALL {
-            assert!(code.id.starts_with("AIGW") && code.id.len() == 8, "{code:?}");
+            assert!(
+                code.id.starts_with("AIGW") && code.id.len() == 8,
+                "{code:?}"
+            );
             assert!(code.id[4..].chars().all(|c| c.is_ascii_digit()), "{code:?}");
-            assert!(code.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{code:?}");
+            assert!(
+                code.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{code:?}"
+            );
         }
         assert_eq!(find("unknown-field"), Some(UNKNOWN_FIELD));
     }

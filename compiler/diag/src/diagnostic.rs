@@ -96,13 +96,19 @@ impl Diagnostic {
 
     /// Sets the primary location and its label.
     pub fn with_primary(mut self, span: Span, label: impl Into<String>) -> Self {
-        self.0.primary = Some(Label { span, message: label.into() });
+        self.0.primary = Some(Label {
+            span,
+            message: label.into(),
+        });
         self
     }
 
     /// Adds a secondary location.
     pub fn with_secondary(mut self, span: Span, label: impl Into<String>) -> Self {
-        self.0.secondary.push(Label { span, message: label.into() });
+        self.0.secondary.push(Label {
+            span,
+            message: label.into(),
+        });
         self
     }
 
@@ -158,7 +164,10 @@ impl Diagnostic {
     /// Where the finding starts, if it has a location.
     pub fn location(&self, sources: &SourceMap) -> Option<(String, LineCol)> {
         let span = self.primary()?.span;
-        Some((sources.file(span.file).name().to_owned(), sources.line_col(span)))
+        Some((
+            sources.file(span.file).name().to_owned(),
+            sources.line_col(span),
+        ))
     }
 
     /// Orders by file name, position, severity, code, then message: stable whatever the input
@@ -166,11 +175,25 @@ impl Diagnostic {
     pub(crate) fn sort_key<'a>(
         &'a self,
         sources: &'a SourceMap,
-    ) -> (Option<&'a str>, u32, Severity, &'a str, &'a str, Option<&'a str>) {
+    ) -> (
+        Option<&'a str>,
+        u32,
+        Severity,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+    ) {
         let (file, start) = match self.primary() {
             Some(label) => (Some(sources.file(label.span.file).name()), label.span.start),
             None => (None, 0),
         };
-        (file, start, self.severity(), self.code().id, self.message(), self.field())
+        (
+            file,
+            start,
+            self.severity(),
+            self.code().id,
+            self.message(),
+            self.field(),
+        )
     }
 }

@@ -12,7 +12,7 @@ mod source;
 
 pub use codes::Code;
 pub use diagnostic::{Diagnostic, Label, ResourceRef, Severity};
-pub use render::{render_json, render_text, RenderOptions};
+pub use render::{RenderOptions, render_json, render_text};
 pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};
 
 /// Collects diagnostics from a pass. Passes keep going after a problem and push every finding
@@ -45,7 +45,10 @@ impl Diagnostics {
 
     /// Number of diagnostics with the given severity.
     pub fn count(&self, severity: Severity) -> usize {
-        self.items.iter().filter(|d| d.severity() == severity).count()
+        self.items
+            .iter()
+            .filter(|d| d.severity() == severity)
+            .count()
     }
 
     /// The diagnostics, in the order they were pushed.
@@ -56,7 +59,8 @@ impl Diagnostics {
     /// Sorts by file, position, code and message, so that output does not depend on the order
     /// in which passes ran or files were given.
     pub fn sort(&mut self, sources: &SourceMap) {
-        self.items.sort_by(|a, b| a.sort_key(sources).cmp(&b.sort_key(sources)));
+        self.items
+            .sort_by(|a, b| a.sort_key(sources).cmp(&b.sort_key(sources)));
         self.items.dedup_by(|a, b| a == b);
     }
 

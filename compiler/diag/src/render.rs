@@ -15,8 +15,16 @@ pub struct RenderOptions {
 
 /// Renders diagnostics as rustc-style text, one block per diagnostic, followed by a summary
 /// line when there is anything to report.
-pub fn render_text(diagnostics: &[Diagnostic], sources: &SourceMap, options: RenderOptions) -> String {
-    let renderer = if options.color { Renderer::styled() } else { Renderer::plain() };
+pub fn render_text(
+    diagnostics: &[Diagnostic],
+    sources: &SourceMap,
+    options: RenderOptions,
+) -> String {
+    let renderer = if options.color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
     let mut out = String::new();
     for diagnostic in diagnostics {
         out.push_str(&render_one(diagnostic, sources, &renderer));
@@ -34,27 +42,48 @@ fn level(diagnostic: &Diagnostic) -> Level<'static> {
 }
 
 fn render_one(diagnostic: &Diagnostic, sources: &SourceMap, renderer: &Renderer) -> String {
-    let title = level(diagnostic).primary_title(diagnostic.message()).id(diagnostic.code().id);
+    let title = level(diagnostic)
+        .primary_title(diagnostic.message())
+        .id(diagnostic.code().id);
     let mut group = Group::with_title(title);
     if let Some(primary) = diagnostic.primary() {
         let file = sources.file(primary.span.file);
         let mut snippet = Snippet::source(file.text())
             .path(file.name())
             .fold(true)
-            .annotation(AnnotationKind::Primary.span(range(primary.span)).label(&primary.message));
+            .annotation(
+                AnnotationKind::Primary
+                    .span(range(primary.span))
+                    .label(&primary.message),
+            );
         // Secondary labels in other files cannot share the snippet; they become notes below.
-        for label in diagnostic.secondary().iter().filter(|l| l.span.file == primary.span.file) {
-            snippet = snippet
-                .annotation(AnnotationKind::Context.span(range(label.span)).label(&label.message));
+        for label in diagnostic
+            .secondary()
+            .iter()
+            .filter(|l| l.span.file == primary.span.file)
+        {
+            snippet = snippet.annotation(
+                AnnotationKind::Context
+                    .span(range(label.span))
+                    .label(&label.message),
+            );
         }
         group = group.element(snippet);
-        for label in diagnostic.secondary().iter().filter(|l| l.span.file != primary.span.file) {
+        for label in diagnostic
+            .secondary()
+            .iter()
+            .filter(|l| l.span.file != primary.span.file)
+        {
             let other = sources.file(label.span.file);
             group = group.element(
                 Snippet::source(other.text())
                     .path(other.name())
                     .fold(true)
-                    .annotation(AnnotationKind::Context.span(range(label.span)).label(&label.message)),
+                    .annotation(
+                        AnnotationKind::Context
+                            .span(range(label.span))
+                            .label(&label.message),
+                    ),
             );
         }
     }

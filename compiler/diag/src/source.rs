@@ -25,12 +25,20 @@ pub struct Span {
 impl Span {
     /// A span of `len` bytes from `start`.
     pub fn new(file: FileId, start: u32, end: u32) -> Self {
-        Self { file, start, end: end.max(start) }
+        Self {
+            file,
+            start,
+            end: end.max(start),
+        }
     }
 
     /// The empty span at the start of a file, for findings that have no better place.
     pub fn file_start(file: FileId) -> Self {
-        Self { file, start: 0, end: 0 }
+        Self {
+            file,
+            start: 0,
+            end: 0,
+        }
     }
 }
 
@@ -70,7 +78,10 @@ impl SourceFile {
         let start = self.line_starts[line] as usize;
         let end = floor_char_boundary(&self.text, offset as usize);
         let column = self.text[start..end.max(start)].chars().count() as u32 + 1;
-        LineCol { line: line as u32 + 1, column }
+        LineCol {
+            line: line as u32 + 1,
+            column,
+        }
     }
 
     /// The byte offset of a 1-based line and character column, clamped into the file.
@@ -112,10 +123,17 @@ impl SourceMap {
         let text: Arc<str> = text.into();
         let mut line_starts = vec![0];
         line_starts.extend(
-            text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i as u32 + 1),
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i as u32 + 1),
         );
         let id = FileId(self.files.len() as u32);
-        self.files.push(SourceFile { name: name.into(), text, line_starts });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text,
+            line_starts,
+        });
         id
     }
 
@@ -126,7 +144,10 @@ impl SourceMap {
 
     /// Every file with its id, in the order added.
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
-        self.files.iter().enumerate().map(|(i, f)| (FileId(i as u32), f))
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (FileId(i as u32), f))
     }
 
     /// The line and column where a span starts.

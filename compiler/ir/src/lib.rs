@@ -10,9 +10,9 @@
 //! - iteration is deterministic: nodes come out sorted by their [`Key`], edges by target key.
 
 use aigw_syntax::{Kind, Object};
+use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
-use petgraph::Direction;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -30,12 +30,20 @@ pub struct Key {
 impl Key {
     /// The key of a whole object.
     pub fn object(kind: Kind, namespace: &str, name: &str) -> Self {
-        Key { kind, namespace: namespace.to_owned(), name: name.to_owned(), part: String::new() }
+        Key {
+            kind,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            part: String::new(),
+        }
     }
 
     /// The key of a part of this object.
     pub fn child(&self, part: String) -> Self {
-        Key { part, ..self.clone() }
+        Key {
+            part,
+            ..self.clone()
+        }
     }
 }
 
@@ -53,7 +61,11 @@ pub enum Node {
     /// An AIGatewayRoute rule.
     Rule { route: Arc<Object>, index: usize },
     /// A backend reference of a rule.
-    BackendRef { route: Arc<Object>, rule: usize, index: usize },
+    BackendRef {
+        route: Arc<Object>,
+        rule: usize,
+        index: usize,
+    },
 }
 
 /// How two nodes are related.
@@ -100,17 +112,28 @@ impl Ir {
 
     /// Every node of one kind (objects and their parts), sorted by key.
     pub fn nodes_of(&self, kind: Kind) -> impl Iterator<Item = (&Key, NodeId)> {
-        self.index.range(Key::object(kind, "", "")..).take_while(move |(k, _)| k.kind == kind).map(|(k, id)| (k, *id))
+        self.index
+            .range(Key::object(kind, "", "")..)
+            .take_while(move |(k, _)| k.kind == kind)
+            .map(|(k, id)| (k, *id))
     }
 
     /// Edges leaving `id`, sorted by the key of their target.
     pub fn outgoing(&self, id: NodeId) -> Vec<(Edge, NodeId)> {
-        self.sorted(self.graph.edges_directed(id.0, Direction::Outgoing).map(|e| (*e.weight(), NodeId(e.target()))))
+        self.sorted(
+            self.graph
+                .edges_directed(id.0, Direction::Outgoing)
+                .map(|e| (*e.weight(), NodeId(e.target()))),
+        )
     }
 
     /// Edges entering `id`, sorted by the key of their source.
     pub fn incoming(&self, id: NodeId) -> Vec<(Edge, NodeId)> {
-        self.sorted(self.graph.edges_directed(id.0, Direction::Incoming).map(|e| (*e.weight(), NodeId(e.source()))))
+        self.sorted(
+            self.graph
+                .edges_directed(id.0, Direction::Incoming)
+                .map(|e| (*e.weight(), NodeId(e.source()))),
+        )
     }
 
     fn sorted(&self, edges: impl Iterator<Item = (Edge, NodeId)>) -> Vec<(Edge, NodeId)> {
@@ -129,7 +152,8 @@ impl Ir {
 
     /// Every whole object of one kind with its id, sorted by namespace and name.
     pub fn objects(&self, kind: Kind) -> impl Iterator<Item = (NodeId, &Arc<Object>)> {
-        self.nodes_of(kind).filter_map(|(_, id)| self.object(id).map(|o| (id, o)))
+        self.nodes_of(kind)
+            .filter_map(|(_, id)| self.object(id).map(|o| (id, o)))
     }
 
     /// Targets of the edges leaving `id` that satisfy `want`, sorted by key.

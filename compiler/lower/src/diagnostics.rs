@@ -1,32 +1,53 @@
 //! One constructor per diagnostic the graph passes report.
 
-use aigw_diag::{codes, Diagnostic, Severity, Span};
+use aigw_diag::{Diagnostic, Severity, Span, codes};
 
 /// A reference to an object that is not in the input. With `--open` it is a warning: the object
 /// may live in another repository.
 pub(crate) fn unresolved(span: Span, field: &str, what: &str, open: bool) -> Diagnostic {
-    let severity = if open { Severity::Warning } else { Severity::Error };
-    Diagnostic::new(severity, codes::UNRESOLVED_REFERENCE, format!("{what} is not defined in the input"))
-        .with_primary(span, "referenced here")
-        .with_field(field)
-        .with_help(if open {
-            "assumed to exist elsewhere (--open)"
-        } else {
-            "add it to the input, fix the name or namespace, or pass --open if it is defined elsewhere"
-        })
+    let severity = if open {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
+    Diagnostic::new(
+        severity,
+        codes::UNRESOLVED_REFERENCE,
+        format!("{what} is not defined in the input"),
+    )
+    .with_primary(span, "referenced here")
+    .with_field(field)
+    .with_help(if open {
+        "assumed to exist elsewhere (--open)"
+    } else {
+        "add it to the input, fix the name or namespace, or pass --open if it is defined elsewhere"
+    })
 }
 
-pub(crate) fn not_permitted(span: Span, field: &str, what: &str, namespace: &str, from: &str) -> Diagnostic {
+pub(crate) fn not_permitted(
+    span: Span,
+    field: &str,
+    what: &str,
+    namespace: &str,
+    from: &str,
+) -> Diagnostic {
     Diagnostic::error(
         codes::REFERENCE_NOT_PERMITTED,
         format!("cross-namespace reference to {what} is not permitted"),
     )
     .with_primary(span, "crosses namespaces")
     .with_field(field)
-    .with_help(format!("add a ReferenceGrant in namespace `{namespace}` that allows {from}"))
+    .with_help(format!(
+        "add a ReferenceGrant in namespace `{namespace}` that allows {from}"
+    ))
 }
 
-pub(crate) fn conflicting_policies(span: Span, target: &str, policies: &[String], others: Vec<(Span, String)>) -> Diagnostic {
+pub(crate) fn conflicting_policies(
+    span: Span,
+    target: &str,
+    policies: &[String],
+    others: Vec<(Span, String)>,
+) -> Diagnostic {
     let mut d = Diagnostic::error(
         codes::CONFLICTING_SECURITY_POLICIES,
         format!("{target} is targeted by {} BackendSecurityPolicies: {}", policies.len(), policies.join(", ")),
@@ -50,7 +71,11 @@ pub(crate) fn no_common_endpoint(span: Span, field: &str, backends: &str) -> Dia
 }
 
 pub(crate) fn missing_credentials(span: Span, schema: &str, open: bool) -> Diagnostic {
-    let severity = if open { Severity::Warning } else { Severity::Error };
+    let severity = if open {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
     Diagnostic::new(
         severity,
         codes::MISSING_CREDENTIALS,
@@ -61,7 +86,13 @@ pub(crate) fn missing_credentials(span: Span, schema: &str, open: bool) -> Diagn
     .with_help("add a BackendSecurityPolicy whose targetRefs names this AIServiceBackend")
 }
 
-pub(crate) fn duplicate_model(span: Span, model: &str, gateway: &str, first: Span, first_where: &str) -> Diagnostic {
+pub(crate) fn duplicate_model(
+    span: Span,
+    model: &str,
+    gateway: &str,
+    first: Span,
+    first_where: &str,
+) -> Diagnostic {
     Diagnostic::warning(
         codes::DUPLICATE_MODEL,
         format!("model `{model}` is matched exactly by two rules on {gateway}; only the first ({first_where}) is reachable"),
@@ -71,14 +102,30 @@ pub(crate) fn duplicate_model(span: Span, model: &str, gateway: &str, first: Spa
     .with_help("Envoy matches rules in order and the first wins; remove one or make the matches differ")
 }
 
-pub(crate) fn secret_key_missing(span: Span, field: &str, secret: &str, key: &str, present: &[String]) -> Diagnostic {
+pub(crate) fn secret_key_missing(
+    span: Span,
+    field: &str,
+    secret: &str,
+    key: &str,
+    present: &[String],
+) -> Diagnostic {
     let have = if present.is_empty() {
         "it has no keys".to_owned()
     } else {
-        format!("it has {}", present.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+        format!(
+            "it has {}",
+            present
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
-    Diagnostic::error(codes::SECRET_KEY_MISSING, format!("{secret} has no key `{key}`; {have}"))
-        .with_primary(span, "references the Secret")
-        .with_field(field)
-        .with_help(format!("add `{key}` to the Secret's data or stringData"))
+    Diagnostic::error(
+        codes::SECRET_KEY_MISSING,
+        format!("{secret} has no key `{key}`; {have}"),
+    )
+    .with_primary(span, "references the Secret")
+    .with_field(field)
+    .with_help(format!("add `{key}` to the Secret's data or stringData"))
 }

@@ -59,8 +59,14 @@ pub fn served_by(schema: ApiSchemaName) -> &'static [Endpoint] {
 
 /// The endpoints every one of `schemas` serves.
 pub fn common(schemas: &[ApiSchemaName]) -> Vec<Endpoint> {
-    let Some((first, rest)) = schemas.split_first() else { return Vec::new() };
-    served_by(*first).iter().copied().filter(|e| rest.iter().all(|s| served_by(*s).contains(e))).collect()
+    let Some((first, rest)) = schemas.split_first() else {
+        return Vec::new();
+    };
+    served_by(*first)
+        .iter()
+        .copied()
+        .filter(|e| rest.iter().all(|s| served_by(*s).contains(e)))
+        .collect()
 }
 
 /// Schemas that cannot be called at all without credentials from a BackendSecurityPolicy.
@@ -83,9 +89,16 @@ mod tests {
     fn common_endpoints() {
         assert_eq!(
             common(&[ApiSchemaName::OpenAI, ApiSchemaName::AWSBedrock]),
-            vec![Endpoint::ChatCompletions, Endpoint::Embeddings, Endpoint::AnthropicMessages]
+            vec![
+                Endpoint::ChatCompletions,
+                Endpoint::Embeddings,
+                Endpoint::AnthropicMessages
+            ]
         );
         assert!(common(&[ApiSchemaName::OpenAI, ApiSchemaName::Cohere]).is_empty());
-        assert_eq!(common(&[ApiSchemaName::Cohere]), vec![Endpoint::CohereRerank]);
+        assert_eq!(
+            common(&[ApiSchemaName::Cohere]),
+            vec![Endpoint::CohereRerank]
+        );
     }
 }

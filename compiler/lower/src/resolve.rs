@@ -3,8 +3,8 @@
 //! references without permission (a ReferenceGrant, or for route → Gateway attachment the
 //! listener's `allowedRoutes`, as Gateway API defines them).
 
-use crate::diagnostics;
 use crate::Options;
+use crate::diagnostics;
 use aigw_diag::Diagnostic;
 use aigw_ir::{Edge, IrBuilder, Key, Node, NodeId};
 use aigw_syntax::model::*;
@@ -34,8 +34,17 @@ struct Ref<'a> {
 
 pub(crate) fn resolve(objects: Vec<Object>, options: Options) -> (aigw_ir::Ir, Vec<Diagnostic>) {
     let objects: Vec<Arc<Object>> = objects.into_iter().map(Arc::new).collect();
-    let grants = objects.iter().filter(|o| o.kind == Kind::ReferenceGrant).cloned().collect();
-    let mut cx = Cx { b: IrBuilder::new(), out: Vec::new(), options, grants };
+    let grants = objects
+        .iter()
+        .filter(|o| o.kind == Kind::ReferenceGrant)
+        .cloned()
+        .collect();
+    let mut cx = Cx {
+        b: IrBuilder::new(),
+        out: Vec::new(),
+        options,
+        grants,
+    };
     let mut ids = Vec::with_capacity(objects.len());
     for object in &objects {
         let key = Key::object(object.kind, &object.namespace, &object.name);
@@ -53,20 +62,38 @@ impl<'a> Cx {
         match spec {
             Spec::Gateway(spec) => self.gateway(object, id, spec),
             Spec::AIGatewayRoute(spec) => self.route(object, id, spec),
-            Spec::AIServiceBackend(spec) => self.upstream(object, id, "spec.backendRef", &spec.backend_ref),
+            Spec::AIServiceBackend(spec) => {
+                self.upstream(object, id, "spec.backendRef", &spec.backend_ref)
+            }
             Spec::BackendSecurityPolicy(spec) => self.security_policy(object, id, spec),
             Spec::BackendTLSPolicy(spec) => {
                 for (i, target) in spec.target_refs.iter().enumerate() {
                     if target.group == ENVOY_GATEWAY_GROUP && target.kind == "Backend" {
                         let field = format!("spec.targetRefs[{i}]");
-                        self.link(Ref { from: object, from_id: id, field, kind: Kind::Backend, namespace: &object.namespace, name: &target.name, edge: Edge::Targets });
+                        self.link(Ref {
+                            from: object,
+                            from_id: id,
+                            field,
+                            kind: Kind::Backend,
+                            namespace: &object.namespace,
+                            name: &target.name,
+                            edge: Edge::Targets,
+                        });
                     }
                 }
             }
             Spec::QuotaPolicy(spec) => {
                 for (i, target) in spec.target_refs.iter().enumerate() {
                     let field = format!("spec.targetRefs[{i}]");
-                    self.link(Ref { from: object, from_id: id, field, kind: Kind::AIServiceBackend, namespace: &object.namespace, name: &target.name, edge: Edge::Targets });
+                    self.link(Ref {
+                        from: object,
+                        from_id: id,
+                        field,
+                        kind: Kind::AIServiceBackend,
+                        namespace: &object.namespace,
+                        name: &target.name,
+                        edge: Edge::Targets,
+                    });
                 }
             }
             Spec::MCPRoute(spec) => {
@@ -75,7 +102,15 @@ impl<'a> Cx {
                     if backend.group == ENVOY_GATEWAY_GROUP && backend.kind == "Backend" {
                         let namespace = backend.namespace.as_deref().unwrap_or(&object.namespace);
                         let field = format!("spec.backendRefs[{i}]");
-                        self.link(Ref { from: object, from_id: id, field, kind: Kind::Backend, namespace, name: &backend.name, edge: Edge::Upstream });
+                        self.link(Ref {
+                            from: object,
+                            from_id: id,
+                            field,
+                            kind: Kind::Backend,
+                            namespace,
+                            name: &backend.name,
+                            edge: Edge::Upstream,
+                        });
                     }
                 }
             }
@@ -88,18 +123,37 @@ impl<'a> Cx {
         let key = Key::object(object.kind, &object.namespace, &object.name);
         let gateway = self.node_arc(id);
         for (i, listener) in spec.listeners.iter().enumerate() {
-            let part = self.b.add(key.child(format!("listeners[{}]", listener.name)), Node::Listener { gateway: gateway.clone(), index: i });
+            let part = self.b.add(
+                key.child(format!("listeners[{}]", listener.name)),
+                Node::Listener {
+                    gateway: gateway.clone(),
+                    index: i,
+                },
+            );
             self.b.link(id, part, Edge::Part);
             let Some(tls) = &listener.tls else { continue };
             for (c, cert) in tls.certificate_refs.iter().enumerate() {
                 if cert.group.is_empty() && cert.kind == "Secret" {
-                    self.secret(object, part, format!("spec.listeners[{i}].tls.certificateRefs[{c}]"), cert);
+                    self.secret(
+                        object,
+                        part,
+                        format!("spec.listeners[{i}].tls.certificateRefs[{c}]"),
+                        cert,
+                    );
                 }
             }
         }
         if let Some(config) = object.annotations.get(GATEWAY_CONFIG_ANNOTATION) {
             let field = format!("metadata.annotations.{GATEWAY_CONFIG_ANNOTATION}");
-            self.link(Ref { from: object, from_id: id, field, kind: Kind::GatewayConfig, namespace: &object.namespace, name: config, edge: Edge::Config });
+            self.link(Ref {
+                from: object,
+                from_id: id,
+                field,
+                kind: Kind::GatewayConfig,
+                namespace: &object.namespace,
+                name: config,
+                edge: Edge::Config,
+            });
         }
     }
 
@@ -108,17 +162,45 @@ impl<'a> Cx {
         let key = Key::object(object.kind, &object.namespace, &object.name);
         let route = self.node_arc(id);
         for (r, rule) in spec.rules.iter().enumerate() {
-            let rule_id = self.b.add(key.child(format!("rules[{r}]")), Node::Rule { route: route.clone(), index: r });
+            let rule_id = self.b.add(
+                key.child(format!("rules[{r}]")),
+                Node::Rule {
+                    route: route.clone(),
+                    index: r,
+                },
+            );
             self.b.link(id, rule_id, Edge::Part);
             for (i, backend) in rule.backend_refs.iter().enumerate() {
                 let part = format!("rules[{r}].backendRefs[{i}]");
-                let ref_id = self.b.add(key.child(part), Node::BackendRef { route: route.clone(), rule: r, index: i });
+                let ref_id = self.b.add(
+                    key.child(part),
+                    Node::BackendRef {
+                        route: route.clone(),
+                        rule: r,
+                        index: i,
+                    },
+                );
                 self.b.link(rule_id, ref_id, Edge::Part);
-                let kind = if backend.kind.as_deref() == Some("InferencePool") { Kind::InferencePool } else { Kind::AIServiceBackend };
+                let kind = if backend.kind.as_deref() == Some("InferencePool") {
+                    Kind::InferencePool
+                } else {
+                    Kind::AIServiceBackend
+                };
                 let namespace = backend.namespace.as_deref().unwrap_or(&object.namespace);
                 let field = format!("spec.rules[{r}].backendRefs[{i}]");
-                let edge = Edge::Backend { weight: backend.weight, priority: backend.priority };
-                self.link(Ref { from: object, from_id: ref_id, field, kind, namespace, name: &backend.name, edge });
+                let edge = Edge::Backend {
+                    weight: backend.weight,
+                    priority: backend.priority,
+                };
+                self.link(Ref {
+                    from: object,
+                    from_id: ref_id,
+                    field,
+                    kind,
+                    namespace,
+                    name: &backend.name,
+                    edge,
+                });
             }
         }
     }
@@ -130,22 +212,61 @@ impl<'a> Cx {
             }
             let namespace = parent.namespace.as_deref().unwrap_or(&object.namespace);
             let field = format!("spec.parentRefs[{i}]");
-            self.link(Ref { from: object, from_id: id, field, kind: Kind::Gateway, namespace, name: &parent.name, edge: Edge::Parent });
+            self.link(Ref {
+                from: object,
+                from_id: id,
+                field,
+                kind: Kind::Gateway,
+                namespace,
+                name: &parent.name,
+                edge: Edge::Parent,
+            });
         }
     }
 
-    fn upstream(&mut self, object: &'a Object, id: NodeId, field: &str, backend: &'a BackendObjectReference) {
+    fn upstream(
+        &mut self,
+        object: &'a Object,
+        id: NodeId,
+        field: &str,
+        backend: &'a BackendObjectReference,
+    ) {
         if backend.group == ENVOY_GATEWAY_GROUP && backend.kind == "Backend" {
             let namespace = backend.namespace.as_deref().unwrap_or(&object.namespace);
-            self.link(Ref { from: object, from_id: id, field: field.to_owned(), kind: Kind::Backend, namespace, name: &backend.name, edge: Edge::Upstream });
+            self.link(Ref {
+                from: object,
+                from_id: id,
+                field: field.to_owned(),
+                kind: Kind::Backend,
+                namespace,
+                name: &backend.name,
+                edge: Edge::Upstream,
+            });
         }
     }
 
-    fn security_policy(&mut self, object: &'a Object, id: NodeId, spec: &'a BackendSecurityPolicySpec) {
+    fn security_policy(
+        &mut self,
+        object: &'a Object,
+        id: NodeId,
+        spec: &'a BackendSecurityPolicySpec,
+    ) {
         for (i, target) in spec.target_refs.iter().enumerate() {
-            let kind = if target.kind == "InferencePool" { Kind::InferencePool } else { Kind::AIServiceBackend };
+            let kind = if target.kind == "InferencePool" {
+                Kind::InferencePool
+            } else {
+                Kind::AIServiceBackend
+            };
             let field = format!("spec.targetRefs[{i}]");
-            self.link(Ref { from: object, from_id: id, field, kind, namespace: &object.namespace, name: &target.name, edge: Edge::Targets });
+            self.link(Ref {
+                from: object,
+                from_id: id,
+                field,
+                kind,
+                namespace: &object.namespace,
+                name: &target.name,
+                edge: Edge::Targets,
+            });
         }
         for (field, secret) in crate::checks::policy_secrets(spec) {
             self.secret(object, id, field.to_owned(), secret);
@@ -154,11 +275,25 @@ impl<'a> Cx {
 
     /// Secrets are often kept out of GitOps repositories, so a Secret absent from the input is
     /// not an error; one that is present is linked (and its keys checked later).
-    fn secret(&mut self, object: &'a Object, from_id: NodeId, field: String, secret: &'a SecretObjectReference) {
+    fn secret(
+        &mut self,
+        object: &'a Object,
+        from_id: NodeId,
+        field: String,
+        secret: &'a SecretObjectReference,
+    ) {
         let namespace = secret.namespace.as_deref().unwrap_or(&object.namespace);
         let key = Key::object(Kind::Secret, namespace, &secret.name);
         if self.b.find(&key).is_some() {
-            self.link(Ref { from: object, from_id, field, kind: Kind::Secret, namespace, name: &secret.name, edge: Edge::Secret });
+            self.link(Ref {
+                from: object,
+                from_id,
+                field,
+                kind: Kind::Secret,
+                namespace,
+                name: &secret.name,
+                edge: Edge::Secret,
+            });
         }
     }
 
@@ -168,12 +303,18 @@ impl<'a> Cx {
         let span = r.from.origin.span_of(&r.field);
         let what = format!("{:?} `{}/{}`", r.kind, r.namespace, r.name);
         let Some(target) = self.b.find(&Key::object(r.kind, r.namespace, r.name)) else {
-            self.out.push(diagnostics::unresolved(span, &r.field, &what, self.options.open).with_resource(r.from.resource()));
+            self.out.push(
+                diagnostics::unresolved(span, &r.field, &what, self.options.open)
+                    .with_resource(r.from.resource()),
+            );
             return;
         };
         if r.namespace != r.from.namespace && !self.permitted(&r, target) {
             let from = format!("{} from namespace `{}`", r.from.kind_name, r.from.namespace);
-            self.out.push(diagnostics::not_permitted(span, &r.field, &what, r.namespace, &from).with_resource(r.from.resource()));
+            self.out.push(
+                diagnostics::not_permitted(span, &r.field, &what, r.namespace, &from)
+                    .with_resource(r.from.resource()),
+            );
             return;
         }
         self.b.link(r.from_id, target, r.edge);
@@ -185,10 +326,18 @@ impl<'a> Cx {
     /// namespace naming the referrer's kind and namespace.
     fn permitted(&self, r: &Ref<'_>, target: NodeId) -> bool {
         if r.edge == Edge::Parent {
-            let Node::Object(gateway) = self.b.ir().node(target) else { return false };
-            let Some(Spec::Gateway(spec)) = &gateway.spec else { return false };
+            let Node::Object(gateway) = self.b.ir().node(target) else {
+                return false;
+            };
+            let Some(Spec::Gateway(spec)) = &gateway.spec else {
+                return false;
+            };
             return spec.listeners.iter().any(|l| {
-                let from = l.allowed_routes.as_ref().and_then(|a| a.pointer("/namespaces/from")).and_then(|f| f.as_str());
+                let from = l
+                    .allowed_routes
+                    .as_ref()
+                    .and_then(|a| a.pointer("/namespaces/from"))
+                    .and_then(|f| f.as_str());
                 matches!(from, Some("All" | "Selector"))
             });
         }
@@ -196,12 +345,25 @@ impl<'a> Cx {
             Node::Object(o) => (o.group, o.kind_name),
             _ => return false,
         };
-        self.grants.iter().filter(|g| g.namespace == r.namespace).any(|grant| {
-            let Some(Spec::ReferenceGrant(spec)) = &grant.spec else { return false };
-            let from_ok = spec.from.iter().any(|f| f.group == r.from.group && f.kind == r.from.kind_name && f.namespace == r.from.namespace);
-            let to_ok = spec.to.iter().any(|t| t.group == target_group && t.kind == target_kind && t.name.as_deref().is_none_or(|n| n == r.name));
-            from_ok && to_ok
-        })
+        self.grants
+            .iter()
+            .filter(|g| g.namespace == r.namespace)
+            .any(|grant| {
+                let Some(Spec::ReferenceGrant(spec)) = &grant.spec else {
+                    return false;
+                };
+                let from_ok = spec.from.iter().any(|f| {
+                    f.group == r.from.group
+                        && f.kind == r.from.kind_name
+                        && f.namespace == r.from.namespace
+                });
+                let to_ok = spec.to.iter().any(|t| {
+                    t.group == target_group
+                        && t.kind == target_kind
+                        && t.name.as_deref().is_none_or(|n| n == r.name)
+                });
+                from_ok && to_ok
+            })
     }
 
     fn node_arc(&self, id: NodeId) -> Arc<Object> {

@@ -2,16 +2,23 @@
 //! server's wording (users search for it), lowercased, with offending values in backticks or
 //! quotes as the API server prints them.
 
-use aigw_diag::{codes, Diagnostic, Span};
+use aigw_diag::{Diagnostic, Span, codes};
 
 fn with_field(d: Diagnostic, path: &str) -> Diagnostic {
-    if path.is_empty() { d } else { d.with_field(path) }
+    if path.is_empty() {
+        d
+    } else {
+        d.with_field(path)
+    }
 }
 
 pub(crate) fn wrong_type(span: Span, path: &str, expected: &str, found: &str) -> Diagnostic {
     with_field(
-        Diagnostic::error(codes::WRONG_TYPE, format!("invalid value: {found}: must be of type {expected}"))
-            .with_primary(span, format!("expected {expected}, found {found}")),
+        Diagnostic::error(
+            codes::WRONG_TYPE,
+            format!("invalid value: {found}: must be of type {expected}"),
+        )
+        .with_primary(span, format!("expected {expected}, found {found}")),
         path,
     )
 }
@@ -38,8 +45,17 @@ pub(crate) fn above_maximum(span: Span, path: &str, value: f64, max: f64) -> Dia
     )
 }
 
-pub(crate) fn unsupported_value(span: Span, path: &str, value: &str, supported: &[String]) -> Diagnostic {
-    let list = supported.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ");
+pub(crate) fn unsupported_value(
+    span: Span,
+    path: &str,
+    value: &str,
+    supported: &[String],
+) -> Diagnostic {
+    let list = supported
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut d = Diagnostic::error(
         codes::UNSUPPORTED_VALUE,
         format!("unsupported value: \"{value}\": supported values: {list}"),
@@ -53,32 +69,47 @@ pub(crate) fn unsupported_value(span: Span, path: &str, value: &str, supported: 
 
 pub(crate) fn too_short(span: Span, path: &str, min: u64) -> Diagnostic {
     with_field(
-        Diagnostic::error(codes::BAD_LENGTH, format!("in body should be at least {min} chars long"))
-            .with_primary(span, "too short"),
+        Diagnostic::error(
+            codes::BAD_LENGTH,
+            format!("in body should be at least {min} chars long"),
+        )
+        .with_primary(span, "too short"),
         path,
     )
 }
 
 pub(crate) fn too_long(span: Span, path: &str, max: u64) -> Diagnostic {
     with_field(
-        Diagnostic::error(codes::BAD_LENGTH, format!("in body should be at most {max} chars long"))
-            .with_primary(span, "too long"),
+        Diagnostic::error(
+            codes::BAD_LENGTH,
+            format!("in body should be at most {max} chars long"),
+        )
+        .with_primary(span, "too long"),
         path,
     )
 }
 
 pub(crate) fn too_many_items(span: Span, path: &str, count: u64, max: u64) -> Diagnostic {
     with_field(
-        Diagnostic::error(codes::BAD_LENGTH, format!("too many: {count}: must have at most {max} items"))
-            .with_primary(span, format!("item {} and later are over the limit", max + 1)),
+        Diagnostic::error(
+            codes::BAD_LENGTH,
+            format!("too many: {count}: must have at most {max} items"),
+        )
+        .with_primary(
+            span,
+            format!("item {} and later are over the limit", max + 1),
+        ),
         path,
     )
 }
 
 pub(crate) fn too_few_items(span: Span, path: &str, min: u64) -> Diagnostic {
     with_field(
-        Diagnostic::error(codes::BAD_LENGTH, format!("in body should have at least {min} items"))
-            .with_primary(span, "too few items"),
+        Diagnostic::error(
+            codes::BAD_LENGTH,
+            format!("in body should have at least {min} items"),
+        )
+        .with_primary(span, "too few items"),
         path,
     )
 }
@@ -102,7 +133,11 @@ pub(crate) fn unknown_field(span: Span, path: &str, name: &str, known: &[&str]) 
         None if known.is_empty() => d.with_help("no fields are allowed here"),
         None => d.with_help(format!(
             "expected one of {}",
-            known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     };
     with_field(d, path)
@@ -111,7 +146,9 @@ pub(crate) fn unknown_field(span: Span, path: &str, name: &str, known: &[&str]) 
 pub(crate) fn removed_field(span: Span, path: &str, name: &str, advice: &str) -> Diagnostic {
     Diagnostic::warning(
         codes::UNKNOWN_FIELD,
-        format!("`{name}` is no longer part of this kind; the API server prunes it and it has no effect"),
+        format!(
+            "`{name}` is no longer part of this kind; the API server prunes it and it has no effect"
+        ),
     )
     .with_primary(span, "ignored")
     .with_field(path)
@@ -119,15 +156,25 @@ pub(crate) fn removed_field(span: Span, path: &str, name: &str, advice: &str) ->
 }
 
 pub(crate) fn not_a_manifest(span: Span) -> Diagnostic {
-    Diagnostic::note(codes::NOT_AN_OBJECT, "document has no `apiVersion` or `kind`: not a Kubernetes object; passed over")
-        .with_primary(span, "passed over")
+    Diagnostic::note(
+        codes::NOT_AN_OBJECT,
+        "document has no `apiVersion` or `kind`: not a Kubernetes object; passed over",
+    )
+    .with_primary(span, "passed over")
 }
 
 pub(crate) fn required_field(span: Span, path: &str, name: &str) -> Diagnostic {
-    let full = if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
-    Diagnostic::error(codes::REQUIRED_FIELD, format!("required value: `{name}` must be set"))
-        .with_primary(span, format!("`{name}` is missing here"))
-        .with_field(full)
+    let full = if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    };
+    Diagnostic::error(
+        codes::REQUIRED_FIELD,
+        format!("required value: `{name}` must be set"),
+    )
+    .with_primary(span, format!("`{name}` is missing here"))
+    .with_field(full)
 }
 
 pub(crate) fn decode_failed(span: Span, path: &str, reason: &str) -> Diagnostic {
@@ -139,12 +186,20 @@ pub(crate) fn decode_failed(span: Span, path: &str, reason: &str) -> Diagnostic 
 }
 
 pub(crate) fn not_an_object(span: Span, reason: &str) -> Diagnostic {
-    Diagnostic::error(codes::NOT_AN_OBJECT, format!("not a Kubernetes object: {reason}"))
-        .with_primary(span, "this document")
-        .with_help("every document needs `apiVersion`, `kind` and `metadata.name`")
+    Diagnostic::error(
+        codes::NOT_AN_OBJECT,
+        format!("not a Kubernetes object: {reason}"),
+    )
+    .with_primary(span, "this document")
+    .with_help("every document needs `apiVersion`, `kind` and `metadata.name`")
 }
 
-pub(crate) fn unknown_kind(span: Span, api_version: &str, kind: &str, suggestion: Option<&str>) -> Diagnostic {
+pub(crate) fn unknown_kind(
+    span: Span,
+    api_version: &str,
+    kind: &str,
+    suggestion: Option<&str>,
+) -> Diagnostic {
     let d = Diagnostic::error(
         codes::UNKNOWN_KIND,
         format!("unknown kind `{kind}` in `{api_version}`"),
@@ -164,20 +219,35 @@ pub(crate) fn passed_over(span: Span, api_version: &str, kind: &str) -> Diagnost
     .with_primary(span, "not compiled")
 }
 
-pub(crate) fn unsupported_version(span: Span, api_version: &str, kind: &str, supported: &[&str]) -> Diagnostic {
+pub(crate) fn unsupported_version(
+    span: Span,
+    api_version: &str,
+    kind: &str,
+    supported: &[&str],
+) -> Diagnostic {
     Diagnostic::error(
         codes::UNSUPPORTED_VERSION,
         format!("`{kind}` is not served at `{api_version}`"),
     )
     .with_primary(span, "unsupported version")
-    .with_help(format!("supported: {}", supported.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")))
+    .with_help(format!(
+        "supported: {}",
+        supported
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 pub(crate) fn duplicate_object(span: Span, first: Span, what: &str) -> Diagnostic {
-    Diagnostic::error(codes::DUPLICATE_OBJECT, format!("{what} is defined more than once"))
-        .with_primary(span, "defined again here")
-        .with_secondary(first, "first defined here")
-        .with_help("the later definition is ignored; object identity is kind, namespace and name")
+    Diagnostic::error(
+        codes::DUPLICATE_OBJECT,
+        format!("{what} is defined more than once"),
+    )
+    .with_primary(span, "defined again here")
+    .with_secondary(first, "first defined here")
+    .with_help("the later definition is ignored; object identity is kind, namespace and name")
 }
 
 /// The candidate closest to `input`, when close enough to be a likely typo.

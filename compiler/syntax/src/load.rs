@@ -6,7 +6,7 @@
 use crate::diagnostics;
 use crate::model::*;
 use crate::schema::Compiled;
-use crate::yaml::{parse_chunk, split_documents, Document, Node, Value};
+use crate::yaml::{Document, Node, Value, parse_chunk, split_documents};
 use aigw_diag::{Diagnostic, SourceMap};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -24,14 +24,24 @@ pub struct Loaded {
 pub fn load(sources: &SourceMap) -> Loaded {
     let mut jobs = Vec::new();
     for (file, source) in sources.files() {
-        jobs.extend(split_documents(source.text()).into_iter().enumerate().map(|(i, (start, chunk))| (file, i, start, chunk)));
+        jobs.extend(
+            split_documents(source.text())
+                .into_iter()
+                .enumerate()
+                .map(|(i, (start, chunk))| (file, i, start, chunk)),
+        );
     }
     // Documents are independent: read them on every core. The result is sorted afterwards, so
     // the split does not change it.
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(8);
     let per_thread = jobs.len().div_ceil(threads).max(1);
     let parts: Vec<Loaded> = std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs.chunks(per_thread).map(|jobs| scope.spawn(move || load_jobs(jobs))).collect();
+        let handles: Vec<_> = jobs
+            .chunks(per_thread)
+            .map(|jobs| scope.spawn(move || load_jobs(jobs)))
+            .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     let mut loaded = Loaded::default();
@@ -48,7 +58,9 @@ fn load_jobs(jobs: &[(aigw_diag::FileId, usize, usize, &str)]) -> Loaded {
     for &(file, index, start, chunk) in jobs {
         match parse_chunk(file, start, chunk) {
             Ok(Some(root)) => {
-                if let Some(object) = load_document(Document { index, root }, &mut loaded.diagnostics) {
+                if let Some(object) =
+                    load_document(Document { index, root }, &mut loaded.diagnostics)
+                {
                     loaded.objects.push(object);
                 }
             }
@@ -96,7 +108,10 @@ fn load_document(document: Document, out: &mut Vec<Diagnostic>) -> Option<Object
     let root = &document.root;
     let doc_span = root.span;
     if !matches!(root.value, Value::Map(_)) {
-        out.push(diagnostics::not_an_object(doc_span, "the document is not a mapping"));
+        out.push(diagnostics::not_an_object(
+            doc_span,
+            "the document is not a mapping",
+        ));
         return None;
     }
     // A document with neither (a Helm values file, say) is not a manifest: pass it over.
@@ -104,10 +119,14 @@ fn load_document(document: Document, out: &mut Vec<Diagnostic>) -> Option<Object
         out.push(diagnostics::not_a_manifest(doc_span));
         return None;
     }
-    let (Some(api_version), Some(kind)) =
-        (root.get("apiVersion").and_then(Node::as_str), root.get("kind").and_then(Node::as_str))
-    else {
-        out.push(diagnostics::not_an_object(doc_span, "`apiVersion` and `kind` must both be strings"));
+    let (Some(api_version), Some(kind)) = (
+        root.get("apiVersion").and_then(Node::as_str),
+        root.get("kind").and_then(Node::as_str),
+    ) else {
+        out.push(diagnostics::not_an_object(
+            doc_span,
+            "`apiVersion` and `kind` must both be strings",
+        ));
         return None;
     };
     let kind_span = root.get("kind").map_or(doc_span, |n| n.span);
@@ -118,10 +137,18 @@ fn load_document(document: Document, out: &mut Vec<Diagnostic>) -> Option<Object
     };
     if !info.versions.contains(&version) {
         let span = root.get("apiVersion").map_or(doc_span, |n| n.span);
-        out.push(diagnostics::unsupported_version(span, api_version, kind, info.versions));
+        out.push(diagnostics::unsupported_version(
+            span,
+            api_version,
+            kind,
+            info.versions,
+        ));
         return None;
     }
-    let origin = Origin { root: Arc::new(document.root), index: document.index };
+    let origin = Origin {
+        root: Arc::new(document.root),
+        index: document.index,
+    };
     read_object(info, origin, out)
 }
 
@@ -129,7 +156,10 @@ fn load_document(document: Document, out: &mut Vec<Diagnostic>) -> Option<Object
 /// whole route); anything else is passed over with a note.
 fn unrecognised(span: aigw_diag::Span, api_version: &str, group: &str, kind: &str) -> Diagnostic {
     if group == AIGW_GROUP {
-        let names = KINDS.iter().filter(|k| k.group == AIGW_GROUP).map(|k| k.name);
+        let names = KINDS
+            .iter()
+            .filter(|k| k.group == AIGW_GROUP)
+            .map(|k| k.name);
         diagnostics::unknown_kind(span, api_version, kind, diagnostics::closest(kind, names))
     } else {
         diagnostics::passed_over(span, api_version, kind)
@@ -138,24 +168,51 @@ fn unrecognised(span: aigw_diag::Span, api_version: &str, group: &str, kind: &st
 
 fn read_object(info: &KindInfo, origin: Origin, out: &mut Vec<Diagnostic>) -> Option<Object> {
     let mut found = Vec::new();
-    let removed = if info.kind == Kind::AIServiceBackend { AISB_REMOVED_FIELDS } else { &[] };
+    let removed = if info.kind == Kind::AIServiceBackend {
+        AISB_REMOVED_FIELDS
+    } else {
+        &[]
+    };
     let (meta, spec) = match info.kind {
-        Kind::AIGatewayRoute => typed(&origin, removed, &mut found, |s| Spec::AIGatewayRoute(Box::new(s))),
-        Kind::AIServiceBackend => typed(&origin, removed, &mut found, |s| Spec::AIServiceBackend(Box::new(s))),
-        Kind::BackendSecurityPolicy => typed(&origin, removed, &mut found, |s| Spec::BackendSecurityPolicy(Box::new(s))),
-        Kind::GatewayConfig => typed(&origin, removed, &mut found, |s| Spec::GatewayConfig(Box::new(s))),
-        Kind::MCPRoute => typed(&origin, removed, &mut found, |s| Spec::MCPRoute(Box::new(s))),
-        Kind::QuotaPolicy => typed(&origin, removed, &mut found, |s| Spec::QuotaPolicy(Box::new(s))),
-        Kind::GatewayClass => typed(&origin, removed, &mut found, |s| Spec::GatewayClass(Box::new(s))),
+        Kind::AIGatewayRoute => typed(&origin, removed, &mut found, |s| {
+            Spec::AIGatewayRoute(Box::new(s))
+        }),
+        Kind::AIServiceBackend => typed(&origin, removed, &mut found, |s| {
+            Spec::AIServiceBackend(Box::new(s))
+        }),
+        Kind::BackendSecurityPolicy => typed(&origin, removed, &mut found, |s| {
+            Spec::BackendSecurityPolicy(Box::new(s))
+        }),
+        Kind::GatewayConfig => typed(&origin, removed, &mut found, |s| {
+            Spec::GatewayConfig(Box::new(s))
+        }),
+        Kind::MCPRoute => typed(&origin, removed, &mut found, |s| {
+            Spec::MCPRoute(Box::new(s))
+        }),
+        Kind::QuotaPolicy => typed(&origin, removed, &mut found, |s| {
+            Spec::QuotaPolicy(Box::new(s))
+        }),
+        Kind::GatewayClass => typed(&origin, removed, &mut found, |s| {
+            Spec::GatewayClass(Box::new(s))
+        }),
         Kind::Gateway => typed(&origin, removed, &mut found, |s| Spec::Gateway(Box::new(s))),
-        Kind::HTTPRoute => typed(&origin, removed, &mut found, |s| Spec::HTTPRoute(Box::new(s))),
-        Kind::ReferenceGrant => typed(&origin, removed, &mut found, |s| Spec::ReferenceGrant(Box::new(s))),
-        Kind::BackendTLSPolicy => typed(&origin, removed, &mut found, |s| Spec::BackendTLSPolicy(Box::new(s))),
+        Kind::HTTPRoute => typed(&origin, removed, &mut found, |s| {
+            Spec::HTTPRoute(Box::new(s))
+        }),
+        Kind::ReferenceGrant => typed(&origin, removed, &mut found, |s| {
+            Spec::ReferenceGrant(Box::new(s))
+        }),
+        Kind::BackendTLSPolicy => typed(&origin, removed, &mut found, |s| {
+            Spec::BackendTLSPolicy(Box::new(s))
+        }),
         Kind::Backend => typed(&origin, removed, &mut found, |s| Spec::Backend(Box::new(s))),
         Kind::Secret => {
             let secret = decode::<SecretManifest>(&origin, &[], &mut found);
             let meta = secret.as_ref().map(|s| s.metadata.clone());
-            (meta, secret.map(|s| Spec::Secret(s.keys().map(str::to_owned).collect())))
+            (
+                meta,
+                secret.map(|s| Spec::Secret(s.keys().map(str::to_owned).collect())),
+            )
         }
         Kind::InferencePool | Kind::EnvoyGatewayCarried => {
             let manifest = decode::<LooseManifest>(&origin, &[], &mut found);
@@ -166,7 +223,10 @@ fn read_object(info: &KindInfo, origin: Origin, out: &mut Vec<Diagnostic>) -> Op
     let name = resource_meta.as_ref().and_then(|m| m.name.clone());
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         out.extend(found);
-        out.push(diagnostics::not_an_object(origin.key_span_of("metadata"), "`metadata.name` is missing"));
+        out.push(diagnostics::not_an_object(
+            origin.key_span_of("metadata"),
+            "`metadata.name` is missing",
+        ));
         return None;
     };
     let meta = resource_meta.unwrap_or_default();
@@ -174,13 +234,21 @@ fn read_object(info: &KindInfo, origin: Origin, out: &mut Vec<Diagnostic>) -> Op
     // cluster-scoped.
     let namespace = match info.kind {
         Kind::GatewayClass => String::new(),
-        _ => meta.namespace.clone().unwrap_or_else(|| "default".to_owned()),
+        _ => meta
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned()),
     };
     let object = Object {
         kind: info.kind,
         group: info.group,
         kind_name: info.name,
-        api_version: origin.root.get("apiVersion").and_then(Node::as_str).unwrap_or_default().to_owned(),
+        api_version: origin
+            .root
+            .get("apiVersion")
+            .and_then(Node::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         name,
         namespace,
         labels: meta.labels,
@@ -220,7 +288,11 @@ fn decode<T: DeserializeOwned + JsonSchema + 'static>(
         Err(error) => {
             // Missing required parts were already reported by the schema check.
             if out.len() == before {
-                out.push(diagnostics::decode_failed(origin.root.span, "", &error.to_string()));
+                out.push(diagnostics::decode_failed(
+                    origin.root.span,
+                    "",
+                    &error.to_string(),
+                ));
             }
             None
         }

@@ -17,7 +17,10 @@ fn steps(path: &str) -> impl Iterator<Item = Step<'_>> {
             .split('[')
             .filter_map(|i| i.trim_end_matches(']').parse::<usize>().ok())
             .map(Step::Index);
-        (!field.is_empty()).then_some(Step::Field(field)).into_iter().chain(indices)
+        (!field.is_empty())
+            .then_some(Step::Field(field))
+            .into_iter()
+            .chain(indices)
     })
 }
 
@@ -89,7 +92,10 @@ mod tests {
         assert_eq!(at(span_of(root, "spec.rules[1].backendRefs[0].name")), "x");
         assert_eq!(at(key_span_of(root, "spec.rules[1].name")), "name");
         // Missing leaf: the deepest existing key.
-        assert_eq!(span_of(root, "spec.rules[0].timeouts.request").start as usize, text.find("name: a").unwrap());
+        assert_eq!(
+            span_of(root, "spec.rules[0].timeouts.request").start as usize,
+            text.find("name: a").unwrap()
+        );
         assert_eq!(at(span_of(root, "spec.rules[7]")), "rules");
     }
 }

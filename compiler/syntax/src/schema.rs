@@ -68,7 +68,10 @@ impl Types {
             (Self::NUM, "number"),
             (Self::BOOL, "boolean"),
         ];
-        names.iter().find(|(bit, _)| self.0 & bit != 0).map_or("null", |(_, n)| n)
+        names
+            .iter()
+            .find(|(bit, _)| self.0 & bit != 0)
+            .map_or("null", |(_, n)| n)
     }
 }
 
@@ -113,7 +116,9 @@ impl Compiled {
     pub fn of<T: JsonSchema + 'static>() -> Arc<Compiled> {
         static CACHE: OnceLock<Mutex<HashMap<TypeId, Arc<Compiled>>>> = OnceLock::new();
         let cache = CACHE.get_or_init(Default::default);
-        let mut cache = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache
             .entry(TypeId::of::<T>())
             .or_insert_with(|| {
@@ -124,9 +129,15 @@ impl Compiled {
     }
 
     fn new(root: &Json) -> Self {
-        let mut builder = Builder { nodes: Vec::new(), defs: HashMap::new(), root };
+        let mut builder = Builder {
+            nodes: Vec::new(),
+            defs: HashMap::new(),
+            root,
+        };
         builder.compile(root);
-        Compiled { nodes: builder.nodes }
+        Compiled {
+            nodes: builder.nodes,
+        }
     }
 
     /// Checks `node` against the root schema. Returns the cleaned JSON value, or `None` when the
@@ -135,8 +146,18 @@ impl Compiled {
     /// `removed` lists field paths the reference project once had and its API server now prunes,
     /// with advice: they are warnings, not errors, so manifests written for older releases still
     /// check (a typo is still an error).
-    pub fn check(&self, node: &Node, removed: &[(&str, &str)], out: &mut Vec<Diagnostic>) -> Option<Json> {
-        let mut walker = Walker { compiled: self, out, path: String::new(), removed };
+    pub fn check(
+        &self,
+        node: &Node,
+        removed: &[(&str, &str)],
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<Json> {
+        let mut walker = Walker {
+            compiled: self,
+            out,
+            path: String::new(),
+            removed,
+        };
         walker.check(0, node, node.span)
     }
 }
@@ -155,16 +176,28 @@ impl Builder<'_> {
         }
         let id = self.nodes.len();
         self.nodes.push(Schema::default());
-        let mut schema = Schema { types: Types(Types::ANY), ..Schema::default() };
+        let mut schema = Schema {
+            types: Types(Types::ANY),
+            ..Schema::default()
+        };
         // `Option<Struct>` becomes `anyOf: [{$ref}, {type: null}]`: admit null, check the rest.
-        if let Some(branches) = json.get("anyOf").or_else(|| json.get("oneOf")).and_then(Json::as_array) {
+        if let Some(branches) = json
+            .get("anyOf")
+            .or_else(|| json.get("oneOf"))
+            .and_then(Json::as_array)
+        {
             return self.compile_union(id, branches, json);
         }
         match json.get("type") {
             Some(Json::String(name)) => schema.types = Types(Types::from_name(name)),
             Some(Json::Array(names)) => {
-                schema.types =
-                    Types(names.iter().filter_map(Json::as_str).map(Types::from_name).fold(0, |a, b| a | b));
+                schema.types = Types(
+                    names
+                        .iter()
+                        .filter_map(Json::as_str)
+                        .map(Types::from_name)
+                        .fold(0, |a, b| a | b),
+                );
             }
             _ => {}
         }
@@ -181,7 +214,12 @@ impl Builder<'_> {
         if let Some(&id) = self.defs.get(&name) {
             return id;
         }
-        let def = self.root.get("$defs").and_then(|d| d.get(&name)).cloned().unwrap_or(Json::Bool(true));
+        let def = self
+            .root
+            .get("$defs")
+            .and_then(|d| d.get(&name))
+            .cloned()
+            .unwrap_or(Json::Bool(true));
         // Reserve the id first so recursive types terminate.
         let id = self.nodes.len();
         self.nodes.push(Schema::default());
@@ -234,10 +272,22 @@ impl Builder<'_> {
         schema.max_len = uint("maxLength").or(schema.max_len);
         schema.min_items = uint("minItems").or(schema.min_items);
         schema.max_items = uint("maxItems").or(schema.max_items);
-        schema.minimum = json.get("minimum").and_then(Json::as_f64).or(schema.minimum);
-        schema.maximum = json.get("maximum").and_then(Json::as_f64).or(schema.maximum);
+        schema.minimum = json
+            .get("minimum")
+            .and_then(Json::as_f64)
+            .or(schema.minimum);
+        schema.maximum = json
+            .get("maximum")
+            .and_then(Json::as_f64)
+            .or(schema.maximum);
         if let Some(values) = json.get("enum").and_then(Json::as_array) {
-            schema.enum_values = Some(values.iter().filter_map(Json::as_str).map(str::to_owned).collect());
+            schema.enum_values = Some(
+                values
+                    .iter()
+                    .filter_map(Json::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+            );
         }
         if let Some(pattern) = json.get("pattern").and_then(Json::as_str) {
             // Patterns are ours and tested; one that does not compile is skipped, not fatal.
@@ -249,8 +299,10 @@ impl Builder<'_> {
             schema.items = Some(self.compile(items));
         }
         if let Some(props) = json.get("properties").and_then(Json::as_object) {
-            let mut properties: Vec<(String, Id)> =
-                props.iter().map(|(name, sub)| (name.clone(), self.compile(sub))).collect();
+            let mut properties: Vec<(String, Id)> = props
+                .iter()
+                .map(|(name, sub)| (name.clone(), self.compile(sub)))
+                .collect();
             properties.sort_by(|a, b| a.0.cmp(&b.0));
             schema.properties = properties;
         }
@@ -260,7 +312,11 @@ impl Builder<'_> {
             Some(sub) => Additional::Schema(self.compile(sub)),
         };
         if let Some(required) = json.get("required").and_then(Json::as_array) {
-            schema.required = required.iter().filter_map(Json::as_str).map(str::to_owned).collect();
+            schema.required = required
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect();
         }
     }
 }
@@ -318,17 +374,20 @@ impl Walker<'_> {
 
     fn check_range(&mut self, schema: &Schema, value: f64, span: Span) {
         if let Some(min) = schema.minimum.filter(|min| value < *min) {
-            self.out.push(diagnostics::below_minimum(span, &self.path, value, min));
+            self.out
+                .push(diagnostics::below_minimum(span, &self.path, value, min));
         }
         if let Some(max) = schema.maximum.filter(|max| value > *max) {
-            self.out.push(diagnostics::above_maximum(span, &self.path, value, max));
+            self.out
+                .push(diagnostics::above_maximum(span, &self.path, value, max));
         }
     }
 
     fn check_string(&mut self, schema: &Schema, s: &str, span: Span) {
         if let Some(values) = &schema.enum_values {
             if !values.iter().any(|v| v == s) {
-                self.out.push(diagnostics::unsupported_value(span, &self.path, s, values));
+                self.out
+                    .push(diagnostics::unsupported_value(span, &self.path, s, values));
                 return;
             }
         }
@@ -341,7 +400,8 @@ impl Walker<'_> {
         }
         if let Some((text, regex)) = &schema.pattern {
             if !regex.is_match(s) {
-                self.out.push(diagnostics::pattern_mismatch(span, &self.path, s, text));
+                self.out
+                    .push(diagnostics::pattern_mismatch(span, &self.path, s, text));
             }
         }
     }
@@ -350,10 +410,19 @@ impl Walker<'_> {
         let schema = &self.compiled.nodes[id];
         let count = items.len() as u64;
         if let Some(max) = schema.max_items.filter(|max| count > *max) {
-            self.out.push(diagnostics::too_many_items(items[max as usize].span, &self.path, count, max));
+            self.out.push(diagnostics::too_many_items(
+                items[max as usize].span,
+                &self.path,
+                count,
+                max,
+            ));
         }
         if let Some(min) = schema.min_items.filter(|min| count < *min) {
-            self.out.push(diagnostics::too_few_items(if items.is_empty() { anchor } else { span }, &self.path, min));
+            self.out.push(diagnostics::too_few_items(
+                if items.is_empty() { anchor } else { span },
+                &self.path,
+                min,
+            ));
         }
         let Some(item_schema) = schema.items else {
             return Json::Array(items.iter().map(Node::to_json).collect());
@@ -381,7 +450,10 @@ impl Walker<'_> {
                 self.path.push('.');
             }
             self.path.push_str(&key.name);
-            let sub = match schema.properties.binary_search_by(|(name, _)| name.as_str().cmp(&key.name)) {
+            let sub = match schema
+                .properties
+                .binary_search_by(|(name, _)| name.as_str().cmp(&key.name))
+            {
                 Ok(i) => Some(schema.properties[i].1),
                 Err(_) => match schema.additional {
                     Additional::Any => {
@@ -390,13 +462,22 @@ impl Walker<'_> {
                     }
                     Additional::Schema(sub) => Some(sub),
                     Additional::Forbid if self.removed.iter().any(|(p, _)| *p == self.path) => {
-                        let advice = self.removed.iter().find(|(p, _)| *p == self.path).map_or("", |(_, a)| a);
-                        self.out.push(diagnostics::removed_field(key.span, &self.path, &key.name, advice));
+                        let advice = self
+                            .removed
+                            .iter()
+                            .find(|(p, _)| *p == self.path)
+                            .map_or("", |(_, a)| a);
+                        self.out.push(diagnostics::removed_field(
+                            key.span, &self.path, &key.name, advice,
+                        ));
                         None
                     }
                     Additional::Forbid => {
-                        let known: Vec<&str> = schema.properties.iter().map(|(n, _)| n.as_str()).collect();
-                        self.out.push(diagnostics::unknown_field(key.span, &self.path, &key.name, &known));
+                        let known: Vec<&str> =
+                            schema.properties.iter().map(|(n, _)| n.as_str()).collect();
+                        self.out.push(diagnostics::unknown_field(
+                            key.span, &self.path, &key.name, &known,
+                        ));
                         None
                     }
                 },
@@ -410,7 +491,8 @@ impl Walker<'_> {
         }
         for name in &schema.required {
             if !out.contains_key(name) && !entries.iter().any(|(k, _)| &k.name == name) {
-                self.out.push(diagnostics::required_field(anchor, &self.path, name));
+                self.out
+                    .push(diagnostics::required_field(anchor, &self.path, name));
             }
         }
         Json::Object(out)

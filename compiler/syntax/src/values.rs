@@ -36,13 +36,28 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 /// seconds; fractions of a second are dropped.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r.clone()).filter(|s| s.iter().all(u8::is_ascii_digit)).and_then(|_| text[r].parse::<i64>().ok());
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    let digits = |r: std::ops::Range<usize>| {
+        b.get(r.clone())
+            .filter(|s| s.iter().all(u8::is_ascii_digit))
+            .and_then(|_| text[r].parse::<i64>().ok())
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
     let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut rest = &text[19..];
@@ -56,8 +71,17 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let offset = match rest {
         "Z" | "z" => 0,
         _ if rest.len() == 6 && matches!(rest.as_bytes()[0], b'+' | b'-') && &rest[3..4] == ":" => {
-            let (h, m) = (rest[1..3].parse::<i64>().ok()?, rest[4..6].parse::<i64>().ok()?);
-            if !rest[1..3].bytes().chain(rest[4..6].bytes()).all(|c| c.is_ascii_digit()) || h > 23 || m > 59 {
+            let (h, m) = (
+                rest[1..3].parse::<i64>().ok()?,
+                rest[4..6].parse::<i64>().ok()?,
+            );
+            if !rest[1..3]
+                .bytes()
+                .chain(rest[4..6].bytes())
+                .all(|c| c.is_ascii_digit())
+                || h > 23
+                || m > 59
+            {
                 return None;
             }
             let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -106,7 +130,10 @@ mod tests {
     fn timestamps() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2025-05-23T00:00:00Z"), Some(1_747_958_400));
-        assert_eq!(parse_rfc3339("2025-05-23T02:00:00.5+02:00"), Some(1_747_958_400));
+        assert_eq!(
+            parse_rfc3339("2025-05-23T02:00:00.5+02:00"),
+            Some(1_747_958_400)
+        );
         assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800));
         assert_eq!(parse_rfc3339("2025-02-29T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("2025-01-01"), None);

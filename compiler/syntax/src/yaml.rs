@@ -6,9 +6,9 @@
 //! broken document is reported and the others still load: YAML forbids such a line inside any
 //! scalar of a document, so the split never cuts a document in two.
 
-use aigw_diag::{codes, Diagnostic, FileId, Span};
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use aigw_diag::{Diagnostic, FileId, Span, codes};
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
 
@@ -62,7 +62,10 @@ impl Node {
     /// The key and value under `key` when this node is a mapping.
     pub fn entry(&self, key: &str) -> Option<(&Key, &Node)> {
         match &self.value {
-            Value::Map(entries) => entries.iter().find(|(k, _)| k.name == key).map(|(k, v)| (k, v)),
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.name == key)
+                .map(|(k, v)| (k, v)),
             _ => None,
         }
     }
@@ -85,9 +88,12 @@ impl Node {
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::String(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => {
-                J::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect())
-            }
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -144,14 +150,20 @@ fn is_marker(line: &str, marker: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
 }
 
-pub(crate) fn parse_chunk(file: FileId, start: usize, chunk: &str) -> Result<Option<Node>, Diagnostic> {
+pub(crate) fn parse_chunk(
+    file: FileId,
+    start: usize,
+    chunk: &str,
+) -> Result<Option<Node>, Diagnostic> {
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
         strict_booleans: true,
     };
     match serde_saphyr::from_multiple_with_options::<RawNode>(chunk, options) {
         Ok(mut nodes) => {
-            let Some(raw) = nodes.pop() else { return Ok(None) };
+            let Some(raw) = nodes.pop() else {
+                return Ok(None);
+            };
             let root = convert(file, start, chunk, raw);
             Ok(match root.value {
                 Value::Null => None,
@@ -162,7 +174,12 @@ pub(crate) fn parse_chunk(file: FileId, start: usize, chunk: &str) -> Result<Opt
     }
 }
 
-fn syntax_error(file: FileId, start: usize, chunk: &str, error: &serde_saphyr::Error) -> Diagnostic {
+fn syntax_error(
+    file: FileId,
+    start: usize,
+    chunk: &str,
+    error: &serde_saphyr::Error,
+) -> Diagnostic {
     let message = first_line(&error.to_string());
     let span = match error.location() {
         Some(loc) => {
@@ -195,7 +212,10 @@ fn offset_in(chunk: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
     for (i, text) in chunk.split_inclusive('\n').enumerate() {
         if i + 1 == line {
-            let within = text.char_indices().nth(column.saturating_sub(1)).map_or(text.len(), |(b, _)| b);
+            let within = text
+                .char_indices()
+                .nth(column.saturating_sub(1))
+                .map_or(text.len(), |(b, _)| b);
             return offset + within;
         }
         offset += text.len();
@@ -237,7 +257,10 @@ fn convert(file: FileId, start: usize, chunk: &str, raw: RawNode) -> Node {
         RawValue::Map(entries) => {
             let mut out = Vec::with_capacity(entries.len());
             out.extend(entries.into_iter().map(|(k, v)| {
-                let key = Key { span: span_of(file, start, chunk, &k.referenced), name: k.value };
+                let key = Key {
+                    span: span_of(file, start, chunk, &k.referenced),
+                    name: k.value,
+                };
                 (key, convert(file, start, chunk, v))
             }));
             Value::Map(out)
@@ -332,7 +355,11 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!(diags.len(), 1);
         assert_eq!(docs[1].root.get("d").map(|n| n.span.start), Some(30));
-        assert!(diags[0].message().starts_with("invalid YAML"), "{}", diags[0].message());
+        assert!(
+            diags[0].message().starts_with("invalid YAML"),
+            "{}",
+            diags[0].message()
+        );
     }
 
     #[test]
@@ -341,11 +368,22 @@ mod tests {
         let (docs, _) = parse(text);
         let doc = &docs[1].root;
         let kind = doc.get("kind").unwrap();
-        assert_eq!(&text[kind.span.start as usize..kind.span.end as usize], "Foo");
-        let Value::Seq(items) = &doc.get("list").unwrap().value else { panic!() };
-        assert_eq!(&text[items[1].span.start as usize..items[1].span.end as usize], "\"b\"");
+        assert_eq!(
+            &text[kind.span.start as usize..kind.span.end as usize],
+            "Foo"
+        );
+        let Value::Seq(items) = &doc.get("list").unwrap().value else {
+            panic!()
+        };
+        assert_eq!(
+            &text[items[1].span.start as usize..items[1].span.end as usize],
+            "\"b\""
+        );
         let (key, _) = doc.entry("list").unwrap();
-        assert_eq!(&text[key.span.start as usize..key.span.end as usize], "list");
+        assert_eq!(
+            &text[key.span.start as usize..key.span.end as usize],
+            "list"
+        );
     }
 
     #[test]
@@ -353,7 +391,11 @@ mod tests {
         let (docs, diags) = parse("---\n---\na: 1\na: 2\n---\n# only a comment\n");
         assert!(docs.is_empty());
         assert_eq!(diags.len(), 1);
-        assert!(diags[0].message().contains("duplicate"), "{}", diags[0].message());
+        assert!(
+            diags[0].message().contains("duplicate"),
+            "{}",
+            diags[0].message()
+        );
     }
 
     #[test]

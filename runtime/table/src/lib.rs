@@ -9,7 +9,7 @@
 mod lookup;
 pub mod schema;
 
-pub use lookup::{host_matches, ListenerId, Selected, Snapshot};
+pub use lookup::{ListenerId, Selected, Snapshot, host_matches};
 pub use schema::*;
 
 /// The version this crate writes. Readers accept any table of the same major version.
@@ -17,8 +17,7 @@ pub const SCHEMA_VERSION: &str = "1.0";
 
 /// The body of the 404 when no rule takes a request (the reference's text, which users search
 /// for); the Gateway API and Envoy targets write it too.
-pub const NOT_FOUND_BODY: &str =
-    "No matching route found. It is likely because the model specified in your request is not configured in the Gateway.";
+pub const NOT_FOUND_BODY: &str = "No matching route found. It is likely because the model specified in your request is not configured in the Gateway.";
 
 /// Why a table was refused.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +25,10 @@ pub enum TableError {
     #[error("table.json is not valid: {0}")]
     Json(#[from] serde_json::Error),
     #[error("table schema version {found} is not supported (this build reads {supported}.x)")]
-    UnsupportedVersion { found: String, supported: &'static str },
+    UnsupportedVersion {
+        found: String,
+        supported: &'static str,
+    },
     #[error("table is inconsistent at {at}: {reason}")]
     Invalid { at: String, reason: String },
 }
@@ -44,6 +46,12 @@ pub fn to_json(table: &Table) -> Result<String, serde_json::Error> {
     Ok(text)
 }
 
+/// Writes the table into `out` as [`to_json`] renders it.
+pub fn write_json(table: &Table, mut out: impl std::io::Write) -> Result<(), serde_json::Error> {
+    serde_json::to_writer_pretty(&mut out, table)?;
+    out.write_all(b"\n").map_err(serde_json::Error::io)
+}
+
 fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version)
 }
@@ -51,10 +59,16 @@ fn major(version: &str) -> &str {
 pub(crate) fn check_version(found: &str) -> Result<(), TableError> {
     let supported = major(SCHEMA_VERSION);
     let parts: Vec<&str> = found.split('.').collect();
-    let well_formed = parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let well_formed = parts.len() == 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if well_formed && parts[0] == supported {
         Ok(())
     } else {
-        Err(TableError::UnsupportedVersion { found: found.to_owned(), supported })
+        Err(TableError::UnsupportedVersion {
+            found: found.to_owned(),
+            supported,
+        })
     }
 }

@@ -4,8 +4,8 @@
 //! order, so a lookup walks only its own candidates; regular expressions are compiled once, as
 //! full matches (RE2 semantics, as Envoy applies `safe_regex`).
 
-use crate::schema::*;
 use crate::TableError;
+use crate::schema::*;
 use regex::Regex;
 
 /// A listener of the table: `(gateway index, listener index)`.
@@ -80,7 +80,11 @@ impl Snapshot {
                     .collect()
             })
             .collect();
-        Ok(Snapshot { table, matchers, candidates })
+        Ok(Snapshot {
+            table,
+            matchers,
+            candidates,
+        })
     }
 
     /// The table as loaded.
@@ -90,25 +94,57 @@ impl Snapshot {
 
     /// Every listener, in table order.
     pub fn listeners(&self) -> impl Iterator<Item = (ListenerId, &Gateway, &Listener)> {
-        self.table.gateways.iter().enumerate().flat_map(|(g, gateway)| {
-            gateway.listeners.iter().enumerate().map(move |(l, listener)| (ListenerId { gateway: g, listener: l }, gateway, listener))
-        })
+        self.table
+            .gateways
+            .iter()
+            .enumerate()
+            .flat_map(|(g, gateway)| {
+                gateway
+                    .listeners
+                    .iter()
+                    .enumerate()
+                    .map(move |(l, listener)| {
+                        (
+                            ListenerId {
+                                gateway: g,
+                                listener: l,
+                            },
+                            gateway,
+                            listener,
+                        )
+                    })
+            })
     }
 
     /// The first rule, in match order, that takes a request for `host` with `headers` on
     /// `listener`. `host` may carry a port; it is ignored.
-    pub fn select(&self, listener: ListenerId, host: &str, headers: &http::HeaderMap) -> Option<Selected<'_>> {
-        let candidates = self.candidates.get(listener.gateway)?.get(listener.listener)?;
+    pub fn select(
+        &self,
+        listener: ListenerId,
+        host: &str,
+        headers: &http::HeaderMap,
+    ) -> Option<Selected<'_>> {
+        let candidates = self
+            .candidates
+            .get(listener.gateway)?
+            .get(listener.listener)?;
         let host = strip_port(host);
-        let listener_host = self.table.gateways[listener.gateway].listeners[listener.listener].hostname.as_deref();
+        let listener_host = self.table.gateways[listener.gateway].listeners[listener.listener]
+            .hostname
+            .as_deref();
         if listener_host.is_some_and(|pattern| !host_matches(pattern, host)) {
             return None;
         }
         candidates.iter().map(|&m| m as usize).find_map(|m| {
             let entry = &self.table.matches[m];
             let route = &self.table.routes[entry.route];
-            let host_ok = route.hostnames.is_empty() || route.hostnames.iter().any(|p| host_matches(p, host));
-            (host_ok && self.matchers[m].iter().all(|matcher| matcher.matches(headers))).then(|| Selected {
+            let host_ok =
+                route.hostnames.is_empty() || route.hostnames.iter().any(|p| host_matches(p, host));
+            (host_ok
+                && self.matchers[m]
+                    .iter()
+                    .all(|matcher| matcher.matches(headers)))
+            .then(|| Selected {
                 route_index: entry.route,
                 route,
                 rule_index: entry.rule,
@@ -120,7 +156,11 @@ impl Snapshot {
     /// The models served on `listener` for `host`, in match order, each once.
     pub fn models(&self, listener: ListenerId, host: &str) -> Vec<&Model> {
         let host = strip_port(host);
-        let Some(candidates) = self.candidates.get(listener.gateway).and_then(|g| g.get(listener.listener)) else {
+        let Some(candidates) = self
+            .candidates
+            .get(listener.gateway)
+            .and_then(|g| g.get(listener.listener))
+        else {
             return Vec::new();
         };
         let mut seen = std::collections::HashSet::new();
@@ -128,7 +168,8 @@ impl Snapshot {
         for &m in candidates {
             let entry = &self.table.matches[m as usize];
             let route = &self.table.routes[entry.route];
-            if !route.hostnames.is_empty() && !route.hostnames.iter().any(|p| host_matches(p, host)) {
+            if !route.hostnames.is_empty() && !route.hostnames.iter().any(|p| host_matches(p, host))
+            {
                 continue;
             }
             for model in &route.rules[entry.rule].models {
@@ -144,8 +185,14 @@ impl Snapshot {
 impl Matcher {
     fn matches(&self, headers: &http::HeaderMap) -> bool {
         match self {
-            Matcher::Exact(name, value) => headers.get_all(name).iter().any(|v| v.as_bytes() == value.as_bytes()),
-            Matcher::Regex(name, regex) => headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| regex.is_match(v))),
+            Matcher::Exact(name, value) => headers
+                .get_all(name)
+                .iter()
+                .any(|v| v.as_bytes() == value.as_bytes()),
+            Matcher::Regex(name, regex) => headers
+                .get_all(name)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| regex.is_match(v))),
         }
     }
 }
@@ -155,7 +202,9 @@ fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
-    host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
 }
 
 /// Gateway API hostname matching: exact (case-insensitive), or `*.suffix` for one or more
@@ -179,11 +228,17 @@ fn invalid(at: String, reason: String) -> TableError {
 fn validate(table: &Table) -> Result<(), TableError> {
     for (r, route) in table.routes.iter().enumerate() {
         if route.parents.is_empty() {
-            return Err(invalid(format!("routes[{r}]"), "a route needs at least one parent".into()));
+            return Err(invalid(
+                format!("routes[{r}]"),
+                "a route needs at least one parent".into(),
+            ));
         }
         for (p, parent) in route.parents.iter().enumerate() {
             if parent.gateway >= table.gateways.len() {
-                return Err(invalid(format!("routes[{r}].parents[{p}].gateway"), out_of_range(parent.gateway, "gateways")));
+                return Err(invalid(
+                    format!("routes[{r}].parents[{p}].gateway"),
+                    out_of_range(parent.gateway, "gateways"),
+                ));
             }
         }
         for (i, rule) in route.rules.iter().enumerate() {
@@ -197,15 +252,24 @@ fn validate(table: &Table) -> Result<(), TableError> {
     }
     for (m, entry) in table.matches.iter().enumerate() {
         let Some(route) = table.routes.get(entry.route) else {
-            return Err(invalid(format!("matches[{m}].route"), out_of_range(entry.route, "routes")));
+            return Err(invalid(
+                format!("matches[{m}].route"),
+                out_of_range(entry.route, "routes"),
+            ));
         };
         if entry.rule >= route.rules.len() {
-            return Err(invalid(format!("matches[{m}].rule"), out_of_range(entry.rule, "the route's rules")));
+            return Err(invalid(
+                format!("matches[{m}].rule"),
+                out_of_range(entry.rule, "the route's rules"),
+            ));
         }
     }
     for (q, quota) in table.quotas.iter().enumerate() {
         if let Some(&b) = quota.backends.iter().find(|&&b| b >= table.backends.len()) {
-            return Err(invalid(format!("quotas[{q}].backends"), out_of_range(b, "backends")));
+            return Err(invalid(
+                format!("quotas[{q}].backends"),
+                out_of_range(b, "backends"),
+            ));
         }
     }
     for (g, gateway) in table.gateways.iter().enumerate() {

@@ -1,7 +1,7 @@
 //! The table loader: versions, validation of every cross reference, and the lookup itself, on
 //! tables written by hand (the compiler's own output is loaded by the compiler's tests).
 
-use aigw_table::{load, TableError};
+use aigw_table::{TableError, load};
 use serde_json::json;
 
 fn table() -> serde_json::Value {
@@ -51,18 +51,37 @@ fn versions_of_another_major_are_refused_and_minor_additions_are_read() {
         let mut other = table();
         other["schema_version"] = json!(bad);
         let error = load_value(&other).expect_err(bad);
-        assert!(matches!(error, TableError::UnsupportedVersion { .. }), "{bad}: {error}");
+        assert!(
+            matches!(error, TableError::UnsupportedVersion { .. }),
+            "{bad}: {error}"
+        );
     }
 }
 
 #[test]
 fn dangling_indices_and_bad_patterns_are_refused_with_their_place() {
     let cases = [
-        ("/routes/0/rules/0/backends/0/backend", json!(7), "routes[0].rules[0].backends[0].backend"),
-        ("/routes/1/parents/0/gateway", json!(3), "routes[1].parents[0].gateway"),
+        (
+            "/routes/0/rules/0/backends/0/backend",
+            json!(7),
+            "routes[0].rules[0].backends[0].backend",
+        ),
+        (
+            "/routes/1/parents/0/gateway",
+            json!(3),
+            "routes[1].parents[0].gateway",
+        ),
         ("/matches/2/rule", json!(5), "matches[2].rule"),
-        ("/matches/1/headers/0/value", json!("claude-(("), "matches[1].headers[0]"),
-        ("/matches/1/headers/0/name", json!("bad header"), "matches[1].headers[0]"),
+        (
+            "/matches/1/headers/0/value",
+            json!("claude-(("),
+            "matches[1].headers[0]",
+        ),
+        (
+            "/matches/1/headers/0/name",
+            json!("bad header"),
+            "matches[1].headers[0]",
+        ),
     ];
     for (pointer, value, at) in cases {
         let mut broken = table();
@@ -72,7 +91,12 @@ fn dangling_indices_and_bad_patterns_are_refused_with_their_place() {
     }
     let mut https = table();
     https["gateways"][0]["listeners"][0]["protocol"] = json!("HTTPS");
-    assert!(load_value(&https).expect_err("https").to_string().contains("needs a certificate"));
+    assert!(
+        load_value(&https)
+            .expect_err("https")
+            .to_string()
+            .contains("needs a certificate")
+    );
     assert!(matches!(load(b"{not json"), Err(TableError::Json(_))));
 }
 
@@ -81,17 +105,37 @@ fn lookup_follows_match_order_attachment_and_hosts() {
     let snapshot = load_value(&table()).expect("valid");
     let listeners: Vec<_> = snapshot.listeners().map(|(id, _, _)| id).collect();
     let (http, admin) = (listeners[0], listeners[1]);
-    let pick = |listener, host, model| snapshot.select(listener, host, &headers(model)).map(|s| (s.route.name.as_str(), s.rule_index));
+    let pick = |listener, host, model| {
+        snapshot
+            .select(listener, host, &headers(model))
+            .map(|s| (s.route.name.as_str(), s.rule_index))
+    };
     assert_eq!(pick(http, "anything", "gpt-4o"), Some(("default/a", 0)));
     // Route b is host-scoped; elsewhere the catch-all rule of route a takes it.
-    assert_eq!(pick(http, "api.example.com:8080", "claude-3"), Some(("default/b", 0)));
-    assert_eq!(pick(http, "other.example.com", "claude-3"), Some(("default/a", 1)));
+    assert_eq!(
+        pick(http, "api.example.com:8080", "claude-3"),
+        Some(("default/b", 0))
+    );
+    assert_eq!(
+        pick(http, "other.example.com", "claude-3"),
+        Some(("default/a", 1))
+    );
     // Regexes match the whole value.
-    assert_eq!(pick(http, "api.example.com", "xclaude-3"), Some(("default/a", 1)));
+    assert_eq!(
+        pick(http, "api.example.com", "xclaude-3"),
+        Some(("default/a", 1))
+    );
     // Route a attaches to the `http` listener only; the admin listener wants *.example.com.
     assert_eq!(pick(admin, "api.example.com", "gpt-4o"), None);
-    assert_eq!(pick(admin, "api.example.com", "claude-3"), Some(("default/b", 0)));
+    assert_eq!(
+        pick(admin, "api.example.com", "claude-3"),
+        Some(("default/b", 0))
+    );
     assert_eq!(pick(admin, "example.com", "claude-3"), None);
-    let models: Vec<_> = snapshot.models(http, "x").iter().map(|m| (m.name.as_str(), m.owned_by.as_str(), m.created)).collect();
+    let models: Vec<_> = snapshot
+        .models(http, "x")
+        .iter()
+        .map(|m| (m.name.as_str(), m.owned_by.as_str(), m.created))
+        .collect();
     assert_eq!(models, [("gpt-4o", "openai", Some(1))]);
 }

@@ -3,9 +3,9 @@
 //! ext_proc chain the reference runs before every backend call, and TLS per backend chosen by
 //! endpoint metadata (`transport_socket_matches`), since one rule may mix TLS and plain backends.
 
-use crate::{cluster_name, duration, ext_proc, Options, EXTPROC_CLUSTER};
+use crate::{EXTPROC_CLUSTER, Options, cluster_name, duration, ext_proc};
 use aigw_table::{Endpoint, Table, Tls};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The gRPC (HTTP/2) cluster of the aigw runtime.
 pub(crate) fn extproc(options: &Options) -> Value {
@@ -50,9 +50,15 @@ pub(crate) fn rule_cluster(table: &Table, r: usize, i: usize, options: &Options)
                 let (address, hostname) = match e {
                     Endpoint::Fqdn { hostname, port } => {
                         dns = true;
-                        (json!({"socket_address": {"address": hostname, "port_value": port}}), Some(hostname))
+                        (
+                            json!({"socket_address": {"address": hostname, "port_value": port}}),
+                            Some(hostname),
+                        )
                     }
-                    Endpoint::Ip { address, port } => (json!({"socket_address": {"address": address, "port_value": port}}), None),
+                    Endpoint::Ip { address, port } => (
+                        json!({"socket_address": {"address": address, "port_value": port}}),
+                        None,
+                    ),
                     Endpoint::Unix { path } => (json!({"pipe": {"path": path}}), None),
                 };
                 let mut endpoint = json!({"address": address});
@@ -78,7 +84,10 @@ pub(crate) fn rule_cluster(table: &Table, r: usize, i: usize, options: &Options)
             "lb_endpoints": endpoints,
         }));
         if let Some(tls) = &backend.tls {
-            if !socket_matches.iter().any(|m| m["name"] == json!(backend.name)) {
+            if !socket_matches
+                .iter()
+                .any(|m| m["name"] == json!(backend.name))
+            {
                 socket_matches.push(json!({
                     "name": backend.name,
                     "match": {"backend": backend.name},
@@ -91,11 +100,17 @@ pub(crate) fn rule_cluster(table: &Table, r: usize, i: usize, options: &Options)
         return None;
     }
     // Envoy wants priorities from 0 without gaps: renumber them in order.
-    let mut levels: Vec<u64> = localities.iter().filter_map(|l| l["priority"].as_u64()).collect();
+    let mut levels: Vec<u64> = localities
+        .iter()
+        .filter_map(|l| l["priority"].as_u64())
+        .collect();
     levels.sort_unstable();
     levels.dedup();
     for locality in &mut localities {
-        let level = locality["priority"].as_u64().and_then(|p| levels.iter().position(|l| *l == p)).unwrap_or(0);
+        let level = locality["priority"]
+            .as_u64()
+            .and_then(|p| levels.iter().position(|l| *l == p))
+            .unwrap_or(0);
         locality["priority"] = json!(level);
     }
     let mut cluster = json!({
@@ -123,7 +138,9 @@ pub(crate) fn rule_cluster(table: &Table, r: usize, i: usize, options: &Options)
 fn upstream_options() -> Value {
     let upstream_ext_proc = ext_proc(
         ["SEND", "NONE", "SKIP", "NONE"],
-        &["xds.upstream_host_metadata.filter_metadata['aigateway.envoy.io']['per_route_rule_backend_name']"],
+        &[
+            "xds.upstream_host_metadata.filter_metadata['aigateway.envoy.io']['per_route_rule_backend_name']",
+        ],
     );
     json!({
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -156,7 +173,9 @@ fn upstream_tls(tls: &Tls, options: &Options) -> Value {
     let ca = if tls.system_cas {
         Some(options.system_ca.clone())
     } else {
-        tls.ca_certificates.first().map(|c| format!("{}/{}/{}/ca.crt", options.secrets_dir, c.namespace, c.name))
+        tls.ca_certificates
+            .first()
+            .map(|c| format!("{}/{}/{}/ca.crt", options.secrets_dir, c.namespace, c.name))
     };
     let mut context = json!({});
     if let Some(ca) = ca {
@@ -164,7 +183,8 @@ fn upstream_tls(tls: &Tls, options: &Options) -> Value {
             .chain(&tls.subject_alt_names)
             .map(|n| json!({"san_type": "DNS", "matcher": {"exact": n}}))
             .collect();
-        context["validation_context"] = json!({"trusted_ca": {"filename": ca}, "match_typed_subject_alt_names": names});
+        context["validation_context"] =
+            json!({"trusted_ca": {"filename": ca}, "match_typed_subject_alt_names": names});
     }
     json!({
         "name": "envoy.transport_sockets.tls",

@@ -19,8 +19,10 @@
 
 mod clusters;
 
-use aigw_table::{host_matches, Gateway, MatchKind, Protocol, Route, Table, NOT_FOUND_BODY};
-use serde_json::{json, Value};
+use aigw_table::{Gateway, MatchKind, NOT_FOUND_BODY, Protocol, Route, Table, host_matches};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Where the bootstrap points outside itself.
@@ -48,37 +50,98 @@ impl Default for Options {
 
 pub const EXTPROC_CLUSTER: &str = "aigw-extproc";
 
-/// The bootstrap as a JSON value (serialize it with [`to_yaml`]).
-pub fn bootstrap(table: &Table, options: &Options) -> Value {
-    let mut ports: BTreeMap<u16, Vec<(usize, usize)>> = BTreeMap::new();
-    for (g, gateway) in table.gateways.iter().enumerate() {
-        for (l, listener) in gateway.listeners.iter().enumerate() {
-            ports.entry(listener.port).or_default().push((g, l));
-        }
-    }
-    let listeners: Vec<Value> = ports.iter().map(|(port, members)| listener(table, *port, members, options)).collect();
-    let mut clusters = vec![clusters::extproc(options)];
-    for (r, route) in table.routes.iter().enumerate() {
-        for i in 0..route.rules.len() {
-            if let Some(cluster) = clusters::rule_cluster(table, r, i, options) {
-                clusters.push(cluster);
+/// The bootstrap of `table`: serialize it with [`to_yaml`] or [`write_yaml`].
+///
+/// Listeners and clusters are made one at a time while they are written: a table of ten
+/// thousand routes has ten thousand clusters, and holding them all as one JSON tree cost more
+/// memory than the whole checked graph.
+pub fn bootstrap<'a>(table: &'a Table, options: &'a Options) -> Bootstrap<'a> {
+    Bootstrap { table, options }
+}
+
+/// An Envoy bootstrap, made while it is serialized.
+#[derive(Clone, Copy, Debug)]
+pub struct Bootstrap<'a> {
+    table: &'a Table,
+    options: &'a Options,
+}
+
+impl Serialize for Bootstrap<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Bootstrap { table, options } = *self;
+        let mut ports: BTreeMap<u16, Vec<(usize, usize)>> = BTreeMap::new();
+        for (g, gateway) in table.gateways.iter().enumerate() {
+            for (l, listener) in gateway.listeners.iter().enumerate() {
+                ports.entry(listener.port).or_default().push((g, l));
             }
         }
+        let listeners = Stream(|| {
+            ports
+                .iter()
+                .map(|(port, members)| listener(table, *port, members, options))
+        });
+        let clusters = Stream(|| {
+            let rules = table
+                .routes
+                .iter()
+                .enumerate()
+                .flat_map(|(r, route)| (0..route.rules.len()).map(move |i| (r, i)));
+            std::iter::once(clusters::extproc(options))
+                .chain(rules.filter_map(|(r, i)| clusters::rule_cluster(table, r, i, options)))
+        });
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("node", &json!({"id": "aigw", "cluster": "aigw"}))?;
+        map.serialize_entry(
+            "static_resources",
+            &StaticResources {
+                listeners,
+                clusters,
+            },
+        )?;
+        map.end()
     }
-    json!({
-        "node": {"id": "aigw", "cluster": "aigw"},
-        "static_resources": {"listeners": listeners, "clusters": clusters},
-    })
+}
+
+#[derive(Serialize)]
+struct StaticResources<L, C> {
+    listeners: L,
+    clusters: C,
+}
+
+/// A sequence whose items are made as they are serialized (and dropped right after).
+struct Stream<F>(F);
+
+impl<F, I> Serialize for Stream<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq((self.0)())
+    }
 }
 
 /// Renders the bootstrap as YAML.
-pub fn to_yaml(bootstrap: &Value) -> Result<String, serde_saphyr::ser::Error> {
+pub fn to_yaml(bootstrap: &Bootstrap<'_>) -> Result<String, serde_saphyr::ser::Error> {
     serde_saphyr::to_string(bootstrap)
+}
+
+/// Writes the bootstrap as YAML into `out`.
+pub fn write_yaml(
+    bootstrap: &Bootstrap<'_>,
+    out: impl std::io::Write,
+) -> Result<(), serde_saphyr::ser::Error> {
+    serde_saphyr::to_io_writer(&mut { out }, bootstrap)
 }
 
 /// An Envoy duration: whole seconds, or seconds with milliseconds.
 pub(crate) fn duration(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{}.{:03}s", ms / 1000, ms % 1000) }
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}.{:03}s", ms / 1000, ms % 1000)
+    }
 }
 
 pub(crate) fn cluster_name(route: &Route, rule: usize) -> String {
@@ -86,7 +149,9 @@ pub(crate) fn cluster_name(route: &Route, rule: usize) -> String {
 }
 
 fn attaches(route: &Route, gateways: &[Gateway], members: &[(usize, usize)]) -> bool {
-    members.iter().any(|&(g, l)| route.attaches(g, &gateways[g].listeners[l]))
+    members
+        .iter()
+        .any(|&(g, l)| route.attaches(g, &gateways[g].listeners[l]))
 }
 
 /// The ext_proc filter config both chains use, pointing at the aigw runtime: `mode` says which
@@ -105,66 +170,78 @@ pub(crate) fn ext_proc(mode: [&str; 4], attributes: &[&str]) -> Value {
         "response_header_mode": mode[2],
         "response_body_mode": mode[3],
     });
-    filter["grpc_service"] = json!({"envoy_grpc": {"cluster_name": EXTPROC_CLUSTER}, "timeout": "30s"});
+    filter["grpc_service"] =
+        json!({"envoy_grpc": {"cluster_name": EXTPROC_CLUSTER}, "timeout": "30s"});
     filter["message_timeout"] = json!("60s");
-    filter["metadata_options"] = json!({"receiving_namespaces": {"untyped": ["io.envoy.ai_gateway"]}});
+    filter["metadata_options"] =
+        json!({"receiving_namespaces": {"untyped": ["io.envoy.ai_gateway"]}});
     filter
 }
 
-fn listener(table: &Table, port: u16, members: &[(usize, usize)], options: &Options) -> Value {
+fn listener<'a>(
+    table: &'a Table,
+    port: u16,
+    members: &'a [(usize, usize)],
+    options: &Options,
+) -> Listener<'a> {
     // Match entries served on this port, in match order.
-    let entries: Vec<usize> =
-        (0..table.matches.len()).filter(|&m| attaches(&table.routes[table.matches[m].route], &table.gateways, members)).collect();
-    let mut domains: Vec<String> = Vec::new();
-    for &m in &entries {
-        for host in &table.routes[table.matches[m].route].hostnames {
-            if !domains.contains(host) {
-                domains.push(host.clone());
-            }
-        }
-    }
-    domains.sort();
-    let mut virtual_hosts = Vec::new();
-    for domain in &domains {
-        let routes: Vec<Value> = entries
-            .iter()
-            .filter(|&&m| {
-                let hostnames = &table.routes[table.matches[m].route].hostnames;
-                hostnames.is_empty() || hostnames.iter().any(|h| host_matches(h, domain))
-            })
-            .map(|&m| route(table, m))
-            .chain(std::iter::once(not_found()))
-            .collect();
-        virtual_hosts.push(json!({"name": domain, "domains": [domain], "routes": routes}));
-    }
-    let unscoped: Vec<Value> = entries
-        .iter()
-        .filter(|&&m| table.routes[table.matches[m].route].hostnames.is_empty())
-        .map(|&m| route(table, m))
-        .chain(std::iter::once(not_found()))
+    let entries = || {
+        (0..table.matches.len()).filter(|&m| {
+            attaches(
+                &table.routes[table.matches[m].route],
+                &table.gateways,
+                members,
+            )
+        })
+    };
+    let mut domains: Vec<&str> = entries()
+        .flat_map(|m| {
+            table.routes[table.matches[m].route]
+                .hostnames
+                .iter()
+                .map(String::as_str)
+        })
         .collect();
-    virtual_hosts.push(json!({"name": "*", "domains": ["*"], "routes": unscoped}));
+    domains.sort_unstable();
+    domains.dedup();
+    let mut virtual_hosts: Vec<VirtualHost<'a>> = domains
+        .into_iter()
+        .map(|d| VirtualHost {
+            table,
+            members,
+            domain: d.to_owned(),
+        })
+        .collect();
+    virtual_hosts.push(VirtualHost {
+        table,
+        members,
+        domain: "*".to_owned(),
+    });
 
     let name = format!("listener-{port}");
-    let hcm = json!({
-        "name": "envoy.filters.network.http_connection_manager",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            "stat_prefix": name,
-            "strip_any_host_port": true,
-            "route_config": {"name": name, "virtual_hosts": virtual_hosts},
-            "http_filters": [
+    let hcm = Hcm {
+        name: "envoy.filters.network.http_connection_manager",
+        typed_config: HcmConfig {
+            kind: "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            stat_prefix: name.clone(),
+            strip_any_host_port: true,
+            route_config: RouteConfig {
+                name: name.clone(),
+                virtual_hosts,
+            },
+            http_filters: json!([
                 {"name": "envoy.filters.http.ext_proc", "typed_config": ext_proc(["SEND", "BUFFERED", "SEND", "BUFFERED"], &[])},
                 {
                     "name": "envoy.filters.http.router",
                     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers": true},
                 },
-            ],
+            ]),
         },
-    });
-    let mut chain = json!({"filters": [hcm]});
-    let https = members.iter().find(|&&(g, l)| table.gateways[g].listeners[l].protocol == Protocol::Https);
-    if let Some(&(g, l)) = https {
+    };
+    let https = members
+        .iter()
+        .find(|&&(g, l)| table.gateways[g].listeners[l].protocol == Protocol::Https);
+    let transport_socket = https.map(|&(g, l)| {
         let certificates: Vec<Value> = table.gateways[g].listeners[l]
             .certificates
             .iter()
@@ -173,19 +250,97 @@ fn listener(table: &Table, port: u16, members: &[(usize, usize)], options: &Opti
                 json!({"certificate_chain": {"filename": format!("{base}/tls.crt")}, "private_key": {"filename": format!("{base}/tls.key")}})
             })
             .collect();
-        chain["transport_socket"] = json!({
+        json!({
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
                 "common_tls_context": {"alpn_protocols": ["h2", "http/1.1"], "tls_certificates": certificates},
             },
-        });
+        })
+    });
+    Listener {
+        name,
+        address: json!({"socket_address": {"address": "0.0.0.0", "port_value": port}}),
+        filter_chains: [FilterChain {
+            filters: [hcm],
+            transport_socket,
+        }],
     }
-    json!({
-        "name": name,
-        "address": {"socket_address": {"address": "0.0.0.0", "port_value": port}},
-        "filter_chains": [chain],
-    })
+}
+
+// The listener's frame is typed so that its routes, one per match entry per virtual host, can
+// be made while they are written (`VirtualHost`), like the clusters.
+
+#[derive(Serialize)]
+struct Listener<'a> {
+    name: String,
+    address: Value,
+    filter_chains: [FilterChain<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct FilterChain<'a> {
+    filters: [Hcm<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transport_socket: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct Hcm<'a> {
+    name: &'static str,
+    typed_config: HcmConfig<'a>,
+}
+
+#[derive(Serialize)]
+struct HcmConfig<'a> {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    stat_prefix: String,
+    strip_any_host_port: bool,
+    route_config: RouteConfig<'a>,
+    http_filters: Value,
+}
+
+#[derive(Serialize)]
+struct RouteConfig<'a> {
+    name: String,
+    virtual_hosts: Vec<VirtualHost<'a>>,
+}
+
+/// The virtual host of `domain` (`*`: the routes without hostnames) on the listeners `members`.
+struct VirtualHost<'a> {
+    table: &'a Table,
+    members: &'a [(usize, usize)],
+    domain: String,
+}
+
+impl Serialize for VirtualHost<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let VirtualHost {
+            table,
+            members,
+            ref domain,
+        } = *self;
+        let wildcard = domain == "*";
+        let serves = move |m: &usize| {
+            let route = &table.routes[table.matches[*m].route];
+            let hostnames = &route.hostnames;
+            attaches(route, &table.gateways, members)
+                && (hostnames.is_empty()
+                    || (!wildcard && hostnames.iter().any(|h| host_matches(h, domain))))
+        };
+        let routes = Stream(|| {
+            (0..table.matches.len())
+                .filter(serves)
+                .map(|m| route(table, m))
+                .chain(std::iter::once(not_found()))
+        });
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("name", domain)?;
+        map.serialize_entry("domains", &[domain])?;
+        map.serialize_entry("routes", &routes)?;
+        map.end()
+    }
 }
 
 fn route(table: &Table, m: usize) -> Value {
@@ -197,7 +352,9 @@ fn route(table: &Table, m: usize) -> Value {
         .iter()
         .map(|h| match h.kind {
             MatchKind::Exact => json!({"name": h.name, "string_match": {"exact": h.value}}),
-            MatchKind::RegularExpression => json!({"name": h.name, "string_match": {"safe_regex": {"regex": h.value}}}),
+            MatchKind::RegularExpression => {
+                json!({"name": h.name, "string_match": {"safe_regex": {"regex": h.value}}})
+            }
         })
         .collect();
     let mut matcher = json!({"prefix": "/"});
@@ -216,7 +373,12 @@ fn route(table: &Table, m: usize) -> Value {
     if let Some(idle) = rule.stream_idle_timeout_ms {
         action["idle_timeout"] = json!(duration(idle));
     }
-    let mut levels: Vec<u32> = rule.backends.iter().filter(|b| b.weight > 0).map(|b| b.priority).collect();
+    let mut levels: Vec<u32> = rule
+        .backends
+        .iter()
+        .filter(|b| b.weight > 0)
+        .map(|b| b.priority)
+        .collect();
     levels.sort_unstable();
     levels.dedup();
     if levels.len() > 1 {

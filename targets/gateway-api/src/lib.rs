@@ -11,13 +11,13 @@
 
 mod status;
 
-pub use status::{status, STATUS_KINDS};
+pub use status::{STATUS_KINDS, status};
 
 use aigw_ir::{Edge, Ir, NodeId};
 use aigw_syntax::model::AIGatewayRouteSpec;
 use aigw_syntax::{Kind, Object, Spec};
 use aigw_table::NOT_FOUND_BODY;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 pub const GENERATED_ANNOTATION: &str = "gateway.envoyproxy.io/ai-gateway-generated";
 pub const PRIORITY_ANNOTATION: &str = "gateway.envoyproxy.io/backend-ref-priority";
@@ -43,13 +43,28 @@ pub fn resources(ir: &Ir) -> impl Iterator<Item = Value> + '_ {
 }
 
 /// Renders resources as one multi-document YAML stream.
-pub fn to_yaml(resources: impl IntoIterator<Item = Value>) -> Result<String, serde_saphyr::ser::Error> {
+pub fn to_yaml(
+    resources: impl IntoIterator<Item = Value>,
+) -> Result<String, serde_saphyr::ser::Error> {
     let mut text = String::new();
     for resource in resources {
         text.push_str("---\n");
         serde_saphyr::to_fmt_writer(&mut text, &resource)?;
     }
     Ok(text)
+}
+
+/// Writes the resources into `out` as [`to_yaml`] renders them, one document at a time.
+pub fn write_yaml(
+    resources: impl IntoIterator<Item = Value>,
+    mut out: &mut dyn std::io::Write,
+) -> Result<(), serde_saphyr::ser::Error> {
+    for resource in resources {
+        out.write_all(b"---\n")
+            .map_err(|e| serde_saphyr::ser::Error::IO { error: e })?;
+        serde_saphyr::to_io_writer(&mut out, &resource)?;
+    }
+    Ok(())
 }
 
 fn owner(route: &Object) -> Value {
@@ -69,7 +84,11 @@ fn written(object: &Object, path: &str) -> Option<Value> {
 }
 
 fn http_route(ir: &Ir, id: NodeId, route: &Object, spec: &AIGatewayRouteSpec) -> Value {
-    let mut annotations: Map<String, Value> = route.annotations.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let mut annotations: Map<String, Value> = route
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
     annotations.insert(PRIORITY_ANNOTATION.to_owned(), json!(priorities(spec)));
     annotations.insert(GENERATED_ANNOTATION.to_owned(), json!("true"));
     let mut metadata = json!({"name": route.name, "namespace": route.namespace});
@@ -89,14 +108,18 @@ fn http_route(ir: &Ir, id: NodeId, route: &Object, spec: &AIGatewayRouteSpec) ->
             if let Some(name) = &rule.name {
                 out.insert("name".into(), json!(name));
             }
-            let refs: Vec<Value> = (0..rule.backend_refs.len()).filter_map(|i| backend_ref(ir, id, route, r, i)).collect();
+            let refs: Vec<Value> = (0..rule.backend_refs.len())
+                .filter_map(|i| backend_ref(ir, id, route, r, i))
+                .collect();
             out.insert("backendRefs".into(), Value::Array(refs));
             out.insert("filters".into(), json!([host_rewrite.clone()]));
             if !rule.matches.is_empty() {
                 let matches = (0..rule.matches.len())
                     .map(|m| {
                         let mut one = Map::new();
-                        if let Some(headers) = written(route, &format!("spec.rules[{r}].matches[{m}].headers")) {
+                        if let Some(headers) =
+                            written(route, &format!("spec.rules[{r}].matches[{m}].headers"))
+                        {
                             one.insert("headers".into(), headers);
                         }
                         one.insert("path".into(), json!({"value": ROOT_PREFIX}));
@@ -105,7 +128,8 @@ fn http_route(ir: &Ir, id: NodeId, route: &Object, spec: &AIGatewayRouteSpec) ->
                     .collect();
                 out.insert("matches".into(), Value::Array(matches));
             }
-            let mut timeouts = written(route, &format!("spec.rules[{r}].timeouts")).unwrap_or_else(|| json!({}));
+            let mut timeouts =
+                written(route, &format!("spec.rules[{r}].timeouts")).unwrap_or_else(|| json!({}));
             if timeouts.get("request").is_none_or(Value::is_null) {
                 timeouts["request"] = json!(DEFAULT_REQUEST_TIMEOUT);
             }
@@ -120,7 +144,10 @@ fn http_route(ir: &Ir, id: NodeId, route: &Object, spec: &AIGatewayRouteSpec) ->
     }));
 
     let mut spec_out = Map::new();
-    spec_out.insert("parentRefs".into(), written(route, "spec.parentRefs").unwrap_or_else(|| json!([])));
+    spec_out.insert(
+        "parentRefs".into(),
+        written(route, "spec.parentRefs").unwrap_or_else(|| json!([])),
+    );
     if let Some(hostnames) = written(route, "spec.hostnames") {
         spec_out.insert("hostnames".into(), hostnames);
     }
@@ -147,8 +174,12 @@ fn priorities(spec: &AIGatewayRouteSpec) -> String {
 /// The HTTPRoute backendRef for `rules[r].backendRefs[i]`: the AIServiceBackend's own
 /// backendRef as written (namespaced when it lives elsewhere), or the InferencePool.
 fn backend_ref(ir: &Ir, route_id: NodeId, route: &Object, r: usize, i: usize) -> Option<Value> {
-    let key = ir.key_of(route_id).child(format!("rules[{r}].backendRefs[{i}]"));
-    let (_, target) = *ir.targets(ir.find(&key)?, |e| matches!(e, Edge::Backend { .. })).first()?;
+    let key = ir
+        .key_of(route_id)
+        .child(format!("rules[{r}].backendRefs[{i}]"));
+    let (_, target) = *ir
+        .targets(ir.find(&key)?, |e| matches!(e, Edge::Backend { .. }))
+        .first()?;
     let target = ir.object(target)?;
     let weight = written(route, &format!("spec.rules[{r}].backendRefs[{i}].weight"));
     let mut out = match target.kind {

@@ -10,13 +10,22 @@
 use aigw_diag::{Diagnostic, Severity};
 use aigw_ir::Ir;
 use aigw_syntax::Kind;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The kinds that carry status in the reference, with their success messages.
 pub const STATUS_KINDS: &[(Kind, &str)] = &[
-    (Kind::AIGatewayRoute, "AI Gateway Route reconciled successfully"),
-    (Kind::AIServiceBackend, "AIServiceBackend reconciled successfully"),
-    (Kind::BackendSecurityPolicy, "BackendSecurityPolicy reconciled successfully"),
+    (
+        Kind::AIGatewayRoute,
+        "AI Gateway Route reconciled successfully",
+    ),
+    (
+        Kind::AIServiceBackend,
+        "AIServiceBackend reconciled successfully",
+    ),
+    (
+        Kind::BackendSecurityPolicy,
+        "BackendSecurityPolicy reconciled successfully",
+    ),
     (Kind::GatewayConfig, "GatewayConfig reconciled successfully"),
     (Kind::MCPRoute, "MCP Gateway Route reconciled successfully"),
     (Kind::QuotaPolicy, "QuotaPolicy reconciled successfully"),
@@ -32,18 +41,34 @@ pub fn status<'a>(ir: &'a Ir, diagnostics: &'a [Diagnostic]) -> impl Iterator<It
                 .filter(|d| d.severity() == Severity::Error)
                 .filter(|d| {
                     d.resource().is_some_and(|r| {
-                        r.kind == object.kind_name && r.namespace == object.namespace && r.name == object.name
+                        r.kind == object.kind_name
+                            && r.namespace == object.namespace
+                            && r.name == object.name
                     })
                 })
                 .map(Diagnostic::message)
                 .collect();
             let (kind_name, accepted) = (object.kind_name, errors.is_empty());
             let (condition, status, reason, message) = if accepted {
-                ("Accepted", "True", "ReconciliationSucceeded", (*success).to_owned())
+                (
+                    "Accepted",
+                    "True",
+                    "ReconciliationSucceeded",
+                    (*success).to_owned(),
+                )
             } else {
-                ("NotAccepted", "False", "ReconciliationFailed", errors.join("; "))
+                (
+                    "NotAccepted",
+                    "False",
+                    "ReconciliationFailed",
+                    errors.join("; "),
+                )
             };
-            let reason = if *kind == Kind::GatewayConfig { condition } else { reason };
+            let reason = if *kind == Kind::GatewayConfig {
+                condition
+            } else {
+                reason
+            };
             json!({
                 "apiVersion": object.api_version,
                 "kind": kind_name,

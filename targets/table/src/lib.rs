@@ -33,19 +33,30 @@ pub const DEFAULT_MODEL_OWNER: &str = "Envoy AI Gateway";
 /// Builds the table of a checked graph.
 pub fn table(ir: &Ir) -> t::Table {
     let gateways = gateways(ir);
-    let gateway_index: HashMap<NodeId, usize> = gateways.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+    let gateway_index: HashMap<NodeId, usize> = gateways
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
     let mut backends = backends::Backends::new(ir);
     let mut routes = Vec::new();
     let mut matches = Vec::new();
     for (id, object) in ir.objects(Kind::AIGatewayRoute) {
-        let Some(Spec::AIGatewayRoute(spec)) = &object.spec else { continue };
+        let Some(Spec::AIGatewayRoute(spec)) = &object.spec else {
+            continue;
+        };
         let parents = parents(ir, id, object, spec, &gateway_index);
         if parents.is_empty() {
             continue;
         }
         let route_index = routes.len();
         let key = ir.key_of(id).clone();
-        let rules = spec.rules.iter().enumerate().map(|(r, rule)| self::rule(ir, &key, r, rule, &mut backends)).collect();
+        let rules = spec
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(r, rule)| self::rule(ir, &key, r, rule, &mut backends))
+            .collect();
         for (r, rule) in spec.rules.iter().enumerate() {
             matches.extend(entries(route_index, r, rule));
         }
@@ -78,7 +89,9 @@ pub(crate) fn name(object: &Object) -> String {
 fn gateways(ir: &Ir) -> Vec<(NodeId, t::Gateway)> {
     let mut out = Vec::new();
     for (id, object) in ir.objects(Kind::Gateway) {
-        let Some(Spec::Gateway(spec)) = &object.spec else { continue };
+        let Some(Spec::Gateway(spec)) = &object.spec else {
+            continue;
+        };
         let listeners = spec
             .listeners
             .iter()
@@ -95,7 +108,10 @@ fn gateways(ir: &Ir) -> Vec<(NodeId, t::Gateway)> {
                     .filter(|c| c.group.is_empty() && c.kind == "Secret")
                     .map(|c| t::ObjectRef {
                         kind: "Secret".to_owned(),
-                        namespace: c.namespace.clone().unwrap_or_else(|| object.namespace.clone()),
+                        namespace: c
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| object.namespace.clone()),
                         name: c.name.clone(),
                     })
                     .collect();
@@ -108,7 +124,11 @@ fn gateways(ir: &Ir) -> Vec<(NodeId, t::Gateway)> {
                 })
             })
             .collect();
-        let mut gateway = t::Gateway { name: name(object), listeners, ..t::Gateway::default() };
+        let mut gateway = t::Gateway {
+            name: name(object),
+            listeners,
+            ..t::Gateway::default()
+        };
         if let Some((_, config_id)) = ir.targets(id, |e| e == Edge::Config).first() {
             if let Some(config) = ir.object(*config_id) {
                 gateway.config = Some(name(config));
@@ -124,13 +144,25 @@ fn gateways(ir: &Ir) -> Vec<(NodeId, t::Gateway)> {
 }
 
 /// The parentRefs of a route that resolved to a Gateway in the table.
-fn parents(ir: &Ir, id: NodeId, object: &Object, spec: &AIGatewayRouteSpec, gateway_index: &HashMap<NodeId, usize>) -> Vec<t::Parent> {
-    let linked: Vec<NodeId> = ir.targets(id, |e| e == Edge::Parent).into_iter().map(|(_, g)| g).collect();
+fn parents(
+    ir: &Ir,
+    id: NodeId,
+    object: &Object,
+    spec: &AIGatewayRouteSpec,
+    gateway_index: &HashMap<NodeId, usize>,
+) -> Vec<t::Parent> {
+    let linked: Vec<NodeId> = ir
+        .targets(id, |e| e == Edge::Parent)
+        .into_iter()
+        .map(|(_, g)| g)
+        .collect();
     spec.parent_refs
         .iter()
         .filter_map(|p| {
             let namespace = p.namespace.as_deref().unwrap_or(&object.namespace);
-            let gateway = ir.find(&Key::object(Kind::Gateway, namespace, &p.name)).filter(|g| linked.contains(g))?;
+            let gateway = ir
+                .find(&Key::object(Kind::Gateway, namespace, &p.name))
+                .filter(|g| linked.contains(g))?;
             Some(t::Parent {
                 gateway: *gateway_index.get(&gateway)?,
                 section_name: p.section_name.clone(),
@@ -140,23 +172,37 @@ fn parents(ir: &Ir, id: NodeId, object: &Object, spec: &AIGatewayRouteSpec, gate
         .collect()
 }
 
-fn rule(ir: &Ir, route: &Key, r: usize, rule: &RouteRule, backends: &mut backends::Backends<'_>) -> t::Rule {
+fn rule(
+    ir: &Ir,
+    route: &Key,
+    r: usize,
+    rule: &RouteRule,
+    backends: &mut backends::Backends<'_>,
+) -> t::Rule {
     let backend_refs = rule
         .backend_refs
         .iter()
         .enumerate()
         .filter_map(|(i, backend_ref)| {
             let ref_id = ir.find(&route.child(format!("rules[{r}].backendRefs[{i}]")))?;
-            let (_, target) = *ir.targets(ref_id, |e| matches!(e, Edge::Backend { .. })).first()?;
+            let (_, target) = *ir
+                .targets(ref_id, |e| matches!(e, Edge::Backend { .. }))
+                .first()?;
             backends.reference(target, backend_ref)
         })
         .collect();
-    let millis = |text: &Option<String>| text.as_deref().and_then(parse_duration).map(|d| d.as_millis() as u64);
+    let millis = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(parse_duration)
+            .map(|d| d.as_millis() as u64)
+    };
     let timeouts = rule.timeouts.as_ref();
     t::Rule {
         name: rule.name.clone(),
         backends: backend_refs,
-        request_timeout_ms: timeouts.and_then(|t| millis(&t.request)).unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
+        request_timeout_ms: timeouts
+            .and_then(|t| millis(&t.request))
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
         backend_request_timeout_ms: timeouts.and_then(|t| millis(&t.backend_request)),
         stream_idle_timeout_ms: millis(&rule.stream_idle_timeout),
         models: models(rule),
@@ -173,7 +219,10 @@ fn models(rule: &RouteRule) -> Vec<t::Model> {
         if models.iter().all(|m| m.name != header.value) {
             models.push(t::Model {
                 name: header.value.clone(),
-                owned_by: rule.models_owned_by.clone().unwrap_or_else(|| DEFAULT_MODEL_OWNER.to_owned()),
+                owned_by: rule
+                    .models_owned_by
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_MODEL_OWNER.to_owned()),
                 created: rule.models_created_at.as_deref().and_then(parse_rfc3339),
             });
         }
@@ -184,7 +233,11 @@ fn models(rule: &RouteRule) -> Vec<t::Model> {
 /// One match entry per match of the rule; a rule without matches takes every request.
 fn entries(route: usize, rule_index: usize, rule: &RouteRule) -> Vec<t::MatchEntry> {
     if rule.matches.is_empty() {
-        return vec![t::MatchEntry { route, rule: rule_index, headers: Vec::new() }];
+        return vec![t::MatchEntry {
+            route,
+            rule: rule_index,
+            headers: Vec::new(),
+        }];
     }
     rule.matches
         .iter()
@@ -221,8 +274,14 @@ pub(crate) fn costs(costs: &[LlmRequestCost]) -> Vec<t::RequestCost> {
 fn quotas(ir: &Ir, backend_index: &HashMap<NodeId, usize>) -> Vec<t::Quota> {
     ir.objects(Kind::QuotaPolicy)
         .filter_map(|(id, object)| {
-            let Some(Spec::QuotaPolicy(spec)) = &object.spec else { return None };
-            let targets: Vec<usize> = ir.targets(id, |e| e == Edge::Targets).iter().filter_map(|(_, b)| backend_index.get(b).copied()).collect();
+            let Some(Spec::QuotaPolicy(spec)) = &object.spec else {
+                return None;
+            };
+            let targets: Vec<usize> = ir
+                .targets(id, |e| e == Edge::Targets)
+                .iter()
+                .filter_map(|(_, b)| backend_index.get(b).copied())
+                .collect();
             if targets.is_empty() {
                 return None;
             }

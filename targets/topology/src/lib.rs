@@ -67,16 +67,30 @@ pub fn picture(ir: &Ir) -> Picture {
                 Node::Object(object) => (object.kind_name.to_owned(), object.name.clone()),
                 Node::Rule { route, index } => {
                     let rule = match &route.spec {
-                        Some(aigw_syntax::Spec::AIGatewayRoute(spec)) => spec.rules.get(*index).and_then(|r| r.name.clone()),
+                        Some(aigw_syntax::Spec::AIGatewayRoute(spec)) => {
+                            spec.rules.get(*index).and_then(|r| r.name.clone())
+                        }
                         _ => None,
                     };
-                    ("rule".to_owned(), rule.unwrap_or_else(|| format!("{}[{index}]", route.name)))
+                    (
+                        "rule".to_owned(),
+                        rule.unwrap_or_else(|| format!("{}[{index}]", route.name)),
+                    )
                 }
                 Node::Listener { .. } | Node::BackendRef { .. } => continue,
             };
             let box_id = format!("n{}", ids.len());
             ids.insert(key.clone(), box_id.clone());
-            picture.namespaces.entry(key.namespace.clone()).or_default().push(Shape { id: box_id, kind: *kind, title, name });
+            picture
+                .namespaces
+                .entry(key.namespace.clone())
+                .or_default()
+                .push(Shape {
+                    id: box_id,
+                    kind: *kind,
+                    title,
+                    name,
+                });
         }
     }
     for (key, from_id) in ir.nodes() {
@@ -87,27 +101,56 @@ pub fn picture(ir: &Ir) -> Picture {
     picture
 }
 
-fn arrows(ir: &Ir, ids: &BTreeMap<Key, String>, key: &Key, from_id: NodeId, edge: Edge, to_id: NodeId, out: &mut Vec<Arrow>) {
+fn arrows(
+    ir: &Ir,
+    ids: &BTreeMap<Key, String>,
+    key: &Key,
+    from_id: NodeId,
+    edge: Edge,
+    to_id: NodeId,
+    out: &mut Vec<Arrow>,
+) {
     let id = |k: &Key| ids.get(k).cloned();
     let to_key = ir.key_of(to_id);
-    let mut push = |from: Option<String>, to: Option<String>, label: Option<String>, dashed: bool| {
-        if let (Some(from), Some(to)) = (from, to) {
-            out.push(Arrow { from, to, label, dashed });
-        }
-    };
+    let mut push =
+        |from: Option<String>, to: Option<String>, label: Option<String>, dashed: bool| {
+            if let (Some(from), Some(to)) = (from, to) {
+                out.push(Arrow {
+                    from,
+                    to,
+                    label,
+                    dashed,
+                });
+            }
+        };
     match (ir.node(from_id), edge) {
         // Traffic flows from the Gateway to the route: draw parent links reversed.
         (_, Edge::Parent) => push(id(to_key), id(key), None, false),
         // Folded: listener certificates hang off the Gateway.
         (Node::Listener { .. }, Edge::Secret) => {
-            let gateway = Key { part: String::new(), ..key.clone() };
-            push(id(&gateway), id(to_key), Some("certificate".to_owned()), true);
+            let gateway = Key {
+                part: String::new(),
+                ..key.clone()
+            };
+            push(
+                id(&gateway),
+                id(to_key),
+                Some("certificate".to_owned()),
+                true,
+            );
         }
         (Node::Listener { .. }, _) => {}
         // Folded: rule → backend ref → backend becomes rule → backend.
         (Node::BackendRef { .. }, Edge::Backend { weight, priority }) => {
-            let rule = key.part.split_once(".backendRefs").map(|(rule, _)| Key { part: rule.to_owned(), ..key.clone() });
-            let label = if priority == 0 { format!("weight {weight}") } else { format!("weight {weight}, priority {priority}") };
+            let rule = key.part.split_once(".backendRefs").map(|(rule, _)| Key {
+                part: rule.to_owned(),
+                ..key.clone()
+            });
+            let label = if priority == 0 {
+                format!("weight {weight}")
+            } else {
+                format!("weight {weight}, priority {priority}")
+            };
             push(rule.as_ref().and_then(id), id(to_key), Some(label), false);
         }
         (_, Edge::Part) => push(id(key), id(to_key), None, false),

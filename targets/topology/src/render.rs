@@ -38,18 +38,30 @@ pub fn dot(picture: &Picture) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph aigw {{");
     let _ = writeln!(out, "  rankdir=LR;");
-    let _ = writeln!(out, "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=11];");
+    let _ = writeln!(
+        out,
+        "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=11];"
+    );
     let _ = writeln!(out, "  edge [fontname=\"Helvetica\", fontsize=9];");
     for (i, (namespace, shapes)) in picture.namespaces.iter().enumerate() {
         let indent = if namespace.is_empty() { "  " } else { "    " };
         if !namespace.is_empty() {
             let _ = writeln!(out, "  subgraph cluster_{i} {{");
-            let _ = writeln!(out, "    label={};", dot_quote(&format!("namespace {namespace}")));
+            let _ = writeln!(
+                out,
+                "    label={};",
+                dot_quote(&format!("namespace {namespace}"))
+            );
             let _ = writeln!(out, "    style=\"rounded,dashed\"; color=\"#94a3b8\";");
         }
         for shape in shapes {
             let label = dot_quote(&format!("{}\n{}", shape.title, shape.name));
-            let _ = writeln!(out, "{indent}{} [label={label}, fillcolor=\"{}\"];", shape.id, colour(shape.kind));
+            let _ = writeln!(
+                out,
+                "{indent}{} [label={label}, fillcolor=\"{}\"];",
+                shape.id,
+                colour(shape.kind)
+            );
         }
         if !namespace.is_empty() {
             let _ = writeln!(out, "  }}");
@@ -63,7 +75,11 @@ pub fn dot(picture: &Picture) -> String {
         if arrow.dashed {
             attrs.push("style=dashed".to_owned());
         }
-        let attrs = if attrs.is_empty() { String::new() } else { format!(" [{}]", attrs.join(", ")) };
+        let attrs = if attrs.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", attrs.join(", "))
+        };
         let _ = writeln!(out, "  {} -> {}{attrs};", arrow.from, arrow.to);
     }
     let _ = writeln!(out, "}}");
@@ -87,8 +103,19 @@ fn mermaid_text(text: &str) -> String {
 }
 
 fn mermaid_shape(out: &mut String, indent: &str, shape: &Shape) {
-    let _ = writeln!(out, "{indent}{}[\"{}<br/>{}\"]", shape.id, mermaid_text(&shape.title), mermaid_text(&shape.name));
-    let _ = writeln!(out, "{indent}style {} fill:{}", shape.id, colour(shape.kind));
+    let _ = writeln!(
+        out,
+        "{indent}{}[\"{}<br/>{}\"]",
+        shape.id,
+        mermaid_text(&shape.title),
+        mermaid_text(&shape.name)
+    );
+    let _ = writeln!(
+        out,
+        "{indent}style {} fill:{}",
+        shape.id,
+        colour(shape.kind)
+    );
 }
 
 /// A Mermaid flowchart, left to right.
@@ -99,15 +126,27 @@ pub fn mermaid(picture: &Picture) -> String {
             shapes.iter().for_each(|s| mermaid_shape(&mut out, "  ", s));
             continue;
         }
-        let _ = writeln!(out, "  subgraph ns{i}[\"namespace {}\"]", mermaid_text(namespace));
-        shapes.iter().for_each(|s| mermaid_shape(&mut out, "    ", s));
+        let _ = writeln!(
+            out,
+            "  subgraph ns{i}[\"namespace {}\"]",
+            mermaid_text(namespace)
+        );
+        shapes
+            .iter()
+            .for_each(|s| mermaid_shape(&mut out, "    ", s));
         let _ = writeln!(out, "  end");
     }
     for arrow in &picture.arrows {
         let link = if arrow.dashed { "-.->" } else { "-->" };
         match &arrow.label {
             Some(label) => {
-                let _ = writeln!(out, "  {} {link}|\"{}\"| {}", arrow.from, mermaid_text(label), arrow.to);
+                let _ = writeln!(
+                    out,
+                    "  {} {link}|\"{}\"| {}",
+                    arrow.from,
+                    mermaid_text(label),
+                    arrow.to
+                );
             }
             None => {
                 let _ = writeln!(out, "  {} {link} {}", arrow.from, arrow.to);

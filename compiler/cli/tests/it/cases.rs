@@ -4,8 +4,8 @@
 //! (`# options: --open`).
 
 use crate::{root, sources};
-use aigw_compiler::{check, CheckOptions};
-use aigw_diag::{render_text, RenderOptions};
+use aigw_compiler::{CheckOptions, check};
+use aigw_diag::{RenderOptions, render_text};
 use std::path::PathBuf;
 
 pub(crate) use aigw_compiler::testdata::Case;
@@ -16,16 +16,31 @@ pub(crate) fn cases() -> Vec<Case> {
 
 fn render(case: &Case, files: &[PathBuf]) -> (String, bool) {
     let checked = check(sources(files), case.options);
-    (render_text(&checked.diagnostics, &checked.sources, RenderOptions::default()), checked.has_errors())
+    (
+        render_text(
+            &checked.diagnostics,
+            &checked.sources,
+            RenderOptions::default(),
+        ),
+        checked.has_errors(),
+    )
 }
 
 #[test]
 fn every_case_matches_its_snapshot_and_expectation() {
     let cases = cases();
-    assert!(cases.len() >= 9, "testdata cases are missing: {}", cases.len());
+    assert!(
+        cases.len() >= 9,
+        "testdata cases are missing: {}",
+        cases.len()
+    );
     for case in &cases {
         let (text, has_errors) = render(case, &case.files);
-        assert_eq!(has_errors, case.expect_error, "{}: expected error={}\n{text}", case.name, case.expect_error);
+        assert_eq!(
+            has_errors, case.expect_error,
+            "{}: expected error={}\n{text}",
+            case.name, case.expect_error
+        );
         insta::with_settings!({
             snapshot_path => case.dir.clone(),
             prepend_module_to_snapshot => false,
@@ -44,7 +59,11 @@ fn file_and_document_order_do_not_change_the_output() {
         let mut reversed_files = case.files.clone();
         reversed_files.reverse();
         let (backward, _) = render(&case, &reversed_files);
-        assert_eq!(forward, backward, "{}: file order changed the output", case.name);
+        assert_eq!(
+            forward, backward,
+            "{}: file order changed the output",
+            case.name
+        );
         // Reverse the documents of each file too (a temporary copy with the same name).
         if case.files.len() == 1 {
             let text = std::fs::read_to_string(&case.files[0]).expect("read");
@@ -61,11 +80,20 @@ fn file_and_document_order_do_not_change_the_output() {
             );
             let original = check(sources(&case.files), case.options);
             let codes = |c: &aigw_compiler::Checked| {
-                let mut v: Vec<_> = c.diagnostics.iter().map(|d| (d.code().id, d.message().to_owned())).collect();
+                let mut v: Vec<_> = c
+                    .diagnostics
+                    .iter()
+                    .map(|d| (d.code().id, d.message().to_owned()))
+                    .collect();
                 v.sort();
                 v
             };
-            assert_eq!(codes(&checked), codes(&original), "{}: document order changed the findings", case.name);
+            assert_eq!(
+                codes(&checked),
+                codes(&original),
+                "{}: document order changed the findings",
+                case.name
+            );
         }
     }
 }
@@ -77,7 +105,11 @@ fn every_diagnostic_code_has_a_snapshot() {
         let snap = case.dir.join(format!("{}.diagnostics.snap", case.name));
         seen.push_str(&std::fs::read_to_string(&snap).unwrap_or_default());
     }
-    let missing: Vec<_> = aigw_diag::codes::ALL.iter().filter(|c| !seen.contains(c.id)).map(|c| c.id).collect();
+    let missing: Vec<_> = aigw_diag::codes::ALL
+        .iter()
+        .filter(|c| !seen.contains(c.id))
+        .map(|c| c.id)
+        .collect();
     assert!(missing.is_empty(), "codes without a snapshot: {missing:?}");
 }
 
@@ -88,12 +120,30 @@ fn the_graph_of_a_valid_case_is_complete() {
     let dump = checked.ir.expect("ir").dump();
     // Each reference of the case is one edge under its source node.
     for (source, edge) in [
-        ("AIGatewayRoute default/chat", "-Parent-> Gateway default/ai"),
-        ("AIGatewayRoute default/chat rules[0].backendRefs[1]", "-Backend { weight: 1, priority: 1 }-> AIServiceBackend default/bedrock"),
-        ("AIServiceBackend default/openai", "-Upstream-> Backend default/openai"),
-        ("BackendSecurityPolicy default/openai-key", "-Secret-> Secret default/openai-key"),
-        ("BackendTLSPolicy default/openai-tls", "-Targets-> Backend default/openai"),
-        ("Gateway default/ai", "-Config-> GatewayConfig default/tuned"),
+        (
+            "AIGatewayRoute default/chat",
+            "-Parent-> Gateway default/ai",
+        ),
+        (
+            "AIGatewayRoute default/chat rules[0].backendRefs[1]",
+            "-Backend { weight: 1, priority: 1 }-> AIServiceBackend default/bedrock",
+        ),
+        (
+            "AIServiceBackend default/openai",
+            "-Upstream-> Backend default/openai",
+        ),
+        (
+            "BackendSecurityPolicy default/openai-key",
+            "-Secret-> Secret default/openai-key",
+        ),
+        (
+            "BackendTLSPolicy default/openai-tls",
+            "-Targets-> Backend default/openai",
+        ),
+        (
+            "Gateway default/ai",
+            "-Config-> GatewayConfig default/tuned",
+        ),
     ] {
         let edges: Vec<&str> = dump
             .lines()
@@ -102,7 +152,10 @@ fn the_graph_of_a_valid_case_is_complete() {
             .take_while(|l| l.starts_with("  "))
             .map(str::trim)
             .collect();
-        assert!(edges.contains(&edge), "{source}: missing `{edge}` in {edges:?}");
+        assert!(
+            edges.contains(&edge),
+            "{source}: missing `{edge}` in {edges:?}"
+        );
     }
     insta::with_settings!({
         snapshot_path => path.parent().expect("dir").to_path_buf(),

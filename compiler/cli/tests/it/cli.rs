@@ -15,7 +15,12 @@ fn aigw(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("spawn aigw");
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("wait")
@@ -23,30 +28,80 @@ fn aigw(args: &[&str], stdin: Option<&str>) -> Output {
 
 #[test]
 fn exit_codes_follow_the_contract() {
-    assert_eq!(aigw(&["check", "testdata/compile/valid/basic.yaml"], None).status.code(), Some(0));
-    assert_eq!(aigw(&["check", "testdata/compile/graph/backends.yaml"], None).status.code(), Some(1));
-    assert_eq!(aigw(&["check", "testdata/compile/no-such-file.yaml"], None).status.code(), Some(2));
-    assert_eq!(aigw(&["check", "--format", "xml", "testdata/compile/valid/basic.yaml"], None).status.code(), Some(2));
+    assert_eq!(
+        aigw(&["check", "testdata/compile/valid/basic.yaml"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        aigw(&["check", "testdata/compile/graph/backends.yaml"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        aigw(&["check", "testdata/compile/no-such-file.yaml"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        aigw(
+            &[
+                "check",
+                "--format",
+                "xml",
+                "testdata/compile/valid/basic.yaml"
+            ],
+            None
+        )
+        .status
+        .code(),
+        Some(2)
+    );
 }
 
 #[test]
 fn directories_are_read_recursively() {
     let out = aigw(&["check", "testdata/compile/valid"], None);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("in 4 file(s)"));
 }
 
 #[test]
 fn json_lines_carry_the_documented_fields() {
-    let out = aigw(&["check", "--format", "json", "testdata/compile/syntax/fields.yaml"], None);
+    let out = aigw(
+        &[
+            "check",
+            "--format",
+            "json",
+            "testdata/compile/syntax/fields.yaml",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).expect("utf8");
-    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
-    let typo = lines.iter().find(|l| l["message"] == "unknown field `namepsace`").expect("typo reported");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let typo = lines
+        .iter()
+        .find(|l| l["message"] == "unknown field `namepsace`")
+        .expect("typo reported");
     assert_eq!(typo["severity"], "error");
     assert_eq!(typo["code"], "AIGW0010");
     assert_eq!(typo["file"], "testdata/compile/syntax/fields.yaml");
-    assert_eq!((typo["line"].as_u64(), typo["column"].as_u64()), (Some(8), Some(3)));
+    assert_eq!(
+        (typo["line"].as_u64(), typo["column"].as_u64()),
+        (Some(8), Some(3))
+    );
     assert_eq!(typo["kind"], "AIGatewayRoute");
     assert_eq!(typo["namespace"], "default");
     assert_eq!(typo["name"], "typos");
@@ -61,16 +116,35 @@ fn stdin_is_an_input() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("\"file\":\"<stdin>\""), "{stdout}");
-    assert!(stdout.contains("unsupported value: \\\"Nope\\\""), "{stdout}");
+    assert!(
+        stdout.contains("unsupported value: \\\"Nope\\\""),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn hostile_input_is_a_diagnostic_not_a_panic() {
-    for input in ["\u{0}\u{1}", ": : :", "[[[[", "a: *missing", "--- !!binary foo", "{a: 1, a: 2}", "- - - -", "apiVersion: 1\nkind: []\n"] {
+    for input in [
+        "\u{0}\u{1}",
+        ": : :",
+        "[[[[",
+        "a: *missing",
+        "--- !!binary foo",
+        "{a: 1, a: 2}",
+        "- - - -",
+        "apiVersion: 1\nkind: []\n",
+    ] {
         let out = aigw(&["check", "-"], Some(input));
         let code = out.status.code();
-        assert!(matches!(code, Some(0 | 1)), "input {input:?} gave {code:?}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{input:?}");
+        assert!(
+            matches!(code, Some(0 | 1)),
+            "input {input:?} gave {code:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+            "{input:?}"
+        );
     }
 }
 
@@ -95,23 +169,51 @@ fn compile_check_is_the_gitops_gate() {
     assert!(String::from_utf8_lossy(&stale.stderr).contains("table.json: missing"));
     assert!(!out.exists(), "--check wrote something");
     // Write, then --check passes, twice (idempotent).
-    assert_eq!(aigw(&["compile", input_s, "--out", out_s], None).status.code(), Some(0));
+    assert_eq!(
+        aigw(&["compile", input_s, "--out", out_s], None)
+            .status
+            .code(),
+        Some(0)
+    );
     for _ in 0..2 {
         let fresh = aigw(&["compile", input_s, "--out", out_s, "--check"], None);
-        assert_eq!(fresh.status.code(), Some(0), "{}", String::from_utf8_lossy(&fresh.stderr));
+        assert_eq!(
+            fresh.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&fresh.stderr)
+        );
     }
     // Any input change makes it stale; the summary names the files and a line.
-    let text = std::fs::read_to_string(&input).expect("read").replace("request: 120s", "request: 90s");
+    let text = std::fs::read_to_string(&input)
+        .expect("read")
+        .replace("request: 120s", "request: 90s");
     std::fs::write(&input, text).expect("write");
     let changed = aigw(&["compile", input_s, "--out", out_s, "--check"], None);
     assert_eq!(changed.status.code(), Some(1));
     let summary = String::from_utf8_lossy(&changed.stderr);
-    assert!(summary.contains("gateway-api.yaml: differs from line"), "{summary}");
-    assert!(summary.contains("table.json: differs from line"), "{summary}");
+    assert!(
+        summary.contains("gateway-api.yaml: differs from line"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("table.json: differs from line"),
+        "{summary}"
+    );
     // A hand edit of an artifact is caught too.
-    assert_eq!(aigw(&["compile", input_s, "--out", out_s], None).status.code(), Some(0));
+    assert_eq!(
+        aigw(&["compile", input_s, "--out", out_s], None)
+            .status
+            .code(),
+        Some(0)
+    );
     std::fs::write(out.join("topology.mmd"), "flowchart LR\n").expect("write");
-    assert_eq!(aigw(&["compile", input_s, "--out", out_s, "--check"], None).status.code(), Some(1));
+    assert_eq!(
+        aigw(&["compile", input_s, "--out", out_s, "--check"], None)
+            .status
+            .code(),
+        Some(1)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -119,10 +221,24 @@ fn compile_check_is_the_gitops_gate() {
 fn compile_writes_nothing_when_the_input_has_errors() {
     let dir = scratch("errors");
     let out = dir.join("out");
-    let result = aigw(&["compile", "testdata/compile/graph/backends.yaml", "--out", out.to_str().expect("utf-8")], None);
+    let result = aigw(
+        &[
+            "compile",
+            "testdata/compile/graph/backends.yaml",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+        None,
+    );
     assert_eq!(result.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&result.stderr).contains("error["), "diagnostics are shown");
-    assert!(!out.exists(), "an input with errors must not produce artifacts");
+    assert!(
+        String::from_utf8_lossy(&result.stderr).contains("error["),
+        "diagnostics are shown"
+    );
+    assert!(
+        !out.exists(),
+        "an input with errors must not produce artifacts"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -131,12 +247,46 @@ fn compile_targets_select_the_files() {
     let dir = scratch("targets");
     let out = dir.join("out");
     let out_s = out.to_str().expect("utf-8");
-    let result = aigw(&["compile", "testdata/compile/valid/basic.yaml", "--out", out_s, "--target", "table,topology"], None);
-    assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
-    let mut names: Vec<String> = std::fs::read_dir(&out).expect("out").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let result = aigw(
+        &[
+            "compile",
+            "testdata/compile/valid/basic.yaml",
+            "--out",
+            out_s,
+            "--target",
+            "table,topology",
+        ],
+        None,
+    );
+    assert_eq!(
+        result.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("out")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names.retain(|n| n != "topology.svg");
     assert_eq!(names, ["table.json", "topology.dot", "topology.mmd"]);
-    assert_eq!(aigw(&["compile", "testdata/compile/valid/basic.yaml", "--out", out_s, "--target", "envoyy"], None).status.code(), Some(2));
+    assert_eq!(
+        aigw(
+            &[
+                "compile",
+                "testdata/compile/valid/basic.yaml",
+                "--out",
+                out_s,
+                "--target",
+                "envoyy"
+            ],
+            None
+        )
+        .status
+        .code(),
+        Some(2)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

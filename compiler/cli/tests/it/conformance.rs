@@ -19,13 +19,29 @@ fn admission_verdicts_match_the_reference() {
     let Some(dir) = corpus() else { return };
     let report = run_admission(&dir).expect("read corpus");
     assert_eq!(report.total, 67, "the corpus has 67 admission files");
-    assert!(report.failures.is_empty(), "{}/{} admission verdicts match:\n{}", report.passed, report.total, report.failures.join("\n"));
+    assert!(
+        report.failures.is_empty(),
+        "{}/{} admission verdicts match:\n{}",
+        report.passed,
+        report.total,
+        report.failures.join("\n")
+    );
 }
 
 #[test]
 fn every_example_checks_without_errors() {
     let Some(dir) = corpus() else { return };
     let report = run_examples(&dir).expect("read corpus");
-    assert!(report.total >= 25, "expected the corpus examples, found {}", report.total);
-    assert!(report.failures.is_empty(), "{}/{} examples clean:\n{}", report.passed, report.total, report.failures.join("\n"));
+    assert!(
+        report.total >= 25,
+        "expected the corpus examples, found {}",
+        report.total
+    );
+    assert!(
+        report.failures.is_empty(),
+        "{}/{} examples clean:\n{}",
+        report.passed,
+        report.total,
+        report.failures.join("\n")
+    );
 }

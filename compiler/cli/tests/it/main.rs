@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// Reads files into a source map named by their path relative to the workspace root, so that
@@ -22,7 +25,11 @@ pub fn sources(paths: &[PathBuf]) -> aigw_diag::SourceMap {
     let mut map = aigw_diag::SourceMap::new();
     for path in paths {
         let text = std::fs::read_to_string(path).expect("read input");
-        let name = path.strip_prefix(&root).unwrap_or(path).display().to_string();
+        let name = path
+            .strip_prefix(&root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         map.add(name, text);
     }
     map

@@ -5,7 +5,9 @@ use crate::root;
 use std::path::{Path, PathBuf};
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -42,18 +44,32 @@ fn every_module_has_a_doc_and_no_debug_leftovers() {
 #[test]
 fn runtime_crates_depend_on_no_compiler_or_target_crate() {
     let output = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(root())
         .output()
         .expect("cargo metadata");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("metadata json");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("metadata json");
     let root = root();
     let packages = metadata["packages"].as_array().expect("packages");
     let mut checked = 0;
     for package in packages {
         let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap_or(""));
-        let relative = manifest.strip_prefix(&root).unwrap_or(&manifest).to_path_buf();
+        let relative = manifest
+            .strip_prefix(&root)
+            .unwrap_or(&manifest)
+            .to_path_buf();
         if !relative.starts_with("runtime") {
             continue;
         }
@@ -64,7 +80,12 @@ fn runtime_crates_depend_on_no_compiler_or_target_crate() {
                 let p = p.strip_prefix(&root).unwrap_or(p);
                 p.starts_with("compiler") || p.starts_with("targets")
             });
-            assert!(!forbidden, "{} depends on {}", relative.display(), dep["name"]);
+            assert!(
+                !forbidden,
+                "{} depends on {}",
+                relative.display(),
+                dep["name"]
+            );
         }
     }
     // No runtime crate exists until the runtime issue lands; the rule is checked as they appear.

@@ -60,7 +60,10 @@ pub struct RouteBackendRef {
     pub namespace: Option<String>,
     #[schemars(length(max = 253), regex(pattern = GROUP_PATTERN))]
     pub group: Option<String>,
-    #[schemars(length(max = 63), regex(pattern = r"^$|^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$"))]
+    #[schemars(
+        length(max = 63),
+        regex(pattern = r"^$|^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+    )]
     pub kind: Option<String>,
     pub model_name_override: Option<String>,
     #[serde(default = "one")]

@@ -12,6 +12,8 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackendSecurityPolicySpec {
+    // The credential blocks are boxed: inline they made every policy some 4 KiB, most of the
+    // checked graph's memory on large inputs.
     #[serde(rename = "type")]
     pub policy_type: SecurityPolicyType,
     #[serde(default)]
@@ -22,10 +24,10 @@ pub struct BackendSecurityPolicySpec {
     pub azure_api_key: Option<SecretKeySource>,
     #[serde(rename = "anthropicAPIKey")]
     pub anthropic_api_key: Option<SecretKeySource>,
-    pub aws_credentials: Option<AwsCredentials>,
-    pub azure_credentials: Option<AzureCredentials>,
-    pub gcp_credentials: Option<GcpCredentials>,
-    pub credential_override: Option<CredentialOverride>,
+    pub aws_credentials: Option<Box<AwsCredentials>>,
+    pub azure_credentials: Option<Box<AzureCredentials>>,
+    pub gcp_credentials: Option<Box<GcpCredentials>>,
+    pub credential_override: Option<Box<CredentialOverride>>,
 }
 
 /// The six policy types.
