@@ -6,6 +6,7 @@
 pub mod compile;
 pub mod conformance;
 pub mod inputs;
+pub mod run;
 pub mod testdata;
 
 use aigw_diag::{Diagnostic, Diagnostics, Severity, SourceMap};

@@ -62,6 +62,24 @@ enum Command {
         #[arg(long, default_value = "/etc/aigw/secrets")]
         secrets_dir: String,
     },
+    /// Check and compile manifests in process and serve them, recompiling when they change.
+    /// With no paths, the configuration comes from the environment (OPENAI_API_KEY,
+    /// OPENAI_BASE_URL, AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, ANTHROPIC_API_KEY).
+    Run {
+        /// Files or directories (recursively, *.yaml and *.yml).
+        paths: Vec<PathBuf>,
+        /// Mounted Secrets (`<dir>/<namespace>/<name>/<key>`), besides the Secrets given with
+        /// the manifests and `AIGW_SECRET_<NAMESPACE>_<NAME>_<KEY>` in the environment.
+        #[arg(long)]
+        secrets_dir: Option<PathBuf>,
+        /// Treat unresolved references as warnings (objects defined elsewhere).
+        #[arg(long)]
+        open: bool,
+        #[command(flatten)]
+        listen: aigw_proxy::serve::ListenArgs,
+    },
+    /// Serve a compiled routing table (`table.json`); reload it when it changes or on SIGHUP.
+    Serve(aigw_proxy::serve::ServeArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -92,6 +110,16 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run {
+            paths,
+            secrets_dir,
+            open,
+            listen,
+        } => serving(run_manifests(paths, secrets_dir, open, listen)),
+        Command::Serve(args) => {
+            aigw_proxy::serve::init_logging();
+            serving(aigw_proxy::serve::serve(args))
+        }
         Command::Check {
             paths,
             format,
@@ -184,6 +212,57 @@ fn run_compile(
     };
     std::mem::forget(checked);
     code
+}
+
+fn serving(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_manifests(
+    paths: Vec<PathBuf>,
+    secrets_dir: Option<PathBuf>,
+    open: bool,
+    listen: aigw_proxy::serve::ListenArgs,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    aigw_proxy::serve::init_logging();
+    let (text, inline) = if paths.is_empty() {
+        let (text, inline) = aigw_compiler::run::environment(|name| std::env::var(name).ok())
+            .map_err(|e| anyhow::anyhow!(e))?;
+        eprintln!(
+            "serving the configuration built from the environment on port {}",
+            aigw_compiler::run::ENVIRONMENT_PORT
+        );
+        (Some(text), inline)
+    } else {
+        (None, Vec::new())
+    };
+    let source = aigw_compiler::run::Manifests {
+        paths,
+        text,
+        secrets_dir,
+        options: CheckOptions {
+            open,
+            admission_only: false,
+        },
+        inline,
+    };
+    let interval = std::time::Duration::from_millis(listen.watch_interval_ms);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    tokio.block_on(aigw_proxy::serve::run(
+        listen.config(),
+        std::sync::Arc::new(source),
+        interval,
+    ))
 }
 
 /// Exit 1 for an input with errors (already reported), 2 for a failure to produce or write.

@@ -1,0 +1,196 @@
+//! The data plane's errors: each knows its status code, who is at fault, whether another
+//! backend may be tried, and how it reads to a client (one function, [`ProxyError::response`],
+//! renders the OpenAI error shape).
+//!
+//! Messages are `&'static str` or built from values the client sent or the table names; they
+//! never carry a secret.
+
+use crate::body::Body;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use std::borrow::Cow;
+
+/// Who caused an error (for logs and metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Upstream,
+    Internal,
+}
+
+impl Fault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Client => "client",
+            Fault::Upstream => "upstream",
+            Fault::Internal => "internal",
+        }
+    }
+}
+
+/// An error answered by the gateway itself.
+#[derive(Clone, Debug)]
+pub struct ProxyError {
+    pub status: StatusCode,
+    pub fault: Fault,
+    /// The OpenAI error `type`.
+    pub kind: &'static str,
+    pub message: Cow<'static, str>,
+    /// Another backend of the rule may be tried (only before any byte reached the client).
+    pub retry: bool,
+}
+
+impl ProxyError {
+    fn new(
+        status: StatusCode,
+        fault: Fault,
+        kind: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        ProxyError {
+            status,
+            fault,
+            kind,
+            message: message.into(),
+            retry: false,
+        }
+    }
+
+    /// 400: the request cannot be read.
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            Fault::Client,
+            "invalid_request_error",
+            message,
+        )
+    }
+
+    /// 401: the request lacks a credential it must carry.
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            Fault::Client,
+            "authentication_error",
+            message,
+        )
+    }
+
+    /// 404: no such endpoint.
+    pub fn unsupported_path(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            Fault::Client,
+            "invalid_request_error",
+            format!("unsupported path: {path}"),
+        )
+    }
+
+    /// 405 on a known endpoint.
+    pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Fault::Client,
+            "invalid_request_error",
+            format!("method {method} is not allowed on {path}"),
+        )
+    }
+
+    /// 413: the body is over the limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Fault::Client,
+            "invalid_request_error",
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    /// 501: the backend's schema needs a translation this build does not have.
+    pub fn untranslated(backend: &str, schema: &str) -> Self {
+        let mut error = Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            Fault::Internal,
+            "not_implemented_error",
+            format!(
+                "backend `{backend}` uses the `{schema}` API schema, whose translation from the OpenAI API is not available in this build"
+            ),
+        );
+        error.retry = true;
+        error
+    }
+
+    /// 502: the upstream could not be reached or broke the exchange.
+    pub fn bad_gateway(message: impl Into<Cow<'static, str>>) -> Self {
+        let mut error = Self::new(
+            StatusCode::BAD_GATEWAY,
+            Fault::Upstream,
+            "upstream_error",
+            message,
+        );
+        error.retry = true;
+        error
+    }
+
+    /// 503: nothing can serve the request.
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Fault::Upstream,
+            "upstream_error",
+            message,
+        )
+    }
+
+    /// 504: the rule's timeout passed.
+    pub fn timeout(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            Fault::Upstream,
+            "timeout_error",
+            message,
+        )
+    }
+
+    /// 500: a bug or a broken invariant (never a user mistake).
+    pub fn internal(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Fault::Internal,
+            "internal_error",
+            message,
+        )
+    }
+
+    /// The OpenAI error shape: `{"error": {"type", "message", "code"}}`.
+    pub fn response(&self) -> Response<Body> {
+        let body = serde_json::json!({
+            "error": {"type": self.kind, "message": self.message, "code": self.status.as_u16().to_string()},
+        });
+        json_response(self.status, body.to_string().into())
+    }
+}
+
+/// A JSON response of `status`.
+pub fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The reference's answer when no rule takes the request: a 404 with its exact text, so that
+/// what users search for still finds the cause.
+pub fn route_not_found() -> Response<Body> {
+    let mut response = Response::new(Body::full(Bytes::from_static(
+        aigw_table::NOT_FOUND_BODY.as_bytes(),
+    )));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}

@@ -1,0 +1,374 @@
+//! The backend call: choose a backend of the rule (weights within the best priority), build
+//! its request (path under the schema prefix, host, credential, header and body mutations,
+//! model override), send it, and fail over to the next priority on a connect failure, a reset
+//! before the response, a 5xx or a 429, while nothing has reached the client yet.
+//!
+//! Decisions (matching the Envoy configuration the reference generates):
+//! - one attempt per priority level, lowest first; the number of attempts is bounded by the
+//!   number of levels and by `Config::max_attempts`;
+//! - when the last attempt answers 5xx or 429, that answer goes to the client as it is;
+//! - the rule's request timeout bounds the whole exchange, body included; the backend request
+//!   timeout bounds each attempt until its response head;
+//! - the client's credentials (`authorization`, `api-key`, `x-api-key`) are never forwarded:
+//!   the backend's own credential replaces them.
+
+use crate::Shared;
+use crate::body::{self, Body, Peek, Rewrite};
+use crate::error::ProxyError;
+use crate::generation::{Generation, Unsupported, Upstream};
+use crate::handler::Endpoint;
+use crate::relay::{self, Relay};
+use crate::upstream::{self, UpstreamBody};
+use aigw_table::{BackendRef, ListenerId, Selected};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Everything about one request that the backend call needs.
+pub struct Exchange<'a> {
+    pub generation: &'a Arc<Generation>,
+    pub listener: ListenerId,
+    pub selected: Selected<'a>,
+    pub endpoint: Endpoint,
+    pub parts: &'a http::request::Parts,
+    pub body: &'a Bytes,
+    pub peek: &'a Peek<'a>,
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway sets itself.
+const DROPPED: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::PROXY_AUTHORIZATION,
+    header::AUTHORIZATION,
+];
+const DROPPED_NAMES: &[&str] = &["keep-alive", "proxy-connection", "api-key", "x-api-key"];
+
+pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Body>, ProxyError> {
+    let rule = exchange.selected.rule;
+    let deadline = Instant::now() + Duration::from_millis(rule.request_timeout_ms.max(1));
+    let mut levels: Vec<u32> = rule
+        .backends
+        .iter()
+        .filter(|b| b.weight > 0)
+        .map(|b| b.priority)
+        .collect();
+    if levels.is_empty() {
+        return Err(ProxyError::unavailable(
+            "no backend available for this rule",
+        ));
+    }
+    levels.sort_unstable();
+    levels.dedup();
+    levels.truncate(shared.config.max_attempts.max(1));
+    let headers = forwarded_headers(&exchange.parts.headers);
+    let mut last = None;
+    for (attempt, level) in levels.iter().enumerate() {
+        let final_attempt = attempt + 1 == levels.len();
+        let Some(reference) = pick(
+            rule.backends
+                .iter()
+                .filter(|b| b.weight > 0 && b.priority == *level),
+        ) else {
+            continue;
+        };
+        let upstream = &exchange.generation.backends[reference.backend];
+        match call(&exchange, reference, upstream, &headers, deadline).await {
+            Ok(response) if !final_attempt && retriable(response.status()) => {
+                shared.metrics.attempt("retried_status");
+                tracing::debug!(backend = %upstream.name, status = response.status().as_u16(), "failing over");
+            }
+            Ok(response) => {
+                shared.metrics.attempt("answered");
+                return Ok(respond(shared, &exchange, upstream, response, deadline));
+            }
+            Err(error) if error.retry && !final_attempt => {
+                shared.metrics.attempt("failed");
+                tracing::debug!(backend = %upstream.name, message = %error.message, "failing over");
+                last = Some(error);
+            }
+            Err(error) => {
+                shared.metrics.attempt("failed");
+                return Err(error);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| ProxyError::unavailable("no backend available for this rule")))
+}
+
+/// 5xx and 429 move on to the next priority.
+fn retriable(status: http::StatusCode) -> bool {
+    status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS
+}
+
+/// A weighted random choice.
+fn pick<'a>(candidates: impl Iterator<Item = &'a BackendRef> + Clone) -> Option<&'a BackendRef> {
+    let total: u64 = candidates.clone().map(|b| u64::from(b.weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut point = fastrand::u64(0..total);
+    candidates.into_iter().find(|b| {
+        let weight = u64::from(b.weight);
+        if point < weight {
+            return true;
+        }
+        point -= weight;
+        false
+    })
+}
+
+/// The client's headers minus hop-by-hop ones and client credentials.
+fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
+    let mut headers = incoming.clone();
+    for name in DROPPED {
+        headers.remove(name);
+    }
+    for name in DROPPED_NAMES {
+        headers.remove(*name);
+    }
+    headers
+}
+
+/// One attempt against one backend, up to its response head.
+async fn call(
+    exchange: &Exchange<'_>,
+    reference: &BackendRef,
+    upstream: &Upstream,
+    base_headers: &HeaderMap,
+    deadline: Instant,
+) -> Result<Response<hyper::body::Incoming>, ProxyError> {
+    if let Some(reason) = upstream.unsupported {
+        return Err(unsupported(upstream, reason));
+    }
+    let (Some(client), Some(base)) = (&upstream.client, pick_base(&upstream.bases)) else {
+        return Err(unsupported(upstream, Unsupported::NoEndpoint));
+    };
+    let mut headers = base_headers.clone();
+    mutate_headers(&mut headers, &reference.header_mutation);
+    authenticate(&mut headers, &exchange.parts.headers, upstream)?;
+    let body = request_body(exchange, reference)?;
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let uri = upstream_uri(base, &upstream.prefix, exchange.parts.uri.path_and_query())?;
+    let mut request = Request::new(UpstreamBody::new(body));
+    *request.method_mut() = exchange.parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    let per_attempt = exchange
+        .selected
+        .rule
+        .backend_request_timeout_ms
+        .map(Duration::from_millis);
+    let attempt_deadline = per_attempt.map_or(deadline, |d| deadline.min(Instant::now() + d));
+    match tokio::time::timeout_at(attempt_deadline, client.request(request)).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(error)) => Err(ProxyError::bad_gateway(format!(
+            "backend `{}`: {}",
+            upstream.name,
+            upstream::describe(&error)
+        ))),
+        Err(_) if attempt_deadline < deadline => {
+            let mut error = ProxyError::timeout(format!(
+                "backend `{}` did not answer within the backend request timeout",
+                upstream.name
+            ));
+            error.retry = true;
+            Err(error)
+        }
+        Err(_) => Err(ProxyError::timeout("the request timed out")),
+    }
+}
+
+fn unsupported(upstream: &Upstream, reason: Unsupported) -> ProxyError {
+    match reason {
+        Unsupported::Schema => ProxyError::untranslated(&upstream.name, &upstream.schema),
+        Unsupported::Credentials(kind) => {
+            let mut error = ProxyError::untranslated(&upstream.name, &upstream.schema);
+            error.message = format!(
+                "backend `{}` authenticates with `{kind}`, which this build cannot sign yet",
+                upstream.name
+            )
+            .into();
+            error
+        }
+        Unsupported::UnixEndpoint => ProxyError::bad_gateway(format!(
+            "backend `{}` has only Unix-socket endpoints, which this build cannot call",
+            upstream.name
+        )),
+        Unsupported::NoEndpoint => {
+            ProxyError::bad_gateway(format!("backend `{}` has no endpoint", upstream.name))
+        }
+    }
+}
+
+fn pick_base(bases: &[String]) -> Option<&String> {
+    match bases.len() {
+        0 => None,
+        1 => bases.first(),
+        n => bases.get(fastrand::usize(0..n)),
+    }
+}
+
+/// `base` + the schema prefix + the client path after `/v1`, with the query.
+fn upstream_uri(
+    base: &str,
+    prefix: &str,
+    path_and_query: Option<&http::uri::PathAndQuery>,
+) -> Result<Uri, ProxyError> {
+    let path = path_and_query.map_or("/", |p| p.as_str());
+    let rest = path.strip_prefix("/v1").unwrap_or(path);
+    format!("{base}{prefix}{rest}")
+        .parse()
+        .map_err(|_| ProxyError::internal("the upstream URI could not be built"))
+}
+
+/// The backend's header mutation: never pseudo-headers or the gateway's own `x-ai-eg-*`.
+fn mutate_headers(headers: &mut HeaderMap, mutation: &aigw_table::Mutation) {
+    let allowed =
+        |name: &str| !name.starts_with(':') && !name.to_ascii_lowercase().starts_with("x-ai-eg-");
+    for name in mutation.remove.iter().filter(|n| allowed(n)) {
+        headers.remove(name.as_str());
+    }
+    for set in mutation.set.iter().filter(|s| allowed(&s.name)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(set.name.as_bytes()),
+            HeaderValue::from_str(&set.value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// Puts the backend's credential on the request (or the one the client passed in the
+/// override header), and strips the override header.
+fn authenticate(
+    headers: &mut HeaderMap,
+    client: &HeaderMap,
+    upstream: &Upstream,
+) -> Result<(), ProxyError> {
+    let Some(credential) = &upstream.credential else {
+        return Ok(());
+    };
+    if let Some(over) = &upstream.credential_override {
+        headers.remove(&over.header);
+        match client
+            .get(&over.header)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            Some(given) => {
+                let text = if credential.bearer {
+                    format!("Bearer {given}")
+                } else {
+                    given.to_owned()
+                };
+                let mut value = HeaderValue::from_str(&text).map_err(|_| {
+                    ProxyError::bad_request("the credential header is not a valid header value")
+                })?;
+                value.set_sensitive(true);
+                headers.insert(credential.header.clone(), value);
+                return Ok(());
+            }
+            None if !over.fallback => {
+                return Err(ProxyError::unauthorized(format!(
+                    "the request must carry the `{}` header",
+                    over.header
+                )));
+            }
+            None => {}
+        }
+    }
+    headers.insert(credential.header.clone(), credential.value.clone());
+    Ok(())
+}
+
+/// The body for this backend: as received, or rewritten (model override, body mutation, a
+/// usage chunk asked for when costs are recorded).
+fn request_body(exchange: &Exchange<'_>, reference: &BackendRef) -> Result<Bytes, ProxyError> {
+    let rewrite = Rewrite {
+        model: reference.model_name_override.as_deref(),
+        mutation: (!reference.body_mutation.is_empty()).then_some(&reference.body_mutation),
+        include_usage: wants_usage_chunk(exchange),
+    };
+    if rewrite.is_empty()
+        || exchange.endpoint == Endpoint::AudioTranscriptions
+        || exchange.endpoint == Endpoint::AudioTranslations
+    {
+        return Ok(exchange.body.clone());
+    }
+    body::rewrite(exchange.body, &rewrite)
+}
+
+/// The reference asks a streaming chat completion for its usage chunk when the route or the
+/// Gateway records request costs, and strips that chunk again if the client did not ask.
+fn wants_usage_chunk(exchange: &Exchange<'_>) -> bool {
+    let table = exchange.generation.snapshot.table();
+    let costs = !exchange.selected.route.llm_request_costs.is_empty()
+        || !table.gateways[exchange.listener.gateway]
+            .llm_request_costs
+            .is_empty();
+    exchange.endpoint == Endpoint::ChatCompletions
+        && exchange.peek.streaming()
+        && costs
+        && !exchange.peek.asked_for_usage()
+}
+
+/// The client's response: the upstream's status and headers, its body relayed chunk by chunk.
+fn respond(
+    shared: &Shared,
+    exchange: &Exchange<'_>,
+    upstream: &Upstream,
+    response: Response<hyper::body::Incoming>,
+    deadline: Instant,
+) -> Response<Body> {
+    let (mut parts, incoming) = response.into_parts();
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+    ] {
+        parts.headers.remove(name);
+    }
+    parts.headers.remove("keep-alive");
+    let sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let strip_usage = sse && wants_usage_chunk(exchange);
+    if strip_usage {
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
+    let idle = exchange
+        .selected
+        .rule
+        .stream_idle_timeout_ms
+        .map(Duration::from_millis);
+    let mode = if sse {
+        relay::Mode::Events { strip_usage }
+    } else {
+        relay::Mode::Whole
+    };
+    let usage = exchange.endpoint.has_usage() && parts.status.is_success();
+    let relay = Relay::new(
+        incoming,
+        mode,
+        usage,
+        deadline,
+        idle,
+        shared.metrics.clone(),
+        upstream.name.clone(),
+    );
+    Response::from_parts(parts, Body::stream(relay))
+}

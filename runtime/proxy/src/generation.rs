@@ -1,0 +1,257 @@
+//! A generation: one loaded table plus everything resolved from it before it serves (backend
+//! addresses, credentials as ready header values, upstream clients). A request takes one
+//! generation and uses nothing else, so a reload never mixes two tables in one request.
+//!
+//! Building a generation is where run-time configuration errors surface: a credential
+//! referenced by the table that cannot be found stops the build with an error naming it (at
+//! startup the gateway does not start; on reload the old generation keeps serving). What this
+//! build cannot do yet for a backend (a schema that needs translation, cloud credentials,
+//! Unix-socket endpoints) is recorded on that backend and answered per request with a clear
+//! error, never refused at load: the other routes keep serving.
+
+use crate::secrets::{Missing, Secrets};
+use crate::upstream::{Client, Clients, TlsKey};
+use aigw_table::{AuthMethod, Endpoint, Snapshot};
+use http::{HeaderName, HeaderValue};
+use std::sync::Arc;
+
+/// A table ready to serve.
+#[derive(Debug)]
+pub struct Generation {
+    /// Counts loads in this process, from 1.
+    pub number: u64,
+    pub snapshot: Snapshot,
+    /// Parallel to the table's backends.
+    pub backends: Vec<Upstream>,
+    /// Unix seconds when it was loaded: the `created` of `/v1/models` entries whose route
+    /// does not say.
+    pub loaded_at: i64,
+}
+
+/// A backend, resolved.
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: std::sync::Arc<str>,
+    pub schema: String,
+    /// Why requests to it cannot be sent by this build; `None` when they can.
+    pub unsupported: Option<Unsupported>,
+    /// `/` plus the schema prefix (`/v1` for OpenAI by default), without a trailing slash.
+    pub prefix: String,
+    /// `scheme://host:port`, one per endpoint.
+    pub bases: Vec<String>,
+    pub client: Option<Client>,
+    pub credential: Option<Credential>,
+    pub credential_override: Option<CredentialOverride>,
+}
+
+/// What stops a backend from being called by this build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unsupported {
+    /// Its schema needs a translation from the OpenAI API.
+    Schema,
+    /// Its BackendSecurityPolicy type (AWS, Azure or GCP credentials).
+    Credentials(&'static str),
+    /// It has only Unix-socket endpoints.
+    UnixEndpoint,
+    /// It has no endpoint (an InferencePool).
+    NoEndpoint,
+}
+
+/// A credential header, marked sensitive so that it is never logged.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    pub header: HeaderName,
+    pub value: HeaderValue,
+    /// `Bearer ` goes before a value taken from a request header.
+    pub bearer: bool,
+}
+
+/// `credentialOverride.fromRequestHeaders`: the credential comes from a request header that
+/// the gateway strips before forwarding.
+#[derive(Clone, Debug)]
+pub struct CredentialOverride {
+    pub header: HeaderName,
+    /// When the header is absent: use the configured credential (true) or answer 401.
+    pub fallback: bool,
+}
+
+/// Why a generation could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("backend `{backend}`: {missing}")]
+    Secret { backend: String, missing: Missing },
+    #[error("backend `{backend}`: the credential in secret `{secret}` is not a valid header value")]
+    InvalidCredential { backend: String, secret: String },
+    #[error("backend `{backend}`: {reason}")]
+    Tls { backend: String, reason: String },
+}
+
+impl Generation {
+    /// Resolves every backend of `snapshot`.
+    pub fn build(
+        number: u64,
+        snapshot: Snapshot,
+        secrets: &Secrets,
+        clients: &Clients,
+    ) -> Result<Self, BuildError> {
+        let backends = snapshot
+            .table()
+            .backends
+            .iter()
+            .map(|b| upstream(b, secrets, clients))
+            .collect::<Result<Vec<_>, _>>()?;
+        let loaded_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Ok(Generation {
+            number,
+            snapshot,
+            backends,
+            loaded_at,
+        })
+    }
+}
+
+fn upstream(
+    backend: &aigw_table::Backend,
+    secrets: &Secrets,
+    clients: &Clients,
+) -> Result<Upstream, BuildError> {
+    let name: std::sync::Arc<str> = Arc::from(backend.name.as_str());
+    let mut unsupported = (backend.schema.name != "OpenAI").then_some(Unsupported::Schema);
+    let scheme = if backend.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let bases: Vec<String> = backend
+        .endpoints
+        .iter()
+        .filter_map(|e| match e {
+            Endpoint::Fqdn { hostname, port } => Some(format!("{scheme}://{hostname}:{port}")),
+            Endpoint::Ip { address, port } if address.contains(':') => {
+                Some(format!("{scheme}://[{address}]:{port}"))
+            }
+            Endpoint::Ip { address, port } => Some(format!("{scheme}://{address}:{port}")),
+            Endpoint::Unix { .. } => None,
+        })
+        .collect();
+    if bases.is_empty() {
+        let unix = backend
+            .endpoints
+            .iter()
+            .any(|e| matches!(e, Endpoint::Unix { .. }));
+        unsupported = unsupported.or(Some(if unix {
+            Unsupported::UnixEndpoint
+        } else {
+            Unsupported::NoEndpoint
+        }));
+    }
+    let client = match &backend.tls {
+        None => Some(clients.plain()),
+        Some(tls) => {
+            let mut bundles = Vec::new();
+            for ca in &tls.ca_certificates {
+                let bundle =
+                    secrets
+                        .lookup(&ca.namespace, &ca.name, "ca.crt")
+                        .map_err(|missing| BuildError::Secret {
+                            backend: name.to_string(),
+                            missing,
+                        })?;
+                bundles.push(bundle);
+            }
+            let key = TlsKey {
+                server_name: tls.hostname.clone(),
+                system: tls.system_cas,
+                bundles,
+            };
+            Some(clients.tls(&key).map_err(|e| BuildError::Tls {
+                backend: name.to_string(),
+                reason: e.message.into_owned(),
+            })?)
+        }
+    };
+    let (mut credential, mut credential_override) = (None, None);
+    if let Some(auth) = &backend.auth {
+        let key_header = match &auth.method {
+            AuthMethod::APIKey { secret } => {
+                Some((secret, http::header::AUTHORIZATION, true, "x-aigw-api-key"))
+            }
+            AuthMethod::AzureAPIKey { secret } => Some((
+                secret,
+                HeaderName::from_static("api-key"),
+                false,
+                "x-aigw-azure-api-key",
+            )),
+            AuthMethod::AnthropicAPIKey { secret } => Some((
+                secret,
+                HeaderName::from_static("x-api-key"),
+                false,
+                "x-aigw-anthropic-api-key",
+            )),
+            AuthMethod::AWSCredentials { .. } => {
+                unsupported = unsupported.or(Some(Unsupported::Credentials("AWSCredentials")));
+                None
+            }
+            AuthMethod::AzureCredentials { .. } => {
+                unsupported = unsupported.or(Some(Unsupported::Credentials("AzureCredentials")));
+                None
+            }
+            AuthMethod::GCPCredentials { .. } => {
+                unsupported = unsupported.or(Some(Unsupported::Credentials("GCPCredentials")));
+                None
+            }
+        };
+        if let Some((secret, header, bearer, default_override)) = key_header {
+            let raw = secrets.get(secret).map_err(|missing| BuildError::Secret {
+                backend: name.to_string(),
+                missing,
+            })?;
+            let invalid = || BuildError::InvalidCredential {
+                backend: name.to_string(),
+                secret: format!("{}/{}", secret.namespace, secret.name),
+            };
+            // Mounted and `kubectl create secret --from-file` values often end with a newline.
+            let key = std::str::from_utf8(&raw).map_err(|_| invalid())?.trim();
+            let text = if bearer {
+                format!("Bearer {key}")
+            } else {
+                key.to_owned()
+            };
+            let mut value = HeaderValue::from_str(&text).map_err(|_| invalid())?;
+            value.set_sensitive(true);
+            credential = Some(Credential {
+                header,
+                value,
+                bearer,
+            });
+            if let Some(o) = &auth.credential_override {
+                let header = o.header.as_deref().unwrap_or(default_override);
+                let header = HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes())
+                    .map_err(|_| invalid())?;
+                credential_override = Some(CredentialOverride {
+                    header,
+                    fallback: o.fallback_to_configured,
+                });
+            }
+        }
+    }
+    let prefix = backend
+        .schema
+        .prefix
+        .as_deref()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .map_or_else(String::new, |p| format!("/{p}"));
+    Ok(Upstream {
+        name,
+        schema: backend.schema.name.clone(),
+        unsupported,
+        prefix,
+        bases,
+        client,
+        credential,
+        credential_override,
+    })
+}

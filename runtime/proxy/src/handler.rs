@@ -1,0 +1,201 @@
+//! The request path up to the backend call: which endpoint, the body read once, the model
+//! taken from it into `x-ai-eg-model`, and the rule chosen in table order. `/v1/models` is
+//! answered here from the table.
+//!
+//! A request takes one generation when it arrives ([`crate::Shared::generation`]) and uses only
+//! it until its response ends, streams included.
+
+use crate::body::{self, Body};
+use crate::error::{ProxyError, json_response, route_not_found};
+use crate::generation::Generation;
+use crate::{Shared, forward};
+use aigw_table::{ListenerId, Selected};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use std::sync::Arc;
+
+/// The request header the chosen rule matches the model against (the reference's name).
+pub const MODEL_HEADER: &str = "x-ai-eg-model";
+
+/// The OpenAI endpoints the gateway serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    Models,
+    Responses,
+    ImagesGenerations,
+    AudioSpeech,
+    AudioTranscriptions,
+    AudioTranslations,
+}
+
+impl Endpoint {
+    pub fn of(path: &str) -> Option<Endpoint> {
+        Some(match path {
+            "/v1/chat/completions" => Endpoint::ChatCompletions,
+            "/v1/completions" => Endpoint::Completions,
+            "/v1/embeddings" => Endpoint::Embeddings,
+            "/v1/models" => Endpoint::Models,
+            "/v1/responses" => Endpoint::Responses,
+            "/v1/images/generations" => Endpoint::ImagesGenerations,
+            "/v1/audio/speech" => Endpoint::AudioSpeech,
+            "/v1/audio/transcriptions" => Endpoint::AudioTranscriptions,
+            "/v1/audio/translations" => Endpoint::AudioTranslations,
+            _ => return None,
+        })
+    }
+
+    /// Bodies sent as `multipart/form-data`.
+    fn multipart(self) -> bool {
+        matches!(
+            self,
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+        )
+    }
+
+    /// Endpoints whose responses carry token usage.
+    pub fn has_usage(self) -> bool {
+        matches!(
+            self,
+            Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Embeddings
+                | Endpoint::Responses
+        )
+    }
+}
+
+/// Answers one request that arrived on `port`.
+pub async fn handle(
+    shared: Arc<Shared>,
+    port: u16,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let Some(generation) = shared.generation() else {
+        return ProxyError::unavailable("no routing table is loaded yet").response();
+    };
+    let response = match serve(&shared, &generation, port, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            if error.fault != crate::error::Fault::Client {
+                tracing::warn!(status = error.status.as_u16(), fault = error.fault.as_str(), message = %error.message, "request failed");
+            }
+            error.response()
+        }
+    };
+    shared.metrics.request(response.status());
+    response
+}
+
+async fn serve(
+    shared: &Shared,
+    generation: &Arc<Generation>,
+    port: u16,
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let path = request.uri().path();
+    let Some(endpoint) = Endpoint::of(path) else {
+        return Err(ProxyError::unsupported_path(path));
+    };
+    let host = host(&request).to_owned();
+    if endpoint == Endpoint::Models {
+        if request.method() != Method::GET {
+            return Err(ProxyError::method_not_allowed(request.method(), path));
+        }
+        return Ok(models(generation, port, &host));
+    }
+    if request.method() != Method::POST {
+        return Err(ProxyError::method_not_allowed(
+            request.method(),
+            request.uri().path(),
+        ));
+    }
+    let (mut parts, incoming) = request.into_parts();
+    let bytes = body::read(incoming, shared.config.body_limit).await?;
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let peek = if endpoint.multipart() {
+        let model = body::multipart_model(content_type, &bytes)
+            .ok_or_else(|| ProxyError::bad_request("the multipart body has no `model` field"))?;
+        body::Peek {
+            model: Some(model.into()),
+            ..body::Peek::default()
+        }
+    } else {
+        body::peek(&bytes)?
+    };
+    let model = peek
+        .model
+        .as_deref()
+        .ok_or_else(|| ProxyError::bad_request("the request body has no `model` field"))?;
+    let value = HeaderValue::from_str(model)
+        .map_err(|_| ProxyError::bad_request("the `model` field is not a valid header value"))?;
+    parts.headers.insert(MODEL_HEADER, value);
+    let Some((listener, selected)) = select(generation, port, &host, &parts.headers) else {
+        return Ok(route_not_found());
+    };
+    let exchange = forward::Exchange {
+        generation,
+        listener,
+        selected,
+        endpoint,
+        parts: &parts,
+        body: &bytes,
+        peek: &peek,
+    };
+    forward::send(shared, exchange).await
+}
+
+/// The `Host` (HTTP/1.1) or `:authority` (HTTP/2) of a request.
+fn host<B>(request: &Request<B>) -> &str {
+    request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
+
+/// The first rule that takes the request among the Gateway listeners on `port`.
+fn select<'g>(
+    generation: &'g Generation,
+    port: u16,
+    host: &str,
+    headers: &http::HeaderMap,
+) -> Option<(ListenerId, Selected<'g>)> {
+    let snapshot = &generation.snapshot;
+    snapshot
+        .listeners()
+        .filter(|(_, _, l)| l.port == port)
+        .find_map(|(id, _, _)| snapshot.select(id, host, headers).map(|s| (id, s)))
+}
+
+/// `/v1/models`: the models of the rules served on this port for this host, as OpenAI lists
+/// them.
+fn models(generation: &Generation, port: u16, host: &str) -> Response<Body> {
+    let snapshot = &generation.snapshot;
+    let mut seen = std::collections::HashSet::new();
+    let mut data = Vec::new();
+    for (id, _, _) in snapshot.listeners().filter(|(_, _, l)| l.port == port) {
+        for model in snapshot.models(id, host) {
+            if seen.insert(model.name.as_str()) {
+                data.push(serde_json::json!({
+                    "id": model.name,
+                    "object": "model",
+                    "created": model.created.unwrap_or(generation.loaded_at),
+                    "owned_by": model.owned_by,
+                }));
+            }
+        }
+    }
+    json_response(
+        StatusCode::OK,
+        serde_json::json!({"object": "list", "data": data})
+            .to_string()
+            .into(),
+    )
+}

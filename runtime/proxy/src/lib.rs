@@ -1,0 +1,144 @@
+//! aigw's data plane: a tokio + hyper server that serves OpenAI-compatible traffic from a
+//! compiled routing table (`aigw-table`), in process, without Envoy.
+//!
+//! The request path: [`handler`] (endpoint, body read once, model → `x-ai-eg-model`, rule in
+//! table order) → [`forward`] (backend choice by weight and priority, failover, credentials,
+//! mutations) → [`relay`] (the response streamed back chunk by chunk, usage read on the way).
+//! Provider translation (issue 5) slots in at [`forward`]'s request and [`relay`]'s response,
+//! per backend schema; until then a backend whose schema needs it answers 501 naming it.
+//!
+//! *Invariant*: one table generation per request. [`Shared`] holds the current generation in
+//! one atomic swap; a request takes it once ([`Shared::generation`]) and keeps its `Arc` until
+//! its response ends. A reload builds the next generation completely (secrets resolved,
+//! clients ready) before the swap; a table that fails is logged and the old one keeps serving.
+//!
+//! *Boundary*: this crate knows nothing of the compiler. `aigw serve` and the lean
+//! `aigw-proxy` binary give it a table file; `aigw run` gives it tables it compiled itself.
+
+pub mod body;
+pub mod error;
+pub mod forward;
+pub mod generation;
+pub mod handler;
+pub mod metrics;
+pub mod relay;
+pub mod reload;
+pub mod secrets;
+pub mod serve;
+pub mod server;
+pub mod upstream;
+
+use arc_swap::ArcSwapOption;
+use generation::{BuildError, Generation};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use server::{Handle, Runtime, StartError};
+
+/// Static process configuration, parsed once.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address the Gateway listeners bind to.
+    pub bind: IpAddr,
+    /// Bind every listener to an ephemeral port on `bind` instead of the table's port (tests);
+    /// [`Runtime::addr`] says where each table port went.
+    pub ephemeral_ports: bool,
+    /// The admin listener (`/health`, `/ready`, `/metrics`); `None` for none.
+    pub admin: Option<SocketAddr>,
+    /// Largest request body accepted (413 above it).
+    pub body_limit: usize,
+    /// Most backend attempts per request (one per priority level).
+    pub max_attempts: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub drain: std::time::Duration,
+}
+
+/// The admin port the reference's data plane uses for its own admin endpoints.
+pub const DEFAULT_ADMIN_PORT: u16 = 1064;
+/// The default request body limit: 50 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 50 << 20;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ephemeral_ports: false,
+            admin: Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                DEFAULT_ADMIN_PORT,
+            )),
+            body_limit: DEFAULT_BODY_LIMIT,
+            max_attempts: 5,
+            drain: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Everything on `127.0.0.1`, ephemeral ports (for tests).
+    pub fn loopback() -> Self {
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Config {
+            bind: localhost,
+            ephemeral_ports: true,
+            admin: Some(SocketAddr::new(localhost, 0)),
+            ..Config::default()
+        }
+    }
+}
+
+/// What every connection shares: the current generation and the process-wide parts.
+pub struct Shared {
+    current: ArcSwapOption<Generation>,
+    loads: AtomicU64,
+    pub config: Config,
+    pub metrics: metrics::Metrics,
+    pub clients: upstream::Clients,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Self {
+        Shared {
+            current: ArcSwapOption::empty(),
+            loads: AtomicU64::new(0),
+            config,
+            metrics: metrics::Metrics::default(),
+            clients: upstream::Clients::new(),
+        }
+    }
+
+    /// The generation a new request uses (and keeps until its response ends).
+    pub fn generation(&self) -> Option<Arc<Generation>> {
+        self.current.load_full()
+    }
+
+    /// Builds a generation from `snapshot` and makes it current; on failure the current one
+    /// stays. Returns the new generation's number.
+    pub fn install(
+        &self,
+        snapshot: aigw_table::Snapshot,
+        secrets: &secrets::Secrets,
+    ) -> Result<u64, BuildError> {
+        let number = self.loads.fetch_add(1, Ordering::Relaxed) + 1;
+        match Generation::build(number, snapshot, secrets, &self.clients) {
+            Ok(generation) => {
+                self.current.store(Some(Arc::new(generation)));
+                self.metrics.reload(true, number);
+                Ok(number)
+            }
+            Err(error) => {
+                self.metrics.reload(false, number);
+                Err(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The `serve` command (`aigw serve`, and the lean `aigw-proxy` binary): serve a compiled
+//! table, reload it when it changes or on SIGHUP, stop cleanly on SIGINT or SIGTERM. Also the
+//! listener flags and the run loop `aigw run` shares.
+
+use crate::reload::{self, Source, TableFile};
+use crate::secrets::Secrets;
+use crate::{Config, DEFAULT_ADMIN_PORT, DEFAULT_BODY_LIMIT, Runtime};
+use anyhow::Context;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Flags of every serving command.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ListenArgs {
+    /// Address the Gateway listeners bind to.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Port of the admin listener (`/health`, `/ready`, `/metrics`); 0 turns it off.
+    #[arg(long, default_value_t = DEFAULT_ADMIN_PORT)]
+    pub admin_port: u16,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+    /// How often watched files are checked for changes, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub watch_interval_ms: u64,
+}
+
+impl ListenArgs {
+    pub fn config(&self) -> Config {
+        Config {
+            bind: self.bind,
+            admin: (self.admin_port != 0).then(|| SocketAddr::new(self.bind, self.admin_port)),
+            body_limit: self.body_limit,
+            ..Config::default()
+        }
+    }
+}
+
+/// `serve --table FILE`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// The compiled routing table (`table.json` from `aigw compile`).
+    #[arg(long)]
+    pub table: PathBuf,
+    /// Mounted Secrets: `<dir>/<namespace>/<name>/<key>` (the environment is also read:
+    /// `AIGW_SECRET_<NAMESPACE>_<NAME>_<KEY>`).
+    #[arg(long)]
+    pub secrets_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs `serve` to completion on a new tokio runtime.
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let secrets = Secrets::from_environment().with_dir(args.secrets_dir.clone());
+    let source: Arc<dyn Source> = Arc::new(TableFile {
+        path: args.table.clone(),
+        secrets,
+    });
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    tokio.block_on(run(
+        args.listen.config(),
+        source,
+        Duration::from_millis(args.listen.watch_interval_ms),
+    ))
+}
+
+/// Loads the first table from `source` (failing if it cannot), serves it, reloads on change,
+/// and returns after SIGINT or SIGTERM once in-flight requests drained.
+pub async fn run(
+    config: Config,
+    source: Arc<dyn Source>,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let (snapshot, secrets) = source
+        .load()
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("loading the routing table")?;
+    let runtime = Runtime::start(config, snapshot, &secrets).await?;
+    let watcher = tokio::spawn(reload::watch(runtime.handle(), source, interval));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    watcher.abort();
+    runtime.shutdown().await;
+    Ok(())
+}

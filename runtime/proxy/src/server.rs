@@ -1,0 +1,355 @@
+//! Listeners: one socket per Gateway listener port (HTTP/1.1 and h2c; HTTPS with the
+//! certificate of the listener's Secret, ALPN h2 and http/1.1), plus the admin listener.
+//! Accepted sockets set `TCP_NODELAY`. Shutdown stops accepting and lets in-flight requests
+//! finish, up to [`crate::Config::drain`].
+//!
+//! Ports are bound when the runtime starts; a reloaded table that adds a port is served on the
+//! ports already bound (a restart binds the new one; the reload logs it). HTTPS certificates
+//! are likewise read at start.
+
+use crate::body::Body;
+use crate::error::ProxyError;
+use crate::generation::BuildError;
+use crate::secrets::{Missing, Secrets};
+use crate::{Config, Shared, handler};
+use aigw_table::{Protocol, Snapshot};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    #[error("listener on port {port}: {missing}")]
+    Certificate { port: u16, missing: Missing },
+    #[error(
+        "listener on port {port}: the certificate or key of secret `{secret}` cannot be used: {reason}"
+    )]
+    InvalidCertificate {
+        port: u16,
+        secret: String,
+        reason: String,
+    },
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Runtime {
+    shared: Arc<Shared>,
+    /// Table port → where it is served.
+    addrs: BTreeMap<u16, SocketAddr>,
+    admin: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Runtime {
+    /// Resolves `snapshot` into the first generation, binds its listeners and the admin
+    /// listener, and starts serving.
+    pub async fn start(
+        config: Config,
+        snapshot: Snapshot,
+        secrets: &Secrets,
+    ) -> Result<Runtime, StartError> {
+        let mut ports: BTreeMap<u16, Option<TlsAcceptor>> = BTreeMap::new();
+        for (_, _, listener) in snapshot.listeners() {
+            let tls = match (listener.protocol, ports.get(&listener.port)) {
+                (_, Some(Some(_))) => continue,
+                (Protocol::Https, _) => Some(acceptor(listener, secrets)?),
+                (Protocol::Http, _) => None,
+            };
+            ports.insert(listener.port, tls);
+        }
+        let shared = Arc::new(Shared::new(config.clone()));
+        shared.install(snapshot, secrets)?;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut addrs = BTreeMap::new();
+        for (port, tls) in ports {
+            let addr = SocketAddr::new(config.bind, if config.ephemeral_ports { 0 } else { port });
+            let socket = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let bound = socket
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            addrs.insert(port, bound);
+            tracing::info!(port, %bound, tls = tls.is_some(), "listening");
+            tasks.spawn(accept(socket, port, tls, shared.clone(), stopped.clone()));
+        }
+        let admin = match config.admin {
+            None => None,
+            Some(addr) => {
+                let socket = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let bound = socket
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                tracing::info!(%bound, "admin listening");
+                tasks.spawn(admin(socket, shared.clone(), stopped.clone()));
+                Some(bound)
+            }
+        };
+        Ok(Runtime {
+            shared,
+            addrs,
+            admin,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Where the table's `port` is served.
+    pub fn addr(&self, port: u16) -> Option<SocketAddr> {
+        self.addrs.get(&port).copied()
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Makes `snapshot` the served table (see [`Shared::install`]).
+    pub fn reload(&self, snapshot: Snapshot, secrets: &Secrets) -> Result<u64, BuildError> {
+        self.handle().reload(snapshot, secrets)
+    }
+
+    /// A handle that reloads this runtime from elsewhere (a watcher task).
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+            ports: Arc::new(self.addrs.keys().copied().collect()),
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the drain time), and returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Waits until the runtime stops (it only stops through [`Runtime::shutdown`]).
+    pub async fn wait(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Reloads a running runtime.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    shared: Arc<Shared>,
+    ports: Arc<Vec<u16>>,
+}
+
+impl Handle {
+    /// Makes `snapshot` the served table (see [`Shared::install`]).
+    pub fn reload(&self, snapshot: Snapshot, secrets: &Secrets) -> Result<u64, BuildError> {
+        let new_ports: Vec<u16> = snapshot
+            .listeners()
+            .map(|(_, _, l)| l.port)
+            .filter(|p| !self.ports.contains(p))
+            .collect();
+        let number = self.shared.install(snapshot, secrets)?;
+        if !new_ports.is_empty() {
+            tracing::warn!(
+                ?new_ports,
+                "the new table listens on ports this process did not bind: restart to serve them"
+            );
+        }
+        Ok(number)
+    }
+}
+
+fn acceptor(listener: &aigw_table::Listener, secrets: &Secrets) -> Result<TlsAcceptor, StartError> {
+    let port = listener.port;
+    let Some(cert) = listener.certificates.first() else {
+        return Err(StartError::InvalidCertificate {
+            port,
+            secret: "(none)".into(),
+            reason: "an HTTPS listener needs a certificate".into(),
+        });
+    };
+    let secret = format!("{}/{}", cert.namespace, cert.name);
+    let invalid = |reason: String| StartError::InvalidCertificate {
+        port,
+        secret: secret.clone(),
+        reason,
+    };
+    let chain = secrets
+        .lookup(&cert.namespace, &cert.name, "tls.crt")
+        .map_err(|missing| StartError::Certificate { port, missing })?;
+    let key = secrets
+        .lookup(&cert.namespace, &cert.name, "tls.key")
+        .map_err(|missing| StartError::Certificate { port, missing })?;
+    use rustls_pki_types::pem::PemObject;
+    let chain = rustls_pki_types::CertificateDer::pem_slice_iter(&chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("tls.crt: {e}")))?;
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&key)
+        .map_err(|_| invalid("tls.key holds no usable private key".into()))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| invalid(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn accept(
+    socket: TcpListener,
+    port: u16,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let stream = tokio::select! {
+            accepted = socket.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(port, %error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(handler::handle(shared, port, request).await) }
+        });
+        match &tls {
+            None => {
+                let connection = graceful.watch(
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned(),
+                );
+                tokio::spawn(connection);
+            }
+            Some(acceptor) => spawn_tls(
+                acceptor.clone(),
+                stream,
+                builder.clone(),
+                service,
+                &graceful,
+            ),
+        }
+    }
+    drop(socket);
+    let drain = shared.config.drain;
+    let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+}
+
+fn spawn_tls<S>(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    service: S,
+    graceful: &GracefulShutdown,
+) where
+    S: hyper::service::Service<
+            Request<hyper::body::Incoming>,
+            Response = Response<Body>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    // The handshake runs in the connection's task, not in the accept loop; graceful shutdown
+    // covers the connection once it is up.
+    let watcher = graceful.watcher();
+    tokio::spawn(async move {
+        let Ok(Ok(stream)) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await
+        else {
+            return;
+        };
+        let _ = watcher
+            .watch(
+                builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned(),
+            )
+            .await;
+    });
+}
+
+async fn admin(socket: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let stream = tokio::select! {
+            accepted = socket.accept() => match accepted { Ok((stream, _)) => stream, Err(_) => continue },
+            _ = stopped.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(admin_answer(&shared, request.uri().path())) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(connection);
+    }
+}
+
+fn admin_answer(shared: &Shared, path: &str) -> Response<Body> {
+    let text = |status: StatusCode, body: String, content_type: &'static str| {
+        let mut response = Response::new(Body::full(Bytes::from(body)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(content_type),
+        );
+        response
+    };
+    match path {
+        "/health" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
+        "/ready" => match shared.generation() {
+            Some(generation) => text(
+                StatusCode::OK,
+                format!("ready: table generation {}\n", generation.number),
+                "text/plain",
+            ),
+            None => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no routing table is loaded yet\n".into(),
+                "text/plain",
+            ),
+        },
+        "/metrics" => text(
+            StatusCode::OK,
+            shared.metrics.encode(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+        other => ProxyError::unsupported_path(other).response(),
+    }
+}

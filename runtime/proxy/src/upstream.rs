@@ -1,0 +1,174 @@
+//! Upstream HTTP clients: one keep-alive pool for plain HTTP and one per distinct upstream TLS
+//! setting (server name and trusted CAs), kept across table generations so that a reload does
+//! not drop warm connections. Sockets set `TCP_NODELAY`; TLS is rustls on ring, trusting the
+//! system's CAs unless the BackendTLSPolicy names CA bundles, with SNI and the certificate name
+//! from the policy's hostname.
+
+use crate::body::BoxError;
+use crate::error::ProxyError;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as Pool;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The request body sent upstream: the whole (possibly rewritten) request body, reusable
+/// across attempts.
+pub type UpstreamBody = Full<Bytes>;
+
+/// A pooled client.
+pub type Client = Pool<HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// What a TLS client is keyed by: the server name, whether the system CAs are trusted, and the
+/// PEM bundles of the policy's CA references.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsKey {
+    pub server_name: String,
+    pub system: bool,
+    pub bundles: Vec<Bytes>,
+}
+
+/// The clients of a running gateway.
+#[derive(Clone)]
+pub struct Clients {
+    plain: Client,
+    tls: Arc<Mutex<HashMap<TlsKey, Client>>>,
+    system_roots: Arc<rustls::RootCertStore>,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients").finish_non_exhaustive()
+    }
+}
+
+fn http_connector() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http
+}
+
+fn pool(connector: HttpsConnector<HttpConnector>) -> Client {
+    Pool::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(connector)
+}
+
+impl Clients {
+    /// Reads the system's CA certificates once (a missing or partly unreadable store leaves
+    /// fewer roots; TLS to a backend then fails with a clear upstream error).
+    pub fn new() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for cert in found.certs {
+            let _ = roots.add(cert);
+        }
+        if roots.is_empty() {
+            tracing::warn!(
+                "no system CA certificates were found: TLS to backends that trust the system CAs will fail"
+            );
+        }
+        let plain = pool(
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(client_config(roots.clone()))
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http_connector()),
+        );
+        Clients {
+            plain,
+            tls: Arc::default(),
+            system_roots: Arc::new(roots),
+        }
+    }
+
+    /// The plain-HTTP client.
+    pub fn plain(&self) -> Client {
+        self.plain.clone()
+    }
+
+    /// The client for `key`, made on first use.
+    pub fn tls(&self, key: &TlsKey) -> Result<Client, ProxyError> {
+        let mut clients = self
+            .tls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = clients.get(key) {
+            return Ok(client.clone());
+        }
+        let mut roots = if key.system || key.bundles.is_empty() {
+            (*self.system_roots).clone()
+        } else {
+            rustls::RootCertStore::empty()
+        };
+        for bundle in &key.bundles {
+            for cert in <rustls_pki_types::CertificateDer<'_> as rustls_pki_types::pem::PemObject>::pem_slice_iter(bundle) {
+                let cert = cert.map_err(|_| ProxyError::internal("a CA bundle of a BackendTLSPolicy is not PEM"))?;
+                roots.add(cert).map_err(|_| ProxyError::internal("a CA certificate of a BackendTLSPolicy could not be used"))?;
+            }
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_config(roots))
+            .https_or_http()
+            .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(server_name(
+                &key.server_name,
+            )?))
+            .enable_all_versions()
+            .wrap_connector(http_connector());
+        let client = pool(connector);
+        clients.insert(key.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn server_name(name: &str) -> Result<rustls_pki_types::ServerName<'static>, ProxyError> {
+    rustls_pki_types::ServerName::try_from(name.to_owned()).map_err(|_| {
+        ProxyError::internal("the TLS hostname of a BackendTLSPolicy is not a valid server name")
+    })
+}
+
+fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// Whether an upstream error happened before the request could have reached the backend's
+/// application (connect failures, resets before any response): another backend may be tried.
+pub fn describe(error: &hyper_util::client::legacy::Error) -> &'static str {
+    if error.is_connect() {
+        return "the backend could not be connected to";
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(hyper) = inner.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() || hyper.is_closed() {
+                return "the backend closed the connection before answering";
+            }
+        }
+        if inner.downcast_ref::<std::io::Error>().is_some() {
+            return "the connection to the backend failed";
+        }
+        source = inner.source();
+    }
+    "the request to the backend failed"
+}
+
+/// Boxes any body error.
+pub fn box_error(error: impl Into<BoxError>) -> BoxError {
+    error.into()
+}

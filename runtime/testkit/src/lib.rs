@@ -1,0 +1,159 @@
+//! A recording, scriptable upstream that speaks the OpenAI API, for the runtime's tests, the
+//! demo and the benchmarks. It is a real HTTP server on loopback (HTTP/1.1 and h2c).
+//!
+//! What it answers:
+//! - `POST /v1/chat/completions`: a chat completion naming the model it was asked for, or with
+//!   `"stream": true` a server-sent event stream of `chunks` deltas, `interval` apart, then a
+//!   usage chunk when `stream_options.include_usage` is set, then `data: [DONE]`;
+//! - `POST /v1/completions` and `POST /v1/embeddings`: their OpenAI shapes;
+//! - anything else: a JSON echo of the method and path.
+//!
+//! How it misbehaves, per server ([`Behavior`], changeable while it runs): a canned status and
+//! body, a delay before the answer, a TCP reset instead of any answer, or a stream cut after
+//! some chunks. Every request it receives is recorded (method, path, headers, body) unless
+//! recording is off (benchmarks).
+//!
+//! It must not be a bottleneck: answers are built from small templates without parsing more
+//! of the request than the `model` and `stream` fields.
+
+mod respond;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub use respond::usage;
+
+/// How the server answers, beyond its defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Behavior {
+    /// Answer every request with this status (and `body`, or an OpenAI-style error).
+    pub status: Option<u16>,
+    pub body: Option<String>,
+    /// Wait this long before answering.
+    pub delay: Duration,
+    /// Reset the connection (RST) once the request head arrived, answering nothing.
+    pub reset: bool,
+    /// Stream deltas (default 3) and the pause between them.
+    pub chunks: Option<usize>,
+    pub interval: Duration,
+    /// Cut the stream (abort the connection) after this many deltas.
+    pub cut_after: Option<usize>,
+}
+
+/// One request as the upstream saw it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: http::Method,
+    /// Path and query.
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) name: String,
+    pub(crate) behavior: Mutex<Behavior>,
+    pub(crate) recorded: Mutex<Vec<Recorded>>,
+    pub(crate) record: bool,
+}
+
+/// A running upstream; it stops when dropped.
+#[derive(Debug)]
+pub struct MockUpstream {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl MockUpstream {
+    /// Starts an upstream named `name` (it says so in the `x-mock-upstream` response header and
+    /// in `system_fingerprint`) on `127.0.0.1:0`.
+    pub async fn start(name: &str) -> std::io::Result<Self> {
+        Self::bind(
+            name,
+            "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
+            true,
+        )
+        .await
+    }
+
+    /// Starts on `addr`; `record` false keeps no request log (for benchmarks).
+    pub async fn bind(name: &str, addr: SocketAddr, record: bool) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            name: name.to_owned(),
+            behavior: Mutex::default(),
+            recorded: Mutex::default(),
+            record,
+        });
+        let task = tokio::spawn(respond::serve(listener, state.clone()));
+        Ok(MockUpstream { addr, state, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Replaces how it answers from now on.
+    pub fn set_behavior(&self, behavior: Behavior) {
+        *lock(&self.state.behavior) = behavior;
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.state.recorded).clone()
+    }
+
+    /// How many requests were received so far.
+    pub fn count(&self) -> usize {
+        lock(&self.state.recorded).len()
+    }
+
+    /// The last request received.
+    pub fn last(&self) -> Option<Recorded> {
+        lock(&self.state.recorded).last().cloned()
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear(&self) {
+        lock(&self.state.recorded).clear();
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
