@@ -102,6 +102,7 @@ impl Relay {
         self.finished = true;
         if let (Mode::Whole, true) = (self.mode, self.scan) {
             self.usage = json_usage(&self.held);
+            self.held = BytesMut::new();
         }
         if let Some(usage) = self.usage {
             self.metrics.usage(&self.backend, usage);
@@ -153,6 +154,11 @@ impl http_body::Body for Relay {
                     if this.scan && this.held.len() + data.len() <= USAGE_SCAN_LIMIT {
                         this.held.extend_from_slice(&data);
                     }
+                    // A body of known length ends with its last frame: the server may not
+                    // poll again.
+                    if this.inner.is_end_stream() {
+                        this.finish();
+                    }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Mode::Events { .. } => {
@@ -166,18 +172,14 @@ impl http_body::Body for Relay {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.finished
+        self.finished && self.held.is_empty()
     }
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
         // A client that goes away mid-stream still used the tokens counted so far.
-        if !self.finished {
-            if let Some(usage) = self.usage.take() {
-                self.metrics.usage(&self.backend, usage);
-            }
-        }
+        self.finish();
     }
 }
 

@@ -1,0 +1,8 @@
+//! The data plane over real loopback HTTP: the runtime serves the compiled
+//! `testdata/runtime/routing.yaml` in front of recording test upstreams, and each test sends
+//! real requests and checks the answer and what the upstream received.
+
+mod harness;
+mod reload;
+mod routing;
+mod streaming;
