@@ -74,7 +74,14 @@ fn runtime_crates_depend_on_no_compiler_or_target_crate() {
             continue;
         }
         checked += 1;
-        for dep in package["dependencies"].as_array().into_iter().flatten() {
+        // Dev-dependencies are allowed: the runtime's integration tests compile the testdata case
+        // they serve, as `aigw run` does; nothing built for use links the compiler.
+        for dep in package["dependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["kind"].as_str() != Some("dev"))
+        {
             let path = dep["path"].as_str().map(PathBuf::from);
             let forbidden = path.as_ref().is_some_and(|p| {
                 let p = p.strip_prefix(&root).unwrap_or(p);
@@ -88,6 +95,5 @@ fn runtime_crates_depend_on_no_compiler_or_target_crate() {
             );
         }
     }
-    // No runtime crate exists until the runtime issue lands; the rule is checked as they appear.
-    eprintln!("runtime crates checked: {checked}");
+    assert!(checked >= 3, "runtime crates checked: {checked}");
 }
