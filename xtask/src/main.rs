@@ -1,10 +1,12 @@
-//! `cargo xtask`: project tasks that are not tests. `conformance` runs the reference corpus in
+//! `cargo xtask`: project tasks that are not tests. `demo` runs the gateway in front of the
+//! test upstream and sends requests through it; `conformance` runs the reference corpus in
 //! place and prints the figures; `compile` compiles the repository's valid cases into committed
 //! outputs (or `--check`s them); `bench` generates the compile benchmark inputs and times
 //! `aigw check` and `aigw compile` on them.
 
 mod bench;
 mod compile;
+mod demo;
 
 use anyhow::{Context, Result, bail};
 use std::process::ExitCode;
@@ -15,9 +17,10 @@ fn main() -> ExitCode {
         Some("conformance") => conformance(),
         Some("bench") => bench::run(&args[1..]),
         Some("compile") => compile::run(&args[1..]),
+        Some("demo") => demo::run(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <conformance | compile [--check] | bench [compile] [--sizes 100,1000,10000]>"
+                "usage: cargo xtask <demo | conformance | compile [--check] | bench [compile] [--sizes 100,1000,10000]>"
             );
             return ExitCode::from(2);
         }

@@ -1,0 +1,176 @@
+//! `cargo xtask demo`: the README's first command. Builds `aigw` and the test upstream, starts
+//! the upstream and `aigw run` on `testdata/demo/demo.yaml` (both on free loopback ports),
+//! sends a chat completion and a streamed one through the gateway, prints them, and stops
+//! everything. No network and no keys: the upstream is the repository's own.
+
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills its process when dropped, so an error never leaves one behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn run() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "aigw",
+            "--bin",
+            "aigw-mock-upstream",
+        ])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    let bin = root.join("target/release");
+
+    let mut upstream = Running(
+        Command::new(bin.join("aigw-mock-upstream"))
+            .args(["--name", "mock-openai", "--interval-ms", "150"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the test upstream")?,
+    );
+    let mut line = String::new();
+    BufReader::new(upstream.0.stdout.take().context("upstream stdout")?).read_line(&mut line)?;
+    let upstream_addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .context("the upstream did not say where it listens")?
+        .to_owned();
+    let upstream_port = upstream_addr
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    println!("test upstream (OpenAI-compatible) on {upstream_addr}");
+
+    let port = free_port()?;
+    let manifest = std::fs::read_to_string(root.join("testdata/demo/demo.yaml"))?
+        .replace("port: 65001", &format!("port: {upstream_port}"))
+        .replace("port: 1975", &format!("port: {port}"));
+    let dir = root.join("target/demo");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("demo.yaml");
+    std::fs::write(&path, manifest)?;
+    let mut gateway = Running(
+        Command::new(bin.join("aigw"))
+            .arg("run")
+            .arg(&path)
+            .args(["--bind", "127.0.0.1", "--admin-port", "0"])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .context("starting aigw run")?,
+    );
+    wait_for(port, &mut gateway)?;
+    println!("aigw run {} serving on 127.0.0.1:{port}\n", path.display());
+
+    let chat = r#"{"model":"demo-model","messages":[{"role":"user","content":"Say hello"}]}"#;
+    println!("$ curl http://127.0.0.1:{port}/v1/chat/completions -d '{chat}'");
+    let (head, body) = post(port, chat, |_| {})?;
+    println!("{}", head.lines().next().unwrap_or_default());
+    let json: serde_json::Value =
+        serde_json::from_slice(&body).context("the chat completion is JSON")?;
+    println!("{}\n", serde_json::to_string_pretty(&json)?);
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        bail!("the chat completion failed");
+    }
+
+    let streamed =
+        r#"{"model":"demo-model","stream":true,"messages":[{"role":"user","content":"Count"}]}"#;
+    println!("$ curl -N http://127.0.0.1:{port}/v1/chat/completions -d '{streamed}'");
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    let (head, _) = post(port, streamed, |bytes| {
+        pending.extend_from_slice(bytes);
+        while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+            let event: Vec<u8> = pending.drain(..end + 2).collect();
+            println!(
+                "[{:>4} ms] {}",
+                started.elapsed().as_millis(),
+                String::from_utf8_lossy(&event).trim_end()
+            );
+        }
+    })?;
+    if !head.contains(" 200 ") {
+        bail!(
+            "the streamed chat completion failed: {}",
+            head.lines().next().unwrap_or_default()
+        );
+    }
+    println!("\ndone: stopping aigw and the test upstream");
+    drop(gateway);
+    drop(upstream);
+    Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits until the gateway accepts connections (or says why it could not start).
+fn wait_for(port: u16, gateway: &mut Running) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = gateway.0.try_wait()? {
+            bail!("aigw run exited with {status} before serving");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("aigw run did not listen on port {port} within 30 s")
+}
+
+/// POSTs a chat completion as HTTP/1.0 (so the answer is delimited by the connection's end, not
+/// chunked), handing body bytes to `each` as they arrive; returns the head and the whole body.
+fn post(port: u16, body: &str, mut each: impl FnMut(&[u8])) -> Result<(String, Vec<u8>)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAuthorization: Bearer anything\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut received = Vec::new();
+    let mut head_end = None;
+    let mut buffer = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buffer[..n]);
+        match head_end {
+            None => {
+                if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                    head_end = Some(end + 4);
+                    each(&received[end + 4..]);
+                }
+            }
+            Some(_) => each(&buffer[..n]),
+        }
+    }
+    let end = head_end.context("the gateway sent no response head")?;
+    Ok((
+        String::from_utf8_lossy(&received[..end]).into_owned(),
+        received[end..].to_vec(),
+    ))
+}
