@@ -38,38 +38,38 @@ pub struct Exchange<'a> {
     pub peek: &'a Peek<'a>,
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway sets itself.
-const DROPPED: &[HeaderName] = &[
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::HOST,
-    header::CONTENT_LENGTH,
-    header::PROXY_AUTHORIZATION,
-    header::AUTHORIZATION,
+/// Hop-by-hop headers (RFC 9110 §7.6.1): never passed on, in either direction.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
 ];
-const DROPPED_NAMES: &[&str] = &["keep-alive", "proxy-connection", "api-key", "x-api-key"];
+/// Request headers the gateway sets itself, and the client's own credentials.
+const REPLACED: &[&str] = &[
+    "host",
+    "content-length",
+    "proxy-authorization",
+    "authorization",
+    "api-key",
+    "x-api-key",
+];
 
 pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Body>, ProxyError> {
     let rule = exchange.selected.rule;
     let deadline = Instant::now() + Duration::from_millis(rule.request_timeout_ms.max(1));
-    let mut levels: Vec<u32> = rule
-        .backends
-        .iter()
-        .filter(|b| b.weight > 0)
-        .map(|b| b.priority)
-        .collect();
+    let mut levels = rule.priority_levels();
     if levels.is_empty() {
         return Err(ProxyError::unavailable(
             "no backend available for this rule",
         ));
     }
-    levels.sort_unstable();
-    levels.dedup();
     levels.truncate(shared.config.max_attempts.max(1));
     let headers = forwarded_headers(&exchange.parts.headers);
+    let usage_chunk = wants_usage_chunk(&exchange);
     let mut last = None;
     for (attempt, level) in levels.iter().enumerate() {
         let final_attempt = attempt + 1 == levels.len();
@@ -81,14 +81,30 @@ pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Bo
             continue;
         };
         let upstream = &exchange.generation.backends[reference.backend];
-        match call(&exchange, reference, upstream, &headers, deadline).await {
+        match call(
+            &exchange,
+            reference,
+            upstream,
+            &headers,
+            usage_chunk,
+            deadline,
+        )
+        .await
+        {
             Ok(response) if !final_attempt && retriable(response.status()) => {
                 shared.metrics.attempt("retried_status");
                 tracing::debug!(backend = %upstream.name, status = response.status().as_u16(), "failing over");
             }
             Ok(response) => {
                 shared.metrics.attempt("answered");
-                return Ok(respond(shared, &exchange, upstream, response, deadline));
+                return Ok(respond(
+                    shared,
+                    &exchange,
+                    upstream,
+                    response,
+                    usage_chunk,
+                    deadline,
+                ));
             }
             Err(error) if error.retry && !final_attempt => {
                 shared.metrics.attempt("failed");
@@ -129,10 +145,7 @@ fn pick<'a>(candidates: impl Iterator<Item = &'a BackendRef> + Clone) -> Option<
 /// The client's headers minus hop-by-hop ones and client credentials.
 fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
     let mut headers = incoming.clone();
-    for name in DROPPED {
-        headers.remove(name);
-    }
-    for name in DROPPED_NAMES {
+    for name in HOP_BY_HOP.iter().chain(REPLACED) {
         headers.remove(*name);
     }
     headers
@@ -144,18 +157,19 @@ async fn call(
     reference: &BackendRef,
     upstream: &Upstream,
     base_headers: &HeaderMap,
+    usage_chunk: bool,
     deadline: Instant,
 ) -> Result<Response<hyper::body::Incoming>, ProxyError> {
     if let Some(reason) = upstream.unsupported {
         return Err(unsupported(upstream, reason));
     }
-    let (Some(client), Some(base)) = (&upstream.client, pick_base(&upstream.bases)) else {
+    let Some(base) = pick_base(&upstream.bases) else {
         return Err(unsupported(upstream, Unsupported::NoEndpoint));
     };
     let mut headers = base_headers.clone();
     mutate_headers(&mut headers, &reference.header_mutation);
     authenticate(&mut headers, &exchange.parts.headers, upstream)?;
-    let body = request_body(exchange, reference)?;
+    let body = request_body(exchange, reference, usage_chunk)?;
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let uri = upstream_uri(base, &upstream.prefix, exchange.parts.uri.path_and_query())?;
     let mut request = Request::new(UpstreamBody::new(body));
@@ -168,7 +182,7 @@ async fn call(
         .backend_request_timeout_ms
         .map(Duration::from_millis);
     let attempt_deadline = per_attempt.map_or(deadline, |d| deadline.min(Instant::now() + d));
-    match tokio::time::timeout_at(attempt_deadline, client.request(request)).await {
+    match tokio::time::timeout_at(attempt_deadline, upstream.client.request(request)).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(error)) => Err(ProxyError::bad_gateway(format!(
             "backend `{}`: {}",
@@ -293,11 +307,15 @@ fn authenticate(
 
 /// The body for this backend: as received, or rewritten (model override, body mutation, a
 /// usage chunk asked for when costs are recorded).
-fn request_body(exchange: &Exchange<'_>, reference: &BackendRef) -> Result<Bytes, ProxyError> {
+fn request_body(
+    exchange: &Exchange<'_>,
+    reference: &BackendRef,
+    usage_chunk: bool,
+) -> Result<Bytes, ProxyError> {
     let rewrite = Rewrite {
         model: reference.model_name_override.as_deref(),
         mutation: (!reference.body_mutation.is_empty()).then_some(&reference.body_mutation),
-        include_usage: wants_usage_chunk(exchange),
+        include_usage: usage_chunk,
     };
     if rewrite.is_empty()
         || exchange.endpoint == Endpoint::AudioTranscriptions
@@ -328,25 +346,19 @@ fn respond(
     exchange: &Exchange<'_>,
     upstream: &Upstream,
     response: Response<hyper::body::Incoming>,
+    usage_chunk: bool,
     deadline: Instant,
 ) -> Response<Body> {
     let (mut parts, incoming) = response.into_parts();
-    for name in [
-        header::CONNECTION,
-        header::TRANSFER_ENCODING,
-        header::TE,
-        header::TRAILER,
-        header::UPGRADE,
-    ] {
-        parts.headers.remove(name);
+    for name in HOP_BY_HOP {
+        parts.headers.remove(*name);
     }
-    parts.headers.remove("keep-alive");
     let sse = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let strip_usage = sse && wants_usage_chunk(exchange);
+    let strip_usage = sse && usage_chunk;
     if strip_usage {
         parts.headers.remove(header::CONTENT_LENGTH);
     }

@@ -39,7 +39,7 @@ pub struct Upstream {
     pub prefix: String,
     /// `scheme://host:port`, one per endpoint.
     pub bases: Vec<String>,
-    pub client: Option<Client>,
+    pub client: Client,
     pub credential: Option<Credential>,
     pub credential_override: Option<CredentialOverride>,
 }
@@ -148,7 +148,7 @@ fn upstream(
         }));
     }
     let client = match &backend.tls {
-        None => Some(clients.plain()),
+        None => clients.plain(),
         Some(tls) => {
             let mut bundles = Vec::new();
             for ca in &tls.ca_certificates {
@@ -166,10 +166,10 @@ fn upstream(
                 system: tls.system_cas,
                 bundles,
             };
-            Some(clients.tls(&key).map_err(|e| BuildError::Tls {
+            clients.tls(&key).map_err(|e| BuildError::Tls {
                 backend: name.to_string(),
                 reason: e.message.into_owned(),
-            })?)
+            })?
         }
     };
     let (mut credential, mut credential_override) = (None, None);

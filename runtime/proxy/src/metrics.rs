@@ -111,18 +111,17 @@ impl Metrics {
     }
 
     pub fn usage(&self, backend: &str, usage: Usage) {
+        let mut labels = Tokens {
+            backend: backend.to_owned(),
+            kind: "input",
+        };
         for (kind, count) in [
             ("input", usage.input),
             ("output", usage.output),
             ("total", usage.total),
         ] {
-            self.0
-                .tokens
-                .get_or_create(&Tokens {
-                    backend: backend.to_owned(),
-                    kind,
-                })
-                .inc_by(count);
+            labels.kind = kind;
+            self.0.tokens.get_or_create(&labels).inc_by(count);
         }
     }
 

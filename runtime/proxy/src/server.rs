@@ -83,12 +83,7 @@ impl Runtime {
         let mut addrs = BTreeMap::new();
         for (port, tls) in ports {
             let addr = SocketAddr::new(config.bind, if config.ephemeral_ports { 0 } else { port });
-            let socket = TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind { addr, source })?;
-            let bound = socket
-                .local_addr()
-                .map_err(|source| StartError::Bind { addr, source })?;
+            let (socket, bound) = bind(addr).await?;
             addrs.insert(port, bound);
             tracing::info!(port, %bound, tls = tls.is_some(), "listening");
             tasks.spawn(accept(socket, port, tls, shared.clone(), stopped.clone()));
@@ -96,12 +91,7 @@ impl Runtime {
         let admin = match config.admin {
             None => None,
             Some(addr) => {
-                let socket = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind { addr, source })?;
-                let bound = socket
-                    .local_addr()
-                    .map_err(|source| StartError::Bind { addr, source })?;
+                let (socket, bound) = bind(addr).await?;
                 tracing::info!(%bound, "admin listening");
                 tasks.spawn(admin(socket, shared.clone(), stopped.clone()));
                 Some(bound)
@@ -126,10 +116,6 @@ impl Runtime {
         self.admin
     }
 
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
     /// Makes `snapshot` the served table (see [`Shared::install`]).
     pub fn reload(&self, snapshot: Snapshot, secrets: &Secrets) -> Result<u64, BuildError> {
         self.handle().reload(snapshot, secrets)
@@ -148,11 +134,14 @@ impl Runtime {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
+}
 
-    /// Waits until the runtime stops (it only stops through [`Runtime::shutdown`]).
-    pub async fn wait(&mut self) {
-        while self.tasks.join_next().await.is_some() {}
-    }
+/// Binds `addr`; returns the socket and the address it got (the port, when `addr` asked for 0).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let error = |source| StartError::Bind { addr, source };
+    let socket = TcpListener::bind(addr).await.map_err(error)?;
+    let bound = socket.local_addr().map_err(error)?;
+    Ok((socket, bound))
 }
 
 /// Reloads a running runtime.

@@ -4,7 +4,6 @@
 //! system's CAs unless the BackendTLSPolicy names CA bundles, with SNI and the certificate name
 //! from the policy's hostname.
 
-use crate::body::BoxError;
 use crate::error::ProxyError;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -147,8 +146,8 @@ fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-/// Whether an upstream error happened before the request could have reached the backend's
-/// application (connect failures, resets before any response): another backend may be tried.
+/// What went wrong with a request that got no response: a connect failure, a connection closed
+/// before the answer, or another I/O failure (for the 502's message; any of them fails over).
 pub fn describe(error: &hyper_util::client::legacy::Error) -> &'static str {
     if error.is_connect() {
         return "the backend could not be connected to";
@@ -166,9 +165,4 @@ pub fn describe(error: &hyper_util::client::legacy::Error) -> &'static str {
         source = inner.source();
     }
     "the request to the backend failed"
-}
-
-/// Boxes any body error.
-pub fn box_error(error: impl Into<BoxError>) -> BoxError {
-    error.into()
 }

@@ -123,6 +123,22 @@ pub struct Rule {
     pub models: Vec<Model>,
 }
 
+impl Rule {
+    /// The distinct priorities of the backend references that carry weight, lowest (most
+    /// preferred) first: the failover order.
+    pub fn priority_levels(&self) -> Vec<u32> {
+        let mut levels: Vec<u32> = self
+            .backends
+            .iter()
+            .filter(|b| b.weight > 0)
+            .map(|b| b.priority)
+            .collect();
+        levels.sort_unstable();
+        levels.dedup();
+        levels
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub name: String,

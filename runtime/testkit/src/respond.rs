@@ -135,13 +135,21 @@ async fn answer(
 }
 
 fn full(state: &State, status: StatusCode, text: String) -> Response<Body> {
-    let mut response = Response::new(http_body_util::Either::Left(http_body_util::Full::new(
-        Bytes::from(text),
-    )));
+    let mut response = labelled(
+        state,
+        http_body_util::Either::Left(http_body_util::Full::new(Bytes::from(text))),
+        "application/json",
+    );
     *response.status_mut() = status;
+    response
+}
+
+/// A response carrying `content_type` and the upstream's name (`x-mock-upstream`).
+fn labelled(state: &State, body: Body, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
+        header::HeaderValue::from_static(content_type),
     );
     if let Ok(name) = header::HeaderValue::from_str(&state.name) {
         response.headers_mut().insert("x-mock-upstream", name);
@@ -198,15 +206,11 @@ fn stream(state: &State, asked: &Asked, behavior: &crate::Behavior) -> Response<
             .send(Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n"))))
             .await;
     });
-    let mut response = Response::new(http_body_util::Either::Right(Channel(receiver)));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/event-stream"),
-    );
-    if let Ok(name) = header::HeaderValue::from_str(&state.name) {
-        response.headers_mut().insert("x-mock-upstream", name);
-    }
-    response
+    labelled(
+        state,
+        http_body_util::Either::Right(Channel(receiver)),
+        "text/event-stream",
+    )
 }
 
 /// A response body fed by a channel.

@@ -373,14 +373,7 @@ fn route(table: &Table, m: usize) -> Value {
     if let Some(idle) = rule.stream_idle_timeout_ms {
         action["idle_timeout"] = json!(duration(idle));
     }
-    let mut levels: Vec<u32> = rule
-        .backends
-        .iter()
-        .filter(|b| b.weight > 0)
-        .map(|b| b.priority)
-        .collect();
-    levels.sort_unstable();
-    levels.dedup();
+    let levels = rule.priority_levels();
     if levels.len() > 1 {
         action["retry_policy"] = json!({
             "retry_on": "5xx,reset,connect-failure,retriable-status-codes",
