@@ -5,4 +5,5 @@
 mod harness;
 mod reload;
 mod routing;
+mod sdk;
 mod streaming;
