@@ -1,5 +1,6 @@
 //! A recording, scriptable upstream that speaks the OpenAI API, for the runtime's tests, the
-//! demo and the benchmarks. It is a real HTTP server on loopback (HTTP/1.1 and h2c).
+//! demo and the benchmarks. It is a real HTTP server on loopback (HTTP/1.1 and h2c, or HTTPS
+//! with a given certificate, for the upstream TLS tests).
 //!
 //! What it answers:
 //! - `POST /v1/chat/completions`: a chat completion naming the model it was asked for, or with
@@ -50,6 +51,12 @@ pub struct Recorded {
     pub method: http::Method,
     /// Path and query.
     pub uri: String,
+    /// The authority asked for: the `:authority` of HTTP/2, else the `Host` header.
+    pub authority: Option<String>,
+    /// The HTTP version the request came in.
+    pub version: http::Version,
+    /// The TLS server name (SNI) the client asked for, on an HTTPS upstream.
+    pub sni: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -102,7 +109,37 @@ impl MockUpstream {
 
     /// Starts on `addr`; `record` false keeps no request log (for benchmarks).
     pub async fn bind(name: &str, addr: SocketAddr, record: bool) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        Self::launch(name, TcpListener::bind(addr).await?, record, None)
+    }
+
+    /// Starts an HTTPS upstream on `127.0.0.1:0` presenting the PEM certificate chain and key
+    /// (ALPN h2 and http/1.1).
+    pub async fn start_tls(name: &str, chain: &[u8], key: &[u8]) -> std::io::Result<Self> {
+        use rustls_pki_types::pem::PemObject;
+        let chain = rustls_pki_types::CertificateDer::pem_slice_iter(chain)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(std::io::Error::other)?;
+        let key =
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(key).map_err(std::io::Error::other)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(std::io::Error::other)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::launch(name, listener, true, Some(acceptor))
+    }
+
+    fn launch(
+        name: &str,
+        listener: TcpListener,
+        record: bool,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             name: name.to_owned(),
@@ -110,7 +147,7 @@ impl MockUpstream {
             recorded: Mutex::default(),
             record,
         });
-        let task = tokio::spawn(respond::serve(listener, state.clone()));
+        let task = tokio::spawn(respond::serve(listener, state.clone(), tls));
         Ok(MockUpstream { addr, state, task })
     }
 

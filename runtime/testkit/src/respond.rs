@@ -24,24 +24,48 @@ pub fn usage(completion: u64) -> serde_json::Value {
     json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": completion, "total_tokens": PROMPT_TOKENS + completion})
 }
 
-pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             if lock(&state.behavior).reset {
                 reset(stream).await;
                 return;
             }
-            let service = hyper::service::service_fn(move |request| answer(state.clone(), request));
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => connection(stream, state, None).await,
+                Some(acceptor) => {
+                    // A failed handshake (a client that refused our certificate) is the
+                    // client's business: the connection just ends.
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let sni = stream.get_ref().1.server_name().map(Arc::<str>::from);
+                        connection(stream, state, sni).await;
+                    }
+                }
+            }
         });
     }
+}
+
+/// Serves one connection; `sni` is the server name a TLS client asked for.
+async fn connection<S>(stream: S, state: Arc<State>, sni: Option<Arc<str>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |request| answer(state.clone(), sni.clone(), request));
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// Reads the request head, then resets the connection (SO_LINGER 0 makes close send RST).
@@ -72,6 +96,7 @@ type Body = http_body_util::Either<http_body_util::Full<Bytes>, Channel>;
 
 async fn answer(
     state: Arc<State>,
+    sni: Option<Arc<str>>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
     let (parts, body) = request.into_parts();
@@ -89,6 +114,16 @@ async fn answer(
         lock(&state.recorded).push(Recorded {
             method: parts.method.clone(),
             uri,
+            authority: parts
+                .uri
+                .authority()
+                .map(|a| a.as_str().to_owned())
+                .or_else(|| {
+                    let host = parts.headers.get(header::HOST)?;
+                    host.to_str().ok().map(str::to_owned)
+                }),
+            version: parts.version,
+            sni: sni.as_deref().map(str::to_owned),
             headers: parts.headers.clone(),
             body: body.clone(),
         });

@@ -7,3 +7,4 @@ mod reload;
 mod routing;
 mod sdk;
 mod streaming;
+mod tls;

@@ -11,10 +11,7 @@ use aigw_testkit::Behavior;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/sdk/openai_client.py"
-);
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_client.py");
 
 /// The venv's python with `openai` importable, or why not.
 fn python() -> Result<PathBuf, String> {
@@ -73,7 +70,10 @@ async fn openai_python_client() {
     let report = String::from_utf8_lossy(&output.stderr);
     eprintln!("{report}");
     assert!(output.status.success(), "the SDK tests failed:\n{report}");
-    assert!(report.contains("Ran 15 tests"), "every SDK test ran:\n{report}");
+    assert!(
+        report.contains("Ran 15 tests"),
+        "every SDK test ran:\n{report}"
+    );
 
     // What the upstreams saw: the configured keys, never the SDK's.
     let seen: Vec<_> = [&h.a, &h.b, &h.c]
@@ -88,7 +88,9 @@ async fn openai_python_client() {
     let c = h.c.last().expect("the byok request reached c");
     assert_eq!(c.header("authorization"), Some("Bearer sk-customer"));
     assert!(
-        h.a.requests().iter().all(|r| r.header("authorization") == Some("Bearer sk-a-secret")),
+        h.a.requests()
+            .iter()
+            .all(|r| r.header("authorization") == Some("Bearer sk-a-secret")),
         "a got its configured key"
     );
     h.runtime.shutdown().await;

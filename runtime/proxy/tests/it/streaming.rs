@@ -147,3 +147,41 @@ async fn a_stream_cut_upstream_is_cut_for_the_client() {
         .expect_err("the client sees the cut");
     assert!(error.contains("broke after"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_idle_past_its_rule_s_stream_idle_timeout_is_cut_but_a_long_busy_one_is_not() {
+    // The `idle` rule has streamIdleTimeout 250ms and no short request timeout.
+    let gw = Harness::start().await;
+    // Busy: 8 deltas 100 ms apart, 700 ms in all, never idle for 250 ms.
+    gw.a.set_behavior(Behavior {
+        chunks: Some(8),
+        interval: Duration::from_millis(100),
+        ..Behavior::default()
+    });
+    let frames = stream(&gw, "idle", false)
+        .await
+        .expect("a busy stream longer than the idle timeout completes");
+    let all = text(&frames);
+    assert!(
+        all.contains("tok7 ") && all.ends_with("data: [DONE]\n\n"),
+        "{all}"
+    );
+    assert!(frames.last().map(|(t, _)| *t) >= Some(Duration::from_millis(650)));
+
+    // Stalled: the second delta comes 1 s after the first.
+    gw.a.set_behavior(Behavior {
+        chunks: Some(3),
+        interval: Duration::from_secs(1),
+        ..Behavior::default()
+    });
+    let started = Instant::now();
+    let error = stream(&gw, "idle", false)
+        .await
+        .expect_err("the stalled stream is cut");
+    let took = started.elapsed();
+    assert!(error.contains("broke after 1 frames"), "{error}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(900),
+        "cut after {took:?}"
+    );
+}
