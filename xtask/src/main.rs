@@ -4,6 +4,11 @@
 //! outputs (or `--check`s them); `bench` generates the compile benchmark inputs and times
 //! `aigw check` and `aigw compile` on them.
 
+#![expect(
+    clippy::print_stdout,
+    reason = "xtask reports to the terminal that ran it"
+)]
+
 mod bench;
 mod compile;
 mod demo;

@@ -227,13 +227,13 @@ fn ext_auth_backends(
     {
         cx.rule(at, "BackendRefs only supports Core, multicluster.x-k8s.io, and gateway.envoyproxy.io groups.");
     }
-    if let Some(backend) = backend_ref {
-        if needs_port(&backend.group, &backend.kind, backend.port) {
-            cx.rule(
-                &format!("{at}.backendRef"),
-                "Must have port for Service reference",
-            );
-        }
+    if let Some(backend) = backend_ref
+        && needs_port(&backend.group, &backend.kind, backend.port)
+    {
+        cx.rule(
+            &format!("{at}.backendRef"),
+            "Must have port for Service reference",
+        );
     }
     envoy_backend_refs(cx, at, backend_refs);
 }

@@ -34,7 +34,7 @@ fn admit_rule(cx: &mut Cx<'_>, at: &str, rule: &RouteRule) {
     let refs = &rule.backend_refs;
     let typed = |r: &RouteBackendRef| r.group.is_some() && r.kind.is_some();
     let untyped = |r: &RouteBackendRef| r.group.is_none() && r.kind.is_none();
-    if !refs.is_empty() && !(refs.iter().all(untyped) || refs.iter().all(typed)) {
+    if !(refs.is_empty() || refs.iter().all(untyped) || refs.iter().all(typed)) {
         cx.rule(
             at,
             "cannot mix InferencePool and AIServiceBackend references in the same rule",
@@ -61,13 +61,14 @@ fn admit_rule(cx: &mut Cx<'_>, at: &str, rule: &RouteRule) {
     if let Some(timeouts) = &rule.timeouts {
         let request = timeouts.request.as_deref().and_then(parse_duration);
         let backend = timeouts.backend_request.as_deref().and_then(parse_duration);
-        if let (Some(request), Some(backend)) = (request, backend) {
-            if !request.is_zero() && backend > request {
-                cx.rule(
-                    &format!("{at}.timeouts"),
-                    "backendRequest timeout cannot be longer than request timeout",
-                );
-            }
+        if let (Some(request), Some(backend)) = (request, backend)
+            && !request.is_zero()
+            && backend > request
+        {
+            cx.rule(
+                &format!("{at}.timeouts"),
+                "backendRequest timeout cannot be longer than request timeout",
+            );
         }
     }
     for (m, matched) in rule.matches.iter().enumerate() {
@@ -81,17 +82,17 @@ fn admit_rule(cx: &mut Cx<'_>, at: &str, rule: &RouteRule) {
             }
         }
     }
-    if let Some(created) = &rule.models_created_at {
-        if parse_rfc3339(created).is_none() {
-            let field = format!("{at}.modelsCreatedAt");
-            let span = cx.object.origin.span_of(&field);
-            cx.out.push(diagnostics::bad_format(
-                span,
-                &field,
-                created,
-                "RFC 3339 date-time",
-            ));
-        }
+    if let Some(created) = &rule.models_created_at
+        && parse_rfc3339(created).is_none()
+    {
+        let field = format!("{at}.modelsCreatedAt");
+        let span = cx.object.origin.span_of(&field);
+        cx.out.push(diagnostics::bad_format(
+            span,
+            &field,
+            created,
+            "RFC 3339 date-time",
+        ));
     }
 }
 

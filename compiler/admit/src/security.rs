@@ -28,14 +28,14 @@ pub(crate) fn admit(cx: &mut Cx<'_>, spec: &BackendSecurityPolicySpec) {
             );
         }
     }
-    if let Some(aws) = &spec.aws_credentials {
-        if let Some(exchange) = &aws.oidc_exchange_token {
-            admit_oidc(
-                cx,
-                "spec.awsCredentials.oidcExchangeToken.oidc",
-                &exchange.oidc,
-            );
-        }
+    if let Some(aws) = &spec.aws_credentials
+        && let Some(exchange) = &aws.oidc_exchange_token
+    {
+        admit_oidc(
+            cx,
+            "spec.awsCredentials.oidcExchangeToken.oidc",
+            &exchange.oidc,
+        );
     }
     if let Some(gcp) = &spec.gcp_credentials {
         let file = gcp.credentials_file.is_some();

@@ -236,12 +236,13 @@ fn build(
                     .map_err(|e| error(&e))
             })?;
             let shapes: usize = picture.namespaces.values().map(Vec::len).sum();
-            if plan.svg && shapes <= SVG_MAX_SHAPES {
-                if let Some(svg) = render_svg(&dot) {
-                    sink.file("topology.svg", false, &mut |w| {
-                        w.write_all(&svg).map_err(|e| error(&e))
-                    })?;
-                }
+            if plan.svg
+                && shapes <= SVG_MAX_SHAPES
+                && let Some(svg) = render_svg(&dot)
+            {
+                sink.file("topology.svg", false, &mut |w| {
+                    w.write_all(&svg).map_err(|e| error(&e))
+                })?;
             }
             sink.file("topology.dot", true, &mut |w| {
                 w.write_all(dot.as_bytes()).map_err(|e| error(&e))

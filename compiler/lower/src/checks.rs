@@ -65,18 +65,15 @@ fn policy_targets(ir: &Ir, options: Options, out: &mut Vec<Diagnostic>) {
                         .with_resource(target.resource()),
                 );
             }
-            if let Some(Spec::AIServiceBackend(spec)) = &target.spec {
-                if policies.is_empty() && endpoints::needs_credentials(spec.schema.name) {
-                    let span = target.origin.span_of("spec.schema.name");
-                    out.push(
-                        diagnostics::missing_credentials(
-                            span,
-                            spec.schema.name.as_str(),
-                            options.open,
-                        )
+            if let Some(Spec::AIServiceBackend(spec)) = &target.spec
+                && policies.is_empty()
+                && endpoints::needs_credentials(spec.schema.name)
+            {
+                let span = target.origin.span_of("spec.schema.name");
+                out.push(
+                    diagnostics::missing_credentials(span, spec.schema.name.as_str(), options.open)
                         .with_resource(target.resource()),
-                    );
-                }
+                );
             }
         }
     }
@@ -222,26 +219,26 @@ pub(crate) fn policy_secrets(
         keys.into_iter()
             .filter_map(|(f, r)| r.map(|r| (f.to_owned(), r))),
     );
-    if let Some(aws) = &spec.aws_credentials {
-        if let Some(file) = &aws.credentials_file {
-            refs.push((
-                "spec.awsCredentials.credentialsFile.secretRef".to_owned(),
-                &file.secret_ref,
-            ));
-        }
+    if let Some(aws) = &spec.aws_credentials
+        && let Some(file) = &aws.credentials_file
+    {
+        refs.push((
+            "spec.awsCredentials.credentialsFile.secretRef".to_owned(),
+            &file.secret_ref,
+        ));
     }
-    if let Some(azure) = &spec.azure_credentials {
-        if let Some(secret) = &azure.client_secret_ref {
-            refs.push(("spec.azureCredentials.clientSecretRef".to_owned(), secret));
-        }
+    if let Some(azure) = &spec.azure_credentials
+        && let Some(secret) = &azure.client_secret_ref
+    {
+        refs.push(("spec.azureCredentials.clientSecretRef".to_owned(), secret));
     }
-    if let Some(gcp) = &spec.gcp_credentials {
-        if let Some(file) = &gcp.credentials_file {
-            refs.push((
-                "spec.gcpCredentials.credentialsFile.secretRef".to_owned(),
-                &file.secret_ref,
-            ));
-        }
+    if let Some(gcp) = &spec.gcp_credentials
+        && let Some(file) = &gcp.credentials_file
+    {
+        refs.push((
+            "spec.gcpCredentials.credentialsFile.secretRef".to_owned(),
+            &file.secret_ref,
+        ));
     }
     refs
 }

@@ -384,12 +384,12 @@ impl Walker<'_> {
     }
 
     fn check_string(&mut self, schema: &Schema, s: &str, span: Span) {
-        if let Some(values) = &schema.enum_values {
-            if !values.iter().any(|v| v == s) {
-                self.out
-                    .push(diagnostics::unsupported_value(span, &self.path, s, values));
-                return;
-            }
+        if let Some(values) = &schema.enum_values
+            && !values.iter().any(|v| v == s)
+        {
+            self.out
+                .push(diagnostics::unsupported_value(span, &self.path, s, values));
+            return;
         }
         let len = s.chars().count() as u64;
         if let Some(min) = schema.min_len.filter(|min| len < *min) {
@@ -398,11 +398,11 @@ impl Walker<'_> {
         if let Some(max) = schema.max_len.filter(|max| len > *max) {
             self.out.push(diagnostics::too_long(span, &self.path, max));
         }
-        if let Some((text, regex)) = &schema.pattern {
-            if !regex.is_match(s) {
-                self.out
-                    .push(diagnostics::pattern_mismatch(span, &self.path, s, text));
-            }
+        if let Some((text, regex)) = &schema.pattern
+            && !regex.is_match(s)
+        {
+            self.out
+                .push(diagnostics::pattern_mismatch(span, &self.path, s, text));
         }
     }
 
@@ -482,10 +482,10 @@ impl Walker<'_> {
                     }
                 },
             };
-            if let Some(sub) = sub {
-                if let Some(json) = self.check(sub, value, key.span) {
-                    out.insert(key.name.clone(), json);
-                }
+            if let Some(sub) = sub
+                && let Some(json) = self.check(sub, value, key.span)
+            {
+                out.insert(key.name.clone(), json);
             }
             self.path.truncate(base);
         }

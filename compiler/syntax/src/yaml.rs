@@ -275,7 +275,7 @@ fn span_of(file: FileId, start: usize, chunk: &str, loc: &serde_saphyr::Location
         Some(b) => b as usize,
         None => offset_in(chunk, loc.line() as usize, loc.column() as usize),
     };
-    let len = span.byte_len().unwrap_or(span.len() as u64) as usize;
+    let len = span.byte_len().unwrap_or(span.len()) as usize;
     let begin = begin.min(chunk.len());
     let end = (begin + len).min(chunk.len());
     Span::new(file, (start + begin) as u32, (start + end) as u32)

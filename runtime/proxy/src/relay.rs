@@ -125,12 +125,12 @@ impl http_body::Body for Relay {
                     "the request timed out while the response was being relayed".into(),
                 )));
             }
-            if let Some((_, idle)) = &mut this.idle {
-                if idle.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Some(Err(
-                        "the stream was idle longer than its idle timeout".into(),
-                    )));
-                }
+            if let Some((_, idle)) = &mut this.idle
+                && idle.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Some(Err(
+                    "the stream was idle longer than its idle timeout".into(),
+                )));
             }
             let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -220,9 +220,7 @@ fn event_usage(event: &[u8]) -> (Option<Usage>, bool) {
 }
 
 fn json_usage(body: &[u8]) -> Option<Usage> {
-    if memchr::memmem::find(body, b"\"usage\"").is_none() {
-        return None;
-    }
+    memchr::memmem::find(body, b"\"usage\"")?;
     usage_of(&serde_json::from_slice(body).ok()?)
 }
 

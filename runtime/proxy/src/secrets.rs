@@ -82,15 +82,15 @@ impl Secrets {
         if let Some(value) = self.inline.get(&wanted) {
             return Ok(value.clone());
         }
-        if let Some(dir) = &self.dir {
-            if let Ok(value) = std::fs::read(dir.join(namespace).join(name).join(key)) {
-                return Ok(Bytes::from(value));
-            }
+        if let Some(dir) = &self.dir
+            && let Ok(value) = std::fs::read(dir.join(namespace).join(name).join(key))
+        {
+            return Ok(Bytes::from(value));
         }
-        if self.environment {
-            if let Some(value) = std::env::var_os(environment_name(namespace, name, key)) {
-                return Ok(Bytes::from(value.into_encoded_bytes()));
-            }
+        if self.environment
+            && let Some(value) = std::env::var_os(environment_name(namespace, name, key))
+        {
+            return Ok(Bytes::from(value.into_encoded_bytes()));
         }
         Err(Missing {
             namespace: namespace.to_owned(),

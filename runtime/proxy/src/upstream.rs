@@ -154,10 +154,10 @@ pub fn describe(error: &hyper_util::client::legacy::Error) -> &'static str {
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     while let Some(inner) = source {
-        if let Some(hyper) = inner.downcast_ref::<hyper::Error>() {
-            if hyper.is_incomplete_message() || hyper.is_closed() {
-                return "the backend closed the connection before answering";
-            }
+        if let Some(hyper) = inner.downcast_ref::<hyper::Error>()
+            && (hyper.is_incomplete_message() || hyper.is_closed())
+        {
+            return "the backend closed the connection before answering";
         }
         if inner.downcast_ref::<std::io::Error>().is_some() {
             return "the connection to the backend failed";

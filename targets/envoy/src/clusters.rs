@@ -83,17 +83,16 @@ pub(crate) fn rule_cluster(table: &Table, r: usize, i: usize, options: &Options)
             "load_balancing_weight": backend_ref.weight,
             "lb_endpoints": endpoints,
         }));
-        if let Some(tls) = &backend.tls {
-            if !socket_matches
+        if let Some(tls) = &backend.tls
+            && !socket_matches
                 .iter()
                 .any(|m| m["name"] == json!(backend.name))
-            {
-                socket_matches.push(json!({
-                    "name": backend.name,
-                    "match": {"backend": backend.name},
-                    "transport_socket": upstream_tls(tls, options),
-                }));
-            }
+        {
+            socket_matches.push(json!({
+                "name": backend.name,
+                "match": {"backend": backend.name},
+                "transport_socket": upstream_tls(tls, options),
+            }));
         }
     }
     if localities.is_empty() {

@@ -137,7 +137,7 @@ pub fn write_yaml(
 
 /// An Envoy duration: whole seconds, or seconds with milliseconds.
 pub(crate) fn duration(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}.{:03}s", ms / 1000, ms % 1000)

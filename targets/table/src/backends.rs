@@ -131,19 +131,19 @@ fn backend(ir: &Ir, id: NodeId, object: &Object) -> t::Backend {
         }
         _ => {}
     }
-    if let Some((_, upstream)) = ir.targets(id, |e| e == Edge::Upstream).first() {
-        if let Some(upstream) = ir.object(*upstream) {
-            backend.upstream = Some(name(upstream));
-            backend.endpoints = endpoints(upstream);
-            backend.tls = tls(
-                ir,
-                ir.find(&aigw_ir::Key::object(
-                    Kind::Backend,
-                    &upstream.namespace,
-                    &upstream.name,
-                )),
-            );
-        }
+    if let Some((_, upstream)) = ir.targets(id, |e| e == Edge::Upstream).first()
+        && let Some(upstream) = ir.object(*upstream)
+    {
+        backend.upstream = Some(name(upstream));
+        backend.endpoints = endpoints(upstream);
+        backend.tls = tls(
+            ir,
+            ir.find(&aigw_ir::Key::object(
+                Kind::Backend,
+                &upstream.namespace,
+                &upstream.name,
+            )),
+        );
     }
     let policy = ir
         .sources(id, |e| e == Edge::Targets)

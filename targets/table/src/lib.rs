@@ -129,13 +129,13 @@ fn gateways(ir: &Ir) -> Vec<(NodeId, t::Gateway)> {
             listeners,
             ..t::Gateway::default()
         };
-        if let Some((_, config_id)) = ir.targets(id, |e| e == Edge::Config).first() {
-            if let Some(config) = ir.object(*config_id) {
-                gateway.config = Some(name(config));
-                if let Some(Spec::GatewayConfig(spec)) = &config.spec {
-                    gateway.llm_request_costs = costs(&spec.global_llm_request_costs);
-                    gateway.forward_proxy = spec.forward_proxy.as_ref().map(|p| p.address.clone());
-                }
+        if let Some((_, config_id)) = ir.targets(id, |e| e == Edge::Config).first()
+            && let Some(config) = ir.object(*config_id)
+        {
+            gateway.config = Some(name(config));
+            if let Some(Spec::GatewayConfig(spec)) = &config.spec {
+                gateway.llm_request_costs = costs(&spec.global_llm_request_costs);
+                gateway.forward_proxy = spec.forward_proxy.as_ref().map(|p| p.address.clone());
             }
         }
         out.push((id, gateway));

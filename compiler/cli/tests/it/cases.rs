@@ -116,7 +116,10 @@ fn every_diagnostic_code_has_a_snapshot() {
 #[test]
 fn the_graph_of_a_valid_case_is_complete() {
     let path = root().join("testdata/compile/valid/basic.yaml");
-    let checked = check(sources(&[path.clone()]), CheckOptions::default());
+    let checked = check(
+        sources(std::slice::from_ref(&path)),
+        CheckOptions::default(),
+    );
     let dump = checked.ir.expect("ir").dump();
     // Each reference of the case is one edge under its source node.
     for (source, edge) in [
@@ -158,7 +161,7 @@ fn the_graph_of_a_valid_case_is_complete() {
         );
     }
     insta::with_settings!({
-        snapshot_path => path.parent().expect("dir").to_path_buf(),
+        snapshot_path => path.parent().expect("dir"),
         prepend_module_to_snapshot => false,
         omit_expression => true,
     }, {

@@ -1,6 +1,11 @@
 //! Integration tests of the compiler: the testdata cases with their diagnostics snapshots, the
 //! reference corpus, the artifacts of `aigw compile`, the CLI's contract (exit codes, formats, inputs) and tidy checks.
 
+#![expect(
+    clippy::expect_used,
+    reason = "the helpers fail the test that called them, with the reason"
+)]
+
 mod artifacts;
 mod cases;
 mod cli;

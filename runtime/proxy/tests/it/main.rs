@@ -2,6 +2,11 @@
 //! `testdata/runtime/routing.yaml` in front of recording test upstreams, and each test sends
 //! real requests and checks the answer and what the upstream received.
 
+#![expect(
+    clippy::expect_used,
+    reason = "the helpers fail the test that called them, with the reason"
+)]
+
 mod harness;
 mod reload;
 mod routing;
