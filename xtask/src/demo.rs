@@ -3,22 +3,13 @@
 //! sends a chat completion and a streamed one through the gateway, prints them, and stops
 //! everything. No network and no keys: the upstream is the repository's own.
 
+use crate::process::{Running, free_port};
 use anyhow::{Context, Result, bail};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Kills its process when dropped, so an error never leaves one behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 pub fn run() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -38,26 +29,11 @@ pub fn run() -> Result<()> {
     }
     let bin = root.join("target/release");
 
-    let mut upstream = Running(
-        Command::new(bin.join("aigw-mock-upstream"))
-            .args(["--name", "mock-openai", "--interval-ms", "150"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the test upstream")?,
-    );
-    let mut line = String::new();
-    BufReader::new(upstream.0.stdout.take().context("upstream stdout")?).read_line(&mut line)?;
-    let upstream_addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .context("the upstream did not say where it listens")?
-        .to_owned();
-    let upstream_port = upstream_addr
-        .rsplit(':')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    println!("test upstream (OpenAI-compatible) on {upstream_addr}");
+    let (upstream, upstream_port) = Running::upstream(
+        &bin.join("aigw-mock-upstream"),
+        &["--name", "mock-openai", "--interval-ms", "150"],
+    )?;
+    println!("test upstream (OpenAI-compatible) on 127.0.0.1:{upstream_port}");
 
     let port = free_port()?;
     let manifest = std::fs::read_to_string(root.join("testdata/demo/demo.yaml"))?
@@ -67,16 +43,15 @@ pub fn run() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("demo.yaml");
     std::fs::write(&path, manifest)?;
-    let mut gateway = Running(
+    let mut gateway = Running::spawn(
+        "aigw run",
         Command::new(bin.join("aigw"))
             .arg("run")
             .arg(&path)
             .args(["--bind", "127.0.0.1", "--admin-port", "0"])
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .context("starting aigw run")?,
-    );
-    wait_for(port, &mut gateway)?;
+            .env("RUST_LOG", "warn"),
+    )?;
+    gateway.wait_for(port)?;
     println!("aigw run {} serving on 127.0.0.1:{port}\n", path.display());
 
     let chat = r#"{"model":"demo-model","messages":[{"role":"user","content":"Say hello"}]}"#;
@@ -116,27 +91,6 @@ pub fn run() -> Result<()> {
     drop(gateway);
     drop(upstream);
     Ok(())
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Waits until the gateway accepts connections (or says why it could not start).
-fn wait_for(port: u16, gateway: &mut Running) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        if let Some(status) = gateway.0.try_wait()? {
-            bail!("aigw run exited with {status} before serving");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("aigw run did not listen on port {port} within 30 s")
 }
 
 /// POSTs a chat completion as HTTP/1.0 (so the answer is delimited by the connection's end, not

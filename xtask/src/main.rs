@@ -12,6 +12,7 @@
 mod bench;
 mod compile;
 mod demo;
+mod process;
 
 use anyhow::{Context, Result, bail};
 use std::process::ExitCode;

