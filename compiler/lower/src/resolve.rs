@@ -114,7 +114,28 @@ impl<'a> Cx {
                     }
                 }
             }
-            Spec::HTTPRoute(spec) => self.parents(object, id, &spec.parent_refs),
+            Spec::HTTPRoute(spec) => {
+                self.parents(object, id, &spec.parent_refs);
+                // The data plane proxies to Envoy Gateway Backends (and Services by their
+                // cluster DNS name); a Backend it cannot find is a dangling reference.
+                for (r, rule) in spec.rules.iter().enumerate() {
+                    for (i, backend) in rule.backend_refs.iter().enumerate() {
+                        if backend.group == ENVOY_GATEWAY_GROUP && backend.kind == "Backend" {
+                            let namespace =
+                                backend.namespace.as_deref().unwrap_or(&object.namespace);
+                            self.link(Ref {
+                                from: object,
+                                from_id: id,
+                                field: format!("spec.rules[{r}].backendRefs[{i}]"),
+                                kind: Kind::Backend,
+                                namespace,
+                                name: &backend.name,
+                                edge: Edge::Upstream,
+                            });
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -39,7 +39,7 @@ pub struct Exchange<'a> {
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never passed on, in either direction.
-const HOP_BY_HOP: &[&str] = &[
+pub(crate) const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -77,6 +77,7 @@ pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Bo
             rule.backends
                 .iter()
                 .filter(|b| b.weight > 0 && b.priority == *level),
+            |b| b.weight,
         ) else {
             continue;
         };
@@ -125,15 +126,18 @@ fn retriable(status: http::StatusCode) -> bool {
     status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS
 }
 
-/// A weighted random choice.
-fn pick<'a>(candidates: impl Iterator<Item = &'a BackendRef> + Clone) -> Option<&'a BackendRef> {
-    let total: u64 = candidates.clone().map(|b| u64::from(b.weight)).sum();
+/// A weighted random choice (`None` when no candidate has weight).
+pub(crate) fn pick<'a, T>(
+    candidates: impl Iterator<Item = &'a T> + Clone,
+    weight: impl Fn(&T) -> u32,
+) -> Option<&'a T> {
+    let total: u64 = candidates.clone().map(|b| u64::from(weight(b))).sum();
     if total == 0 {
         return None;
     }
     let mut point = fastrand::u64(0..total);
     candidates.into_iter().find(|b| {
-        let weight = u64::from(b.weight);
+        let weight = u64::from(weight(b));
         if point < weight {
             return true;
         }
@@ -172,7 +176,7 @@ async fn call(
     let body = request_body(exchange, reference, usage_chunk)?;
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let uri = upstream_uri(base, &upstream.prefix, exchange.parts.uri.path_and_query())?;
-    let mut request = Request::new(UpstreamBody::new(body));
+    let mut request = Request::new(UpstreamBody::full(body));
     *request.method_mut() = exchange.parts.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;

@@ -23,6 +23,8 @@ pub struct Generation {
     pub snapshot: Snapshot,
     /// Parallel to the table's backends.
     pub backends: Vec<Upstream>,
+    /// The backends of the plain HTTPRoutes' rules, `[route][rule][backend]`.
+    pub plain: Vec<Vec<Vec<PlainUpstream>>>,
     /// Unix seconds when it was loaded: the `created` of `/v1/models` entries whose route
     /// does not say.
     pub loaded_at: i64,
@@ -42,6 +44,16 @@ pub struct Upstream {
     pub client: Client,
     pub credential: Option<Credential>,
     pub credential_override: Option<CredentialOverride>,
+}
+
+/// A backend of a plain HTTPRoute rule.
+#[derive(Debug)]
+pub struct PlainUpstream {
+    pub name: Arc<str>,
+    pub weight: u32,
+    /// `scheme://host:port`, one per endpoint; empty when it has none (answered 500).
+    pub bases: Vec<String>,
+    pub client: Client,
 }
 
 /// What stops a backend from being called by this build.
@@ -100,6 +112,7 @@ impl Generation {
             .iter()
             .map(|b| upstream(b, secrets, clients))
             .collect::<Result<Vec<_>, _>>()?;
+        let plain = plain(&snapshot, secrets, clients)?;
         let loaded_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -107,25 +120,16 @@ impl Generation {
             number,
             snapshot,
             backends,
+            plain,
             loaded_at,
         })
     }
 }
 
-fn upstream(
-    backend: &aigw_table::Backend,
-    secrets: &Secrets,
-    clients: &Clients,
-) -> Result<Upstream, BuildError> {
-    let name: std::sync::Arc<str> = Arc::from(backend.name.as_str());
-    let mut unsupported = (backend.schema.name != "OpenAI").then_some(Unsupported::Schema);
-    let scheme = if backend.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let bases: Vec<String> = backend
-        .endpoints
+/// `scheme://host:port` of each endpoint that can be dialled (Unix sockets cannot, yet).
+fn bases(endpoints: &[Endpoint], tls: bool) -> Vec<String> {
+    let scheme = if tls { "https" } else { "http" };
+    endpoints
         .iter()
         .filter_map(|e| match e {
             Endpoint::Fqdn { hostname, port } => Some(format!("{scheme}://{hostname}:{port}")),
@@ -135,7 +139,74 @@ fn upstream(
             Endpoint::Ip { address, port } => Some(format!("{scheme}://{address}:{port}")),
             Endpoint::Unix { .. } => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The client for a backend: plain, or TLS as its BackendTLSPolicy says.
+fn client(
+    name: &str,
+    tls: Option<&aigw_table::Tls>,
+    secrets: &Secrets,
+    clients: &Clients,
+) -> Result<Client, BuildError> {
+    let Some(tls) = tls else {
+        return Ok(clients.plain());
+    };
+    let mut bundles = Vec::new();
+    for ca in &tls.ca_certificates {
+        let bundle = secrets
+            .lookup(&ca.namespace, &ca.name, "ca.crt")
+            .map_err(|missing| BuildError::Secret {
+                backend: name.to_owned(),
+                missing,
+            })?;
+        bundles.push(bundle);
+    }
+    let key = TlsKey {
+        server_name: tls.hostname.clone(),
+        system: tls.system_cas,
+        bundles,
+    };
+    clients.tls(&key).map_err(|e| BuildError::Tls {
+        backend: name.to_owned(),
+        reason: e.message.into_owned(),
+    })
+}
+
+/// The backends of every plain rule, `[route][rule][backend]`.
+fn plain(
+    snapshot: &Snapshot,
+    secrets: &Secrets,
+    clients: &Clients,
+) -> Result<Vec<Vec<Vec<PlainUpstream>>>, BuildError> {
+    let mut routes = Vec::new();
+    for route in &snapshot.table().http_routes {
+        let mut rules = Vec::with_capacity(route.rules.len());
+        for rule in &route.rules {
+            let mut backends = Vec::with_capacity(rule.backends.len());
+            for backend in &rule.backends {
+                backends.push(PlainUpstream {
+                    name: Arc::from(backend.name.as_str()),
+                    weight: backend.weight,
+                    bases: bases(&backend.endpoints, backend.tls.is_some()),
+                    client: client(&backend.name, backend.tls.as_ref(), secrets, clients)?,
+                });
+            }
+            rules.push(backends);
+        }
+        routes.push(rules);
+    }
+    Ok(routes)
+}
+
+fn upstream(
+    backend: &aigw_table::Backend,
+    secrets: &Secrets,
+    clients: &Clients,
+) -> Result<Upstream, BuildError> {
+    let name: std::sync::Arc<str> = Arc::from(backend.name.as_str());
+    let mut unsupported = (backend.schema.name != "OpenAI").then_some(Unsupported::Schema);
+    let bases = bases(&backend.endpoints, backend.tls.is_some());
     if bases.is_empty() {
         let unix = backend
             .endpoints
@@ -147,31 +218,7 @@ fn upstream(
             Unsupported::NoEndpoint
         }));
     }
-    let client = match &backend.tls {
-        None => clients.plain(),
-        Some(tls) => {
-            let mut bundles = Vec::new();
-            for ca in &tls.ca_certificates {
-                let bundle =
-                    secrets
-                        .lookup(&ca.namespace, &ca.name, "ca.crt")
-                        .map_err(|missing| BuildError::Secret {
-                            backend: name.to_string(),
-                            missing,
-                        })?;
-                bundles.push(bundle);
-            }
-            let key = TlsKey {
-                server_name: tls.hostname.clone(),
-                system: tls.system_cas,
-                bundles,
-            };
-            clients.tls(&key).map_err(|e| BuildError::Tls {
-                backend: name.to_string(),
-                reason: e.message.into_owned(),
-            })?
-        }
-    };
+    let client = client(&name, backend.tls.as_ref(), secrets, clients)?;
     let (mut credential, mut credential_override) = (None, None);
     if let Some(auth) = &backend.auth {
         let key_header = match &auth.method {

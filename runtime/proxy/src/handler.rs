@@ -95,21 +95,29 @@ async fn serve(
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let path = request.uri().path();
-    let Some(endpoint) = Endpoint::of(path) else {
-        return Err(ProxyError::unsupported_path(path));
+    // The AI API: its endpoints with the method it uses. Everything else is for the plain
+    // HTTPRoutes, and an AI request no AIGatewayRoute takes goes to them too.
+    let endpoint = Endpoint::of(path).filter(|e| {
+        let method = if *e == Endpoint::Models {
+            Method::GET
+        } else {
+            Method::POST
+        };
+        request.method() == method
+    });
+    let Some(endpoint) = endpoint else {
+        return plain_or(shared, generation, port, request, |request| {
+            let path = request.uri().path();
+            match Endpoint::of(path) {
+                Some(_) => ProxyError::method_not_allowed(request.method(), path),
+                None => ProxyError::unsupported_path(path),
+            }
+        })
+        .await;
     };
-    let host = host(&request).to_owned();
+    let host = host(request.headers(), request.uri()).to_owned();
     if endpoint == Endpoint::Models {
-        if request.method() != Method::GET {
-            return Err(ProxyError::method_not_allowed(request.method(), path));
-        }
         return Ok(models(generation, port, &host));
-    }
-    if request.method() != Method::POST {
-        return Err(ProxyError::method_not_allowed(
-            request.method(),
-            request.uri().path(),
-        ));
     }
     let (mut parts, incoming) = request.into_parts();
     let bytes = body::read(incoming, shared.config.body_limit).await?;
@@ -136,6 +144,13 @@ async fn serve(
         .map_err(|_| ProxyError::bad_request("the `model` field is not a valid header value"))?;
     parts.headers.insert(MODEL_HEADER, value);
     let Some((listener, selected)) = select(generation, port, &host, &parts.headers) else {
+        // No AI route for the model: a plain route may still take the request as it came.
+        parts.headers.remove(MODEL_HEADER);
+        let plain = plain_request(&parts, &host);
+        if let Some((_, selected)) = crate::plain::select(generation, port, &plain) {
+            let body = Body::full(bytes);
+            return crate::plain::send(shared, generation, selected, parts, body).await;
+        }
         return Ok(route_not_found());
     };
     let exchange = forward::Exchange {
@@ -150,13 +165,52 @@ async fn serve(
     forward::send(shared, exchange).await
 }
 
+/// Sends `request` to the plain route that takes it, or answers `otherwise`'s error.
+async fn plain_or(
+    shared: &Shared,
+    generation: &Generation,
+    port: u16,
+    request: Request<hyper::body::Incoming>,
+    otherwise: impl FnOnce(&Request<hyper::body::Incoming>) -> ProxyError,
+) -> Result<Response<Body>, ProxyError> {
+    let (parts, incoming) = request.into_parts();
+    let host = host(&parts.headers, &parts.uri);
+    let selected = crate::plain::select(generation, port, &plain_request(&parts, host))
+        .map(|(_, selected)| selected);
+    match selected {
+        Some(selected) => {
+            crate::plain::send(
+                shared,
+                generation,
+                selected,
+                parts,
+                crate::plain::streamed(incoming),
+            )
+            .await
+        }
+        None => Err(otherwise(&Request::from_parts(parts, incoming))),
+    }
+}
+
+fn plain_request<'a>(
+    parts: &'a http::request::Parts,
+    host: &'a str,
+) -> aigw_table::PlainRequest<'a> {
+    aigw_table::PlainRequest {
+        host,
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+    }
+}
+
 /// The `Host` (HTTP/1.1) or `:authority` (HTTP/2) of a request.
-fn host<B>(request: &Request<B>) -> &str {
-    request
-        .headers()
+fn host<'a>(headers: &'a http::HeaderMap, uri: &'a http::Uri) -> &'a str {
+    headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .or_else(|| uri.authority().map(|a| a.as_str()))
         .unwrap_or("")
 }
 

@@ -21,6 +21,7 @@ pub mod forward;
 pub mod generation;
 pub mod handler;
 pub mod metrics;
+pub mod plain;
 pub mod relay;
 pub mod reload;
 pub mod secrets;

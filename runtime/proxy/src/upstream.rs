@@ -6,7 +6,6 @@
 
 use crate::error::ProxyError;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -17,7 +16,7 @@ use std::time::Duration;
 
 /// The request body sent upstream: the whole (possibly rewritten) request body, reusable
 /// across attempts.
-pub type UpstreamBody = Full<Bytes>;
+pub type UpstreamBody = crate::body::Body;
 
 /// A pooled client.
 pub type Client = Pool<HttpsConnector<HttpConnector>, UpstreamBody>;

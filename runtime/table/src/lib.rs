@@ -7,13 +7,15 @@
 //! other way round, and a lean data-plane binary needs nothing else to serve.
 
 mod lookup;
+mod plain;
 pub mod schema;
 
 pub use lookup::{ListenerId, Selected, Snapshot, host_matches};
+pub use plain::{ProxySelected, Request as PlainRequest};
 pub use schema::*;
 
 /// The version this crate writes. Readers accept any table of the same major version.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 
 /// The body of the 404 when no rule takes a request (the reference's text, which users search
 /// for); the Gateway API and Envoy targets write it too.

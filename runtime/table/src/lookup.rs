@@ -32,10 +32,12 @@ pub struct Snapshot {
     matchers: Vec<Vec<Matcher>>,
     /// Per gateway, per listener: candidate match entries in order.
     candidates: Vec<Vec<Vec<u32>>>,
+    /// The plain HTTPRoutes' matches.
+    plain: crate::plain::PlainIndex,
 }
 
 #[derive(Debug)]
-enum Matcher {
+pub(crate) enum Matcher {
     Exact(http::HeaderName, String),
     Regex(http::HeaderName, Regex),
 }
@@ -49,20 +51,13 @@ impl Snapshot {
         for (i, entry) in table.matches.iter().enumerate() {
             let mut compiled = Vec::with_capacity(entry.headers.len());
             for (j, header) in entry.headers.iter().enumerate() {
-                let at = || format!("matches[{i}].headers[{j}]");
-                let name = http::HeaderName::from_bytes(header.name.as_bytes())
-                    .map_err(|e| invalid(at(), format!("header name `{}`: {e}", header.name)))?;
-                compiled.push(match header.kind {
-                    MatchKind::Exact => Matcher::Exact(name, header.value.clone()),
-                    MatchKind::RegularExpression => {
-                        let regex = Regex::new(&format!("^(?:{})$", header.value))
-                            .map_err(|e| invalid(at(), format!("regular expression: {e}")))?;
-                        Matcher::Regex(name, regex)
-                    }
-                });
+                compiled.push(Matcher::compile(header, || {
+                    format!("matches[{i}].headers[{j}]")
+                })?);
             }
             matchers.push(compiled);
         }
+        let plain = crate::plain::PlainIndex::new(&table)?;
         let candidates = table
             .gateways
             .iter()
@@ -84,6 +79,7 @@ impl Snapshot {
             table,
             matchers,
             candidates,
+            plain,
         })
     }
 
@@ -182,8 +178,49 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The first plain HTTPRoute rule, in precedence order, that takes `request` on `listener`.
+    pub fn select_plain(
+        &self,
+        listener: ListenerId,
+        request: &crate::plain::Request<'_>,
+    ) -> Option<crate::plain::ProxySelected<'_>> {
+        let listener_host = self
+            .table
+            .gateways
+            .get(listener.gateway)?
+            .listeners
+            .get(listener.listener)?
+            .hostname
+            .as_deref();
+        if listener_host.is_some_and(|pattern| !host_matches(pattern, strip_port(request.host))) {
+            return None;
+        }
+        self.plain.select(&self.table, listener, request)
+    }
+
+    /// Whether any plain HTTPRoute attaches to `listener`.
+    pub fn serves_plain(&self, listener: ListenerId) -> bool {
+        self.plain.serves(listener)
+    }
+}
+
 impl Matcher {
-    fn matches(&self, headers: &http::HeaderMap) -> bool {
+    pub(crate) fn compile(
+        header: &HeaderMatch,
+        at: impl Fn() -> String,
+    ) -> Result<Self, TableError> {
+        let name = http::HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|e| invalid(at(), format!("header name `{}`: {e}", header.name)))?;
+        Ok(match header.kind {
+            MatchKind::Exact => Matcher::Exact(name, header.value.clone()),
+            MatchKind::RegularExpression => {
+                Matcher::Regex(name, crate::plain::full_match(&header.value, at)?)
+            }
+        })
+    }
+
+    pub(crate) fn matches(&self, headers: &http::HeaderMap) -> bool {
         match self {
             Matcher::Exact(name, value) => headers
                 .get_all(name)
@@ -197,7 +234,7 @@ impl Matcher {
     }
 }
 
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     // `[v6]:port`, `name:port`, or bare.
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);

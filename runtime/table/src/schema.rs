@@ -32,6 +32,15 @@ pub struct Table {
     pub backends: Vec<Backend>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quotas: Vec<Quota>,
+    /// Plain HTTPRoutes on the same Gateways, served as a reverse proxy, sorted by name
+    /// (since 1.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_routes: Vec<HttpRoute>,
+    /// Every rule match of every HTTPRoute, in the order they are tried (Gateway API
+    /// precedence: exact path, regular expression, longest prefix, method, most headers, most
+    /// query parameters, then route name and rule order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_matches: Vec<HttpMatchEntry>,
 }
 
 /// A Gateway: where to listen, and its GatewayConfig.
@@ -87,12 +96,88 @@ impl Route {
     /// Whether the route serves `listener` of `gateways[gateway]` (its parentRefs' gateway,
     /// sectionName and port).
     pub fn attaches(&self, gateway: usize, listener: &Listener) -> bool {
-        self.parents.iter().any(|p| {
-            p.gateway == gateway
-                && p.section_name.as_deref().is_none_or(|s| s == listener.name)
-                && p.port.is_none_or(|port| port == listener.port)
-        })
+        attaches(&self.parents, gateway, listener)
     }
+}
+
+fn attaches(parents: &[Parent], gateway: usize, listener: &Listener) -> bool {
+    parents.iter().any(|p| {
+        p.gateway == gateway
+            && p.section_name.as_deref().is_none_or(|s| s == listener.name)
+            && p.port.is_none_or(|port| port == listener.port)
+    })
+}
+
+/// A plain HTTPRoute: requests it matches are proxied as they are (no model, no translation).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpRoute {
+    pub name: String,
+    pub parents: Vec<Parent>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    pub rules: Vec<HttpRule>,
+}
+
+impl HttpRoute {
+    /// As [`Route::attaches`].
+    pub fn attaches(&self, gateway: usize, listener: &Listener) -> bool {
+        attaches(&self.parents, gateway, listener)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpRule {
+    /// Chosen by weight; a rule with none (or only zero weights) answers 500, as Gateway API
+    /// says of a rule whose backends are all invalid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<ProxyBackend>,
+    /// The rule's `timeouts.request`; none means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// Where a plain rule proxies to: an Envoy Gateway Backend, or a Service by its cluster name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProxyBackend {
+    /// `namespace/name` of the Backend or Service.
+    pub name: String,
+    pub weight: u32,
+    pub endpoints: Vec<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+}
+
+/// One entry of the plain routes' match order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpMatchEntry {
+    /// Index into `http_routes`.
+    pub route: usize,
+    pub rule: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatch>,
+    /// Upper case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatch>,
+    /// Compared with the raw (not percent-decoded) query parameter; names are case-sensitive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<HeaderMatch>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PathMatch {
+    #[serde(rename = "type")]
+    pub kind: PathKind,
+    pub value: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PathKind {
+    Exact,
+    /// Element-wise: `/a` takes `/a` and `/a/b`, not `/ab`.
+    PathPrefix,
+    RegularExpression,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -157,7 +157,7 @@ fn backend(ir: &Ir, id: NodeId, object: &Object) -> t::Backend {
     backend
 }
 
-fn endpoints(upstream: &Object) -> Vec<t::Endpoint> {
+pub(crate) fn endpoints(upstream: &Object) -> Vec<t::Endpoint> {
     let Some(Spec::Backend(spec)) = &upstream.spec else {
         return Vec::new();
     };
@@ -185,7 +185,7 @@ fn endpoints(upstream: &Object) -> Vec<t::Endpoint> {
 }
 
 /// The first BackendTLSPolicy (by name) that targets the Envoy Gateway Backend.
-fn tls(ir: &Ir, upstream: Option<NodeId>) -> Option<t::Tls> {
+pub(crate) fn tls(ir: &Ir, upstream: Option<NodeId>) -> Option<t::Tls> {
     let policy = ir
         .sources(upstream?, |e| e == Edge::Targets)
         .into_iter()

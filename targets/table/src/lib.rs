@@ -11,13 +11,15 @@
 //!   reference generates (every rule matches the path prefix `/`): more header matches first,
 //!   then route namespace/name, then rule and match order (creation time, the first tie-break
 //!   in Kubernetes, does not exist in a Git repository);
+//! - plain HTTPRoutes on the same Gateways go into their own match list (see `plain`);
 //! - the header and body mutations of a route's backendRef are merged over the AIServiceBackend's:
 //!   the route's `set` wins for a name both set; `remove` lists are united.
 
 mod backends;
+mod plain;
 
 use aigw_ir::{Edge, Ir, Key, NodeId};
-use aigw_syntax::model::{AIGatewayRouteSpec, HeaderMatchType, LlmRequestCost, RouteRule};
+use aigw_syntax::model::{HeaderMatchType, LlmRequestCost, ParentReference, RouteRule};
 use aigw_syntax::values::{parse_duration, parse_rfc3339};
 use aigw_syntax::{Kind, Object, Spec};
 use aigw_table as t;
@@ -45,7 +47,7 @@ pub fn table(ir: &Ir) -> t::Table {
         let Some(Spec::AIGatewayRoute(spec)) = &object.spec else {
             continue;
         };
-        let parents = parents(ir, id, object, spec, &gateway_index);
+        let parents = parents(ir, id, object, &spec.parent_refs, &gateway_index);
         if parents.is_empty() {
             continue;
         }
@@ -70,6 +72,7 @@ pub fn table(ir: &Ir) -> t::Table {
     }
     // Stable: ties keep route, rule and match order.
     matches.sort_by_key(|m: &t::MatchEntry| std::cmp::Reverse(m.headers.len()));
+    let (http_routes, http_matches) = plain::routes(ir, &gateway_index);
     let (backends, backend_index, refs) = backends.finish();
     backends::renumber(&mut routes, &refs, &backend_index);
     t::Table {
@@ -79,6 +82,8 @@ pub fn table(ir: &Ir) -> t::Table {
         matches,
         quotas: quotas(ir, &backend_index),
         backends,
+        http_routes,
+        http_matches,
     }
 }
 
@@ -144,11 +149,11 @@ fn gateways(ir: &Ir) -> Vec<(NodeId, t::Gateway)> {
 }
 
 /// The parentRefs of a route that resolved to a Gateway in the table.
-fn parents(
+pub(crate) fn parents(
     ir: &Ir,
     id: NodeId,
     object: &Object,
-    spec: &AIGatewayRouteSpec,
+    parent_refs: &[ParentReference],
     gateway_index: &HashMap<NodeId, usize>,
 ) -> Vec<t::Parent> {
     let linked: Vec<NodeId> = ir
@@ -156,7 +161,7 @@ fn parents(
         .into_iter()
         .map(|(_, g)| g)
         .collect();
-    spec.parent_refs
+    parent_refs
         .iter()
         .filter_map(|p| {
             let namespace = p.namespace.as_deref().unwrap_or(&object.namespace);

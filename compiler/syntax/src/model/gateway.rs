@@ -81,13 +81,14 @@ pub struct HttpRouteSpec {
     pub use_default_gateways: Option<String>,
 }
 
-/// One HTTPRoute rule; matches and filters are carried opaque.
+/// One HTTPRoute rule; filters, retry and session persistence are carried opaque.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteRule {
     pub name: Option<String>,
     #[serde(default)]
-    pub matches: Vec<serde_json::Value>,
+    #[schemars(length(max = 64))]
+    pub matches: Vec<HttpRouteMatch>,
     #[serde(default)]
     pub filters: Vec<serde_json::Value>,
     #[serde(default)]
@@ -95,6 +96,85 @@ pub struct HttpRouteRule {
     pub timeouts: Option<serde_json::Value>,
     pub retry: Option<serde_json::Value>,
     pub session_persistence: Option<serde_json::Value>,
+}
+
+/// Gateway API `HTTPRouteMatch`: every present condition must hold.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRouteMatch {
+    pub path: Option<HttpPathMatch>,
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub headers: Vec<HttpValueMatch>,
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub query_params: Vec<HttpValueMatch>,
+    pub method: Option<HttpMethod>,
+}
+
+/// Gateway API `HTTPPathMatch` (type `PathPrefix` and value `/` by default).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpPathMatch {
+    #[serde(rename = "type", default)]
+    pub match_type: PathMatchType,
+    #[serde(default = "root_path")]
+    #[schemars(length(max = 1024))]
+    pub value: String,
+}
+
+fn root_path() -> String {
+    "/".to_owned()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum PathMatchType {
+    Exact,
+    #[default]
+    PathPrefix,
+    RegularExpression,
+}
+
+/// Gateway API `HTTPHeaderMatch` and `HTTPQueryParamMatch` (type `Exact` by default).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpValueMatch {
+    #[serde(rename = "type", default)]
+    pub match_type: crate::model::route::HeaderMatchType,
+    #[schemars(length(min = 1, max = 256))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 4096))]
+    pub value: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Connect,
+    Options,
+    Trace,
+    Patch,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Connect => "CONNECT",
+            HttpMethod::Options => "OPTIONS",
+            HttpMethod::Trace => "TRACE",
+            HttpMethod::Patch => "PATCH",
+        }
+    }
 }
 
 /// The `spec` of a ReferenceGrant.

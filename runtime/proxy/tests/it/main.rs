@@ -8,6 +8,7 @@
 )]
 
 mod harness;
+mod plain;
 mod reload;
 mod routing;
 mod sdk;

@@ -1,0 +1,112 @@
+//! Plain HTTPRoutes: the Gateway's reverse-proxy side. A request that is not for the AI API (or
+//! that no AIGatewayRoute takes) is matched against the plain routes of its listener and passed
+//! to one backend of the rule, chosen by weight: body streamed both ways, no model, no
+//! translation, no retry (a streamed body cannot be replayed).
+//!
+//! As Envoy Gateway does by default, the client's `Host` is kept and only hop-by-hop headers
+//! are dropped; a rule whose chosen backend has no endpoint answers 500 (Gateway API's answer
+//! for an invalid backend), an unreachable one 502 and a rule timeout 504.
+
+use crate::Shared;
+use crate::body::{Body, BoxError};
+use crate::error::ProxyError;
+use crate::generation::Generation;
+use crate::relay::{self, Relay};
+use aigw_table::{ListenerId, PlainRequest, ProxySelected};
+use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Deadline of a rule without `timeouts.request`: none, in practice.
+const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The plain rule that takes the request among the listeners on `port`.
+pub fn select<'g>(
+    generation: &'g Generation,
+    port: u16,
+    request: &PlainRequest<'_>,
+) -> Option<(ListenerId, ProxySelected<'g>)> {
+    let snapshot = &generation.snapshot;
+    snapshot
+        .listeners()
+        .filter(|(_, _, l)| l.port == port)
+        .find_map(|(id, _, _)| snapshot.select_plain(id, request).map(|s| (id, s)))
+}
+
+/// Proxies the request to a backend of `selected`.
+pub async fn send(
+    shared: &Shared,
+    generation: &Generation,
+    selected: ProxySelected<'_>,
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<Response<Body>, ProxyError> {
+    let backends = generation
+        .plain
+        .get(selected.route_index)
+        .and_then(|rules| rules.get(selected.rule_index))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let Some(upstream) = crate::forward::pick(backends.iter(), |b| b.weight) else {
+        return Err(ProxyError::internal(format!(
+            "route `{}` has no backend to send to",
+            selected.route.name
+        )));
+    };
+    let base = match upstream.bases.len() {
+        0 => {
+            return Err(ProxyError::internal(format!(
+                "backend `{}` of route `{}` has no endpoint",
+                upstream.name, selected.route.name
+            )));
+        }
+        n => &upstream.bases[fastrand::usize(0..n)],
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri: Uri = format!("{base}{path}")
+        .parse()
+        .map_err(|_| ProxyError::bad_request("the request path cannot be forwarded"))?;
+    let mut headers = parts.headers;
+    for name in crate::forward::HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    let timeout = selected.rule.request_timeout_ms.map(Duration::from_millis);
+    let deadline = Instant::now() + timeout.unwrap_or(NO_TIMEOUT);
+    let response = match tokio::time::timeout_at(deadline, upstream.client.request(request)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => {
+            shared.metrics.attempt("failed");
+            return Err(ProxyError::bad_gateway(format!(
+                "backend `{}`: {}",
+                upstream.name,
+                crate::upstream::describe(&error)
+            )));
+        }
+        Err(_) => return Err(ProxyError::timeout("the request timed out")),
+    };
+    shared.metrics.attempt("answered");
+    let (mut parts, incoming) = response.into_parts();
+    for name in crate::forward::HOP_BY_HOP {
+        parts.headers.remove(*name);
+    }
+    let relay = Relay::new(
+        incoming,
+        relay::Mode::Whole,
+        false,
+        deadline,
+        None,
+        shared.metrics.clone(),
+        upstream.name.clone(),
+    );
+    Ok(Response::from_parts(parts, Body::stream(relay)))
+}
+
+/// The client's request body, streamed to the upstream.
+pub fn streamed(incoming: hyper::body::Incoming) -> Body {
+    Body::stream(incoming.map_err(|e| Box::new(e) as BoxError))
+}

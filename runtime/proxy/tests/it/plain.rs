@@ -1,0 +1,136 @@
+//! Plain HTTPRoutes on the AI Gateway's listener: path (exact, segment prefix), method, header
+//! and query parameter matches in Gateway API precedence, weights, streamed bodies, the
+//! client's own headers passed through, rule timeouts, and AI requests no AIGatewayRoute takes
+//! falling through to a plain route.
+
+use crate::harness::{Harness, chat_body};
+use aigw_testkit::Behavior;
+use bytes::Bytes;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_routes_proxy_by_path_method_header_and_query() {
+    let gw = Harness::start().await;
+    let auth = [("authorization", "Bearer client-own")];
+    let reply = gw
+        .send("GET", &gw.url("/api/items?page=2"), Bytes::new(), &auth)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["upstream"], "a");
+    let seen = gw.a.last().expect("a got it");
+    assert_eq!(seen.uri, "/api/items?page=2");
+    assert_eq!(seen.method, http::Method::GET);
+    // A plain proxy: the client's credentials and host go through, no key is injected.
+    assert_eq!(seen.header("authorization"), Some("Bearer client-own"));
+    let host = seen.authority.clone().unwrap_or_default();
+    assert_eq!(host, gw.runtime.addr(8080).expect("8080").to_string());
+    assert_eq!(seen.header("x-ai-eg-model"), None);
+
+    // An exact path with a method beats the prefix; without the method, the prefix takes it.
+    let reply = gw
+        .send("DELETE", &gw.url("/api/special"), Bytes::new(), &[])
+        .await;
+    assert_eq!(reply.json()["upstream"], "b", "{}", reply.text());
+    let reply = gw
+        .send("GET", &gw.url("/api/special"), Bytes::new(), &[])
+        .await;
+    assert_eq!(reply.json()["upstream"], "a");
+
+    // Prefixes match whole segments.
+    let reply = gw.send("GET", &gw.url("/apis"), Bytes::new(), &[]).await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
+    assert!(
+        reply.text().contains("unsupported path"),
+        "{}",
+        reply.text()
+    );
+
+    // Headers (names without case) and query parameters (a regular expression).
+    let reply = gw
+        .send(
+            "GET",
+            &gw.url("/tier/x"),
+            Bytes::new(),
+            &[("x-tier", "gold")],
+        )
+        .await;
+    assert_eq!(reply.json()["upstream"], "b");
+    let reply = gw
+        .send("GET", &gw.url("/tier/x?v=42"), Bytes::new(), &[])
+        .await;
+    assert_eq!(reply.json()["upstream"], "c");
+    let reply = gw
+        .send("GET", &gw.url("/tier/x?v=new"), Bytes::new(), &[])
+        .await;
+    assert_eq!(reply.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_weights_split_traffic_and_bodies_stream_through() {
+    let gw = Harness::start().await;
+    for _ in 0..200 {
+        let reply = gw.send("GET", &gw.url("/split"), Bytes::new(), &[]).await;
+        assert_eq!(reply.status, 200);
+    }
+    let (a, b) = (gw.a.count(), gw.b.count());
+    assert_eq!(a + b, 200);
+    assert!((60..=140).contains(&a), "1:1 split gave a={a} b={b}");
+
+    // A body over the AI body limit is not the plain proxy's business: it streams through whole.
+    gw.a.clear();
+    let big = Bytes::from(vec![b'x'; 3 << 20]);
+    let reply = gw
+        .send(
+            "PUT",
+            &gw.url("/api/upload"),
+            big.clone(),
+            &[("content-type", "application/octet-stream")],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(gw.a.last().expect("a got it").body, big);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_rule_timeouts_and_ai_requests_without_an_ai_route() {
+    let gw = Harness::start().await;
+    gw.c.set_behavior(Behavior {
+        delay: Duration::from_secs(2),
+        ..Behavior::default()
+    });
+    let reply = gw.send("GET", &gw.url("/slow"), Bytes::new(), &[]).await;
+    assert_eq!(reply.status, 504, "{}", reply.text());
+
+    // No AIGatewayRoute serves `nope`: with the header of the plain rule, the request goes there
+    // as it came (no model header, no key, the body untouched); without it, the reference's 404.
+    let body = chat_body("nope");
+    let reply = gw
+        .post("/v1/chat/completions", body.clone(), &[("x-plain", "yes")])
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = gw.b.last().expect("b got it");
+    assert_eq!(seen.json(), body);
+    assert_eq!(seen.header("x-ai-eg-model"), None);
+    assert_eq!(seen.header("authorization"), None);
+    let reply = gw.post("/v1/chat/completions", body, &[]).await;
+    assert_eq!(reply.status, 404);
+    assert!(
+        reply.text().contains("No matching route"),
+        "{}",
+        reply.text()
+    );
+
+    // A model an AI route serves still goes the AI way, header or not.
+    let reply = gw
+        .post(
+            "/v1/chat/completions",
+            chat_body("gpt-a"),
+            &[("x-plain", "yes")],
+        )
+        .await;
+    assert_eq!(reply.header("x-mock-upstream"), Some("a"));
+    assert_eq!(
+        gw.a.last().expect("a").header("authorization"),
+        Some("Bearer sk-a-secret")
+    );
+}
