@@ -381,7 +381,7 @@ fn respond(
         incoming,
         mode,
         usage,
-        deadline,
+        Some(deadline),
         idle,
         shared.metrics.clone(),
         upstream.name.clone(),

@@ -18,9 +18,6 @@ use http_body_util::BodyExt;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Deadline of a rule without `timeouts.request`: none, in practice.
-const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
-
 /// The plain rule that takes the request among the listeners on `port`.
 pub fn select<'g>(
     generation: &'g Generation,
@@ -75,20 +72,25 @@ pub async fn send(
     *request.method_mut() = parts.method;
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
-    let timeout = selected.rule.request_timeout_ms.map(Duration::from_millis);
-    let deadline = Instant::now() + timeout.unwrap_or(NO_TIMEOUT);
-    let response = match tokio::time::timeout_at(deadline, upstream.client.request(request)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => {
-            shared.metrics.attempt("failed");
-            return Err(ProxyError::bad_gateway(format!(
-                "backend `{}`: {}",
-                upstream.name,
-                crate::upstream::describe(&error)
-            )));
-        }
-        Err(_) => return Err(ProxyError::timeout("the request timed out")),
+    let deadline = selected
+        .rule
+        .request_timeout_ms
+        .map(|ms| Instant::now() + Duration::from_millis(ms));
+    let answer = upstream.client.request(request);
+    let answer = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, answer)
+            .await
+            .map_err(|_| ProxyError::timeout("the request timed out"))?,
+        None => answer.await,
     };
+    let response = answer.map_err(|error| {
+        shared.metrics.attempt("failed");
+        ProxyError::bad_gateway(format!(
+            "backend `{}`: {}",
+            upstream.name,
+            crate::upstream::describe(&error)
+        ))
+    })?;
     shared.metrics.attempt("answered");
     let (mut parts, incoming) = response.into_parts();
     for name in crate::forward::HOP_BY_HOP {

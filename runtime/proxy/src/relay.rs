@@ -38,7 +38,8 @@ pub struct Relay {
     /// The body so far (whole mode, while scanning) or the unfinished event (events mode).
     held: BytesMut,
     usage: Option<Usage>,
-    deadline: Pin<Box<Sleep>>,
+    /// The rule's request deadline; none for a plain route without `timeouts.request`.
+    deadline: Option<Pin<Box<Sleep>>>,
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
     metrics: Metrics,
     backend: Arc<str>,
@@ -50,7 +51,7 @@ impl Relay {
         inner: hyper::body::Incoming,
         mode: Mode,
         scan: bool,
-        deadline: Instant,
+        deadline: Option<Instant>,
         idle: Option<Duration>,
         metrics: Metrics,
         backend: Arc<str>,
@@ -61,7 +62,7 @@ impl Relay {
             scan,
             held: BytesMut::new(),
             usage: None,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
             idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
             metrics,
             backend,
@@ -120,7 +121,9 @@ impl http_body::Body for Relay {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
-            if this.deadline.as_mut().poll(cx).is_ready() {
+            if let Some(deadline) = &mut this.deadline
+                && deadline.as_mut().poll(cx).is_ready()
+            {
                 return Poll::Ready(Some(Err(
                     "the request timed out while the response was being relayed".into(),
                 )));

@@ -58,23 +58,9 @@ impl Snapshot {
             matchers.push(compiled);
         }
         let plain = crate::plain::PlainIndex::new(&table)?;
-        let candidates = table
-            .gateways
-            .iter()
-            .enumerate()
-            .map(|(g, gateway)| {
-                gateway
-                    .listeners
-                    .iter()
-                    .map(|listener| {
-                        (0..table.matches.len())
-                            .filter(|&m| table.routes[table.matches[m].route].attaches(g, listener))
-                            .map(|m| m as u32)
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
+        let candidates = per_listener(&table, table.matches.len(), |m| {
+            &table.routes[table.matches[m].route].parents
+        });
         Ok(Snapshot {
             table,
             matchers,
@@ -198,11 +184,6 @@ impl Snapshot {
         }
         self.plain.select(&self.table, listener, request)
     }
-
-    /// Whether any plain HTTPRoute attaches to `listener`.
-    pub fn serves_plain(&self, listener: ListenerId) -> bool {
-        self.plain.serves(listener)
-    }
 }
 
 impl Matcher {
@@ -232,6 +213,32 @@ impl Matcher {
                 .any(|v| v.to_str().is_ok_and(|v| regex.is_match(v))),
         }
     }
+}
+
+/// Per gateway, per listener: the entries `0..count` whose route (its `parents`) attaches to
+/// that listener, in entry order.
+pub(crate) fn per_listener<'t>(
+    table: &'t Table,
+    count: usize,
+    parents: impl Fn(usize) -> &'t [Parent],
+) -> Vec<Vec<Vec<u32>>> {
+    table
+        .gateways
+        .iter()
+        .enumerate()
+        .map(|(g, gateway)| {
+            gateway
+                .listeners
+                .iter()
+                .map(|listener| {
+                    (0..count)
+                        .filter(|&m| attaches(parents(m), g, listener))
+                        .map(|m| m as u32)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
 }
 
 pub(crate) fn strip_port(host: &str) -> &str {

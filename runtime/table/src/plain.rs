@@ -52,37 +52,13 @@ impl PlainIndex {
         for (m, entry) in table.http_matches.iter().enumerate() {
             matchers.push(compile(m, entry)?);
         }
-        let candidates = table
-            .gateways
-            .iter()
-            .enumerate()
-            .map(|(g, gateway)| {
-                gateway
-                    .listeners
-                    .iter()
-                    .map(|listener| {
-                        (0..table.http_matches.len())
-                            .filter(|&m| {
-                                table.http_routes[table.http_matches[m].route].attaches(g, listener)
-                            })
-                            .map(|m| m as u32)
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
+        let candidates = crate::lookup::per_listener(table, table.http_matches.len(), |m| {
+            &table.http_routes[table.http_matches[m].route].parents
+        });
         Ok(PlainIndex {
             matchers,
             candidates,
         })
-    }
-
-    /// Whether any plain route attaches to `listener`.
-    pub(crate) fn serves(&self, listener: ListenerId) -> bool {
-        self.candidates
-            .get(listener.gateway)
-            .and_then(|g| g.get(listener.listener))
-            .is_some_and(|c| !c.is_empty())
     }
 
     /// The first plain rule, in precedence order, that takes the request.

@@ -100,7 +100,7 @@ impl Route {
     }
 }
 
-fn attaches(parents: &[Parent], gateway: usize, listener: &Listener) -> bool {
+pub(crate) fn attaches(parents: &[Parent], gateway: usize, listener: &Listener) -> bool {
     parents.iter().any(|p| {
         p.gateway == gateway
             && p.section_name.as_deref().is_none_or(|s| s == listener.name)
@@ -116,13 +116,6 @@ pub struct HttpRoute {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
     pub rules: Vec<HttpRule>,
-}
-
-impl HttpRoute {
-    /// As [`Route::attaches`].
-    pub fn attaches(&self, gateway: usize, listener: &Listener) -> bool {
-        attaches(&self.parents, gateway, listener)
-    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -155,16 +155,17 @@ pub fn run(args: &[String]) -> Result<()> {
         "| path | first chunk p50 | first chunk p99 | whole stream p50 | largest gap between events |"
     );
     println!("|---|---:|---:|---:|---:|");
-    let direct_streams = Route {
-        name: "direct to the upstream",
-        port: paced_port,
-        pid: 0,
-    };
-    for path in [&direct_streams, &paths[1], &paths[2]] {
-        let s = streams(path.port, options.streams)?;
+    // Direct streams go to the paced upstream itself.
+    let stream_ports = [
+        (paths[0].name, paced_port),
+        (paths[1].name, paths[1].port),
+        (paths[2].name, paths[2].port),
+    ];
+    for (name, port) in stream_ports {
+        let s = streams(port, options.streams)?;
         println!(
             "| {} | {} | {} | {} | {} |",
-            path.name,
+            name,
             micros(percentile(&s.first, 50)),
             micros(percentile(&s.first, 99)),
             micros(percentile(&s.whole, 50)),
