@@ -1,0 +1,119 @@
+//! Requests: `testdata/translate/openai/<case>.json` → `<case>.<schema>.snap`, the upstream
+//! request (method, path, provider headers, body) or the error the client gets.
+
+use aigw_providers::{ClientApi, Operation, Schema, Target, Translation, translate};
+
+/// The schemas a chat completion is translated to (OpenAI itself passes through).
+const TRANSLATED: &[Schema] = &[
+    Schema::AzureOpenAI,
+    Schema::AWSBedrock,
+    Schema::Anthropic,
+    Schema::AWSAnthropic,
+    Schema::GCPAnthropic,
+];
+
+/// Which schemas each case covers. The README's provider table is this table.
+const CASES: &[(&str, &[Schema])] = &[
+    ("chat_basic", TRANSLATED),
+    ("chat_tools", TRANSLATED),
+    ("chat_vision_stream", TRANSLATED),
+    ("chat_image_url", TRANSLATED),
+    ("chat_json_schema", TRANSLATED),
+    ("chat_n2", TRANSLATED),
+    ("chat_unknown_field", TRANSLATED),
+    ("chat_temperature", TRANSLATED),
+    ("chat_tool_choice_none", TRANSLATED),
+    ("chat_malformed", TRANSLATED),
+    ("chat_thinking_conflict", TRANSLATED),
+    ("chat_top_k_nova", TRANSLATED),
+];
+
+fn target(schema: Schema) -> Target<'static> {
+    Target {
+        schema,
+        version: None,
+        gcp: Some(("my-project", "us-east5")),
+    }
+}
+
+fn render(schema: Schema, body: &[u8]) -> String {
+    let outcome = translate(
+        ClientApi::OpenAI,
+        Operation::ChatCompletions,
+        &target(schema),
+        body,
+    );
+    let value = match outcome {
+        Ok(Translation::Passthrough) => serde_json::json!({"passthrough": true}),
+        Ok(Translation::Translated {
+            request,
+            response: _,
+        }) => {
+            let body = match &request.body {
+                Some(b) => serde_json::from_slice(b).expect("translated bodies are JSON"),
+                None => serde_json::Value::String("(the client's body, unchanged)".into()),
+            };
+            let headers: serde_json::Map<_, _> = request
+                .headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
+                .collect();
+            serde_json::json!({"request": {"method": "POST", "path": request.path, "headers": headers, "body": body}})
+        }
+        Err(error) => {
+            serde_json::json!({"error": {"status": error.status(), "message": error.to_string()}})
+        }
+    };
+    crate::pretty(&value)
+}
+
+#[test]
+fn openai_chat_requests_translate_to_every_schema() {
+    let dir = crate::testdata().join("translate/openai");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .expect("testdata/translate/openai")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".json").map(str::to_owned)
+        })
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = CASES.iter().map(|(c, _)| (*c).to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "every case file is in CASES and every CASES entry has a file"
+    );
+    for (case, schemas) in CASES {
+        let input = dir.join(format!("{case}.json"));
+        let body = std::fs::read(&input).expect("case");
+        for schema in *schemas {
+            let name = format!("{case}.{}", schema.as_str().to_ascii_lowercase());
+            crate::snapshot(&dir, &input, &name, &render(*schema, &body));
+        }
+    }
+}
+
+#[test]
+fn openai_passes_through_untouched() {
+    let outcome = translate(
+        ClientApi::OpenAI,
+        Operation::ChatCompletions,
+        &target(Schema::OpenAI),
+        b"not even json",
+    );
+    assert!(matches!(outcome, Ok(Translation::Passthrough)));
+}
+
+#[test]
+fn gcp_backends_without_project_and_region_are_a_configuration_error() {
+    let body = br#"{"model":"claude","messages":[{"role":"user","content":"hi"}]}"#;
+    let target = Target {
+        schema: Schema::GCPAnthropic,
+        version: None,
+        gcp: None,
+    };
+    let error = translate(ClientApi::OpenAI, Operation::ChatCompletions, &target, body)
+        .expect_err("no project");
+    assert_eq!(error.status(), 500);
+}

@@ -1,0 +1,225 @@
+//! Answers: the canned provider replies of `testdata/upstream/<provider>/` translated back
+//! to the OpenAI API, as `<case>.openai.snap` beside each reply. Streams are fed whole and
+//! byte by byte (every split point, through multi-byte characters) and must come out the same.
+
+use aigw_providers::{ClientApi, Ids, Operation, ResponseTranslator, Schema, Target, Translation};
+use aws_smithy_eventstream::frame::write_message_to;
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use base64::Engine as _;
+use bytes::BytesMut;
+use std::path::Path;
+
+fn ids() -> Ids {
+    Ids {
+        id: "chatcmpl-test".into(),
+        created: 1_700_000_000,
+    }
+}
+
+/// The response translator of a chat completion sent to `schema`.
+fn translator(schema: Schema, stream: bool) -> ResponseTranslator {
+    let body = serde_json::json!({
+        "model": "claude-sonnet-4-5",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": stream,
+        "stream_options": {"include_usage": true},
+    });
+    let target = Target {
+        schema,
+        version: None,
+        gcp: Some(("p", "r")),
+    };
+    let body = serde_json::to_vec(&body).expect("json");
+    match aigw_providers::translate(
+        ClientApi::OpenAI,
+        Operation::ChatCompletions,
+        &target,
+        &body,
+    ) {
+        Ok(Translation::Translated { response, .. }) => response,
+        other => panic!("{schema:?} translates chat completions: {other:?}"),
+    }
+}
+
+fn files(dir: &Path, extension: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("testdata dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .expect("stem")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A whole body, or an error body with the status the fixture's name implies.
+fn whole(translator: &ResponseTranslator, path: &Path, error_type: Option<&str>) -> String {
+    let body = std::fs::read(path).expect("fixture");
+    let name = stem(path);
+    let value = if name.starts_with("error_") {
+        let status = if name.contains("overloaded") {
+            529
+        } else {
+            400
+        };
+        let out = translator.error(status, error_type, &body);
+        serde_json::json!({"status": status, "body": serde_json::from_slice::<serde_json::Value>(&out).expect("json")})
+    } else {
+        let (out, usage) = translator.response(&body, &ids()).expect("translates");
+        serde_json::json!({
+            "body": serde_json::from_slice::<serde_json::Value>(&out).expect("json"),
+            "usage_seen": format!("{usage:?}"),
+        })
+    };
+    crate::pretty(&value)
+}
+
+/// Feeds `stream` in the given pieces; returns the client's bytes and the usage seen.
+fn feed(translator: &ResponseTranslator, pieces: &[&[u8]]) -> (String, String) {
+    let mut stream = translator.stream(ids());
+    let mut out = BytesMut::new();
+    for piece in pieces {
+        stream.feed(piece, &mut out);
+    }
+    stream.finish(&mut out);
+    let usage = format!("{:?}", stream.usage());
+    (String::from_utf8(out.to_vec()).expect("utf-8 out"), usage)
+}
+
+/// Every split of `stream` into two pieces, and one byte at a time, gives `whole`.
+fn assert_split_invariant(
+    translator: &ResponseTranslator,
+    stream: &[u8],
+    whole: &(String, String),
+) {
+    for at in 0..=stream.len() {
+        let (a, b) = stream.split_at(at);
+        assert_eq!(&feed(translator, &[a, b]), whole, "split at byte {at}");
+    }
+    let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+    assert_eq!(&feed(translator, &bytes), whole, "one byte at a time");
+}
+
+fn transcript(out: &(String, String)) -> String {
+    format!("{}--- usage seen: {}\n", out.0, out.1)
+}
+
+fn frame(headers: &[(&str, &str)], payload: Vec<u8>) -> Vec<u8> {
+    let mut message = Message::new(payload);
+    for (name, value) in headers {
+        message = message.add_header(Header::new(
+            (*name).to_owned(),
+            HeaderValue::String((*value).to_owned().into()),
+        ));
+    }
+    let mut out = Vec::new();
+    write_message_to(&message, &mut out).expect("encodes");
+    out
+}
+
+/// The SSE events of an Anthropic stream as Bedrock's `invoke-with-response-stream` sends
+/// them: `chunk` events wrapping each event's JSON in base64.
+fn wrapped_for_bedrock(sse: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in sse.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        let bytes = base64::engine::general_purpose::STANDARD.encode(line);
+        let payload = serde_json::json!({"bytes": bytes}).to_string().into_bytes();
+        out.extend(frame(
+            &[
+                (":message-type", "event"),
+                (":event-type", "chunk"),
+                (":content-type", "application/json"),
+            ],
+            payload,
+        ));
+    }
+    out
+}
+
+/// The frames a `.jsonl` fixture describes: `{"event", "payload"}` or `{"exception", "payload"}`.
+fn event_stream(jsonl: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in jsonl.lines().filter(|l| !l.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line).expect("jsonl");
+        let payload = value["payload"].to_string().into_bytes();
+        let headers = match (value["event"].as_str(), value["exception"].as_str()) {
+            (Some(event), _) => vec![(":message-type", "event"), (":event-type", event)],
+            (_, Some(kind)) => vec![(":message-type", "exception"), (":exception-type", kind)],
+            _ => panic!("a frame is an event or an exception: {line}"),
+        };
+        out.extend(frame(&headers, payload));
+    }
+    out
+}
+
+#[test]
+fn anthropic_answers_translate_to_openai() {
+    let dir = crate::testdata().join("upstream/anthropic");
+    let plain = translator(Schema::Anthropic, false);
+    for path in files(&dir, "json") {
+        let name = format!("{}.openai", stem(&path));
+        crate::snapshot(&dir, &path, &name, &whole(&plain, &path, None));
+    }
+    let sse = translator(Schema::Anthropic, true);
+    let bedrock = translator(Schema::AWSAnthropic, true);
+    for path in files(&dir, "sse") {
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        let out = feed(&sse, &[text.as_bytes()]);
+        assert_split_invariant(&sse, text.as_bytes(), &out);
+        // The same events inside Bedrock's event stream (AWSAnthropic) read the same, except
+        // that a stream cut short has no half event left to notice.
+        let framed = wrapped_for_bedrock(&text);
+        assert_eq!(
+            feed(&bedrock, &[&framed]),
+            out,
+            "{} through Bedrock framing",
+            path.display()
+        );
+        let name = format!("{}.openai", stem(&path));
+        crate::snapshot(&dir, &path, &name, &transcript(&out));
+    }
+}
+
+#[test]
+fn bedrock_answers_translate_to_openai() {
+    let dir = crate::testdata().join("upstream/bedrock");
+    let plain = translator(Schema::AWSBedrock, false);
+    for path in files(&dir, "json") {
+        let name = format!("{}.openai", stem(&path));
+        let header = "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/";
+        crate::snapshot(&dir, &path, &name, &whole(&plain, &path, Some(header)));
+    }
+    let streaming = translator(Schema::AWSBedrock, true);
+    for path in files(&dir, "jsonl") {
+        let frames = event_stream(&std::fs::read_to_string(&path).expect("fixture"));
+        let out = feed(&streaming, &[&frames]);
+        assert_split_invariant(&streaming, &frames, &out);
+        let name = format!("{}.openai", stem(&path));
+        crate::snapshot(&dir, &path, &name, &transcript(&out));
+    }
+}
+
+#[test]
+fn unreadable_answers_are_502_bodies_not_panics() {
+    for schema in [Schema::Anthropic, Schema::AWSBedrock, Schema::AWSAnthropic] {
+        let t = translator(schema, false);
+        let error = t
+            .response(b"<html>oops</html>", &ids())
+            .expect_err("not a response");
+        let value: serde_json::Value = serde_json::from_slice(&error).expect("json");
+        assert_eq!(value["error"]["type"], "upstream_error", "{schema:?}");
+        let body = t.error(503, None, b"<html>Service Unavailable</html>");
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(
+            value["error"]["message"],
+            "<html>Service Unavailable</html>"
+        );
+        assert_eq!(value["error"]["code"], "503");
+    }
+}
