@@ -98,7 +98,7 @@ pub enum Error {
     },
     /// This build has no translation for the pair (501).
     #[error(
-        "the `{schema}` backend cannot serve {operation:?} requests from this client API in this build"
+        "the `{schema}` backend cannot serve `{}` requests in this build", operation.path()
     )]
     Untranslated {
         schema: &'static str,

@@ -29,6 +29,20 @@ pub enum Operation {
     Other,
 }
 
+impl Operation {
+    /// The client path, for messages.
+    pub fn path(self) -> &'static str {
+        match self {
+            Operation::ChatCompletions => "/v1/chat/completions",
+            Operation::Completions => "/v1/completions",
+            Operation::Embeddings => "/v1/embeddings",
+            Operation::Responses => "/v1/responses",
+            Operation::Messages => "/anthropic/v1/messages",
+            Operation::Other => "/v1/images/*, /v1/audio/*",
+        }
+    }
+}
+
 /// The backend a request goes to.
 #[derive(Clone, Copy, Debug)]
 pub struct Target<'a> {

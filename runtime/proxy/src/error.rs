@@ -106,6 +106,16 @@ impl ProxyError {
         )
     }
 
+    /// 422: the backend cannot honour what the request asks for.
+    pub fn unprocessable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Fault::Client,
+            "invalid_request_error",
+            message,
+        )
+    }
+
     /// 501: the backend's schema needs a translation this build does not have.
     pub fn untranslated(backend: &str, schema: &str) -> Self {
         let mut error = Self::new(

@@ -69,7 +69,7 @@ pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Bo
     }
     levels.truncate(shared.config.max_attempts.max(1));
     let headers = forwarded_headers(&exchange.parts.headers);
-    let usage_chunk = wants_usage_chunk(&exchange);
+    let wants_usage = wants_usage_chunk(&exchange);
     let mut last = None;
     for (attempt, level) in levels.iter().enumerate() {
         let final_attempt = attempt + 1 == levels.len();
@@ -82,6 +82,8 @@ pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Bo
             continue;
         };
         let upstream = &exchange.generation.backends[reference.backend];
+        // A translated stream reports its usage itself.
+        let usage_chunk = wants_usage && speaks_openai(upstream);
         match call(
             &exchange,
             reference,
@@ -92,11 +94,22 @@ pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Bo
         )
         .await
         {
-            Ok(response) if !final_attempt && retriable(response.status()) => {
+            Ok((response, _)) if !final_attempt && retriable(response.status()) => {
                 shared.metrics.attempt("retried_status");
                 tracing::debug!(backend = %upstream.name, status = response.status().as_u16(), "failing over");
             }
-            Ok(response) => {
+            Ok((response, Some(translator))) => {
+                shared.metrics.attempt("answered");
+                let answer = crate::translated::Answer {
+                    shared,
+                    exchange: &exchange,
+                    upstream,
+                    translator,
+                    deadline,
+                };
+                return answer.respond(response).await;
+            }
+            Ok((response, None)) => {
                 shared.metrics.attempt("answered");
                 return Ok(respond(
                     shared,
@@ -155,6 +168,20 @@ fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
     headers
 }
 
+/// The backend answers in the OpenAI API itself (OpenAI, Azure OpenAI).
+fn speaks_openai(upstream: &Upstream) -> bool {
+    matches!(
+        upstream.api,
+        Some(aigw_providers::Schema::OpenAI | aigw_providers::Schema::AzureOpenAI)
+    )
+}
+
+/// A response head, and the translator of its body when the backend speaks another API.
+type Answered = (
+    Response<hyper::body::Incoming>,
+    Option<aigw_providers::ResponseTranslator>,
+);
+
 /// One attempt against one backend, up to its response head.
 async fn call(
     exchange: &Exchange<'_>,
@@ -163,7 +190,7 @@ async fn call(
     base_headers: &HeaderMap,
     usage_chunk: bool,
     deadline: Instant,
-) -> Result<Response<hyper::body::Incoming>, ProxyError> {
+) -> Result<Answered, ProxyError> {
     if let Some(reason) = upstream.unsupported {
         return Err(unsupported(upstream, reason));
     }
@@ -174,12 +201,28 @@ async fn call(
     mutate_headers(&mut headers, &reference.header_mutation);
     authenticate(&mut headers, &exchange.parts.headers, upstream)?;
     let body = request_body(exchange, reference, usage_chunk)?;
+    let (uri, body, translator) = match crate::translated::translate(exchange, upstream, &body)? {
+        aigw_providers::Translation::Passthrough => {
+            let pq = exchange.parts.uri.path_and_query();
+            (upstream_uri(base, &upstream.prefix, pq)?, body, None)
+        }
+        aigw_providers::Translation::Translated { request, response } => {
+            crate::translated::headers(&mut headers, &request);
+            let uri = format!("{base}{}", request.path)
+                .parse()
+                .map_err(|_| ProxyError::internal("the upstream URI could not be built"))?;
+            let body = request.body.map_or(body, Bytes::from);
+            (uri, body, (!response.is_identity()).then_some(response))
+        }
+    };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let uri = upstream_uri(base, &upstream.prefix, exchange.parts.uri.path_and_query())?;
-    let mut request = Request::new(UpstreamBody::full(body));
+    let mut request = Request::new(UpstreamBody::full(body.clone()));
     *request.method_mut() = exchange.parts.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
+    if let Some(signer) = &upstream.aws {
+        signer.sign(&mut request, &body)?;
+    }
     let per_attempt = exchange
         .selected
         .rule
@@ -187,7 +230,7 @@ async fn call(
         .map(Duration::from_millis);
     let attempt_deadline = per_attempt.map_or(deadline, |d| deadline.min(Instant::now() + d));
     match tokio::time::timeout_at(attempt_deadline, upstream.client.request(request)).await {
-        Ok(Ok(response)) => Ok(response),
+        Ok(Ok(response)) => Ok((response, translator)),
         Ok(Err(error)) => Err(ProxyError::bad_gateway(format!(
             "backend `{}`: {}",
             upstream.name,
@@ -207,7 +250,15 @@ async fn call(
 
 fn unsupported(upstream: &Upstream, reason: Unsupported) -> ProxyError {
     match reason {
-        Unsupported::Schema => ProxyError::untranslated(&upstream.name, &upstream.schema),
+        Unsupported::Schema => {
+            let mut error = ProxyError::untranslated(&upstream.name, &upstream.schema);
+            error.message = format!(
+                "backend `{}` uses the `{}` API schema, which this build does not know",
+                upstream.name, upstream.schema
+            )
+            .into();
+            error
+        }
         Unsupported::Credentials(kind) => {
             let mut error = ProxyError::untranslated(&upstream.name, &upstream.schema);
             error.message = format!(
@@ -227,7 +278,7 @@ fn unsupported(upstream: &Upstream, reason: Unsupported) -> ProxyError {
     }
 }
 
-fn pick_base(bases: &[String]) -> Option<&String> {
+pub(crate) fn pick_base(bases: &[String]) -> Option<&String> {
     match bases.len() {
         0 => None,
         1 => bases.first(),

@@ -9,6 +9,7 @@
 //! Unix-socket endpoints) is recorded on that backend and answered per request with a clear
 //! error, never refused at load: the other routes keep serving.
 
+use crate::auth::{AwsError, AwsSigner};
 use crate::secrets::{Missing, Secrets};
 use crate::upstream::{Client, Clients, TlsKey};
 use aigw_table::{AuthMethod, Endpoint, Snapshot};
@@ -35,6 +36,14 @@ pub struct Generation {
 pub struct Upstream {
     pub name: std::sync::Arc<str>,
     pub schema: String,
+    /// The schema as the translations know it (`None`: unknown to this build).
+    pub api: Option<aigw_providers::Schema>,
+    /// `schema.version`: Azure's `api-version`, the Anthropic version on AWS and GCP.
+    pub version: Option<String>,
+    /// The GCP project and region, from a GCPCredentials policy.
+    pub gcp: Option<(String, String)>,
+    /// SigV4 signing, for an AWSCredentials policy.
+    pub aws: Option<AwsSigner>,
     /// Why requests to it cannot be sent by this build; `None` when they can.
     pub unsupported: Option<Unsupported>,
     /// `/` plus the schema prefix (`/v1` for OpenAI by default), without a trailing slash.
@@ -59,7 +68,7 @@ pub struct PlainUpstream {
 /// What stops a backend from being called by this build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unsupported {
-    /// Its schema needs a translation from the OpenAI API.
+    /// Its schema is unknown to this build.
     Schema,
     /// Its BackendSecurityPolicy type (AWS, Azure or GCP credentials).
     Credentials(&'static str),
@@ -96,6 +105,11 @@ pub enum BuildError {
     InvalidCredential { backend: String, secret: String },
     #[error("backend `{backend}`: {reason}")]
     Tls { backend: String, reason: String },
+    #[error("backend `{backend}`: {error}")]
+    Aws {
+        backend: String,
+        error: Box<AwsError>,
+    },
 }
 
 impl Generation {
@@ -205,7 +219,9 @@ fn upstream(
     clients: &Clients,
 ) -> Result<Upstream, BuildError> {
     let name: std::sync::Arc<str> = Arc::from(backend.name.as_str());
-    let mut unsupported = (backend.schema.name != "OpenAI").then_some(Unsupported::Schema);
+    let api = aigw_providers::Schema::parse(&backend.schema.name);
+    let mut unsupported = api.is_none().then_some(Unsupported::Schema);
+    let (mut aws, mut gcp) = (None, None);
     let bases = bases(&backend.endpoints, backend.tls.is_some());
     if bases.is_empty() {
         let unix = backend
@@ -237,15 +253,42 @@ fn upstream(
                 false,
                 "x-aigw-anthropic-api-key",
             )),
-            AuthMethod::AWSCredentials { .. } => {
-                unsupported = unsupported.or(Some(Unsupported::Credentials("AWSCredentials")));
+            AuthMethod::AWSCredentials {
+                role_arn: Some(_), ..
+            } => {
+                // AssumeRoleWithWebIdentity needs an STS exchange this build does not make.
+                unsupported = unsupported.or(Some(Unsupported::Credentials(
+                    "AWSCredentials with an OIDC role",
+                )));
+                None
+            }
+            AuthMethod::AWSCredentials {
+                region,
+                credentials_file,
+                profile,
+                role_arn: None,
+            } => {
+                let signer = AwsSigner::load(
+                    region,
+                    credentials_file.as_ref(),
+                    profile.as_deref(),
+                    secrets,
+                )
+                .map_err(|error| BuildError::Aws {
+                    backend: name.to_string(),
+                    error: Box::new(error),
+                })?;
+                aws = Some(signer);
                 None
             }
             AuthMethod::AzureCredentials { .. } => {
                 unsupported = unsupported.or(Some(Unsupported::Credentials("AzureCredentials")));
                 None
             }
-            AuthMethod::GCPCredentials { .. } => {
+            AuthMethod::GCPCredentials {
+                project, region, ..
+            } => {
+                gcp = Some((project.clone(), region.clone()));
                 unsupported = unsupported.or(Some(Unsupported::Credentials("GCPCredentials")));
                 None
             }
@@ -294,6 +337,10 @@ fn upstream(
     Ok(Upstream {
         name,
         schema: backend.schema.name.clone(),
+        api,
+        version: backend.schema.version.clone(),
+        gcp,
+        aws,
         unsupported,
         prefix,
         bases,

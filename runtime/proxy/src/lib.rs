@@ -4,8 +4,9 @@
 //! The request path: [`handler`] (endpoint, body read once, model → `x-ai-eg-model`, rule in
 //! table order) → [`forward`] (backend choice by weight and priority, failover, credentials,
 //! mutations) → [`relay`] (the response streamed back chunk by chunk, usage read on the way).
-//! Provider translation (issue 5) slots in at [`forward`]'s request and [`relay`]'s response,
-//! per backend schema; until then a backend whose schema needs it answers 501 naming it.
+//! Provider translation ([`translated`], over `aigw-providers`) turns the request into the
+//! backend's API at [`forward`] and its answer back at [`relay`], per backend schema; AWS
+//! backends are signed by [`auth`]. A pair this build cannot translate answers 501 naming it.
 //!
 //! *Invariant*: one table generation per request. [`Shared`] holds the current generation in
 //! one atomic swap; a request takes it once ([`Shared::generation`]) and keeps its `Arc` until
@@ -15,6 +16,7 @@
 //! *Boundary*: this crate knows nothing of the compiler. `aigw serve` and the lean
 //! `aigw-proxy` binary give it a table file; `aigw run` gives it tables it compiled itself.
 
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod forward;
@@ -27,6 +29,7 @@ pub mod reload;
 pub mod secrets;
 pub mod serve;
 pub mod server;
+pub mod translated;
 pub mod upstream;
 
 use arc_swap::ArcSwapOption;

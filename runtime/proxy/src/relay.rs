@@ -22,12 +22,15 @@ use tokio::time::{Instant, Sleep};
 const USAGE_SCAN_LIMIT: usize = 4 << 20;
 
 /// How the body is relayed.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub enum Mode {
     /// As it comes (a JSON or binary body).
     Whole,
     /// `text/event-stream`, event by event; `strip_usage` drops the usage-only chunk.
     Events { strip_usage: bool },
+    /// A provider's stream translated into the client's API as it arrives; the translator
+    /// reports the usage.
+    Translate(Box<aigw_providers::StreamTranslator>),
 }
 
 pub struct Relay {
@@ -72,9 +75,10 @@ impl Relay {
 
     /// Complete events out of `held`, minus a stripped usage chunk, noting usage.
     fn take_events(&mut self, at_end: bool) -> Option<Bytes> {
-        let Mode::Events { strip_usage } = self.mode else {
+        let Mode::Events { strip_usage } = &self.mode else {
             return None;
         };
+        let strip_usage = *strip_usage;
         let mut out = BytesMut::new();
         loop {
             let end = event_end(&self.held)
@@ -101,9 +105,19 @@ impl Relay {
             return;
         }
         self.finished = true;
-        if let (Mode::Whole, true) = (self.mode, self.scan) {
-            self.usage = json_usage(&self.held);
-            self.held = BytesMut::new();
+        match &self.mode {
+            Mode::Whole if self.scan => {
+                self.usage = json_usage(&self.held);
+                self.held = BytesMut::new();
+            }
+            Mode::Translate(translator) => {
+                self.usage = translator.usage().map(|u| Usage {
+                    input: u.input,
+                    output: u.output,
+                    total: u.total(),
+                });
+            }
+            _ => {}
         }
         if let Some(usage) = self.usage {
             self.metrics.usage(&self.backend, usage);
@@ -139,6 +153,14 @@ impl http_body::Body for Relay {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error.into()))),
                 Poll::Ready(None) => {
+                    if let Mode::Translate(translator) = &mut this.mode
+                        && !this.finished
+                    {
+                        translator.finish(&mut this.held);
+                        let rest = this.held.split().freeze();
+                        this.finish();
+                        return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(rest))));
+                    }
                     let rest = this.take_events(true);
                     this.finish();
                     return Poll::Ready(rest.map(|b| Ok(Frame::data(b))));
@@ -152,7 +174,13 @@ impl http_body::Body for Relay {
                 Ok(data) => data,
                 Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
             };
-            match this.mode {
+            match &mut this.mode {
+                Mode::Translate(translator) => {
+                    translator.feed(&data, &mut this.held);
+                    if !this.held.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(this.held.split().freeze()))));
+                    }
+                }
                 Mode::Whole => {
                     if this.scan && this.held.len() + data.len() <= USAGE_SCAN_LIMIT {
                         this.held.extend_from_slice(&data);

@@ -19,7 +19,7 @@ PNG = (
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
 
-def request(path: str, body: dict, method: str = "POST") -> dict:
+def request(path: str, body, method: str = "POST") -> dict:
     return {"request": {"method": method, "path": path, "body": body}}
 
 
@@ -201,6 +201,8 @@ SKIPPED = {
     "chat.openai": request("/v1/chat/completions", {"model": "gpt-4o", "messages": []}),
     "error.anthropic": {"request": "invalid request: no model", "error": {"type": "invalid_request_error"}},
     "no-request.gcpvertexai": {"response": {}},
+    "passthrough.anthropic": {"passthrough": True},
+    "unchanged-body.anthropic": request("/v1/messages", "(the client's body, unchanged)"),
     "titan-embeddings.awsbedrock": request("/model/amazon.titan-embed-text-v2%3A0/invoke", {"inputText": "hi"}),
     "embeddings.gcpvertexai": request(
         "/v1/projects/p/locations/l/publishers/google/models/text-embedding-005:predict",

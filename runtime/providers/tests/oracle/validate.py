@@ -8,7 +8,8 @@ Each FILE is an insta snapshot named `<case>.<schema>.snap`: a YAML front-matter
 block between a first line `---` and a closing line `---`, then JSON content
 with a top-level "request": {"method", "path", "body"} (other keys such as
 "response", "stream" or "error" are ignored). A file without a "request", or
-whose "request" is a string (an error case), is skipped.
+whose "request" is a string (an error case), is skipped, and so is one whose
+body is a string (the client's body passed on unchanged).
 
 The `<schema>` part of the name (lowercased) picks the oracle:
 
@@ -118,6 +119,8 @@ def load_request(path: str) -> dict:
         raise Skip()
     if not isinstance(request, dict):
         raise Invalid("request is neither an object nor a string")
+    if isinstance(request.get("body"), str):
+        raise Skip()  # "(the client's body, unchanged)": nothing was translated
     for key, kind, name in (("method", str, "a string"), ("path", str, "a string"), ("body", dict, "an object")):
         if not isinstance(request.get(key), kind):
             raise Invalid(f"request.{key} is missing or not {name}")

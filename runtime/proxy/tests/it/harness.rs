@@ -21,7 +21,7 @@ pub struct Harness {
     pub a: MockUpstream,
     pub b: MockUpstream,
     pub c: MockUpstream,
-    pub bedrock: MockUpstream,
+    pub cohere: MockUpstream,
     pub client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -54,13 +54,13 @@ pub fn dead_port() -> u16 {
 }
 
 /// The routing case with the upstream ports put in (`a_port` overrides a's).
-pub fn manifests(a: u16, b: u16, c: u16, bedrock: u16) -> String {
+pub fn manifests(a: u16, b: u16, c: u16, cohere: u16) -> String {
     std::fs::read_to_string(CASE)
         .expect("the routing case")
         .replace("65001", &a.to_string())
         .replace("65002", &b.to_string())
         .replace("65003", &c.to_string())
-        .replace("65004", &bedrock.to_string())
+        .replace("65004", &cohere.to_string())
 }
 
 /// Compiles manifests as `aigw run` does.
@@ -85,11 +85,11 @@ impl Harness {
         let a = MockUpstream::start("a").await.expect("upstream a");
         let b = MockUpstream::start("b").await.expect("upstream b");
         let c = MockUpstream::start("c").await.expect("upstream c");
-        let bedrock = MockUpstream::start("bedrock")
+        let cohere = MockUpstream::start("cohere")
             .await
-            .expect("upstream bedrock");
+            .expect("upstream cohere");
         let a_port = if dead_a { dead_port() } else { a.port() };
-        let (snapshot, secrets) = compile(&manifests(a_port, b.port(), c.port(), bedrock.port()));
+        let (snapshot, secrets) = compile(&manifests(a_port, b.port(), c.port(), cohere.port()));
         let runtime = Runtime::start(config, snapshot, &secrets)
             .await
             .expect("the runtime starts");
@@ -99,7 +99,7 @@ impl Harness {
             a,
             b,
             c,
-            bedrock,
+            cohere,
             client,
         }
     }

@@ -41,7 +41,7 @@ async fn a_reload_under_load_fails_no_request_and_streams_finish_on_their_genera
         gw.b.port(),
         gw.b.port(),
         gw.c.port(),
-        gw.bedrock.port(),
+        gw.cohere.port(),
     ));
     assert_eq!(
         gw.runtime
@@ -88,7 +88,7 @@ async fn a_table_that_cannot_be_served_is_refused_and_the_old_one_keeps_serving(
         gw.a.port(),
         gw.b.port(),
         gw.c.port(),
-        gw.bedrock.port(),
+        gw.cohere.port(),
     ));
     let error = gw
         .runtime
@@ -130,7 +130,7 @@ async fn a_served_table_file_is_reloaded_when_it_changes() {
         gw.a.port(),
         gw.b.port(),
         gw.c.port(),
-        gw.bedrock.port(),
+        gw.cohere.port(),
     ))
     .1;
     let source = Arc::new(aigw_proxy::reload::TableFile {
@@ -138,7 +138,7 @@ async fn a_served_table_file_is_reloaded_when_it_changes() {
         secrets: secrets.clone(),
     });
     let write = |a: u16| {
-        let (snapshot, _) = compile(&manifests(a, gw.b.port(), gw.c.port(), gw.bedrock.port()));
+        let (snapshot, _) = compile(&manifests(a, gw.b.port(), gw.c.port(), gw.cohere.port()));
         std::fs::write(&path, aigw_table::to_json(snapshot.table()).expect("json")).expect("write");
     };
     write(gw.a.port());

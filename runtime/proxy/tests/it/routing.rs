@@ -44,7 +44,7 @@ async fn a_model_is_routed_to_its_backend_with_the_backends_key_and_never_the_cl
         (seen.header("api-key"), seen.header("authorization")),
         (Some("sk-b-secret"), None)
     );
-    assert_eq!(gw.bedrock.count() + gw.c.count(), 0);
+    assert_eq!(gw.cohere.count() + gw.c.count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,10 +229,10 @@ async fn a_schema_without_translation_answers_501_and_the_rest_keeps_serving() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        message.contains("AWSBedrock") && message.contains("default/bedrock"),
+        message.contains("Cohere") && message.contains("default/cohere"),
         "{message}"
     );
-    assert_eq!(gw.bedrock.count(), 0);
+    assert_eq!(gw.cohere.count(), 0);
     assert_eq!(gw.chat("gpt-a").await.status, 200);
 }
 

@@ -129,7 +129,7 @@ class Errors(unittest.TestCase):
         with self.assertRaises(openai.APIStatusError) as caught:
             client().chat.completions.create(model="untranslated", messages=MESSAGES)
         self.assertEqual(caught.exception.status_code, 501)
-        self.assertIn("AWSBedrock", caught.exception.message)
+        self.assertIn("Cohere", caught.exception.message)
 
     def test_body_over_the_limit(self):
         # The Rust side starts the gateway with a 1 MiB body limit.

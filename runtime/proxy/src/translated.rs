@@ -1,0 +1,192 @@
+//! The request path's side of provider translation: which operation a client endpoint is,
+//! the backend's schema as a translation target, the provider's headers on the upstream
+//! request, and the provider's answer turned back into the client's API (a whole body, a
+//! stream relayed chunk by chunk, or an error in the client's error shape with the provider's
+//! status and message). The translations themselves live in `aigw-providers`.
+
+use crate::Shared;
+use crate::body::Body;
+use crate::error::{ProxyError, json_response};
+use crate::forward::{Exchange, HOP_BY_HOP};
+use crate::generation::Upstream;
+use crate::handler::Endpoint;
+use crate::metrics::Usage;
+use crate::relay::{self, Relay};
+use aigw_providers::{Ids, Operation, ResponseTranslator, Target, Translation, UpstreamRequest};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The most of a provider's error body read to translate it.
+const ERROR_BODY_LIMIT: usize = 1 << 20;
+
+/// What `body` (the client's, after the backend's rewrites) becomes for `upstream`.
+pub fn translate(
+    exchange: &Exchange<'_>,
+    upstream: &Upstream,
+    body: &[u8],
+) -> Result<Translation, ProxyError> {
+    let Some(schema) = upstream.api else {
+        return Ok(Translation::Passthrough);
+    };
+    let target = Target {
+        schema,
+        version: upstream.version.as_deref(),
+        gcp: upstream.gcp.as_ref().map(|(p, r)| (p.as_str(), r.as_str())),
+    };
+    let operation = operation(exchange.endpoint);
+    aigw_providers::translate(aigw_providers::ClientApi::OpenAI, operation, &target, body)
+        .map_err(|error| from_translation(error, upstream))
+}
+
+fn operation(endpoint: Endpoint) -> Operation {
+    match endpoint {
+        Endpoint::ChatCompletions => Operation::ChatCompletions,
+        Endpoint::Completions => Operation::Completions,
+        Endpoint::Embeddings => Operation::Embeddings,
+        Endpoint::Responses => Operation::Responses,
+        _ => Operation::Other,
+    }
+}
+
+fn from_translation(error: aigw_providers::Error, upstream: &Upstream) -> ProxyError {
+    let message = error.to_string();
+    match error {
+        aigw_providers::Error::Invalid(_) => ProxyError::bad_request(message),
+        aigw_providers::Error::Unsupported { .. } => ProxyError::unprocessable(message),
+        aigw_providers::Error::Untranslated { .. } => {
+            let mut error = ProxyError::untranslated(&upstream.name, &upstream.schema);
+            error.message = format!("backend `{}`: {message}", upstream.name).into();
+            error
+        }
+        aigw_providers::Error::Config(_) => {
+            ProxyError::internal(format!("backend `{}`: {message}", upstream.name))
+        }
+    }
+}
+
+/// The provider's headers on a translated request. The body is JSON the gateway wrote, and
+/// it must come back uncompressed to be translated.
+pub fn headers(headers: &mut HeaderMap, request: &UpstreamRequest) {
+    headers.remove(header::ACCEPT_ENCODING);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in &request.headers {
+        headers.insert(*name, HeaderValue::from_static(value));
+    }
+}
+
+/// A translated backend's answer on its way to the client.
+pub struct Answer<'a> {
+    pub shared: &'a Shared,
+    pub exchange: &'a Exchange<'a>,
+    pub upstream: &'a Upstream,
+    pub translator: ResponseTranslator,
+    pub deadline: Instant,
+}
+
+impl Answer<'_> {
+    pub async fn respond(
+        self,
+        response: Response<hyper::body::Incoming>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let (mut parts, incoming) = response.into_parts();
+        if !parts.status.is_success() {
+            let error_type = parts
+                .headers
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = self.read(incoming, ERROR_BODY_LIMIT).await?;
+            let out = self
+                .translator
+                .error(parts.status.as_u16(), error_type.as_deref(), &body);
+            return Ok(json_response(parts.status, out.into()));
+        }
+        if self.exchange.peek.streaming() {
+            for name in HOP_BY_HOP {
+                parts.headers.remove(*name);
+            }
+            for name in [
+                header::CONTENT_LENGTH,
+                header::CONTENT_TYPE,
+                header::CONTENT_ENCODING,
+            ] {
+                parts.headers.remove(name);
+            }
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            let idle = self
+                .exchange
+                .selected
+                .rule
+                .stream_idle_timeout_ms
+                .map(Duration::from_millis);
+            let relay = Relay::new(
+                incoming,
+                relay::Mode::Translate(Box::new(self.translator.stream(ids()))),
+                true,
+                Some(self.deadline),
+                idle,
+                self.shared.metrics.clone(),
+                self.upstream.name.clone(),
+            );
+            parts.status = StatusCode::OK;
+            return Ok(Response::from_parts(parts, Body::stream(relay)));
+        }
+        let body = self.read(incoming, self.shared.config.body_limit).await?;
+        match self.translator.response(&body, &ids()) {
+            Ok((out, usage)) => {
+                self.shared.metrics.usage(
+                    &self.upstream.name,
+                    Usage {
+                        input: usage.input,
+                        output: usage.output,
+                        total: usage.total(),
+                    },
+                );
+                Ok(json_response(StatusCode::OK, out.into()))
+            }
+            Err(out) => Ok(json_response(StatusCode::BAD_GATEWAY, out.into())),
+        }
+    }
+
+    /// The whole upstream body, within the request's deadline and `limit`.
+    async fn read(
+        &self,
+        incoming: hyper::body::Incoming,
+        limit: usize,
+    ) -> Result<Bytes, ProxyError> {
+        let collect = http_body_util::Limited::new(incoming, limit).collect();
+        match tokio::time::timeout_at(self.deadline, collect).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(_)) => Err(ProxyError::bad_gateway(format!(
+                "backend `{}`: its response could not be read whole",
+                self.upstream.name
+            ))),
+            Err(_) => Err(ProxyError::timeout("the request timed out")),
+        }
+    }
+}
+
+/// A fresh response id and the creation time, for providers whose answers carry none.
+fn ids() -> Ids {
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Ids {
+        id: format!(
+            "chatcmpl-{:016x}{:08x}",
+            fastrand::u64(..),
+            fastrand::u32(..)
+        ),
+        created,
+    }
+}
