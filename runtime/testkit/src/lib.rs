@@ -17,6 +17,7 @@
 //! It must not be a bottleneck: answers are built from small templates without parsing more
 //! of the request than the `model` and `stream` fields.
 
+mod providers;
 mod respond;
 
 use bytes::Bytes;
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+pub use providers::{event_stream, wrapped};
 pub use respond::usage;
 
 /// How the server answers, beyond its defaults.

@@ -92,7 +92,7 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-type Body = http_body_util::Either<http_body_util::Full<Bytes>, Channel>;
+pub(crate) type Body = http_body_util::Either<http_body_util::Full<Bytes>, Channel>;
 
 async fn answer(
     state: Arc<State>,
@@ -143,11 +143,26 @@ async fn answer(
         });
         return Ok(full(&state, status, text));
     }
+    if let Some(reply) = crate::providers::answer(&state, parts.uri.path(), &body) {
+        return Ok(reply);
+    }
     let asked: Asked = serde_json::from_slice(&body).unwrap_or_default();
     let model = asked.model.clone().unwrap_or_default();
     let name = &state.name;
     let chunks = behavior.chunks.unwrap_or(3);
-    let reply = match parts.uri.path() {
+    // Azure OpenAI serves the OpenAI API under per-deployment paths.
+    let path = parts.uri.path();
+    let path = match path.strip_prefix("/openai/deployments/") {
+        Some(rest) => rest.split_once('/').map_or(path, |(_, endpoint)| endpoint),
+        None => path,
+    };
+    let path = match path {
+        "chat/completions" => "/v1/chat/completions",
+        "embeddings" => "/v1/embeddings",
+        "completions" => "/v1/completions",
+        other => other,
+    };
+    let reply = match path {
         "/v1/chat/completions" if asked.stream => return Ok(stream(&state, &asked, &behavior)),
         "/v1/chat/completions" => json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": CREATED, "model": model, "system_fingerprint": name,
@@ -180,7 +195,7 @@ fn full(state: &State, status: StatusCode, text: String) -> Response<Body> {
 }
 
 /// A response carrying `content_type` and the upstream's name (`x-mock-upstream`).
-fn labelled(state: &State, body: Body, content_type: &'static str) -> Response<Body> {
+pub(crate) fn labelled(state: &State, body: Body, content_type: &'static str) -> Response<Body> {
     let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -249,7 +264,7 @@ fn stream(state: &State, asked: &Asked, behavior: &crate::Behavior) -> Response<
 }
 
 /// A response body fed by a channel.
-pub(crate) struct Channel(mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>);
+pub(crate) struct Channel(pub(crate) mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>);
 
 impl hyper::body::Body for Channel {
     type Data = Bytes;

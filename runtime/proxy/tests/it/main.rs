@@ -9,6 +9,7 @@
 
 mod harness;
 mod plain;
+mod providers;
 mod reload;
 mod routing;
 mod sdk;

@@ -1,0 +1,299 @@
+//! Translated backends end to end: the runtime serving `testdata/runtime/providers.yaml`, one
+//! test upstream answering every provider's paths with the canned replies of
+//! `testdata/upstream/`, real HTTP on loopback. Each schema is called on its own path with its
+//! own credential (an AWS signature for Bedrock) and answers in the OpenAI shape, whole and
+//! streamed.
+
+use crate::harness::{Reply, compile};
+use aigw_proxy::{Config, Runtime};
+use aigw_testkit::{Behavior, MockUpstream, Recorded};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+const CASE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/runtime/providers.yaml"
+);
+
+pub struct Providers {
+    pub runtime: Runtime,
+    pub mock: MockUpstream,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Providers {
+    pub async fn start() -> Self {
+        let mock = MockUpstream::start("mock").await.expect("upstream");
+        let text = std::fs::read_to_string(CASE)
+            .expect("the providers case")
+            .replace("65021", &mock.port().to_string());
+        let (snapshot, secrets) = compile(&text);
+        let runtime = Runtime::start(Config::loopback(), snapshot, &secrets)
+            .await
+            .expect("the runtime starts");
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Providers {
+            runtime,
+            mock,
+            client,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.runtime.addr(8080).expect("port 8080")
+        )
+    }
+
+    pub async fn chat(&self, body: Value) -> Reply {
+        let request = http::Request::post(self.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer sk-client-key-never-forwarded")
+            .header("accept-encoding", "gzip")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("request");
+        let response = self.client.request(request).await.expect("answer");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("whole body").to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+}
+
+fn ask(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the weather in Tokyo?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "stream": stream,
+        "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null },
+        "max_tokens": 300,
+    })
+}
+
+/// The client's credential never travels; the backend's does.
+fn assert_no_client_key(seen: &Recorded) {
+    for (name, value) in &seen.headers {
+        assert!(
+            !String::from_utf8_lossy(value.as_bytes()).contains("sk-client-key"),
+            "the client's key leaked in `{name}`"
+        );
+    }
+}
+
+/// The data events of an OpenAI stream, parsed, and whether it ended with `[DONE]`.
+fn events(text: &str) -> (Vec<Value>, bool) {
+    let mut events = Vec::new();
+    let mut done = false;
+    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if line == "[DONE]" {
+            done = true;
+        } else {
+            events.push(serde_json::from_str(line).expect("every event is JSON"));
+        }
+    }
+    (events, done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_schema_is_called_on_its_path_with_its_credential() {
+    let gw = Providers::start().await;
+    let cases = [
+        ("claude-direct", "/v1/messages"),
+        (
+            "bedrock-converse",
+            "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse",
+        ),
+        (
+            "bedrock-invoke",
+            "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/invoke",
+        ),
+        (
+            "azure-gpt",
+            "/openai/deployments/azure-gpt/chat/completions?api-version=2025-01-01-preview",
+        ),
+    ];
+    for (model, path) in cases {
+        let reply = gw.chat(ask(model, false)).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+        let answer = reply.json();
+        assert_eq!(answer["object"], "chat.completion", "{model}");
+        let seen = gw.mock.last().expect("the upstream was called");
+        assert_eq!(seen.uri, path, "{model}");
+        assert_no_client_key(&seen);
+        assert!(
+            seen.header("accept-encoding").is_none(),
+            "{model}: translated answers come uncompressed"
+        );
+        match model {
+            "claude-direct" => {
+                assert_eq!(seen.header("x-api-key"), Some("sk-ant-test-secret"));
+                assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
+                assert_eq!(seen.json()["model"], "claude-direct");
+            }
+            "bedrock-converse" | "bedrock-invoke" => {
+                let auth = seen.header("authorization").unwrap_or_default();
+                assert!(
+                    auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+                    "{auth}"
+                );
+                assert!(auth.contains("/us-east-1/bedrock/aws4_request"), "{auth}");
+                assert_eq!(
+                    seen.header("x-amz-security-token"),
+                    Some("session-token-example")
+                );
+            }
+            _ => {
+                assert_eq!(seen.header("api-key"), Some("azure-test-secret"));
+                assert_eq!(
+                    answer["choices"][0]["message"]["content"],
+                    "Hello from mock"
+                );
+            }
+        }
+        if model != "azure-gpt" {
+            // The canned tool-call answers, in OpenAI's shape.
+            let message = &answer["choices"][0]["message"];
+            assert_eq!(
+                answer["choices"][0]["finish_reason"], "tool_calls",
+                "{model}"
+            );
+            assert_eq!(message["content"], "Checking both.", "{model}");
+            assert_eq!(
+                message["tool_calls"][1]["function"]["arguments"],
+                r#"{"city":"Oslo"}"#
+            );
+            assert_eq!(answer["usage"]["prompt_tokens"], 400, "{model}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_translated_event_by_event() {
+    let gw = Providers::start().await;
+    for model in [
+        "claude-direct",
+        "bedrock-converse",
+        "bedrock-invoke",
+        "azure-gpt",
+    ] {
+        let reply = gw.chat(ask(model, true)).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/event-stream"),
+            "{model}"
+        );
+        let (events, done) = events(reply.text());
+        assert!(
+            done,
+            "{model}: the stream ends with [DONE]:\n{}",
+            reply.text()
+        );
+        let text: String = events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        let arguments: String = events
+            .iter()
+            .filter_map(|e| {
+                e["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
+            .collect();
+        let usage = events
+            .iter()
+            .find(|e| e["usage"].is_object())
+            .map(|e| e["usage"].clone());
+        let seen = gw.mock.last().expect("called");
+        match model {
+            "azure-gpt" => assert_eq!(text, "tok0 tok1 tok2 "),
+            "bedrock-converse" => {
+                assert_eq!(
+                    seen.uri,
+                    "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse-stream"
+                );
+                assert_eq!(text, "Let me look: Tōkyō 東京. ");
+                assert_eq!(arguments, r#"{"city":"Oslo"}"#);
+                assert_eq!(
+                    usage.as_ref().map(|u| u["total_tokens"].clone()),
+                    Some(json!(52))
+                );
+            }
+            _ => {
+                assert_eq!(text, "Let me check Tōkyō 東京. ", "{model}");
+                assert_eq!(arguments, r#"{"city": "Tōkyō"}"#, "{model}");
+                assert_eq!(
+                    usage.as_ref().map(|u| u["prompt_tokens"].clone()),
+                    Some(json!(1496)),
+                    "{model}"
+                );
+            }
+        }
+        if model == "bedrock-invoke" {
+            assert_eq!(
+                seen.uri,
+                "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/invoke-with-response-stream"
+            );
+            assert!(
+                seen.json().get("stream").is_none(),
+                "Bedrock's invoke takes no `stream`"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_provider_cannot_honour_is_422_and_never_sent() {
+    let gw = Providers::start().await;
+    let mut body = ask("claude-direct", false);
+    body["n"] = json!(2);
+    let reply = gw.chat(body).await;
+    assert_eq!(reply.status, 422, "{}", reply.text());
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("`n`") && message.contains("Anthropic"),
+        "{message}"
+    );
+    let mut body = ask("bedrock-converse", false);
+    body["messages"][1]["content"] =
+        json!([{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]);
+    assert_eq!(gw.chat(body).await.status, 422);
+    assert_eq!(gw.mock.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_errors_come_back_in_the_openai_shape_with_the_provider_status() {
+    let gw = Providers::start().await;
+    gw.mock.set_behavior(Behavior {
+        status: Some(400),
+        body: Some(r#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: must be at most 8192"}}"#.into()),
+        ..Behavior::default()
+    });
+    let reply = gw.chat(ask("claude-direct", true)).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    let error = &reply.json()["error"];
+    assert_eq!(error["type"], "invalid_request_error");
+    assert_eq!(error["message"], "max_tokens: must be at most 8192");
+    gw.mock.set_behavior(Behavior {
+        status: Some(400),
+        body: Some(r#"{"message":"The provided model identifier is invalid."}"#.into()),
+        ..Behavior::default()
+    });
+    let reply = gw.chat(ask("bedrock-converse", false)).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json()["error"]["message"],
+        "The provided model identifier is invalid."
+    );
+}
