@@ -7,7 +7,11 @@
 //!   `"stream": true` a server-sent event stream of `chunks` deltas, `interval` apart, then a
 //!   usage chunk when `stream_options.include_usage` is set, then `data: [DONE]`;
 //! - `POST /v1/completions` and `POST /v1/embeddings`: their OpenAI shapes;
+//! - the providers' own paths (Anthropic, Bedrock, Vertex AI `rawPredict`, Azure OpenAI
+//!   deployments): the canned replies of `testdata/upstream/` (see `providers`);
 //! - anything else: a JSON echo of the method and path.
+//!
+//! [`python`] finds the workspace's pinned Python venv for the oracle and SDK tests.
 //!
 //! How it misbehaves, per server ([`Behavior`], changeable while it runs): a canned status and
 //! body, a delay before the answer, a TCP reset instead of any answer, or a stream cut after
@@ -18,6 +22,7 @@
 //! of the request than the `model` and `stream` fields.
 
 mod providers;
+mod python;
 mod respond;
 
 use bytes::Bytes;
@@ -28,6 +33,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use providers::{event_stream, wrapped};
+pub use python::python;
 pub use respond::usage;
 
 /// How the server answers, beyond its defaults.

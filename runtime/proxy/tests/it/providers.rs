@@ -7,6 +7,7 @@
 use crate::harness::{Reply, compile};
 use aigw_proxy::{Config, Runtime};
 use aigw_testkit::{Behavior, MockUpstream, Recorded};
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -295,5 +296,73 @@ async fn provider_errors_come_back_in_the_openai_shape_with_the_provider_status(
     assert_eq!(
         reply.json()["error"]["message"],
         "The provided model identifier is invalid."
+    );
+}
+
+/// botocore's own SigV4 signer (`tests/sdk/sigv4_check.py`) recomputes the signature of what
+/// the upstream received, at the same timestamp, and must get the same `authorization`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_signatures_verify_with_botocores_signer() {
+    let Some(python) = aigw_testkit::python("sigv4 oracle", &["botocore"]) else {
+        return;
+    };
+    let gw = Providers::start().await;
+    for (model, stream) in [("bedrock-converse", false), ("bedrock-invoke", true)] {
+        assert_eq!(gw.chat(ask(model, stream)).await.status, 200, "{model}");
+        let seen = gw.mock.last().expect("called");
+        let headers: serde_json::Map<String, Value> = seen
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), json!(v.to_str().unwrap_or_default())))
+            .collect();
+        let input = json!({
+            "access_key": "AKIDEXAMPLE",
+            "secret_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "session_token": "session-token-example",
+            "region": "us-east-1",
+            "service": "bedrock",
+            "method": seen.method.as_str(),
+            "url": format!("http://127.0.0.1:{}{}", gw.mock.port(), seen.uri),
+            "headers": headers,
+            "body_b64": base64::engine::general_purpose::STANDARD.encode(&seen.body),
+        });
+        let file =
+            std::env::temp_dir().join(format!("aigw-sigv4-{}-{model}.json", std::process::id()));
+        std::fs::write(&file, input.to_string()).expect("write the request");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/sigv4_check.py");
+        let output = std::process::Command::new(&python)
+            .arg(script)
+            .arg(&file)
+            .output()
+            .expect("python runs");
+        let _ = std::fs::remove_file(&file);
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{model}: botocore disagrees:\n{report}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            report.starts_with("OK sigv4 content-type;host;x-amz-date;x-amz-security-token"),
+            "{report}"
+        );
+    }
+}
+
+/// The SigV4 oracle refuses what AWS would refuse (a changed byte, region, path, host…).
+#[test]
+fn the_sigv4_oracle_refuses_bad_signatures() {
+    let Some(python) = aigw_testkit::python("sigv4 oracle self-test", &["botocore"]) else {
+        return;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/sigv4_selftest.py");
+    let output = std::process::Command::new(&python)
+        .arg(script)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }

@@ -8,42 +8,14 @@
 use crate::harness::Harness;
 use aigw_proxy::Config;
 use aigw_testkit::Behavior;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_client.py");
 
-/// The venv's python with `openai` importable, or why not.
-fn python() -> Result<PathBuf, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = root.join(".venv/bin/python");
-    if !python.exists() {
-        return Err(format!("{} is absent (.ci/run makes it)", python.display()));
-    }
-    let probe = Command::new(&python)
-        .args(["-c", "import openai; print(openai.__version__)"])
-        .output()
-        .map_err(|e| format!("{} does not run: {e}", python.display()))?;
-    if !probe.status.success() {
-        return Err("the venv has no `openai` package (.ci/run installs it)".to_owned());
-    }
-    eprintln!(
-        "openai {} from {}",
-        String::from_utf8_lossy(&probe.stdout).trim(),
-        python.display()
-    );
-    Ok(python)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_client() {
-    let python = match python() {
-        Ok(python) => python,
-        Err(why) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIP openai_python_client: {why}");
-            return;
-        }
-        Err(why) => panic!("CI must run the openai SDK test: {why}"),
+    let Some(python) = aigw_testkit::python("openai_python_client", &["openai"]) else {
+        return;
     };
     let config = Config {
         body_limit: 1 << 20,

@@ -1,0 +1,80 @@
+//! The providers' own models as oracles of the request bodies we produce: every request
+//! snapshot of the golden matrix goes through `tests/oracle/validate.py` (botocore's
+//! `bedrock-runtime` service model, the `anthropic` SDK's request types, `google-genai`'s
+//! models), and the oracle's own self-test shows it refuses invalid bodies.
+
+use std::process::Command;
+
+const ORACLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle");
+
+fn run(python: &std::path::Path, args: &[String]) -> (bool, String) {
+    let output = Command::new(python)
+        .args(args)
+        .output()
+        .expect("python runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn request_bodies_validate_against_the_providers_models() {
+    let Some(python) = aigw_testkit::python(
+        "provider oracle",
+        &["botocore", "anthropic", "google.genai"],
+    ) else {
+        return;
+    };
+    let dir = crate::testdata().join("translate/openai");
+    let mut snapshots: Vec<String> = std::fs::read_dir(&dir)
+        .expect("goldens")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+        .map(|p| p.display().to_string())
+        .collect();
+    snapshots.sort();
+    let mut args = vec![format!("{ORACLE}/validate.py")];
+    args.extend(snapshots);
+    let (ok, report) = run(&python, &args);
+    eprintln!("{report}");
+    assert!(ok, "the oracle refused a body we produce:\n{report}");
+    // Every translated request of a checked schema was validated, none skipped quietly.
+    let validated = report
+        .lines()
+        .find_map(|l| l.strip_prefix("validated "))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let expected = std::fs::read_dir(&dir)
+        .expect("goldens")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            name.ends_with(".snap")
+                && ["awsbedrock", "anthropic", "awsanthropic", "gcpanthropic"]
+                    .iter()
+                    .any(|s| name.ends_with(&format!(".{s}.snap")))
+                && std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"request\""))
+        })
+        .count();
+    assert!(expected > 0);
+    assert_eq!(validated, expected, "{report}");
+}
+
+#[test]
+fn the_oracle_refuses_invalid_bodies() {
+    let Some(python) = aigw_testkit::python(
+        "provider oracle self-test",
+        &["botocore", "anthropic", "google.genai"],
+    ) else {
+        return;
+    };
+    let (ok, report) = run(&python, &[format!("{ORACLE}/selftest.py")]);
+    assert!(ok, "the oracle's self-test failed:\n{report}");
+}
