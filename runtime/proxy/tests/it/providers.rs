@@ -366,3 +366,37 @@ fn the_sigv4_oracle_refuses_bad_signatures() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The official `openai` SDK parses every translated answer and stream into its own types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_sdk_parses_every_translated_schema() {
+    let Some(python) = aigw_testkit::python("openai SDK through translated backends", &["openai"])
+    else {
+        return;
+    };
+    let gw = Providers::start().await;
+    let base = gw.url("/v1");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/sdk/providers_client.py"
+            ))
+            .env("AIGW_BASE_URL", base)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .output()
+    })
+    .await
+    .expect("joined")
+    .expect("python runs");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the SDK refused a translated answer:\n{report}"
+    );
+    assert!(report.contains("Ran 3 tests"), "{report}");
+    for seen in gw.mock.requests() {
+        assert_no_client_key(&seen);
+    }
+}
