@@ -3,9 +3,6 @@
 //! byte by byte (every split point, through multi-byte characters) and must come out the same.
 
 use aigw_providers::{ClientApi, Ids, Operation, ResponseTranslator, Schema, Target, Translation};
-use aws_smithy_eventstream::frame::write_message_to;
-use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
-use base64::Engine as _;
 use bytes::BytesMut;
 use std::path::Path;
 
@@ -110,54 +107,6 @@ fn transcript(out: &(String, String)) -> String {
     format!("{}--- usage seen: {}\n", out.0, out.1)
 }
 
-fn frame(headers: &[(&str, &str)], payload: Vec<u8>) -> Vec<u8> {
-    let mut message = Message::new(payload);
-    for (name, value) in headers {
-        message = message.add_header(Header::new(
-            (*name).to_owned(),
-            HeaderValue::String((*value).to_owned().into()),
-        ));
-    }
-    let mut out = Vec::new();
-    write_message_to(&message, &mut out).expect("encodes");
-    out
-}
-
-/// The SSE events of an Anthropic stream as Bedrock's `invoke-with-response-stream` sends
-/// them: `chunk` events wrapping each event's JSON in base64.
-fn wrapped_for_bedrock(sse: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for line in sse.lines().filter_map(|l| l.strip_prefix("data: ")) {
-        let bytes = base64::engine::general_purpose::STANDARD.encode(line);
-        let payload = serde_json::json!({"bytes": bytes}).to_string().into_bytes();
-        out.extend(frame(
-            &[
-                (":message-type", "event"),
-                (":event-type", "chunk"),
-                (":content-type", "application/json"),
-            ],
-            payload,
-        ));
-    }
-    out
-}
-
-/// The frames a `.jsonl` fixture describes: `{"event", "payload"}` or `{"exception", "payload"}`.
-fn event_stream(jsonl: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for line in jsonl.lines().filter(|l| !l.trim().is_empty()) {
-        let value: serde_json::Value = serde_json::from_str(line).expect("jsonl");
-        let payload = value["payload"].to_string().into_bytes();
-        let headers = match (value["event"].as_str(), value["exception"].as_str()) {
-            (Some(event), _) => vec![(":message-type", "event"), (":event-type", event)],
-            (_, Some(kind)) => vec![(":message-type", "exception"), (":exception-type", kind)],
-            _ => panic!("a frame is an event or an exception: {line}"),
-        };
-        out.extend(frame(&headers, payload));
-    }
-    out
-}
-
 #[test]
 fn anthropic_answers_translate_to_openai() {
     let dir = crate::testdata().join("upstream/anthropic");
@@ -174,7 +123,7 @@ fn anthropic_answers_translate_to_openai() {
         assert_split_invariant(&sse, text.as_bytes(), &out);
         // The same events inside Bedrock's event stream (AWSAnthropic) read the same, except
         // that a stream cut short has no half event left to notice.
-        let framed = wrapped_for_bedrock(&text);
+        let framed = aigw_testkit::wrapped(&text);
         assert_eq!(
             feed(&bedrock, &[&framed]),
             out,
@@ -197,7 +146,7 @@ fn bedrock_answers_translate_to_openai() {
     }
     let streaming = translator(Schema::AWSBedrock, true);
     for path in files(&dir, "jsonl") {
-        let frames = event_stream(&std::fs::read_to_string(&path).expect("fixture"));
+        let frames = aigw_testkit::event_stream(&std::fs::read_to_string(&path).expect("fixture"));
         let out = feed(&streaming, &[&frames]);
         assert_split_invariant(&streaming, &frames, &out);
         let name = format!("{}.openai", stem(&path));
