@@ -436,6 +436,14 @@ pub struct ChunkWriter {
 }
 
 impl ChunkWriter {
+    pub fn new(ids: crate::Ids, model: &str) -> Self {
+        ChunkWriter {
+            id: ids.id,
+            model: model.to_owned(),
+            created: ids.created,
+        }
+    }
+
     /// `data: {chunk}\n\n` with one choice carrying `delta`.
     pub fn delta(&self, out: &mut BytesMut, delta: Delta<'_>, finish: Option<FinishReason>) {
         let choices = [ChunkChoice {

@@ -47,6 +47,9 @@ impl Operation {
 #[derive(Clone, Copy, Debug)]
 pub struct Target<'a> {
     pub schema: Schema,
+    /// The model the backend is asked for (the client's, or the backend's override): Azure's
+    /// deployment. Chat translations read it from the body, where it is the same.
+    pub model: &'a str,
     /// `schema.version`: Azure's `api-version`, the Anthropic version on AWS and GCP.
     pub version: Option<&'a str>,
     /// The GCP project and region (from the backend's GCPCredentials policy).
@@ -97,7 +100,7 @@ pub fn translate(
         return Ok(Translation::Passthrough);
     }
     if schema == Schema::AzureOpenAI {
-        let model = model_of(body)?;
+        let model = target.model.to_owned();
         let path = azure::path(operation, &model, target.version)
             .ok_or_else(|| untranslated(schema, operation))?;
         return Ok(translated(
@@ -134,12 +137,11 @@ pub fn translate(
         }
         Schema::AWSAnthropic => {
             let version = target.version.unwrap_or(anthropic::BEDROCK_VERSION);
-            let placement = anthropic::from_openai::Placement::Path { version };
-            let mut body = anthropic::from_openai::request(&chat, placement, schema.as_str())?;
-            // Bedrock's invoke takes no `stream`: the operation says it.
-            if stream {
-                body = without_stream(&body)?;
-            }
+            let placement = anthropic::from_openai::Placement::Path {
+                version,
+                stream_field: false,
+            };
+            let body = anthropic::from_openai::request(&chat, placement, schema.as_str())?;
             let operation = if stream {
                 "invoke-with-response-stream"
             } else {
@@ -150,7 +152,10 @@ pub fn translate(
         }
         Schema::GCPAnthropic => {
             let version = target.version.unwrap_or(anthropic::VERTEX_VERSION);
-            let placement = anthropic::from_openai::Placement::Path { version };
+            let placement = anthropic::from_openai::Placement::Path {
+                version,
+                stream_field: true,
+            };
             let body = anthropic::from_openai::request(&chat, placement, schema.as_str())?;
             let method = if stream {
                 "streamRawPredict"
@@ -219,24 +224,6 @@ fn gcp_path(
     Ok(path)
 }
 
-fn model_of(body: &[u8]) -> Result<String, Error> {
-    #[derive(Deserialize)]
-    struct Model<'a> {
-        #[serde(borrow)]
-        model: Cow<'a, str>,
-    }
-    let parsed: Model<'_> = serde_json::from_slice(body)
-        .map_err(|_| Error::invalid("the request body has no `model` field"))?;
-    Ok(parsed.model.into_owned())
-}
-
-fn without_stream(body: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut value: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(body).map_err(|e| Error::invalid(e.to_string()))?;
-    value.remove("stream");
-    serde_json::to_vec(&value).map_err(|e| Error::invalid(e.to_string()))
-}
-
 /// Refuses what no translated backend can honour: several choices, log probabilities, and
 /// fields this gateway does not know (by name).
 pub(crate) fn refuse_common(chat: &ChatRequest, schema: &'static str) -> Result<(), Error> {
@@ -258,11 +245,14 @@ pub(crate) fn refuse_common(chat: &ChatRequest, schema: &'static str) -> Result<
 
 /// Percent-encodes a path segment: all but RFC 3986's unreserved characters.
 pub(crate) fn escape_segment(segment: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(byte as char);
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 0xf)] as char);
         }
     }
 }

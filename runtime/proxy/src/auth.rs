@@ -106,9 +106,11 @@ impl AwsSigner {
         let (instructions, _signature) =
             sign(signable, &params).map_err(|_| failed())?.into_parts();
         instructions.apply_to_request_http1x(request);
-        for value in request.headers_mut().values_mut() {
-            // `authorization` and the session token are secrets: never logged.
-            value.set_sensitive(true);
+        // The signature and the session token are secrets: never logged.
+        for name in ["authorization", "x-amz-security-token"] {
+            if let Some(value) = request.headers_mut().get_mut(name) {
+                value.set_sensitive(true);
+            }
         }
         Ok(())
     }

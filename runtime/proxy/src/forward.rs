@@ -201,20 +201,26 @@ async fn call(
     mutate_headers(&mut headers, &reference.header_mutation);
     authenticate(&mut headers, &exchange.parts.headers, upstream)?;
     let body = request_body(exchange, reference, usage_chunk)?;
-    let (uri, body, translator) = match crate::translated::translate(exchange, upstream, &body)? {
-        aigw_providers::Translation::Passthrough => {
-            let pq = exchange.parts.uri.path_and_query();
-            (upstream_uri(base, &upstream.prefix, pq)?, body, None)
-        }
-        aigw_providers::Translation::Translated { request, response } => {
-            crate::translated::headers(&mut headers, &request);
-            let uri = format!("{base}{}", request.path)
-                .parse()
-                .map_err(|_| ProxyError::internal("the upstream URI could not be built"))?;
-            let body = request.body.map_or(body, Bytes::from);
-            (uri, body, (!response.is_identity()).then_some(response))
-        }
-    };
+    let model = reference
+        .model_name_override
+        .as_deref()
+        .or(exchange.peek.model.as_deref())
+        .unwrap_or_default();
+    let (uri, body, translator) =
+        match crate::translated::translate(exchange, upstream, model, &body)? {
+            aigw_providers::Translation::Passthrough => {
+                let pq = exchange.parts.uri.path_and_query();
+                (upstream_uri(base, &upstream.prefix, pq)?, body, None)
+            }
+            aigw_providers::Translation::Translated { request, response } => {
+                crate::translated::headers(&mut headers, &request);
+                let uri = format!("{base}{}", request.path)
+                    .parse()
+                    .map_err(|_| ProxyError::internal("the upstream URI could not be built"))?;
+                let body = request.body.map_or(body, Bytes::from);
+                (uri, body, (!response.is_identity()).then_some(response))
+            }
+        };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let mut request = Request::new(UpstreamBody::full(body.clone()));
     *request.method_mut() = exchange.parts.method.clone();

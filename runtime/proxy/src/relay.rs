@@ -9,6 +9,7 @@
 
 use crate::body::BoxError;
 use crate::metrics::{Metrics, Usage};
+use aigw_providers::sse::event_end;
 use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use std::future::Future;
@@ -38,7 +39,8 @@ pub struct Relay {
     mode: Mode,
     /// Read token usage from this body.
     scan: bool,
-    /// The body so far (whole mode, while scanning) or the unfinished event (events mode).
+    /// The body so far (whole mode, while scanning), the unfinished event (events mode), or
+    /// the translated bytes not yet handed on (translate mode).
     held: BytesMut,
     usage: Option<Usage>,
     /// The rule's request deadline; none for a plain route without `timeouts.request`.
@@ -211,16 +213,6 @@ impl Drop for Relay {
     fn drop(&mut self) {
         // A client that goes away mid-stream still used the tokens counted so far.
         self.finish();
-    }
-}
-
-/// The end (exclusive) of the first complete event: after its blank line.
-fn event_end(bytes: &[u8]) -> Option<usize> {
-    let lf = memchr::memmem::find(bytes, b"\n\n").map(|i| i + 2);
-    let crlf = memchr::memmem::find(bytes, b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 

@@ -23,10 +23,12 @@ use tokio::time::Instant;
 /// The most of a provider's error body read to translate it.
 const ERROR_BODY_LIMIT: usize = 1 << 20;
 
-/// What `body` (the client's, after the backend's rewrites) becomes for `upstream`.
+/// What `body` (the client's, after the backend's rewrites) becomes for `upstream`, which is
+/// asked for `model`.
 pub fn translate(
     exchange: &Exchange<'_>,
     upstream: &Upstream,
+    model: &str,
     body: &[u8],
 ) -> Result<Translation, ProxyError> {
     let Some(schema) = upstream.api else {
@@ -34,6 +36,7 @@ pub fn translate(
     };
     let target = Target {
         schema,
+        model,
         version: upstream.version.as_deref(),
         gcp: upstream.gcp.as_ref().map(|(p, r)| (p.as_str(), r.as_str())),
     };

@@ -29,11 +29,17 @@ use serde_json::Value;
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 /// Where the body goes: the model in the body (`Anthropic`) or in the path, with the
-/// version in the body (Bedrock, Vertex AI).
+/// version in the body (Bedrock, Vertex AI). `stream_field`: the body says `stream`
+/// (Bedrock's invoke takes none: its operation says it).
 #[derive(Clone, Copy, Debug)]
 pub enum Placement<'a> {
-    Body { model: &'a str },
-    Path { version: &'a str },
+    Body {
+        model: &'a str,
+    },
+    Path {
+        version: &'a str,
+        stream_field: bool,
+    },
 }
 
 /// The Messages request for `chat`.
@@ -70,9 +76,12 @@ pub fn request(
             ));
         }
     }
-    let (model, anthropic_version) = match placement {
-        Placement::Body { model } => (Some(model), None),
-        Placement::Path { version } => (None, Some(version)),
+    let (model, anthropic_version, stream_field) = match placement {
+        Placement::Body { model } => (Some(model), None, true),
+        Placement::Path {
+            version,
+            stream_field,
+        } => (None, Some(version), stream_field),
     };
     let thinking = thinking(chat, schema)?;
     let budget = thinking
@@ -110,7 +119,7 @@ pub fn request(
         temperature: chat.temperature,
         top_p: chat.top_p,
         top_k: chat.top_k,
-        stream: chat.stream,
+        stream: chat.stream && stream_field,
         thinking,
         metadata: chat.user.clone().map(|user_id| Metadata { user_id }),
         ..Request::default()
@@ -451,11 +460,7 @@ pub struct Stream {
 impl Stream {
     pub fn new(ids: Ids, model: &str, include_usage: bool) -> Self {
         Stream {
-            writer: ChunkWriter {
-                id: ids.id,
-                model: model.to_owned(),
-                created: ids.created,
-            },
+            writer: ChunkWriter::new(ids, model),
             include_usage,
             usage: RawUsage::default(),
             tool_index: Vec::new(),

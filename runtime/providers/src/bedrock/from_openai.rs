@@ -460,11 +460,7 @@ pub struct Stream {
 impl Stream {
     pub fn new(ids: Ids, model: &str, include_usage: bool) -> Self {
         Stream {
-            writer: ChunkWriter {
-                id: ids.id,
-                model: model.to_owned(),
-                created: ids.created,
-            },
+            writer: ChunkWriter::new(ids, model),
             include_usage,
             usage: None,
             tool_index: Vec::new(),

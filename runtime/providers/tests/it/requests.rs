@@ -28,19 +28,23 @@ const CASES: &[(&str, &[Schema])] = &[
     ("chat_top_k_nova", TRANSLATED),
 ];
 
-fn target(schema: Schema) -> Target<'static> {
+fn target(schema: Schema, model: &str) -> Target<'_> {
     Target {
         schema,
+        model,
         version: None,
         gcp: Some(("my-project", "us-east5")),
     }
 }
 
 fn render(schema: Schema, body: &[u8]) -> String {
+    // The proxy gives the model it read from the body (or the backend's override).
+    let parsed: serde_json::Value = serde_json::from_slice(body).expect("cases are JSON");
+    let model = parsed["model"].as_str().unwrap_or_default();
     let outcome = translate(
         ClientApi::OpenAI,
         Operation::ChatCompletions,
-        &target(schema),
+        &target(schema, model),
         body,
     );
     let value = match outcome {
@@ -99,7 +103,7 @@ fn openai_passes_through_untouched() {
     let outcome = translate(
         ClientApi::OpenAI,
         Operation::ChatCompletions,
-        &target(Schema::OpenAI),
+        &target(Schema::OpenAI, "m"),
         b"not even json",
     );
     assert!(matches!(outcome, Ok(Translation::Passthrough)));
@@ -110,6 +114,7 @@ fn gcp_backends_without_project_and_region_are_a_configuration_error() {
     let body = br#"{"model":"claude","messages":[{"role":"user","content":"hi"}]}"#;
     let target = Target {
         schema: Schema::GCPAnthropic,
+        model: "claude",
         version: None,
         gcp: None,
     };

@@ -23,6 +23,7 @@ fn translator(schema: Schema, stream: bool) -> ResponseTranslator {
     });
     let target = Target {
         schema,
+        model: "claude-sonnet-4-5",
         version: None,
         gcp: Some(("p", "r")),
     };
