@@ -12,8 +12,10 @@
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub mod gemini;
 pub mod openai;
 pub mod sse;
+mod stream;
 mod translate;
 
 pub use translate::{

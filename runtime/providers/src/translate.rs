@@ -4,7 +4,7 @@
 
 use crate::bedrock::{self, eventstream};
 use crate::openai::{self, ChatRequest};
-use crate::{Error, Schema, Usage, anthropic, azure, sse};
+use crate::{Error, Schema, Usage, anthropic, azure, gemini, sse};
 use base64::Engine as _;
 use bytes::BytesMut;
 use serde::Deserialize;
@@ -165,6 +165,16 @@ pub fn translate(
             let path = gcp_path(target, "anthropic", &chat.model, method)?;
             (path, body, Vec::new(), Kind::Anthropic)
         }
+        Schema::GCPVertexAI => {
+            let body = gemini::from_openai::request(&chat)?;
+            let method = if stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
+            };
+            let path = gcp_path(target, "google", &chat.model, method)?;
+            (path, body, Vec::new(), Kind::Gemini)
+        }
         _ => return Err(untranslated(schema, operation)),
     };
     Ok(translated(
@@ -279,6 +289,7 @@ enum Kind {
     /// Anthropic's body; streams in Bedrock's event stream.
     AwsAnthropic,
     Bedrock,
+    Gemini,
 }
 
 /// Turns a provider's answer into the client's API.
@@ -304,6 +315,7 @@ impl ResponseTranslator {
                 anthropic::from_openai::response(body, ids, &self.model)
             }
             Kind::Bedrock => bedrock::from_openai::response(body, ids, &self.model),
+            Kind::Gemini => gemini::from_openai::response(body, ids, &self.model),
         };
         translated.ok_or_else(|| {
             openai::error_json(
@@ -320,6 +332,7 @@ impl ResponseTranslator {
         let parsed = match self.kind {
             Kind::Identity => None,
             Kind::Anthropic => anthropic::from_openai::error(body),
+            Kind::Gemini => gemini::from_openai::error(body),
             Kind::AwsAnthropic | Kind::Bedrock => {
                 let message = serde_json::from_slice::<bedrock::ErrorBody<'_>>(body).ok();
                 message.map(|m| {
@@ -358,6 +371,14 @@ impl ResponseTranslator {
                     self.include_usage,
                 )),
             ),
+            Kind::Gemini => (
+                Framing::Sse(sse::Framer::default()),
+                Events::Gemini(gemini::from_openai::Stream::new(
+                    ids,
+                    &self.model,
+                    self.include_usage,
+                )),
+            ),
             Kind::Anthropic | Kind::Identity => (
                 Framing::Sse(sse::Framer::default()),
                 Events::Anthropic(anthropic::from_openai::Stream::new(
@@ -389,6 +410,7 @@ enum Framing {
 enum Events {
     Anthropic(anthropic::from_openai::Stream),
     Bedrock(bedrock::from_openai::Stream),
+    Gemini(gemini::from_openai::Stream),
 }
 
 /// Bedrock wraps each Anthropic event of `invoke-with-response-stream` as
@@ -415,6 +437,7 @@ impl StreamTranslator {
         match &mut self.events {
             Events::Anthropic(s) => s.finish(out),
             Events::Bedrock(s) => s.finish(out),
+            Events::Gemini(s) => s.finish(out),
         }
     }
 
@@ -423,6 +446,7 @@ impl StreamTranslator {
         match &self.events {
             Events::Anthropic(s) => s.usage(),
             Events::Bedrock(s) => s.usage(),
+            Events::Gemini(s) => s.usage(),
         }
     }
 
@@ -433,8 +457,10 @@ impl StreamTranslator {
                     let Some(event) = framer.next_event(at_end) else {
                         return;
                     };
-                    if let Events::Anthropic(s) = &mut self.events {
-                        s.event(&event.data, out);
+                    match &mut self.events {
+                        Events::Anthropic(s) => s.event(&event.data, out),
+                        Events::Gemini(s) => s.event(&event.data, out),
+                        Events::Bedrock(_) => {}
                     }
                 }
                 Framing::EventStream(decoder) => match decoder.next_frame() {
@@ -474,6 +500,8 @@ impl StreamTranslator {
                     ),
                 }
             }
+            // Gemini answers in server-sent events only.
+            (eventstream::Frame::Event { .. }, Events::Gemini(_)) => {}
             (eventstream::Frame::Exception { kind, payload }, _) => {
                 let message = serde_json::from_slice::<bedrock::ErrorBody<'_>>(&payload)
                     .map(|b| b.message.into_owned())
@@ -487,6 +515,7 @@ impl StreamTranslator {
         match &mut self.events {
             Events::Anthropic(s) => s.fail(kind, message, out),
             Events::Bedrock(s) => s.fail(kind, message, out),
+            Events::Gemini(s) => s.fail(kind, message, out),
         }
     }
 }

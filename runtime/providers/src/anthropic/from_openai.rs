@@ -17,7 +17,8 @@
 
 use super::{Block, ContentBlock, Event, ImageSource, MessageParam, Metadata, Request};
 use super::{BlockDelta, ErrorBody, RawUsage, ToolChoice, ToolParam};
-use crate::openai::{self, ChatRequest, ChunkWriter, Content, Delta, FinishReason, Message, Part};
+use crate::openai::{self, ChatRequest, Content, Delta, FinishReason, Message, Part};
+use crate::stream::Core;
 use crate::translate::{Ids, refuse_common};
 use crate::{Error, Usage};
 use bytes::BytesMut;
@@ -448,57 +449,42 @@ pub fn error(body: &[u8]) -> Option<(String, String)> {
 /// caller's: [`Stream::event`] takes one event's JSON.
 #[derive(Debug)]
 pub struct Stream {
-    writer: ChunkWriter,
-    include_usage: bool,
+    core: Core,
     usage: RawUsage,
     /// Anthropic content-block index → OpenAI tool-call index, for the tool_use blocks.
     tool_index: Vec<(u32, u32)>,
     finish: Option<FinishReason>,
-    pub(crate) ended: bool,
 }
 
 impl Stream {
     pub fn new(ids: Ids, model: &str, include_usage: bool) -> Self {
         Stream {
-            writer: ChunkWriter::new(ids, model),
-            include_usage,
+            core: Core::new(ids, model, include_usage),
             usage: RawUsage::default(),
             tool_index: Vec::new(),
             finish: None,
-            ended: false,
         }
     }
 
     /// One event's JSON.
     pub fn event(&mut self, data: &[u8], out: &mut BytesMut) {
-        if self.ended {
+        if self.core.ended() {
             return;
         }
         match serde_json::from_slice::<Event<'_>>(data) {
             Ok(parsed) => stream_event(self, parsed, out),
-            Err(_) => self.fail(
-                "upstream_error",
-                "the provider sent a stream event that is not valid JSON",
-                out,
-            ),
+            Err(_) => self.core.unreadable(out),
         }
     }
 
     /// Ends the stream with an error event.
     pub fn fail(&mut self, kind: &str, message: &str, out: &mut BytesMut) {
-        if !self.ended {
-            self.ended = true;
-            crate::translate::stream_error(out, kind, message);
-        }
+        self.core.fail(kind, message, out);
     }
 
     /// The upstream closed: an error event unless the stream had ended.
     pub fn finish(&mut self, out: &mut BytesMut) {
-        self.fail(
-            "upstream_error",
-            "the provider's stream ended before its last event",
-            out,
-        );
+        self.core.cut(out);
     }
 
     pub fn usage(&self) -> Option<Usage> {
@@ -509,22 +495,23 @@ impl Stream {
 
 /// One Anthropic stream event as OpenAI chunks.
 pub fn stream_event(state: &mut Stream, event: Event<'_>, out: &mut BytesMut) {
-    let w = &state.writer;
+    let w = &state.core.writer;
     match event {
         Event::MessageStart { message } => {
             state.usage.merge(message.usage);
+            let writer = &mut state.core.writer;
             if !message.id.is_empty() {
-                state.writer.id = message.id.into_owned();
+                writer.id = message.id.into_owned();
             }
             if !message.model.is_empty() {
-                state.writer.model = message.model.into_owned();
+                writer.model = message.model.into_owned();
             }
             let delta = Delta {
                 role: Some("assistant"),
                 content: Some(""),
                 ..Delta::default()
             };
-            state.writer.delta(out, delta, None);
+            writer.delta(out, delta, None);
         }
         Event::ContentBlockStart {
             index,
@@ -596,16 +583,10 @@ pub fn stream_event(state: &mut Stream, event: Event<'_>, out: &mut BytesMut) {
             if state.finish.is_none() {
                 w.delta(out, Delta::default(), Some(FinishReason::Stop));
             }
-            if state.include_usage {
-                w.usage(out, state.usage.usage());
-            }
-            openai::done(out);
-            state.ended = true;
+            let usage = state.usage.usage();
+            state.core.end(Some(usage), out);
         }
-        Event::Error { error } => {
-            crate::translate::stream_error(out, &error.kind, &error.message);
-            state.ended = true;
-        }
+        Event::Error { error } => state.core.fail(&error.kind, &error.message, out),
         Event::ContentBlockStop { .. } | Event::Ping | Event::Other => {}
     }
 }

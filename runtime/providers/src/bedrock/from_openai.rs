@@ -8,7 +8,8 @@
 //!   conversation has no tool calls yet, 422 when it has (Converse then needs the tools);
 //! - `reasoning_effort`, `thinking` and `top_k` go in `additionalModelRequestFields` in
 //!   Anthropic's form for Claude models; for other models they are 422;
-//! - `response_format` other than `text`, `n` > 1, `logprobs`, penalties and `seed` are 422;
+//! - `response_format` other than `text`, `n` > 1, `logprobs`, penalties, `seed` and
+//!   `parallel_tool_calls: false` are 422;
 //! - `user` (an end-user id for OpenAI's abuse monitoring, with no effect on the output) has
 //!   no Converse field and is left out rather than refused, so that applications that always
 //!   send it keep working.
@@ -19,7 +20,8 @@ use super::{ToolResultBlock, ToolSpec, ToolUse};
 use crate::anthropic::from_openai::{
     DEFAULT_MAX_TOKENS, arguments, thinking_budget, thinking_conflicts,
 };
-use crate::openai::{self, ChatRequest, ChunkWriter, Content, Delta, FinishReason, Part};
+use crate::openai::{self, ChatRequest, Content, Delta, FinishReason, Part};
+use crate::stream::Core;
 use crate::translate::{Ids, refuse_common};
 use crate::{Error, Usage};
 use bytes::BytesMut;
@@ -42,6 +44,11 @@ pub fn request(chat: &ChatRequest, model: &str) -> Result<Vec<u8>, Error> {
             chat.frequency_penalty.is_some_and(|p| p != 0.0),
         ),
         ("`seed`", chat.seed.is_some()),
+        // Converse's toolChoice has no form of Anthropic's `disable_parallel_tool_use`.
+        (
+            "`parallel_tool_calls: false`",
+            chat.parallel_tool_calls == Some(false),
+        ),
     ] {
         if set {
             return Err(Error::unsupported(SCHEMA, field));
@@ -448,66 +455,47 @@ struct Metadata {
 /// The state of one translated ConverseStream.
 #[derive(Debug)]
 pub struct Stream {
-    writer: ChunkWriter,
-    include_usage: bool,
+    core: Core,
     usage: Option<RawUsage>,
     /// Converse content-block index → OpenAI tool-call index, for the tool-use blocks.
     tool_index: Vec<(u32, u32)>,
     stopped: bool,
-    pub(crate) ended: bool,
 }
 
 impl Stream {
     pub fn new(ids: Ids, model: &str, include_usage: bool) -> Self {
         Stream {
-            writer: ChunkWriter::new(ids, model),
-            include_usage,
+            core: Core::new(ids, model, include_usage),
             usage: None,
             tool_index: Vec::new(),
             stopped: false,
-            ended: false,
         }
     }
 
     /// One event (`:event-type` and its JSON payload).
     pub fn event(&mut self, name: &str, payload: &[u8], out: &mut BytesMut) {
-        if self.ended {
+        if self.core.ended() {
             return;
         }
         if stream_event(self, name, payload, out).is_none() {
-            self.fail(
-                "upstream_error",
-                "the provider sent a stream event that could not be read",
-                out,
-            );
+            self.core.unreadable(out);
         }
     }
 
     pub fn fail(&mut self, kind: &str, message: &str, out: &mut BytesMut) {
-        if !self.ended {
-            self.ended = true;
-            crate::translate::stream_error(out, kind, message);
-        }
+        self.core.fail(kind, message, out);
     }
 
     /// The upstream closed: the end of the stream if it stopped, an error event if not.
     pub fn finish(&mut self, out: &mut BytesMut) {
-        if self.stopped && !self.ended {
+        if self.stopped {
             self.end(out);
         }
-        self.fail(
-            "upstream_error",
-            "the provider's stream ended before its last event",
-            out,
-        );
+        self.core.cut(out);
     }
 
     fn end(&mut self, out: &mut BytesMut) {
-        if let (true, Some(usage)) = (self.include_usage, self.usage) {
-            self.writer.usage(out, usage.usage());
-        }
-        openai::done(out);
-        self.ended = true;
+        self.core.end(self.usage(), out);
     }
 
     pub fn usage(&self) -> Option<Usage> {
@@ -522,7 +510,7 @@ pub fn stream_event(
     payload: &[u8],
     out: &mut BytesMut,
 ) -> Option<()> {
-    let w = &state.writer;
+    let w = &state.core.writer;
     match name {
         "messageStart" => {
             let delta = Delta {
@@ -550,7 +538,7 @@ pub fn stream_event(
                     tool_calls: &calls,
                     ..Delta::default()
                 };
-                state.writer.delta(out, delta, None);
+                state.core.writer.delta(out, delta, None);
             }
         }
         "contentBlockDelta" => {

@@ -57,9 +57,15 @@ fn request_bodies_validate_against_the_providers_models() {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             name.ends_with(".snap")
-                && ["awsbedrock", "anthropic", "awsanthropic", "gcpanthropic"]
-                    .iter()
-                    .any(|s| name.ends_with(&format!(".{s}.snap")))
+                && [
+                    "awsbedrock",
+                    "anthropic",
+                    "awsanthropic",
+                    "gcpanthropic",
+                    "gcpvertexai",
+                ]
+                .iter()
+                .any(|s| name.ends_with(&format!(".{s}.snap")))
                 && std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"request\""))
         })
         .count();

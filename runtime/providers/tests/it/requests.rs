@@ -10,6 +10,7 @@ const TRANSLATED: &[Schema] = &[
     Schema::Anthropic,
     Schema::AWSAnthropic,
     Schema::GCPAnthropic,
+    Schema::GCPVertexAI,
 ];
 
 /// Which schemas each case covers. The README's provider table is this table.
@@ -26,6 +27,8 @@ const CASES: &[(&str, &[Schema])] = &[
     ("chat_malformed", TRANSLATED),
     ("chat_thinking_conflict", TRANSLATED),
     ("chat_top_k_nova", TRANSLATED),
+    ("chat_tool_results", TRANSLATED),
+    ("chat_penalties_seed", TRANSLATED),
 ];
 
 fn target(schema: Schema, model: &str) -> Target<'_> {

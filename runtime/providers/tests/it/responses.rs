@@ -156,8 +156,31 @@ fn bedrock_answers_translate_to_openai() {
 }
 
 #[test]
+fn gemini_answers_translate_to_openai() {
+    let dir = crate::testdata().join("upstream/gemini");
+    let plain = translator(Schema::GCPVertexAI, false);
+    for path in files(&dir, "json") {
+        let name = format!("{}.openai", stem(&path));
+        crate::snapshot(&dir, &path, &name, &whole(&plain, &path, None));
+    }
+    let sse = translator(Schema::GCPVertexAI, true);
+    for path in files(&dir, "sse") {
+        let text = std::fs::read(&path).expect("fixture");
+        let out = feed(&sse, &[&text]);
+        assert_split_invariant(&sse, &text, &out);
+        let name = format!("{}.openai", stem(&path));
+        crate::snapshot(&dir, &path, &name, &transcript(&out));
+    }
+}
+
+#[test]
 fn unreadable_answers_are_502_bodies_not_panics() {
-    for schema in [Schema::Anthropic, Schema::AWSBedrock, Schema::AWSAnthropic] {
+    for schema in [
+        Schema::Anthropic,
+        Schema::AWSBedrock,
+        Schema::AWSAnthropic,
+        Schema::GCPVertexAI,
+    ] {
         let t = translator(schema, false);
         let error = t
             .response(b"<html>oops</html>", &ids())
