@@ -228,7 +228,14 @@ fn gcp_path(
     ))?;
     let mut path =
         format!("/v1/projects/{project}/locations/{region}/publishers/{publisher}/models/");
-    escape_segment(model, &mut path);
+    // Vertex model versions are written `name@version`; `@` is a path character (RFC 3986
+    // pchar) and Google's SDKs send it as it is.
+    for (i, piece) in model.split('@').enumerate() {
+        if i > 0 {
+            path.push('@');
+        }
+        escape_segment(piece, &mut path);
+    }
     path.push(':');
     path.push_str(method);
     Ok(path)

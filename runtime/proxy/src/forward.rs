@@ -200,6 +200,9 @@ async fn call(
     let mut headers = base_headers.clone();
     mutate_headers(&mut headers, &reference.header_mutation);
     authenticate(&mut headers, &exchange.parts.headers, upstream)?;
+    if let Some(token) = &upstream.token {
+        headers.insert(header::AUTHORIZATION, token.header().await?);
+    }
     let body = request_body(exchange, reference, usage_chunk)?;
     let model = reference
         .model_name_override

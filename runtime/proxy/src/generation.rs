@@ -11,6 +11,7 @@
 
 use crate::auth::{AwsError, AwsSigner};
 use crate::secrets::{Missing, Secrets};
+use crate::token::{TokenConfigError, TokenSource};
 use crate::upstream::{Client, Clients, TlsKey};
 use aigw_table::{AuthMethod, Endpoint, Snapshot};
 use http::{HeaderName, HeaderValue};
@@ -44,6 +45,8 @@ pub struct Upstream {
     pub gcp: Option<(String, String)>,
     /// SigV4 signing, for an AWSCredentials policy.
     pub aws: Option<AwsSigner>,
+    /// OAuth2 access tokens, for Azure and GCP credentials.
+    pub token: Option<Arc<TokenSource>>,
     /// Why requests to it cannot be sent by this build; `None` when they can.
     pub unsupported: Option<Unsupported>,
     /// `/` plus the schema prefix (`/v1` for OpenAI by default), without a trailing slash.
@@ -105,6 +108,12 @@ pub enum BuildError {
     InvalidCredential { backend: String, secret: String },
     #[error("backend `{backend}`: {reason}")]
     Tls { backend: String, reason: String },
+    #[error("backend `{backend}`: secret `{secret}`: {error}")]
+    Token {
+        backend: String,
+        secret: String,
+        error: TokenConfigError,
+    },
     #[error("backend `{backend}`: {error}")]
     Aws {
         backend: String,
@@ -114,17 +123,19 @@ pub enum BuildError {
 
 impl Generation {
     /// Resolves every backend of `snapshot`.
+    /// `azure_authority` is `AZURE_AUTHORITY_HOST` (see [`crate::Config`]).
     pub fn build(
         number: u64,
         snapshot: Snapshot,
         secrets: &Secrets,
         clients: &Clients,
+        azure_authority: Option<&str>,
     ) -> Result<Self, BuildError> {
         let backends = snapshot
             .table()
             .backends
             .iter()
-            .map(|b| upstream(b, secrets, clients))
+            .map(|b| upstream(b, secrets, clients, azure_authority))
             .collect::<Result<Vec<_>, _>>()?;
         let plain = plain(&snapshot, secrets, clients)?;
         let loaded_at = std::time::SystemTime::now()
@@ -217,11 +228,12 @@ fn upstream(
     backend: &aigw_table::Backend,
     secrets: &Secrets,
     clients: &Clients,
+    azure_authority: Option<&str>,
 ) -> Result<Upstream, BuildError> {
     let name: std::sync::Arc<str> = Arc::from(backend.name.as_str());
     let api = aigw_providers::Schema::parse(&backend.schema.name);
     let mut unsupported = api.is_none().then_some(Unsupported::Schema);
-    let (mut aws, mut gcp) = (None, None);
+    let (mut aws, mut gcp, mut token) = (None, None, None);
     let bases = bases(&backend.endpoints, backend.tls.is_some());
     if bases.is_empty() {
         let unix = backend
@@ -281,23 +293,60 @@ fn upstream(
                 aws = Some(signer);
                 None
             }
-            AuthMethod::AzureCredentials { .. } => {
-                unsupported = unsupported.or(Some(Unsupported::Credentials("AzureCredentials")));
+            AuthMethod::AzureCredentials {
+                client_secret: None,
+                ..
+            } => {
+                // The OIDC token exchange needs an identity provider this build does not call.
+                unsupported = unsupported.or(Some(Unsupported::Credentials(
+                    "AzureCredentials with an OIDC token exchange",
+                )));
+                None
+            }
+            AuthMethod::AzureCredentials {
+                client_id,
+                tenant_id,
+                client_secret: Some(secret),
+            } => {
+                let raw = secret_of(&name, secret, secrets)?;
+                let source = TokenSource::azure(
+                    name.clone(),
+                    tenant_id,
+                    client_id,
+                    &raw,
+                    azure_authority,
+                    clients.plain(),
+                )
+                .map_err(|error| token_error(&name, secret, error))?;
+                token = Some(Arc::new(source));
                 None
             }
             AuthMethod::GCPCredentials {
-                project, region, ..
+                project,
+                region,
+                service_account_key,
+                ..
             } => {
                 gcp = Some((project.clone(), region.clone()));
-                unsupported = unsupported.or(Some(Unsupported::Credentials("GCPCredentials")));
+                match service_account_key {
+                    Some(secret) => {
+                        let raw = secret_of(&name, secret, secrets)?;
+                        let source = TokenSource::gcp(name.clone(), &raw, clients.plain())
+                            .map_err(|error| token_error(&name, secret, error))?;
+                        token = Some(Arc::new(source));
+                    }
+                    None => {
+                        // Federation needs an OIDC token source the table does not carry yet.
+                        unsupported = unsupported.or(Some(Unsupported::Credentials(
+                            "GCPCredentials with workload identity federation",
+                        )));
+                    }
+                }
                 None
             }
         };
         if let Some((secret, header, bearer, default_override)) = key_header {
-            let raw = secrets.get(secret).map_err(|missing| BuildError::Secret {
-                backend: name.to_string(),
-                missing,
-            })?;
+            let raw = secret_of(&name, secret, secrets)?;
             let invalid = || BuildError::InvalidCredential {
                 backend: name.to_string(),
                 secret: format!("{}/{}", secret.namespace, secret.name),
@@ -341,6 +390,7 @@ fn upstream(
         version: backend.schema.version.clone(),
         gcp,
         aws,
+        token,
         unsupported,
         prefix,
         bases,
@@ -348,4 +398,27 @@ fn upstream(
         credential,
         credential_override,
     })
+}
+
+fn secret_of(
+    backend: &str,
+    secret: &aigw_table::SecretRef,
+    secrets: &Secrets,
+) -> Result<bytes::Bytes, BuildError> {
+    secrets.get(secret).map_err(|missing| BuildError::Secret {
+        backend: backend.to_owned(),
+        missing,
+    })
+}
+
+fn token_error(
+    backend: &str,
+    secret: &aigw_table::SecretRef,
+    error: TokenConfigError,
+) -> BuildError {
+    BuildError::Token {
+        backend: backend.to_owned(),
+        secret: format!("{}/{}", secret.namespace, secret.name),
+        error,
+    }
 }

@@ -29,6 +29,7 @@ pub mod reload;
 pub mod secrets;
 pub mod serve;
 pub mod server;
+pub mod token;
 pub mod translated;
 pub mod upstream;
 
@@ -56,6 +57,9 @@ pub struct Config {
     pub max_attempts: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain: std::time::Duration,
+    /// Where Azure's token endpoints are: `AZURE_AUTHORITY_HOST`, read from the environment
+    /// as Azure's SDKs read it (`None`: `https://login.microsoftonline.com`).
+    pub azure_authority: Option<String>,
 }
 
 /// The admin port the reference's data plane uses for its own admin endpoints.
@@ -75,6 +79,7 @@ impl Default for Config {
             body_limit: DEFAULT_BODY_LIMIT,
             max_attempts: 5,
             drain: std::time::Duration::from_secs(10),
+            azure_authority: std::env::var("AZURE_AUTHORITY_HOST").ok(),
         }
     }
 }
@@ -133,7 +138,13 @@ impl Shared {
         secrets: &secrets::Secrets,
     ) -> Result<u64, BuildError> {
         let number = self.loads.fetch_add(1, Ordering::Relaxed) + 1;
-        match Generation::build(number, snapshot, secrets, &self.clients) {
+        match Generation::build(
+            number,
+            snapshot,
+            secrets,
+            &self.clients,
+            self.config.azure_authority.as_deref(),
+        ) {
             Ok(generation) => {
                 self.current.store(Some(Arc::new(generation)));
                 self.metrics.reload(true, number);

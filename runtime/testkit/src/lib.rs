@@ -11,7 +11,9 @@
 //!   deployments): the canned replies of `testdata/upstream/` (see `providers`);
 //! - anything else: a JSON echo of the method and path.
 //!
-//! [`python`] finds the workspace's pinned Python venv for the oracle and SDK tests.
+//! [`python`] finds the workspace's pinned Python venv for the oracle and SDK tests;
+//! [`TokenEndpoint`] is a strict loopback OAuth2 token endpoint (Google's JWT-bearer grant,
+//! Azure's client credentials).
 //!
 //! How it misbehaves, per server ([`Behavior`], changeable while it runs): a canned status and
 //! body, a delay before the answer, a TCP reset instead of any answer, or a stream cut after
@@ -24,6 +26,7 @@
 mod providers;
 mod python;
 mod respond;
+mod token;
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -35,6 +38,7 @@ use tokio::net::TcpListener;
 pub use providers::{event_stream, wrapped};
 pub use python::python;
 pub use respond::usage;
+pub use token::{Accounts, TokenEndpoint};
 
 /// How the server answers, beyond its defaults.
 #[derive(Clone, Debug, Default)]

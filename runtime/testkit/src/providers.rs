@@ -1,6 +1,6 @@
 //! Provider-shaped answers: the canned replies of `testdata/upstream/<provider>/` served on
-//! the paths the providers use (Anthropic Messages, Vertex AI `rawPredict`, Bedrock Converse
-//! and `invoke`, Azure OpenAI deployments). Streams go out in small pieces with a pause
+//! the paths the providers use (Anthropic Messages, Vertex AI `rawPredict` and Gemini
+//! `generateContent`, Bedrock Converse and `invoke`, Azure OpenAI deployments). Streams go out in small pieces with a pause
 //! between them, so that events and multi-byte characters arrive split across reads; Bedrock
 //! streams are real event-stream frames.
 
@@ -53,6 +53,14 @@ pub(crate) fn answer(state: &State, path: &str, body: &[u8]) -> Option<Response<
             fixture("anthropic", "stream_tools.sse"),
             "text/event-stream",
         ));
+    }
+    if path.ends_with(":generateContent") {
+        let reply = pick("generate_tools.json", "generate_text.json");
+        return Some(json(state, fixture("gemini", reply)));
+    }
+    if path.ends_with(":streamGenerateContent") {
+        let reply = fixture("gemini", pick("stream_tools.sse", "stream_text.sse"));
+        return Some(pieces(state, reply, "text/event-stream"));
     }
     if path.starts_with("/model/") {
         return Some(match path.rsplit('/').next().unwrap_or("") {

@@ -7,6 +7,7 @@
     reason = "the helpers fail the test that called them, with the reason"
 )]
 
+mod cloud;
 mod harness;
 mod plain;
 mod providers;

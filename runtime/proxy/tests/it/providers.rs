@@ -32,8 +32,13 @@ impl Providers {
         let text = std::fs::read_to_string(CASE)
             .expect("the providers case")
             .replace("65021", &mock.port().to_string());
-        let (snapshot, secrets) = compile(&text);
-        let runtime = Runtime::start(Config::loopback(), snapshot, &secrets)
+        Self::serve(mock, &text, Config::loopback()).await
+    }
+
+    /// The runtime serving `manifests`, whose backends are `mock`.
+    pub async fn serve(mock: MockUpstream, manifests: &str, config: Config) -> Self {
+        let (snapshot, secrets) = compile(manifests);
+        let runtime = Runtime::start(config, snapshot, &secrets)
             .await
             .expect("the runtime starts");
         let client = Client::builder(TokioExecutor::new()).build_http();
@@ -69,7 +74,7 @@ impl Providers {
     }
 }
 
-fn ask(model: &str, stream: bool) -> Value {
+pub fn ask(model: &str, stream: bool) -> Value {
     json!({
         "model": model,
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the weather in Tokyo?"}],
@@ -81,7 +86,7 @@ fn ask(model: &str, stream: bool) -> Value {
 }
 
 /// The client's credential never travels; the backend's does.
-fn assert_no_client_key(seen: &Recorded) {
+pub fn assert_no_client_key(seen: &Recorded) {
     for (name, value) in &seen.headers {
         assert!(
             !String::from_utf8_lossy(value.as_bytes()).contains("sk-client-key"),
@@ -91,7 +96,7 @@ fn assert_no_client_key(seen: &Recorded) {
 }
 
 /// The data events of an OpenAI stream, parsed, and whether it ended with `[DONE]`.
-fn events(text: &str) -> (Vec<Value>, bool) {
+pub fn events(text: &str) -> (Vec<Value>, bool) {
     let mut events = Vec::new();
     let mut done = false;
     for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
