@@ -12,6 +12,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub mod embeddings;
 pub mod gemini;
 pub mod openai;
 pub mod sse;

@@ -4,7 +4,7 @@
 
 use crate::bedrock::{self, eventstream};
 use crate::openai::{self, ChatRequest};
-use crate::{Error, Schema, Usage, anthropic, azure, gemini, sse};
+use crate::{Error, Schema, Usage, anthropic, azure, embeddings, gemini, sse};
 use base64::Engine as _;
 use bytes::BytesMut;
 use serde::Deserialize;
@@ -112,6 +112,9 @@ pub fn translate(
             false,
         ));
     }
+    if operation == Operation::Embeddings {
+        return embeddings(target, body);
+    }
     if operation != Operation::ChatCompletions {
         return Err(untranslated(schema, operation));
     }
@@ -184,6 +187,32 @@ pub fn translate(
         kind,
         chat.model,
         stream && include_usage,
+    ))
+}
+
+/// `/v1/embeddings` to Titan on Bedrock or to Vertex AI.
+fn embeddings(target: &Target<'_>, body: &[u8]) -> Result<Translation, Error> {
+    let request = embeddings::EmbeddingRequest::parse(body)?;
+    let base64 = request.base64()?;
+    let (path, body, kind) = match target.schema {
+        Schema::AWSBedrock => {
+            let (path, body) = embeddings::titan_request(&request)?;
+            (path, body, Kind::TitanEmbedding { base64 })
+        }
+        Schema::GCPVertexAI => {
+            let body = embeddings::vertex_request(&request)?;
+            let path = gcp_path(target, "google", &request.model, "predict")?;
+            (path, body, Kind::VertexEmbedding { base64 })
+        }
+        schema => return Err(untranslated(schema, Operation::Embeddings)),
+    };
+    Ok(translated(
+        path,
+        Some(body),
+        Vec::new(),
+        kind,
+        request.model,
+        false,
     ))
 }
 
@@ -297,6 +326,13 @@ enum Kind {
     AwsAnthropic,
     Bedrock,
     Gemini,
+    /// Titan embeddings (Bedrock's errors); `base64` as the client asked.
+    TitanEmbedding {
+        base64: bool,
+    },
+    VertexEmbedding {
+        base64: bool,
+    },
 }
 
 /// Turns a provider's answer into the client's API.
@@ -323,6 +359,12 @@ impl ResponseTranslator {
             }
             Kind::Bedrock => bedrock::from_openai::response(body, ids, &self.model),
             Kind::Gemini => gemini::from_openai::response(body, ids, &self.model),
+            Kind::TitanEmbedding { base64 } => {
+                embeddings::titan_response(body, &self.model, base64)
+            }
+            Kind::VertexEmbedding { base64 } => {
+                embeddings::vertex_response(body, &self.model, base64)
+            }
         };
         translated.ok_or_else(|| {
             openai::error_json(
@@ -339,8 +381,8 @@ impl ResponseTranslator {
         let parsed = match self.kind {
             Kind::Identity => None,
             Kind::Anthropic => anthropic::from_openai::error(body),
-            Kind::Gemini => gemini::from_openai::error(body),
-            Kind::AwsAnthropic | Kind::Bedrock => {
+            Kind::Gemini | Kind::VertexEmbedding { .. } => gemini::from_openai::error(body),
+            Kind::AwsAnthropic | Kind::Bedrock | Kind::TitanEmbedding { .. } => {
                 let message = serde_json::from_slice::<bedrock::ErrorBody<'_>>(body).ok();
                 message.map(|m| {
                     let kind = error_type.map_or("AWSBedrockBackendError", bedrock::error_type);
@@ -378,7 +420,9 @@ impl ResponseTranslator {
                     self.include_usage,
                 )),
             ),
-            Kind::Gemini => (
+            // Embeddings are never streamed; a provider that streamed one anyway is read as
+            // Gemini's whole-object events, which an embedding list is not: an error event.
+            Kind::Gemini | Kind::TitanEmbedding { .. } | Kind::VertexEmbedding { .. } => (
                 Framing::Sse(sse::Framer::default()),
                 Events::Gemini(gemini::from_openai::Stream::new(
                     ids,

@@ -54,6 +54,12 @@ pub(crate) fn answer(state: &State, path: &str, body: &[u8]) -> Option<Response<
             "text/event-stream",
         ));
     }
+    if path.ends_with(":predict") {
+        return Some(json(state, fixture("embeddings", "vertex.json")));
+    }
+    if path.starts_with("/model/") && path.contains("titan-embed") {
+        return Some(json(state, fixture("embeddings", "titan.json")));
+    }
     if path.ends_with(":generateContent") {
         let reply = pick("generate_tools.json", "generate_text.json");
         return Some(json(state, fixture("gemini", reply)));

@@ -56,7 +56,9 @@ fn request_bodies_validate_against_the_providers_models() {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // Embedding bodies (Titan `invoke`, Vertex `:predict`) have no SDK model.
             name.ends_with(".snap")
+                && !name.starts_with("embeddings_")
                 && [
                     "awsbedrock",
                     "anthropic",

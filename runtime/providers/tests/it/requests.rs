@@ -29,6 +29,9 @@ const CASES: &[(&str, &[Schema])] = &[
     ("chat_top_k_nova", TRANSLATED),
     ("chat_tool_results", TRANSLATED),
     ("chat_penalties_seed", TRANSLATED),
+    ("embeddings_one", TRANSLATED),
+    ("embeddings_many", TRANSLATED),
+    ("embeddings_tokens", TRANSLATED),
 ];
 
 fn target(schema: Schema, model: &str) -> Target<'_> {
@@ -40,16 +43,20 @@ fn target(schema: Schema, model: &str) -> Target<'_> {
     }
 }
 
-fn render(schema: Schema, body: &[u8]) -> String {
+/// The case's operation, by its name.
+fn operation(case: &str) -> Operation {
+    if case.starts_with("embeddings_") {
+        Operation::Embeddings
+    } else {
+        Operation::ChatCompletions
+    }
+}
+
+fn render(schema: Schema, operation: Operation, body: &[u8]) -> String {
     // The proxy gives the model it read from the body (or the backend's override).
     let parsed: serde_json::Value = serde_json::from_slice(body).expect("cases are JSON");
     let model = parsed["model"].as_str().unwrap_or_default();
-    let outcome = translate(
-        ClientApi::OpenAI,
-        Operation::ChatCompletions,
-        &target(schema, model),
-        body,
-    );
+    let outcome = translate(ClientApi::OpenAI, operation, &target(schema, model), body);
     let value = match outcome {
         Ok(Translation::Passthrough) => serde_json::json!({"passthrough": true}),
         Ok(Translation::Translated {
@@ -75,7 +82,7 @@ fn render(schema: Schema, body: &[u8]) -> String {
 }
 
 #[test]
-fn openai_chat_requests_translate_to_every_schema() {
+fn openai_requests_translate_to_every_schema() {
     let dir = crate::testdata().join("translate/openai");
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .expect("testdata/translate/openai")
@@ -96,7 +103,12 @@ fn openai_chat_requests_translate_to_every_schema() {
         let body = std::fs::read(&input).expect("case");
         for schema in *schemas {
             let name = format!("{case}.{}", schema.as_str().to_ascii_lowercase());
-            crate::snapshot(&dir, &input, &name, &render(*schema, &body));
+            crate::snapshot(
+                &dir,
+                &input,
+                &name,
+                &render(*schema, operation(case), &body),
+            );
         }
     }
 }

@@ -196,3 +196,65 @@ fn unreadable_answers_are_502_bodies_not_panics() {
         assert_eq!(value["error"]["code"], "503");
     }
 }
+
+/// The response translator of an embeddings request sent to `schema`.
+fn embedding_translator(schema: Schema, model: &str, encoding: &str) -> ResponseTranslator {
+    let body = serde_json::json!({"model": model, "input": "hi", "encoding_format": encoding});
+    let target = Target {
+        schema,
+        model,
+        version: None,
+        gcp: Some(("p", "r")),
+    };
+    let body = serde_json::to_vec(&body).expect("json");
+    match aigw_providers::translate(ClientApi::OpenAI, Operation::Embeddings, &target, &body) {
+        Ok(Translation::Translated { response, .. }) => response,
+        other => panic!("{schema:?} translates embeddings: {other:?}"),
+    }
+}
+
+#[test]
+fn embedding_answers_translate_to_openai_floats_and_base64() {
+    let dir = crate::testdata().join("upstream/embeddings");
+    for (file, schema, model) in [
+        (
+            "titan.json",
+            Schema::AWSBedrock,
+            "amazon.titan-embed-text-v2:0",
+        ),
+        ("vertex.json", Schema::GCPVertexAI, "text-embedding-005"),
+    ] {
+        let path = dir.join(file);
+        let body = std::fs::read(&path).expect("fixture");
+        let floats = embedding_translator(schema, model, "float");
+        let (out, usage) = floats.response(&body, &ids()).expect("translates");
+        let value: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        let rendered =
+            crate::pretty(&serde_json::json!({"body": value, "usage_seen": format!("{usage:?}")}));
+        crate::snapshot(&dir, &path, &format!("{}.openai", stem(&path)), &rendered);
+        // base64 is the same vectors as little-endian f32.
+        let encoded = embedding_translator(schema, model, "base64");
+        let (out, _) = encoded.response(&body, &ids()).expect("translates");
+        let b64: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        let data = value["data"].as_array().expect("data");
+        assert!(!data.is_empty());
+        for (plain, packed) in data.iter().zip(b64["data"].as_array().expect("data")) {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(packed["embedding"].as_str().expect("a base64 string"))
+                .expect("base64");
+            let decoded: Vec<f64> = bytes
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect();
+            let expected: Vec<f64> = plain["embedding"]
+                .as_array()
+                .expect("floats")
+                .iter()
+                .map(|f| f.as_f64().expect("a float"))
+                .collect();
+            assert_eq!(decoded, expected, "{file}");
+        }
+        assert_eq!(b64["usage"], value["usage"]);
+    }
+}

@@ -318,3 +318,37 @@ async fn a_refused_client_secret_is_named_but_never_shown() {
     assert!(!text.contains(SECRET), "the client secret leaked: {text}");
     assert_eq!(cloud.gw.mock.count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vertex_embeddings_come_back_as_an_openai_list() {
+    let cloud = Cloud::start().await;
+    let gw = &cloud.gw;
+    let body = serde_json::json!({
+        "model": "text-embedding-005",
+        "input": ["The food was delicious.", "The waiter was kind."],
+        "dimensions": 4,
+    });
+    let reply = gw.post("/v1/embeddings", body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = gw.mock.last().expect("called");
+    assert_eq!(
+        seen.uri,
+        "/v1/projects/aigw-ci/locations/us-east5/publishers/google/models/text-embedding-005:predict"
+    );
+    assert_eq!(
+        seen.json(),
+        serde_json::json!({
+            "instances": [{"content": "The food was delicious."}, {"content": "The waiter was kind."}],
+            "parameters": {"outputDimensionality": 4},
+        })
+    );
+    assert!(
+        seen.header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer gcp-token-"))
+    );
+    let answer = reply.json();
+    assert_eq!(answer["object"], "list");
+    assert_eq!(answer["data"][1]["index"], 1);
+    assert_eq!(answer["data"][1]["embedding"][3], 1.0);
+    assert_eq!(answer["usage"]["prompt_tokens"], 10);
+}

@@ -1,6 +1,6 @@
 """The official `openai` SDK as a client of translated backends: every schema of
 testdata/runtime/providers.yaml answers a chat completion and a stream that the SDK parses
-into its own types (the Rust test `providers::openai_sdk_parses_every_translated_schema` runs
+into its own types, and the embeddings of Titan on Bedrock (the Rust test `providers::openai_sdk_parses_every_translated_schema` runs
 this against the gateway at AIGW_BASE_URL)."""
 
 import os
@@ -17,7 +17,23 @@ def client():
     return openai.OpenAI(base_url=os.environ["AIGW_BASE_URL"], api_key="sk-client-key-never-forwarded", max_retries=0)
 
 
+TITAN = [0.0123291015625, -0.0458984375, 0.1044921875, -0.0032196044921875, 0.0712890625, 0.25, -0.5, 0.033203125]
+
+
 class Translated(unittest.TestCase):
+    def test_embeddings_parse(self):
+        # The SDK asks for base64 unless told otherwise; both come back as the same floats.
+        for encoding in [None, "float"]:
+            with self.subTest(encoding=encoding):
+                kwargs = {"encoding_format": encoding} if encoding else {}
+                reply = client().embeddings.create(model="titan-embed", input="The food was delicious.", **kwargs)
+                self.assertIsInstance(reply, openai.types.CreateEmbeddingResponse)
+                self.assertEqual(len(reply.data), 1)
+                self.assertEqual([float(x) for x in reply.data[0].embedding], TITAN)
+                self.assertEqual(reply.usage.prompt_tokens, 5)
+        with self.assertRaises(openai.UnprocessableEntityError):
+            client().embeddings.create(model="titan-embed", input=["one", "two"])
+
     def test_completions_parse(self):
         for model in MODELS:
             with self.subTest(model=model):
