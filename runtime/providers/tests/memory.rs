@@ -2,6 +2,7 @@
 //! memory after the last event than after the hundredth (the client's bytes are taken as they
 //! come, as the relay does). A counting global allocator (`cap`) measures the live bytes; this file is
 //! its own test binary so that no other test allocates meanwhile.
+#![expect(clippy::expect_used, clippy::panic, reason = "test code")]
 
 use aigw_providers::{ClientApi, Ids, Operation, Schema, Target, Translation};
 use bytes::BytesMut;
@@ -17,9 +18,17 @@ fn live() -> isize {
 
 const EVENTS: usize = 10_000;
 
+/// A provider stream: what opens it, the one event repeated, and what ends it.
+struct Stream<'a> {
+    head: &'a [u8],
+    event: &'a [u8],
+    tail: &'a [u8],
+}
+
 /// Feeds `events` one by one; returns the live bytes after 100 events and after all, and the
 /// client bytes written.
-fn live_bytes(schema: Schema, head: &[u8], event: &[u8], tail: &[u8]) -> (isize, isize, usize) {
+fn live_bytes(schema: Schema, stream: &Stream<'_>) -> (isize, isize, usize) {
+    let Stream { head, event, tail } = *stream;
     let body = serde_json::json!({
         "model": "m", "messages": [{"role": "user", "content": "hi"}],
         "stream": true, "stream_options": {"include_usage": true},
@@ -89,23 +98,24 @@ fn ten_thousand_events_hold_no_more_memory_than_a_hundred() {
         b"data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"word \"}]}}],\"responseId\":\"r1\"}\r\n\r\n".to_vec();
     let gemini_tail = b"data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\".\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":10001,\"totalTokenCount\":10004}}\r\n\r\n".to_vec();
 
-    let cases: [(Schema, &[u8], &[u8], &[u8]); 3] = [
+    let stream = |head, event, tail| Stream { head, event, tail };
+    let cases = [
         (
             Schema::Anthropic,
-            &anthropic_head,
-            &anthropic_event,
-            &anthropic_tail,
+            stream(&anthropic_head, &anthropic_event, &anthropic_tail),
         ),
         (
             Schema::AWSBedrock,
-            &bedrock_head,
-            &bedrock_event,
-            &bedrock_tail,
+            stream(&bedrock_head, &bedrock_event, &bedrock_tail),
         ),
-        (Schema::GCPVertexAI, b"", &gemini_event, &gemini_tail),
+        (
+            Schema::GCPVertexAI,
+            stream(b"", &gemini_event, &gemini_tail),
+        ),
     ];
-    for (schema, head, event, tail) in cases {
-        let (at_100, at_end, written) = live_bytes(schema, head, event, tail);
+    for (schema, stream) in &cases {
+        let schema = *schema;
+        let (at_100, at_end, written) = live_bytes(schema, stream);
         let growth = at_end - at_100;
         eprintln!(
             "{schema:?}: {EVENTS} events, {written} client bytes, live bytes after 100 events {at_100}, after {EVENTS} {at_end} (growth {growth})"
