@@ -27,7 +27,7 @@ pub fn run() -> Result<()> {
     if !status.success() {
         bail!("release build failed");
     }
-    let bin = root.join("target/release");
+    let bin = crate::process::target_dir(&root).join("release");
 
     let (upstream, upstream_port) = Running::upstream(
         &bin.join("aigw-mock-upstream"),
@@ -39,7 +39,7 @@ pub fn run() -> Result<()> {
     let manifest = std::fs::read_to_string(root.join("testdata/demo/demo.yaml"))?
         .replace("port: 65001", &format!("port: {upstream_port}"))
         .replace("port: 1975", &format!("port: {port}"));
-    let dir = root.join("target/demo");
+    let dir = crate::process::target_dir(&root).join("demo");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("demo.yaml");
     std::fs::write(&path, manifest)?;

@@ -72,3 +72,12 @@ pub fn free_port() -> Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// The build's target directory: `CARGO_TARGET_DIR` when set (relative to `root`), else
+/// `root/target`, as cargo itself decides.
+pub fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}

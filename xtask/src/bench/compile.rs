@@ -52,8 +52,8 @@ pub fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("release build failed");
     }
-    let binary = root.join("target/release/aigw");
-    let dir = root.join("target/bench");
+    let binary = crate::process::target_dir(&root).join("release/aigw");
+    let dir = crate::process::target_dir(&root).join("bench");
     std::fs::create_dir_all(&dir)?;
     println!(
         "| routes | documents | input | check wall | check peak RSS | compile wall (all targets) | compile peak RSS | table.json |"

@@ -65,8 +65,8 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("wrk is not installed (apt-get install wrk)");
     }
     let envoy = envoy(&root)?;
-    let bin = root.join("target/release");
-    let dir = root.join("target/bench/proxy");
+    let bin = crate::process::target_dir(&root).join("release");
+    let dir = crate::process::target_dir(&root).join("bench/proxy");
     std::fs::create_dir_all(&dir)?;
 
     let mock = bin.join("aigw-mock-upstream");
@@ -189,6 +189,8 @@ pub fn run(args: &[String]) -> Result<()> {
         usage.join("\n")
     );
 
+    translation(&paths[2], &dir, &options)?;
+
     println!("\n## Memory\n");
     println!("| process | peak RSS (VmHWM) | RSS now |");
     println!("|---|---:|---:|");
@@ -223,6 +225,78 @@ fn parse(args: &[String]) -> Result<Options> {
 }
 
 /// The venv's Envoy (`.ci/run` installs it), else one on PATH.
+/// The same gateway process serving one request three ways: passed through to OpenAI, and
+/// translated to Anthropic and to Bedrock Converse (SigV4-signed; streams decoded from the
+/// event stream). CPU per request of the gateway, each against the passthrough of the run.
+fn translation(aigw: &Route, dir: &Path, options: &Options) -> Result<()> {
+    println!(
+        "\n## Translation (aigw-proxy's CPU per request; {} runs of {} s per model and load, the models taking turns; the run of median CPU shown)\n",
+        options.runs, options.duration
+    );
+    println!(
+        "| request | backend | connections | requests/s | p50 | p99 | CPU µs/request: median (all runs) | × passthrough | errors |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let models = [
+        ("bench", "OpenAI (passthrough)"),
+        ("bench-anthropic", "Anthropic (translated)"),
+        ("bench-bedrock", "AWSBedrock Converse (translated, SigV4)"),
+    ];
+    for stream in [false, true] {
+        let mut scripts = Vec::new();
+        for (model, _) in models {
+            let body = if stream {
+                format!(
+                    r#"{{"model":"{model}","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"Count"}}]}}"#
+                )
+            } else {
+                format!(
+                    r#"{{"model":"{model}","messages":[{{"role":"user","content":"Say hi"}}]}}"#
+                )
+            };
+            let script = dir.join(format!("{model}-{stream}.lua"));
+            std::fs::write(&script, lua(&body))?;
+            scripts.push(script);
+        }
+        for connections in [1, 32] {
+            let mut loads: Vec<Vec<Load>> = models.iter().map(|_| Vec::new()).collect();
+            for _ in 0..options.runs.max(1) {
+                for (script, loads) in scripts.iter().zip(&mut loads) {
+                    loads.push(measure(aigw, connections, options.duration, script)?);
+                }
+            }
+            let mut baseline = None;
+            for ((model, backend), mut loads) in models.iter().zip(loads) {
+                loads.sort_by(|a, b| a.cpu_us_per_request.total_cmp(&b.cpu_us_per_request));
+                let all: Vec<String> = loads
+                    .iter()
+                    .map(|l| format!("{:.1}", l.cpu_us_per_request))
+                    .collect();
+                let errors: u64 = loads.iter().map(|l| l.errors).sum();
+                let load = &loads[loads.len() / 2];
+                if load.requests == 0 {
+                    bail!("{model} served no request");
+                }
+                let base = *baseline.get_or_insert(load.cpu_us_per_request);
+                println!(
+                    "| {} | {backend} | {connections} | {:.0} | {} | {} | **{:.1}** ({}) | {:.2} | {errors} |",
+                    if stream { "stream" } else { "whole" },
+                    load.per_second,
+                    load.p50,
+                    load.p99,
+                    load.cpu_us_per_request,
+                    all.join(", "),
+                    load.cpu_us_per_request / base,
+                );
+            }
+        }
+    }
+    println!(
+        "\nStreams differ in length by provider (the canned replies: OpenAI's mock sends its own chunks, Anthropic's and Bedrock's replies are sent in 23-byte pieces 2 ms apart), so the stream rows compare the cost of a whole stream, not of a chunk."
+    );
+    Ok(())
+}
+
 fn envoy(root: &Path) -> Result<PathBuf> {
     let venv = root.join(".venv/bin/envoy");
     if venv.exists() {
@@ -257,6 +331,12 @@ fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4]) -> Result<Running> {
     let key = secrets.join("default/bench-key");
     std::fs::create_dir_all(&key)?;
     std::fs::write(key.join("apiKey"), "sk-bench")?;
+    let aws = secrets.join("default/bench-aws");
+    std::fs::create_dir_all(&aws)?;
+    std::fs::write(
+        aws.join("credentials"),
+        "[default]\naws_access_key_id = AKIDBENCH\naws_secret_access_key = bench-secret-not-real\n",
+    )?;
     let admin = admin.to_string();
     Running::spawn(
         "aigw-proxy",
@@ -505,13 +585,32 @@ fn lua(body: &str) -> String {
 fn aigw_manifests(port: u16, fast: u16, paced: u16) -> String {
     let mut out = format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  gatewayClassName: aigw\n  listeners:\n    - name: http\n      protocol: HTTP\n      port: {port}\n\
----\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench\n      backendRefs:\n        - name: fast\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-stream\n      backendRefs:\n        - name: paced\n  llmRequestCosts:\n    - metadataKey: llm_total_token\n      type: TotalToken\n"
+---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench\n      backendRefs:\n        - name: fast\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-stream\n      backendRefs:\n        - name: paced\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-anthropic\n      backendRefs:\n        - name: anthropic\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-bedrock\n      backendRefs:\n        - name: bedrock\n          modelNameOverride: anthropic.claude-3-5-sonnet-20240620-v1:0\n  llmRequestCosts:\n    - metadataKey: llm_total_token\n      type: TotalToken\n"
     );
     for (name, upstream) in [("fast", fast), ("paced", paced)] {
         out.push_str(&format!(
             "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  schema:\n    name: OpenAI\n  backendRef:\n    name: {name}\n    kind: Backend\n    group: gateway.envoyproxy.io\n\
 ---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  endpoints:\n    - ip:\n        address: 127.0.0.1\n        port: {upstream}\n\
 ---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: {name}-key\n  namespace: default\nspec:\n  type: APIKey\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: {name}\n  apiKey:\n    secretRef:\n      name: bench-key\n"
+        ));
+    }
+    // Provider-shaped backends on the fast upstream, which answers their paths with the
+    // canned replies of testdata/upstream (Bedrock streams as real event-stream frames).
+    for (name, schema, policy) in [
+        (
+            "anthropic",
+            "Anthropic",
+            "type: AnthropicAPIKey\n  anthropicAPIKey:\n    secretRef:\n      name: bench-key\n",
+        ),
+        (
+            "bedrock",
+            "AWSBedrock",
+            "type: AWSCredentials\n  awsCredentials:\n    region: us-east-1\n    credentialsFile:\n      secretRef:\n        name: bench-aws\n",
+        ),
+    ] {
+        out.push_str(&format!(
+            "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  schema:\n    name: {schema}\n  backendRef:\n    name: fast\n    kind: Backend\n    group: gateway.envoyproxy.io\n\
+---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: {name}-credentials\n  namespace: default\nspec:\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: {name}\n  {policy}"
         ));
     }
     out
