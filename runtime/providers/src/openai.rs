@@ -281,6 +281,26 @@ pub fn text_only(content: &Content, what: &str, schema: &'static str) -> Result<
     }
 }
 
+/// The visible texts of an assistant turn: its content (parts joined, text only) and its
+/// refusal, each when not empty, in that order.
+pub fn assistant_texts(
+    content: Option<&Content>,
+    refusal: Option<&String>,
+    schema: &'static str,
+) -> Result<Vec<String>, Error> {
+    let mut texts = Vec::new();
+    if let Some(content) = content {
+        let text = text_only(content, "an assistant message", schema)?;
+        if !text.is_empty() {
+            texts.push(text);
+        }
+    }
+    if let Some(refusal) = refusal.filter(|r| !r.is_empty()) {
+        texts.push(refusal.clone());
+    }
+    Ok(texts)
+}
+
 // ---- what the gateway writes back ----
 
 /// A finish reason OpenAI clients know.

@@ -209,18 +209,11 @@ fn convert_message(
             refusal,
             reasoning_content: _,
         } => {
-            let mut blocks = Vec::new();
-            if let Some(content) = content {
-                let text = openai::text_only(content, "an assistant message", schema)?;
-                if !text.is_empty() {
-                    blocks.push(Block::Text { text });
-                }
-            }
-            if let Some(refusal) = refusal.as_ref().filter(|r| !r.is_empty()) {
-                blocks.push(Block::Text {
-                    text: refusal.clone(),
-                });
-            }
+            let mut blocks: Vec<Block> =
+                openai::assistant_texts(content.as_ref(), refusal.as_ref(), schema)?
+                    .into_iter()
+                    .map(|text| Block::Text { text })
+                    .collect();
             for call in tool_calls.iter().flatten() {
                 blocks.push(Block::ToolUse {
                     id: call.id.clone(),

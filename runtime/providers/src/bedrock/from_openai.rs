@@ -167,16 +167,11 @@ fn convert_message(message: &openai::Message, out: &mut ConverseRequest) -> Resu
             refusal,
             reasoning_content: _,
         } => {
-            let mut blocks = Vec::new();
-            if let Some(content) = content {
-                let text = openai::text_only(content, "an assistant message", SCHEMA)?;
-                if !text.is_empty() {
-                    blocks.push(Block::Text(text));
-                }
-            }
-            if let Some(refusal) = refusal.as_ref().filter(|r| !r.is_empty()) {
-                blocks.push(Block::Text(refusal.clone()));
-            }
+            let mut blocks: Vec<Block> =
+                openai::assistant_texts(content.as_ref(), refusal.as_ref(), SCHEMA)?
+                    .into_iter()
+                    .map(Block::Text)
+                    .collect();
             for call in tool_calls.iter().flatten() {
                 blocks.push(Block::ToolUse(ToolUse {
                     tool_use_id: call.id.clone(),

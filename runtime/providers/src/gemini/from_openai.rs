@@ -41,6 +41,17 @@ pub fn request(chat: &ChatRequest) -> Result<Vec<u8>, Error> {
     }
     let mut out = Request::default();
     let mut system = Vec::new();
+    // Every call id of the assistant turns, with its function's name (for the tool messages).
+    let calls: Vec<(&str, &str)> = chat
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            openai::Message::Assistant { tool_calls, .. } => tool_calls.as_ref(),
+            _ => None,
+        })
+        .flatten()
+        .map(|call| (call.id.as_str(), call.function.name.as_str()))
+        .collect();
     for message in &chat.messages {
         match message {
             openai::Message::System { content } | openai::Message::Developer { content } => {
@@ -57,16 +68,11 @@ pub fn request(chat: &ChatRequest) -> Result<Vec<u8>, Error> {
                 refusal,
                 reasoning_content: _,
             } => {
-                let mut parts = Vec::new();
-                if let Some(content) = content {
-                    let text = openai::text_only(content, "an assistant message", SCHEMA)?;
-                    if !text.is_empty() {
-                        parts.push(Part::Text(text));
-                    }
-                }
-                if let Some(refusal) = refusal.as_ref().filter(|r| !r.is_empty()) {
-                    parts.push(Part::Text(refusal.clone()));
-                }
+                let mut parts: Vec<Part> =
+                    openai::assistant_texts(content.as_ref(), refusal.as_ref(), SCHEMA)?
+                        .into_iter()
+                        .map(Part::Text)
+                        .collect();
                 for call in tool_calls.iter().flatten() {
                     parts.push(Part::FunctionCall(FunctionCall {
                         name: call.function.name.clone(),
@@ -80,7 +86,7 @@ pub fn request(chat: &ChatRequest) -> Result<Vec<u8>, Error> {
                 tool_call_id,
             } => {
                 let text = openai::text_only(content, "a tool message", SCHEMA)?;
-                let name = called(chat, tool_call_id)?;
+                let name = called(&calls, tool_call_id)?;
                 let part = Part::FunctionResponse(FunctionResponse {
                     name,
                     response: json!({ "output": text }),
@@ -121,17 +127,12 @@ pub fn request(chat: &ChatRequest) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(&out).map_err(|e| Error::invalid(format!("cannot encode request: {e}")))
 }
 
-/// The name of the function whose call `id` is, from the assistant turns of `chat`.
-fn called(chat: &ChatRequest, id: &str) -> Result<String, Error> {
-    chat.messages
+/// The name of the function whose call `id` is, among the assistant turns' `calls`.
+fn called(calls: &[(&str, &str)], id: &str) -> Result<String, Error> {
+    calls
         .iter()
-        .filter_map(|m| match m {
-            openai::Message::Assistant { tool_calls, .. } => tool_calls.as_ref(),
-            _ => None,
-        })
-        .flatten()
-        .find(|call| call.id == id)
-        .map(|call| call.function.name.clone())
+        .find(|(call, _)| *call == id)
+        .map(|(_, name)| (*name).to_owned())
         .ok_or_else(|| {
             Error::invalid(format!(
                 "the tool message for `{id}` answers no tool call of an assistant message"

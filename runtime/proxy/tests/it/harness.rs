@@ -42,6 +42,14 @@ impl Reply {
         std::str::from_utf8(&self.body).unwrap_or("(not utf-8)")
     }
 
+    /// `error.message` of an OpenAI error body (empty when there is none).
+    pub fn error_message(&self) -> String {
+        self.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

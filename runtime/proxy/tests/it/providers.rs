@@ -268,10 +268,7 @@ async fn what_a_provider_cannot_honour_is_422_and_never_sent() {
     body["n"] = json!(2);
     let reply = gw.chat(body).await;
     assert_eq!(reply.status, 422, "{}", reply.text());
-    let message = reply.json()["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let message = reply.error_message();
     assert!(
         message.contains("`n`") && message.contains("Anthropic"),
         "{message}"

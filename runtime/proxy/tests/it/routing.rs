@@ -224,10 +224,7 @@ async fn a_schema_without_translation_answers_501_and_the_rest_keeps_serving() {
     let gw = Harness::start().await;
     let reply = gw.chat("untranslated").await;
     assert_eq!(reply.status, 501, "{}", reply.text());
-    let message = reply.json()["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let message = reply.error_message();
     assert!(
         message.contains("Cohere") && message.contains("default/cohere"),
         "{message}"
