@@ -20,8 +20,8 @@ mod stream;
 mod translate;
 
 pub use translate::{
-    ClientApi, Ids, Operation, ResponseTranslator, StreamTranslator, Target, Translation,
-    UpstreamRequest, translate,
+    ClientApi, ClientRequest, Ids, Operation, ResponseTranslator, StreamTranslator, Target,
+    Translation, UpstreamRequest, translate,
 };
 
 use std::borrow::Cow;

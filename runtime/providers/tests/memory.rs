@@ -4,7 +4,7 @@
 //! its own test binary so that no other test allocates meanwhile.
 #![expect(clippy::expect_used, clippy::panic, reason = "test code")]
 
-use aigw_providers::{ClientApi, Ids, Operation, Schema, Target, Translation};
+use aigw_providers::{ClientRequest, Ids, Operation, Schema, Target, Translation};
 use bytes::BytesMut;
 use cap::Cap;
 use std::alloc::System;
@@ -38,13 +38,12 @@ fn live_bytes(schema: Schema, stream: &Stream<'_>) -> (isize, isize, usize) {
         model: "m",
         version: None,
         gcp: Some(("p", "r")),
+        prefix: "/v1",
     };
     let body = serde_json::to_vec(&body).expect("json");
     let Ok(Translation::Translated { response, .. }) = aigw_providers::translate(
-        ClientApi::OpenAI,
-        Operation::ChatCompletions,
+        &ClientRequest::openai(Operation::ChatCompletions, &body),
         &target,
-        &body,
     ) else {
         panic!("{schema:?} translates");
     };

@@ -1,11 +1,12 @@
 //! The data plane's errors: each knows its status code, who is at fault, whether another
-//! backend may be tried, and how it reads to a client (one function, [`ProxyError::response`],
-//! renders the OpenAI error shape).
+//! backend may be tried, and how it reads to a client ([`ProxyError::response_for`] renders
+//! the error shape of the client's API: OpenAI's, or Anthropic's under `/anthropic`).
 //!
 //! Messages are `&'static str` or built from values the client sent or the table names; they
 //! never carry a secret.
 
 use crate::body::Body;
+use aigw_providers::ClientApi;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use std::borrow::Cow;
@@ -174,10 +175,25 @@ impl ProxyError {
 
     /// The OpenAI error shape: `{"error": {"type", "message", "code"}}`.
     pub fn response(&self) -> Response<Body> {
-        let body = serde_json::json!({
-            "error": {"type": self.kind, "message": self.message, "code": self.status.as_u16().to_string()},
-        });
-        json_response(self.status, body.to_string().into())
+        self.response_for(ClientApi::OpenAI)
+    }
+
+    /// The error shape of the client's API. Anthropic's types follow the status
+    /// (`{"type": "error", "error": {"type", "message"}}`).
+    pub fn response_for(&self, api: ClientApi) -> Response<Body> {
+        let body = match api {
+            ClientApi::OpenAI => serde_json::json!({
+                "error": {"type": self.kind, "message": self.message, "code": self.status.as_u16().to_string()},
+            })
+            .to_string()
+            .into(),
+            ClientApi::Anthropic => aigw_providers::anthropic::messages::error_json(
+                aigw_providers::anthropic::messages::error_type(self.status.as_u16()),
+                &self.message,
+            )
+            .into(),
+        };
+        json_response(self.status, body)
     }
 }
 

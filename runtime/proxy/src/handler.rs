@@ -9,6 +9,7 @@ use crate::body::{self, Body};
 use crate::error::{ProxyError, json_response, route_not_found};
 use crate::generation::Generation;
 use crate::{Shared, forward};
+use aigw_providers::ClientApi;
 use aigw_table::{ListenerId, Selected};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 /// The request header the chosen rule matches the model against (the reference's name).
 pub const MODEL_HEADER: &str = "x-ai-eg-model";
 
-/// The OpenAI endpoints the gateway serves.
+/// The endpoints the gateway serves: OpenAI's, and Anthropic's under `/anthropic`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
@@ -28,6 +29,9 @@ pub enum Endpoint {
     AudioSpeech,
     AudioTranscriptions,
     AudioTranslations,
+    /// Anthropic's Messages API.
+    Messages,
+    CountTokens,
 }
 
 impl Endpoint {
@@ -42,6 +46,8 @@ impl Endpoint {
             "/v1/audio/speech" => Endpoint::AudioSpeech,
             "/v1/audio/transcriptions" => Endpoint::AudioTranscriptions,
             "/v1/audio/translations" => Endpoint::AudioTranslations,
+            "/anthropic/v1/messages" => Endpoint::Messages,
+            "/anthropic/v1/messages/count_tokens" => Endpoint::CountTokens,
             _ => return None,
         })
     }
@@ -62,7 +68,17 @@ impl Endpoint {
                 | Endpoint::Completions
                 | Endpoint::Embeddings
                 | Endpoint::Responses
+                | Endpoint::Messages
         )
+    }
+
+    /// The API the client speaks, which shapes the gateway's own errors too.
+    pub fn api(path: &str) -> ClientApi {
+        if path.starts_with("/anthropic/") {
+            ClientApi::Anthropic
+        } else {
+            ClientApi::OpenAI
+        }
     }
 }
 
@@ -72,8 +88,9 @@ pub async fn handle(
     port: u16,
     request: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
+    let api = Endpoint::api(request.uri().path());
     let Some(generation) = shared.generation() else {
-        return ProxyError::unavailable("no routing table is loaded yet").response();
+        return ProxyError::unavailable("no routing table is loaded yet").response_for(api);
     };
     let response = match serve(&shared, &generation, port, request).await {
         Ok(response) => response,
@@ -81,7 +98,7 @@ pub async fn handle(
             if error.fault != crate::error::Fault::Client {
                 tracing::warn!(status = error.status.as_u16(), fault = error.fault.as_str(), message = %error.message, "request failed");
             }
-            error.response()
+            error.response_for(api)
         }
     };
     shared.metrics.request(response.status());

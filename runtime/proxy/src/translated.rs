@@ -12,7 +12,9 @@ use crate::generation::Upstream;
 use crate::handler::Endpoint;
 use crate::metrics::Usage;
 use crate::relay::{self, Relay};
-use aigw_providers::{Ids, Operation, ResponseTranslator, Target, Translation, UpstreamRequest};
+use aigw_providers::{
+    ClientRequest, Ids, Operation, ResponseTranslator, Target, Translation, UpstreamRequest,
+};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
@@ -39,10 +41,19 @@ pub fn translate(
         model,
         version: upstream.version.as_deref(),
         gcp: upstream.gcp.as_ref().map(|(p, r)| (p.as_str(), r.as_str())),
+        prefix: &upstream.prefix,
     };
-    let operation = operation(exchange.endpoint);
-    aigw_providers::translate(aigw_providers::ClientApi::OpenAI, operation, &target, body)
-        .map_err(|error| from_translation(error, upstream))
+    let request = ClientRequest {
+        api: Endpoint::api(exchange.parts.uri.path()),
+        operation: operation(exchange.endpoint),
+        body,
+        anthropic_beta: exchange
+            .parts
+            .headers
+            .get("anthropic-beta")
+            .and_then(|v| v.to_str().ok()),
+    };
+    aigw_providers::translate(&request, &target).map_err(|error| from_translation(error, upstream))
 }
 
 fn operation(endpoint: Endpoint) -> Operation {
@@ -51,6 +62,8 @@ fn operation(endpoint: Endpoint) -> Operation {
         Endpoint::Completions => Operation::Completions,
         Endpoint::Embeddings => Operation::Embeddings,
         Endpoint::Responses => Operation::Responses,
+        Endpoint::Messages => Operation::Messages,
+        Endpoint::CountTokens => Operation::CountTokens,
         _ => Operation::Other,
     }
 }
@@ -81,6 +94,11 @@ pub fn headers(headers: &mut HeaderMap, request: &UpstreamRequest) {
     );
     for (name, value) in &request.headers {
         headers.insert(*name, HeaderValue::from_static(value));
+    }
+    for (name, value) in &request.header_defaults {
+        if !headers.contains_key(*name) {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
     }
 }
 
@@ -134,7 +152,9 @@ impl Answer<'_> {
                 .map(Duration::from_millis);
             let relay = Relay::new(
                 incoming,
-                relay::Mode::Translate(Box::new(self.translator.stream(ids()))),
+                relay::Mode::Translate(Box::new(
+                    self.translator.stream(ids(self.translator.id_prefix())),
+                )),
                 true,
                 Some(self.deadline),
                 idle,
@@ -145,7 +165,13 @@ impl Answer<'_> {
             return Ok(Response::from_parts(parts, Body::stream(relay)));
         }
         let body = self.read(incoming, self.shared.config.body_limit).await?;
-        match self.translator.response(&body, &ids()) {
+        let ids = ids(self.translator.id_prefix());
+        match self.translator.response(&body, &ids) {
+            Ok((out, usage)) if self.exchange.endpoint == Endpoint::CountTokens => {
+                // A count uses no tokens.
+                let _ = usage;
+                Ok(json_response(StatusCode::OK, out.into()))
+            }
             Ok((out, usage)) => {
                 self.shared.metrics.usage(
                     &self.upstream.name,
@@ -179,14 +205,15 @@ impl Answer<'_> {
     }
 }
 
-/// A fresh response id and the creation time, for providers whose answers carry none.
-fn ids() -> Ids {
+/// A fresh response id (after `prefix`) and the creation time, for providers whose answers
+/// carry none.
+fn ids(prefix: &str) -> Ids {
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     Ids {
         id: format!(
-            "chatcmpl-{:016x}{:08x}",
+            "{prefix}{:016x}{:08x}",
             fastrand::u64(..),
             fastrand::u32(..)
         ),

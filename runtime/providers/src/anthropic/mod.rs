@@ -7,7 +7,9 @@
 //! Reference: <https://docs.anthropic.com/en/api/messages>,
 //! <https://docs.anthropic.com/en/api/messages-streaming>.
 
+pub mod from_anthropic;
 pub mod from_openai;
+pub mod messages;
 
 use crate::Usage;
 use serde::{Deserialize, Serialize};

@@ -14,9 +14,9 @@
 //!   no Converse field and is left out rather than refused, so that applications that always
 //!   send it keep working.
 
-use super::{Block, ConverseRequest, ConverseResponse, Image, ImageSource, InferenceConfig};
+use super::{Block, ConverseRequest, ConverseResponse, InferenceConfig};
+use super::{BlockDelta, BlockStart, MessageStop, Metadata, ToolResultBlock, ToolSpec, ToolUse};
 use super::{InputSchema, Message, RawUsage, SystemBlock, Tool, ToolConfig, ToolResult};
-use super::{ToolResultBlock, ToolSpec, ToolUse};
 use crate::anthropic::from_openai::{
     DEFAULT_MAX_TOKENS, arguments, thinking_budget, thinking_conflicts,
 };
@@ -25,9 +25,7 @@ use crate::stream::Core;
 use crate::translate::{Ids, refuse_common};
 use crate::{Error, Usage};
 use bytes::BytesMut;
-use serde::Deserialize;
 use serde_json::{Value, json};
-use std::borrow::Cow;
 
 const SCHEMA: &str = "AWSBedrock";
 
@@ -189,6 +187,7 @@ fn convert_message(message: &openai::Message, out: &mut ConverseRequest) -> Resu
             let result = Block::ToolResult(ToolResult {
                 tool_use_id: tool_call_id.clone(),
                 content: vec![ToolResultBlock { text }],
+                status: None,
             });
             push(&mut out.messages, "user", vec![result]);
         }
@@ -198,7 +197,7 @@ fn convert_message(message: &openai::Message, out: &mut ConverseRequest) -> Resu
 
 /// Appends `blocks` as a turn of `role`, merged into the previous turn of the same role
 /// (Converse wants the turns to alternate).
-fn push(messages: &mut Vec<Message>, role: &'static str, blocks: Vec<Block>) {
+pub(crate) fn push(messages: &mut Vec<Message>, role: &'static str, blocks: Vec<Block>) {
     match messages.last_mut() {
         Some(last) if last.role == role => last.content.extend(blocks),
         _ => messages.push(Message {
@@ -221,24 +220,7 @@ fn user_blocks(content: &Content) -> Result<Vec<Block>, Error> {
                 let inline = image_url.data_url().ok_or_else(|| {
                     Error::unsupported(SCHEMA, "an image by URL (send it inline as a data URL)")
                 })?;
-                let format = match inline.media_type {
-                    "image/png" => "png",
-                    "image/jpeg" => "jpeg",
-                    "image/gif" => "gif",
-                    "image/webp" => "webp",
-                    other => {
-                        return Err(Error::unsupported(
-                            SCHEMA,
-                            format!("an image of type `{other}`"),
-                        ));
-                    }
-                };
-                Ok(Block::Image(Image {
-                    format,
-                    source: ImageSource {
-                        bytes: inline.data.to_owned(),
-                    },
-                }))
+                super::image(inline.media_type, inline.data, SCHEMA)
             }
             other => Err(Error::unsupported(
                 SCHEMA,
@@ -378,74 +360,6 @@ pub fn response(body: &[u8], ids: &Ids, model: &str) -> Option<(Vec<u8>, Usage)>
 }
 
 // ---- the stream ----
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BlockStart<'a> {
-    content_block_index: u32,
-    #[serde(borrow, default)]
-    start: Option<StartOf<'a>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StartOf<'a> {
-    #[serde(borrow, default)]
-    tool_use: Option<ToolStart<'a>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolStart<'a> {
-    #[serde(borrow)]
-    tool_use_id: Cow<'a, str>,
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BlockDelta<'a> {
-    content_block_index: u32,
-    #[serde(borrow)]
-    delta: DeltaOf<'a>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeltaOf<'a> {
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tool_use: Option<ToolInput<'a>>,
-    #[serde(borrow, default)]
-    reasoning_content: Option<ReasoningDelta<'a>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ToolInput<'a> {
-    #[serde(borrow, default)]
-    input: Cow<'a, str>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ReasoningDelta<'a> {
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MessageStop<'a> {
-    #[serde(borrow, default)]
-    stop_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Metadata {
-    #[serde(default)]
-    usage: Option<RawUsage>,
-}
 
 /// The state of one translated ConverseStream.
 #[derive(Debug)]

@@ -6,6 +6,7 @@
 //! validates our bodies against it), <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html>.
 
 pub mod eventstream;
+pub mod from_anthropic;
 pub mod from_openai;
 
 use crate::Usage;
@@ -58,6 +59,41 @@ pub enum Block {
     Image(Image),
     ToolUse(ToolUse),
     ToolResult(ToolResult),
+    /// Claude's thinking of an earlier turn, given back with its signature.
+    ReasoningContent(Reasoning),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reasoning {
+    ReasoningText {
+        text: String,
+        signature: String,
+    },
+    /// Base64 (a blob).
+    RedactedContent(String),
+}
+
+/// An image block from a media type and base64 data; Converse takes four formats.
+pub fn image(media_type: &str, data: &str, schema: &'static str) -> Result<Block, crate::Error> {
+    let format = match media_type {
+        "image/png" => "png",
+        "image/jpeg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        other => {
+            return Err(crate::Error::unsupported(
+                schema,
+                format!("an image of type `{other}`"),
+            ));
+        }
+    };
+    Ok(Block::Image(Image {
+        format,
+        source: ImageSource {
+            bytes: data.to_owned(),
+        },
+    }))
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +122,9 @@ pub struct ToolUse {
 pub struct ToolResult {
     pub tool_use_id: String,
     pub content: Vec<ToolResultBlock>,
+    /// `error` for a failed call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -194,6 +233,8 @@ pub struct ReasoningOut<'a> {
 pub struct ReasoningText<'a> {
     #[serde(borrow, default)]
     pub text: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub signature: Option<Cow<'a, str>>,
 }
 
 /// Bedrock's usage: `inputTokens` excludes the cache reads and writes.
@@ -235,6 +276,78 @@ pub struct ErrorBody<'a> {
 /// The error type named by an `x-amzn-errortype` value (`ValidationException:http://...`).
 pub fn error_type(header: &str) -> &str {
     header.split(':').next().unwrap_or(header)
+}
+
+// ---- ConverseStream events ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BlockStart<'a> {
+    pub(crate) content_block_index: u32,
+    #[serde(borrow, default)]
+    pub(crate) start: Option<StartOf<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StartOf<'a> {
+    #[serde(borrow, default)]
+    pub(crate) tool_use: Option<ToolStart<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ToolStart<'a> {
+    #[serde(borrow)]
+    pub(crate) tool_use_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) name: Cow<'a, str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BlockDelta<'a> {
+    pub(crate) content_block_index: u32,
+    #[serde(borrow)]
+    pub(crate) delta: DeltaOf<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DeltaOf<'a> {
+    #[serde(borrow, default)]
+    pub(crate) text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) tool_use: Option<ToolInput<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) reasoning_content: Option<ReasoningDelta<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ToolInput<'a> {
+    #[serde(borrow, default)]
+    pub(crate) input: Cow<'a, str>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReasoningDelta<'a> {
+    #[serde(borrow, default)]
+    pub(crate) text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) signature: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MessageStop<'a> {
+    #[serde(borrow, default)]
+    pub(crate) stop_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Metadata {
+    #[serde(default)]
+    pub(crate) usage: Option<RawUsage>,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Requests: `testdata/translate/openai/<case>.json` → `<case>.<schema>.snap`, the upstream
 //! request (method, path, provider headers, body) or the error the client gets.
 
-use aigw_providers::{ClientApi, Operation, Schema, Target, Translation, translate};
+use aigw_providers::{ClientApi, ClientRequest, Operation, Schema, Target, Translation, translate};
 
 /// The schemas a chat completion is translated to (OpenAI itself passes through).
 const TRANSLATED: &[Schema] = &[
@@ -40,6 +40,7 @@ fn target(schema: Schema, model: &str) -> Target<'_> {
         model,
         version: None,
         gcp: Some(("my-project", "us-east5")),
+        prefix: "/v1",
     }
 }
 
@@ -52,11 +53,37 @@ fn operation(case: &str) -> Operation {
     }
 }
 
-fn render(schema: Schema, operation: Operation, body: &[u8]) -> String {
+/// The schemas an Anthropic client's request goes to: the Anthropic family natively, the
+/// others translated.
+const FROM_ANTHROPIC: &[Schema] = &[
+    Schema::Anthropic,
+    Schema::GCPAnthropic,
+    Schema::AWSAnthropic,
+    Schema::OpenAI,
+    Schema::AzureOpenAI,
+    Schema::AWSBedrock,
+];
+
+/// The Anthropic client's cases (`testdata/translate/anthropic/`): `count_*` are
+/// `count_tokens` requests.
+const ANTHROPIC_CASES: &[(&str, &[Schema])] = &[
+    ("messages_basic", FROM_ANTHROPIC),
+    ("messages_tools_stream", FROM_ANTHROPIC),
+    ("messages_images", FROM_ANTHROPIC),
+    ("messages_thinking", FROM_ANTHROPIC),
+    ("messages_server_tool", FROM_ANTHROPIC),
+    ("messages_unknown_field", FROM_ANTHROPIC),
+    ("messages_top_k", FROM_ANTHROPIC),
+    ("messages_tool_choice_any", FROM_ANTHROPIC),
+    ("messages_malformed", FROM_ANTHROPIC),
+    ("count_basic", FROM_ANTHROPIC),
+];
+
+fn render(schema: Schema, request: &ClientRequest<'_>) -> String {
     // The proxy gives the model it read from the body (or the backend's override).
-    let parsed: serde_json::Value = serde_json::from_slice(body).expect("cases are JSON");
+    let parsed: serde_json::Value = serde_json::from_slice(request.body).expect("cases are JSON");
     let model = parsed["model"].as_str().unwrap_or_default();
-    let outcome = translate(ClientApi::OpenAI, operation, &target(schema, model), body);
+    let outcome = translate(request, &target(schema, model));
     let value = match outcome {
         Ok(Translation::Passthrough) => serde_json::json!({"passthrough": true}),
         Ok(Translation::Translated {
@@ -72,7 +99,16 @@ fn render(schema: Schema, operation: Operation, body: &[u8]) -> String {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
                 .collect();
-            serde_json::json!({"request": {"method": "POST", "path": request.path, "headers": headers, "body": body}})
+            let mut rendered = serde_json::json!({"method": "POST", "path": request.path, "headers": headers, "body": body});
+            if !request.header_defaults.is_empty() {
+                let defaults: serde_json::Map<_, _> = request
+                    .header_defaults
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
+                    .collect();
+                rendered["header_defaults"] = defaults.into();
+            }
+            serde_json::json!({ "request": rendered })
         }
         Err(error) => {
             serde_json::json!({"error": {"status": error.status(), "message": error.to_string()}})
@@ -107,8 +143,52 @@ fn openai_requests_translate_to_every_schema() {
                 &dir,
                 &input,
                 &name,
-                &render(*schema, operation(case), &body),
+                &render(*schema, &ClientRequest::openai(operation(case), &body)),
             );
+        }
+    }
+}
+
+#[test]
+fn anthropic_requests_translate_to_every_schema() {
+    let dir = crate::testdata().join("translate/anthropic");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .expect("testdata/translate/anthropic")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".json").map(str::to_owned)
+        })
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = ANTHROPIC_CASES
+        .iter()
+        .map(|(c, _)| (*c).to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "every case file is in ANTHROPIC_CASES and every entry has a file"
+    );
+    for (case, schemas) in ANTHROPIC_CASES {
+        let input = dir.join(format!("{case}.json"));
+        let body = std::fs::read(&input).expect("case");
+        let operation = if case.starts_with("count_") {
+            Operation::CountTokens
+        } else {
+            Operation::Messages
+        };
+        let request = ClientRequest {
+            api: ClientApi::Anthropic,
+            operation,
+            body: &body,
+            // The header Claude Code sends for interleaved thinking.
+            anthropic_beta: case
+                .contains("thinking")
+                .then_some("interleaved-thinking-2025-05-14"),
+        };
+        for schema in *schemas {
+            let name = format!("{case}.{}", schema.as_str().to_ascii_lowercase());
+            crate::snapshot(&dir, &input, &name, &render(*schema, &request));
         }
     }
 }
@@ -116,10 +196,8 @@ fn openai_requests_translate_to_every_schema() {
 #[test]
 fn openai_passes_through_untouched() {
     let outcome = translate(
-        ClientApi::OpenAI,
-        Operation::ChatCompletions,
+        &ClientRequest::openai(Operation::ChatCompletions, b"not even json"),
         &target(Schema::OpenAI, "m"),
-        b"not even json",
     );
     assert!(matches!(outcome, Ok(Translation::Passthrough)));
 }
@@ -132,8 +210,12 @@ fn gcp_backends_without_project_and_region_are_a_configuration_error() {
         model: "claude",
         version: None,
         gcp: None,
+        prefix: "/v1",
     };
-    let error = translate(ClientApi::OpenAI, Operation::ChatCompletions, &target, body)
-        .expect_err("no project");
+    let error = translate(
+        &ClientRequest::openai(Operation::ChatCompletions, body),
+        &target,
+    )
+    .expect_err("no project");
     assert_eq!(error.status(), 500);
 }

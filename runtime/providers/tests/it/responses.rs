@@ -2,11 +2,13 @@
 //! to the OpenAI API, as `<case>.openai.snap` beside each reply. Streams are fed whole and
 //! byte by byte (every split point, through multi-byte characters) and must come out the same.
 
-use aigw_providers::{ClientApi, Ids, Operation, ResponseTranslator, Schema, Target, Translation};
+use aigw_providers::{
+    ClientRequest, Ids, Operation, ResponseTranslator, Schema, Target, Translation,
+};
 use bytes::BytesMut;
 use std::path::Path;
 
-fn ids() -> Ids {
+pub(crate) fn ids() -> Ids {
     Ids {
         id: "chatcmpl-test".into(),
         created: 1_700_000_000,
@@ -26,20 +28,19 @@ fn translator(schema: Schema, stream: bool) -> ResponseTranslator {
         model: "claude-sonnet-4-5",
         version: None,
         gcp: Some(("p", "r")),
+        prefix: "/v1",
     };
     let body = serde_json::to_vec(&body).expect("json");
     match aigw_providers::translate(
-        ClientApi::OpenAI,
-        Operation::ChatCompletions,
+        &ClientRequest::openai(Operation::ChatCompletions, &body),
         &target,
-        &body,
     ) {
         Ok(Translation::Translated { response, .. }) => response,
         other => panic!("{schema:?} translates chat completions: {other:?}"),
     }
 }
 
-fn files(dir: &Path, extension: &str) -> Vec<std::path::PathBuf> {
+pub(crate) fn files(dir: &Path, extension: &str) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("testdata dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -49,7 +50,7 @@ fn files(dir: &Path, extension: &str) -> Vec<std::path::PathBuf> {
     files
 }
 
-fn stem(path: &Path) -> String {
+pub(crate) fn stem(path: &Path) -> String {
     path.file_stem()
         .expect("stem")
         .to_string_lossy()
@@ -57,12 +58,18 @@ fn stem(path: &Path) -> String {
 }
 
 /// A whole body, or an error body with the status the fixture's name implies.
-fn whole(translator: &ResponseTranslator, path: &Path, error_type: Option<&str>) -> String {
+pub(crate) fn whole(
+    translator: &ResponseTranslator,
+    path: &Path,
+    error_type: Option<&str>,
+) -> String {
     let body = std::fs::read(path).expect("fixture");
     let name = stem(path);
     let value = if name.starts_with("error_") {
         let status = if name.contains("overloaded") {
             529
+        } else if name.contains("rate_limit") {
+            429
         } else {
             400
         };
@@ -79,7 +86,7 @@ fn whole(translator: &ResponseTranslator, path: &Path, error_type: Option<&str>)
 }
 
 /// Feeds `stream` in the given pieces; returns the client's bytes and the usage seen.
-fn feed(translator: &ResponseTranslator, pieces: &[&[u8]]) -> (String, String) {
+pub(crate) fn feed(translator: &ResponseTranslator, pieces: &[&[u8]]) -> (String, String) {
     let mut stream = translator.stream(ids());
     let mut out = BytesMut::new();
     for piece in pieces {
@@ -91,7 +98,7 @@ fn feed(translator: &ResponseTranslator, pieces: &[&[u8]]) -> (String, String) {
 }
 
 /// Every split of `stream` into two pieces, and one byte at a time, gives `whole`.
-fn assert_split_invariant(
+pub(crate) fn assert_split_invariant(
     translator: &ResponseTranslator,
     stream: &[u8],
     whole: &(String, String),
@@ -104,7 +111,7 @@ fn assert_split_invariant(
     assert_eq!(&feed(translator, &bytes), whole, "one byte at a time");
 }
 
-fn transcript(out: &(String, String)) -> String {
+pub(crate) fn transcript(out: &(String, String)) -> String {
     format!("{}--- usage seen: {}\n", out.0, out.1)
 }
 
@@ -205,9 +212,13 @@ fn embedding_translator(schema: Schema, model: &str, encoding: &str) -> Response
         model,
         version: None,
         gcp: Some(("p", "r")),
+        prefix: "/v1",
     };
     let body = serde_json::to_vec(&body).expect("json");
-    match aigw_providers::translate(ClientApi::OpenAI, Operation::Embeddings, &target, &body) {
+    match aigw_providers::translate(
+        &ClientRequest::openai(Operation::Embeddings, &body),
+        &target,
+    ) {
         Ok(Translation::Translated { response, .. }) => response,
         other => panic!("{schema:?} translates embeddings: {other:?}"),
     }

@@ -2,6 +2,7 @@
 """Self-test of validate.py: valid bodies pass, invalid ones fail, the rest is
 skipped. Run with the venv's python: `.venv/bin/python selftest.py`."""
 
+import base64
 import json
 import os
 import subprocess
@@ -127,6 +128,69 @@ GEMINI = request(
     },
 )
 
+OPENAI_MESSAGES = [
+    {"role": "system", "content": "Answer briefly."},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Weather in Paris?"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "auto"}},
+        ],
+    },
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": "clear"},
+]
+
+OPENAI = request(
+    "/v1/chat/completions",
+    {
+        "model": "gpt-4o",
+        "messages": OPENAI_MESSAGES,
+        "tools": [
+            {"type": "function", "function": {"name": "weather", "description": "d", "parameters": SCHEMA}}
+        ],
+        "tool_choice": {"type": "function", "function": {"name": "weather"}},
+        "parallel_tool_calls": False,
+        "max_completion_tokens": 256,
+        "stop": ["END"],
+        "user": "u1",
+    },
+)
+
+AZURE_OPENAI = request(
+    "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+    {
+        "messages": OPENAI_MESSAGES,
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": SCHEMA}}],
+        "tool_choice": "required",
+        "reasoning_effort": "low",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    },
+)
+
+COUNT_TOKENS_CONVERSE = request(
+    "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/count-tokens",
+    {"input": {"converse": {k: CONVERSE["request"]["body"][k] for k in ("system", "messages", "toolConfig")}}},
+)
+
+
+def invoke_body(body: dict) -> str:
+    """An InvokeModel body as CountTokens carries it: base64 of the JSON."""
+    return base64.b64encode(json.dumps(body).encode()).decode()
+
+
+COUNT_TOKENS_INVOKE = request(
+    "/model/anthropic.claude-3-haiku-20240307-v1%3A0/count-tokens",
+    {"input": {"invokeModel": {"body": invoke_body({"anthropic_version": "bedrock-2023-05-31", **ANTHROPIC_MESSAGES})}}},
+)
+
 
 def edited(snapshot: dict, edit) -> dict:
     """A deep copy of the snapshot with `edit` applied to its body."""
@@ -142,6 +206,11 @@ VALID = {
     "messages.gcpanthropic": VERTEX_ANTHROPIC,
     "messages.awsanthropic": BEDROCK_ANTHROPIC,
     "generate.gcpvertexai": GEMINI,
+    "chat-tools.openai": OPENAI,
+    "chat-stream.azureopenai": AZURE_OPENAI,
+    "count-tokens-converse.awsbedrock": COUNT_TOKENS_CONVERSE,
+    "count-tokens-invoke.awsbedrock": COUNT_TOKENS_INVOKE,
+    "count-tokens-invoke.awsanthropic": COUNT_TOKENS_INVOKE,
 }
 
 # name -> (snapshot, a fragment the FAIL line must contain)
@@ -195,10 +264,35 @@ INVALID = {
         edited(GEMINI, lambda b: b["toolConfig"]["functionCallingConfig"].update(mode="auto")),
         "toolConfig.functionCallingConfig.mode: enum value 'auto' is not the canonical 'AUTO'",
     ),
+    "unknown-top-level.openai": (
+        edited(OPENAI, lambda b: b.update(max_output_tokens=5)),
+        "max_output_tokens: Extra inputs are not permitted",
+    ),
+    "unknown-message-field.openai": (
+        edited(OPENAI, lambda b: b["messages"][3].update(name="weather")),
+        "messages[3]<ChatCompletionToolMessageParam>.name: Extra inputs are not permitted",
+    ),
+    "max-tokens-string.azureopenai": (
+        edited(AZURE_OPENAI, lambda b: b.update(max_completion_tokens="256")),
+        "max_completion_tokens: Input should be a valid integer",
+    ),
+    "unknown-converse-field.awsbedrock": (
+        edited(COUNT_TOKENS_CONVERSE, lambda b: b["input"]["converse"].update(inferenceConfig={"maxTokens": 5})),
+        'Unknown parameter in input.converse: "inferenceConfig"',
+    ),
+    "invoke-with-model.awsanthropic": (
+        edited(COUNT_TOKENS_INVOKE, lambda b: b["input"]["invokeModel"].update(body=invoke_body(
+            {"anthropic_version": "bedrock-2023-05-31", "model": "claude-3-haiku", **ANTHROPIC_MESSAGES}
+        ))),
+        "input.invokeModel.body: body carries `model`",
+    ),
 }
 
 SKIPPED = {
-    "chat.openai": request("/v1/chat/completions", {"model": "gpt-4o", "messages": []}),
+    "chat.cohere": request("/v2/chat", {"model": "command-r", "messages": []}),
+    "unchanged-body.azureopenai": request(
+        "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", "(the client's body, unchanged)"
+    ),
     "error.anthropic": {"request": "invalid request: no model", "error": {"type": "invalid_request_error"}},
     "no-request.gcpvertexai": {"response": {}},
     "passthrough.anthropic": {"passthrough": True},

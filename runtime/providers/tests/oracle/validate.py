@@ -16,7 +16,10 @@ The `<schema>` part of the name (lowercased) picks the oracle:
   awsbedrock    /model/{modelId}/converse[-stream]: botocore's `bedrock-runtime`
                 service model, operation Converse / ConverseStream (unknown
                 members, types, required members, tagged unions, min
-                constraints). `/invoke` paths (Titan embeddings) are skipped.
+                constraints); /model/{modelId}/count-tokens: operation
+                CountTokens, and an `input.invokeModel.body` is also decoded
+                (base64, then JSON) and checked as for `awsanthropic`.
+                `/invoke` paths (Titan embeddings) are skipped.
   anthropic     /v1/messages: anthropic.types.MessageCreateParams (the streaming
                 or non-streaming variant by body["stream"]);
                 /v1/messages/count_tokens: MessageCountTokensParams.
@@ -25,17 +28,25 @@ The `<schema>` part of the name (lowercased) picks the oracle:
                 `vertex-2023-10-16`; it is removed, `model` is taken from the
                 path, and the rest validates as for `anthropic`.
   awsanthropic  Claude on Bedrock InvokeModel (/model/{modelId}/invoke[-with-
-                response-stream]): anthropic_version must start with `bedrock-`;
-                likewise validated as for `anthropic`.
+                response-stream]): anthropic_version must start with `bedrock-`,
+                the body carries neither `model` (taken from the path) nor
+                `stream`; likewise validated as for `anthropic`.
+                /model/{modelId}/count-tokens: as for `awsbedrock`.
   gcpvertexai   Gemini generateContent / streamGenerateContent: each top-level
                 key through google-genai's pydantic models (Content, Tool,
                 ToolConfig, GenerationConfig, SafetySetting). Embedding paths
                 (`:predict`, `:embedContent`) are skipped: the SDK builds those
                 bodies by hand and has no model for them.
+  openai        .../chat/completions: openai.types.chat.completion_create_params
+                CompletionCreateParams (the streaming or non-streaming variant
+                by body["stream"]).
+  azureopenai   /openai/deployments/{deployment}/chat/completions?api-version=
+                ...: as for `openai`; a body without `model` takes the
+                deployment's name.
 
-Any other schema (openai, azureopenai, cohere, ...) is skipped. Within a
-validated schema, a path the oracle has no model for is a failure, so that an
-unchecked request cannot pass silently.
+Any other schema (cohere, ...) is skipped. Within a validated schema, a path
+the oracle has no model for is a failure, so that an unchecked request cannot
+pass silently.
 
 Output: one `FAIL <file>: <reason>` line per failing file, then
 `validated N, skipped M, failed K` (N counts the files that passed). Exit status
@@ -65,8 +76,8 @@ from typing_extensions import (
     is_typeddict,
 )
 
-# The SDKs (botocore, anthropic, google.genai) are imported where first needed:
-# a run over one provider's snapshots does not pay for loading the others.
+# The SDKs (botocore, anthropic, openai, google.genai) are imported where first
+# needed: a run over one provider's snapshots does not pay for loading the others.
 
 
 class Skip(Exception):
@@ -299,16 +310,17 @@ def _wire_to_params(shape, value: Any, loc: str, problems: list[str]) -> Any:
     return value
 
 
-def validate_awsbedrock(request: dict) -> None:
-    path = route(request["path"])
-    if path.endswith("/invoke"):
-        raise Skip()  # InvokeModel for Titan embeddings: a model-specific body
-    match = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream)", path)
-    if not match:
-        raise Invalid(f"no Bedrock oracle for path {path!r}")
-    operation = bedrock_operation(
-        "Converse" if match.group(2) == "converse" else "ConverseStream"
-    )
+BEDROCK_OPERATIONS = {
+    "converse": "Converse",
+    "converse-stream": "ConverseStream",
+    "count-tokens": "CountTokens",
+}
+
+
+def bedrock_problems(request: dict, operation_name: str, model_id: str) -> list[str]:
+    """What botocore's ParamValidator finds wrong with the body as the input of
+    `operation_name`, the path's modelId included."""
+    operation = bedrock_operation(operation_name)
     expect_method(request, operation.http["method"])
     shape = operation.input_shape
     body = request["body"]
@@ -321,13 +333,54 @@ def validate_awsbedrock(request: dict) -> None:
                 f"{key}: bound to the request {member.serialization['location']}, not the body"
             )
     params = _wire_to_params(shape, body, "", problems)
-    params["modelId"] = unquote(match.group(1))
+    params["modelId"] = model_id
 
     from botocore.validate import ParamValidator
 
     report = ParamValidator().validate(params, shape)
     if report.has_errors():
         problems += report.generate_report().splitlines()
+    return problems
+
+
+def count_tokens_problems(request: dict, model_id: str) -> list[str]:
+    """CountTokens: botocore's checks, then the InvokeModel body inside
+    `input.invokeModel.body` (a blob: base64 of the JSON body) checked as a
+    Claude InvokeModel body (see validate_bedrock_anthropic_body)."""
+    problems = bedrock_problems(request, "CountTokens", model_id)
+    given = request["body"].get("input")
+    invoke = given.get("invokeModel") if isinstance(given, dict) else None
+    if not isinstance(invoke, dict) or not isinstance(invoke.get("body"), str):
+        return problems  # botocore has said what is wrong, if anything
+    try:
+        raw = base64.b64decode(invoke["body"], validate=True)
+    except (binascii.Error, ValueError):
+        return problems  # reported by _wire_to_params
+    try:
+        inner = json.loads(raw)
+    except ValueError as e:
+        return problems + [f"input.invokeModel.body: not JSON ({e})"]
+    if not isinstance(inner, dict):
+        return problems + ["input.invokeModel.body: not a JSON object"]
+    try:
+        validate_bedrock_anthropic_body(inner, model_id)
+    except Invalid as e:
+        problems.append(f"input.invokeModel.body: {e}")
+    return problems
+
+
+def validate_awsbedrock(request: dict) -> None:
+    path = route(request["path"])
+    if path.endswith("/invoke"):
+        raise Skip()  # InvokeModel for Titan embeddings: a model-specific body
+    match = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream|count-tokens)", path)
+    if not match:
+        raise Invalid(f"no Bedrock oracle for path {path!r}")
+    model_id = unquote(match.group(1))
+    if match.group(2) == "count-tokens":
+        problems = count_tokens_problems(request, model_id)
+    else:
+        problems = bedrock_problems(request, BEDROCK_OPERATIONS[match.group(2)], model_id)
     if problems:
         raise Invalid("; ".join(problems))
 
@@ -460,13 +513,8 @@ def _validate_drained(adapter: Any, value: Any, loc: tuple, errors: list[dict]) 
     return True
 
 
-def validate_anthropic_body(body: dict, endpoint: str) -> None:
-    """Validate a Messages API body; endpoint is "messages" or "count_tokens"."""
-    types = anthropic_types()
-    if endpoint == "count_tokens":
-        tp = types["count_tokens"]
-    else:
-        tp = types["create-stream" if body.get("stream") is True else "create"]
+def validate_typed_body(tp: Any, body: dict) -> None:
+    """Validate a body against a (strict) TypedDict, reporting every error."""
     errors: list[dict] = []
     if not _validate_drained(_adapter(tp), body, (), errors):
         # An error at the top stops pydantic before the lazy fields (messages,
@@ -479,6 +527,16 @@ def validate_anthropic_body(body: dict, endpoint: str) -> None:
                 _validate_drained(field, value, (key,), errors)
     if errors:
         raise Invalid(describe_errors(errors, body))
+
+
+def validate_anthropic_body(body: dict, endpoint: str) -> None:
+    """Validate a Messages API body; endpoint is "messages" or "count_tokens"."""
+    types = anthropic_types()
+    if endpoint == "count_tokens":
+        tp = types["count_tokens"]
+    else:
+        tp = types["create-stream" if body.get("stream") is True else "create"]
+    validate_typed_body(tp, body)
 
 
 def validate_anthropic(request: dict) -> None:
@@ -523,14 +581,10 @@ def validate_gcpanthropic(request: dict) -> None:
     validate_anthropic_body({**body, "model": model}, "messages")
 
 
-def validate_awsanthropic(request: dict) -> None:
-    expect_method(request, "POST")
-    path = route(request["path"])
-    match = re.fullmatch(r"/model/([^/]+)/(invoke|invoke-with-response-stream)", path)
-    if not match:
-        raise Invalid(f"no Bedrock Anthropic oracle for path {path!r}")
+def validate_bedrock_anthropic_body(body: dict, model_id: str) -> None:
+    """A Claude InvokeModel body on Bedrock, the model being `model_id`."""
     body = _take_anthropic_version(
-        request["body"], lambda v: v.startswith("bedrock-"), "a string starting with 'bedrock-'"
+        body, lambda v: v.startswith("bedrock-"), "a string starting with 'bedrock-'"
     )
     if "model" in body:
         raise Invalid("body carries `model`; Bedrock takes it from the path")
@@ -541,7 +595,22 @@ def validate_awsanthropic(request: dict) -> None:
     betas = body.pop("anthropic_beta", [])
     if not (isinstance(betas, list) and all(isinstance(b, str) for b in betas)):
         raise Invalid(f"anthropic_beta is {betas!r}, expected a list of strings")
-    validate_anthropic_body({**body, "model": unquote(match.group(1))}, "messages")
+    validate_anthropic_body({**body, "model": model_id}, "messages")
+
+
+def validate_awsanthropic(request: dict) -> None:
+    expect_method(request, "POST")
+    path = route(request["path"])
+    match = re.fullmatch(r"/model/([^/]+)/(invoke|invoke-with-response-stream|count-tokens)", path)
+    if not match:
+        raise Invalid(f"no Bedrock Anthropic oracle for path {path!r}")
+    model_id = unquote(match.group(1))
+    if match.group(2) == "count-tokens":
+        problems = count_tokens_problems(request, model_id)
+        if problems:
+            raise Invalid("; ".join(problems))
+        return
+    validate_bedrock_anthropic_body(request["body"], model_id)
 
 
 # --------------------------------------------------------------------------
@@ -639,6 +708,55 @@ def validate_gcpvertexai(request: dict) -> None:
 
 
 # --------------------------------------------------------------------------
+# openai and azureopenai: the openai SDK's request TypedDicts
+
+
+@functools.lru_cache(maxsize=None)
+def openai_types() -> dict[str, Any]:
+    """The chat completions TypedDicts, made strict (see _make_strict)."""
+    from openai.types.chat import completion_create_params as create_params
+
+    types = {
+        "create": create_params.CompletionCreateParamsNonStreaming,
+        "create-stream": create_params.CompletionCreateParamsStreaming,
+    }
+    seen: set = set()
+    for tp in types.values():
+        _make_strict(tp, seen)
+    return types
+
+
+def validate_openai_body(body: dict) -> None:
+    """Validate a chat completions body."""
+    types = openai_types()
+    validate_typed_body(types["create-stream" if body.get("stream") is True else "create"], body)
+
+
+def validate_openai(request: dict) -> None:
+    expect_method(request, "POST")
+    path = route(request["path"])
+    if not path.endswith("/chat/completions"):
+        raise Invalid(f"no OpenAI oracle for path {path!r}")
+    validate_openai_body(request["body"])
+
+
+def validate_azureopenai(request: dict) -> None:
+    expect_method(request, "POST")
+    parts = urlsplit(request["path"])
+    match = re.fullmatch(r"/openai/deployments/([^/]+)/chat/completions", parts.path)
+    if not match:
+        raise Invalid(f"no Azure OpenAI oracle for path {parts.path!r}")
+    if not re.search(r"(?:^|&)api-version=[^&]+", parts.query):
+        raise Invalid("the path has no api-version query parameter")
+    body = request["body"]
+    # Azure names the model by the deployment in the path; the SDK's
+    # AzureOpenAI client still sends `model`, which the service ignores.
+    if "model" not in body:
+        body = {"model": unquote(match.group(1)), **body}
+    validate_openai_body(body)
+
+
+# --------------------------------------------------------------------------
 
 VALIDATORS: dict[str, Callable[[dict], None]] = {
     "awsbedrock": validate_awsbedrock,
@@ -646,6 +764,8 @@ VALIDATORS: dict[str, Callable[[dict], None]] = {
     "gcpanthropic": validate_gcpanthropic,
     "awsanthropic": validate_awsanthropic,
     "gcpvertexai": validate_gcpvertexai,
+    "openai": validate_openai,
+    "azureopenai": validate_azureopenai,
 }
 
 

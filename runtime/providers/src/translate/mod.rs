@@ -1,19 +1,47 @@
 //! The one entry the proxy calls: a client request for an operation, and the backend's
 //! schema, give the upstream request (path, body, extra headers) and the translator of its
-//! answer (whole body, stream, or error).
+//! answer (whole body, stream, or error): OpenAI clients here, Anthropic clients in
+//! [`messages`], the answers in [`answer`].
 
-use crate::bedrock::{self, eventstream};
+mod answer;
+mod messages;
+
+pub use answer::{ResponseTranslator, StreamTranslator};
+
+use crate::bedrock;
 use crate::openai::{self, ChatRequest};
-use crate::{Error, Schema, Usage, anthropic, azure, embeddings, gemini, sse};
-use base64::Engine as _;
+use crate::{Error, Schema, anthropic, azure, embeddings, gemini};
+use answer::Kind;
 use bytes::BytesMut;
-use serde::Deserialize;
-use std::borrow::Cow;
 
 /// The API a client speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientApi {
     OpenAI,
+    /// Anthropic's Messages API, under `/anthropic`.
+    Anthropic,
+}
+
+/// What a client sent.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientRequest<'a> {
+    pub api: ClientApi,
+    pub operation: Operation,
+    pub body: &'a [u8],
+    /// The client's `anthropic-beta` header (Bedrock takes it in the body).
+    pub anthropic_beta: Option<&'a str>,
+}
+
+impl<'a> ClientRequest<'a> {
+    /// An OpenAI client's request.
+    pub fn openai(operation: Operation, body: &'a [u8]) -> Self {
+        ClientRequest {
+            api: ClientApi::OpenAI,
+            operation,
+            body,
+            anthropic_beta: None,
+        }
+    }
 }
 
 /// What the client asks for.
@@ -25,6 +53,8 @@ pub enum Operation {
     Responses,
     /// Anthropic's Messages API.
     Messages,
+    /// Anthropic's token count of a Messages request.
+    CountTokens,
     /// Every other OpenAI endpoint (images, audio, models): passed through to OpenAI only.
     Other,
 }
@@ -38,6 +68,7 @@ impl Operation {
             Operation::Embeddings => "/v1/embeddings",
             Operation::Responses => "/v1/responses",
             Operation::Messages => "/anthropic/v1/messages",
+            Operation::CountTokens => "/anthropic/v1/messages/count_tokens",
             Operation::Other => "/v1/images/*, /v1/audio/*",
         }
     }
@@ -54,6 +85,9 @@ pub struct Target<'a> {
     pub version: Option<&'a str>,
     /// The GCP project and region (from the backend's GCPCredentials policy).
     pub gcp: Option<(&'a str, &'a str)>,
+    /// `/` and the schema's prefix (`/v1` for OpenAI and Anthropic by default), without a
+    /// trailing slash: where the OpenAI and Anthropic APIs live on the backend.
+    pub prefix: &'a str,
 }
 
 /// The request to send upstream, under the backend's base URL.
@@ -65,6 +99,8 @@ pub struct UpstreamRequest {
     pub body: Option<Vec<u8>>,
     /// Headers the provider requires (never credentials).
     pub headers: Vec<(&'static str, &'static str)>,
+    /// Headers set only when the client sent none of that name.
+    pub header_defaults: Vec<(&'static str, &'static str)>,
 }
 
 /// What a request becomes.
@@ -88,13 +124,11 @@ pub struct Ids {
 }
 
 /// Translates a request for `target`.
-pub fn translate(
-    client: ClientApi,
-    operation: Operation,
-    target: &Target<'_>,
-    body: &[u8],
-) -> Result<Translation, Error> {
-    let ClientApi::OpenAI = client;
+pub fn translate(request: &ClientRequest<'_>, target: &Target<'_>) -> Result<Translation, Error> {
+    if request.api == ClientApi::Anthropic {
+        return messages::translate(request, target);
+    }
+    let (operation, body) = (request.operation, request.body);
     let schema = target.schema;
     if schema == Schema::OpenAI {
         return Ok(Translation::Passthrough);
@@ -136,7 +170,8 @@ pub fn translate(
             let placement = anthropic::from_openai::Placement::Body { model: &chat.model };
             let body = anthropic::from_openai::request(&chat, placement, schema.as_str())?;
             let headers = vec![("anthropic-version", anthropic::API_VERSION)];
-            ("/v1/messages".to_owned(), body, headers, Kind::Anthropic)
+            let path = format!("{}/messages", target.prefix);
+            (path, body, headers, Kind::Anthropic)
         }
         Schema::AWSAnthropic => {
             let version = target.version.unwrap_or(anthropic::BEDROCK_VERSION);
@@ -229,12 +264,9 @@ fn translated(
             path,
             body,
             headers,
+            header_defaults: Vec::new(),
         },
-        response: ResponseTranslator {
-            kind,
-            model,
-            include_usage,
-        },
+        response: ResponseTranslator::new(kind, model, include_usage),
     }
 }
 
@@ -315,258 +347,4 @@ pub(crate) fn stream_error(out: &mut BytesMut, kind: &str, message: &str) {
             },
         },
     );
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// The provider answers in the client's API.
-    Identity,
-    Anthropic,
-    /// Anthropic's body; streams in Bedrock's event stream.
-    AwsAnthropic,
-    Bedrock,
-    Gemini,
-    /// Titan embeddings (Bedrock's errors); `base64` as the client asked.
-    TitanEmbedding {
-        base64: bool,
-    },
-    VertexEmbedding {
-        base64: bool,
-    },
-}
-
-/// Turns a provider's answer into the client's API.
-#[derive(Debug)]
-pub struct ResponseTranslator {
-    kind: Kind,
-    model: String,
-    include_usage: bool,
-}
-
-impl ResponseTranslator {
-    /// The answer is already in the client's API.
-    pub fn is_identity(&self) -> bool {
-        self.kind == Kind::Identity
-    }
-
-    /// A successful non-streamed body. `Err` carries a client error body (the provider's
-    /// answer could not be read: a 502).
-    pub fn response(&self, body: &[u8], ids: &Ids) -> Result<(Vec<u8>, Usage), Vec<u8>> {
-        let translated = match self.kind {
-            Kind::Identity => return Err(openai::error_json("internal_error", "identity", None)),
-            Kind::Anthropic | Kind::AwsAnthropic => {
-                anthropic::from_openai::response(body, ids, &self.model)
-            }
-            Kind::Bedrock => bedrock::from_openai::response(body, ids, &self.model),
-            Kind::Gemini => gemini::from_openai::response(body, ids, &self.model),
-            Kind::TitanEmbedding { base64 } => {
-                embeddings::titan_response(body, &self.model, base64)
-            }
-            Kind::VertexEmbedding { base64 } => {
-                embeddings::vertex_response(body, &self.model, base64)
-            }
-        };
-        translated.ok_or_else(|| {
-            openai::error_json(
-                "upstream_error",
-                "the provider's response could not be read",
-                None,
-            )
-        })
-    }
-
-    /// An error answer (status ≥ 400) in the client's shape, with the provider's message.
-    /// `error_type` is Bedrock's `x-amzn-errortype` header.
-    pub fn error(&self, status: u16, error_type: Option<&str>, body: &[u8]) -> Vec<u8> {
-        let parsed = match self.kind {
-            Kind::Identity => None,
-            Kind::Anthropic => anthropic::from_openai::error(body),
-            Kind::Gemini | Kind::VertexEmbedding { .. } => gemini::from_openai::error(body),
-            Kind::AwsAnthropic | Kind::Bedrock | Kind::TitanEmbedding { .. } => {
-                let message = serde_json::from_slice::<bedrock::ErrorBody<'_>>(body).ok();
-                message.map(|m| {
-                    let kind = error_type.map_or("AWSBedrockBackendError", bedrock::error_type);
-                    (kind.to_owned(), m.message.into_owned())
-                })
-            }
-        };
-        let (kind, message) = parsed.unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            (
-                "upstream_error".to_owned(),
-                text.trim().chars().take(2048).collect(),
-            )
-        });
-        let code = status.to_string();
-        openai::error_json(&kind, &message, Some(&code))
-    }
-
-    /// The translator of a streamed answer.
-    pub fn stream(&self, ids: Ids) -> StreamTranslator {
-        let (framing, events) = match self.kind {
-            Kind::Bedrock => (
-                Framing::EventStream(eventstream::Decoder::default()),
-                Events::Bedrock(bedrock::from_openai::Stream::new(
-                    ids,
-                    &self.model,
-                    self.include_usage,
-                )),
-            ),
-            Kind::AwsAnthropic => (
-                Framing::EventStream(eventstream::Decoder::default()),
-                Events::Anthropic(anthropic::from_openai::Stream::new(
-                    ids,
-                    &self.model,
-                    self.include_usage,
-                )),
-            ),
-            // Embeddings are never streamed; a provider that streamed one anyway is read as
-            // Gemini's whole-object events, which an embedding list is not: an error event.
-            Kind::Gemini | Kind::TitanEmbedding { .. } | Kind::VertexEmbedding { .. } => (
-                Framing::Sse(sse::Framer::default()),
-                Events::Gemini(gemini::from_openai::Stream::new(
-                    ids,
-                    &self.model,
-                    self.include_usage,
-                )),
-            ),
-            Kind::Anthropic | Kind::Identity => (
-                Framing::Sse(sse::Framer::default()),
-                Events::Anthropic(anthropic::from_openai::Stream::new(
-                    ids,
-                    &self.model,
-                    self.include_usage,
-                )),
-            ),
-        };
-        StreamTranslator { framing, events }
-    }
-}
-
-/// Translates a provider's stream into the client's, chunk by chunk: bytes in, whole client
-/// events out. Whatever the provider sends, it ends with `[DONE]` or an error event.
-#[derive(Debug)]
-pub struct StreamTranslator {
-    framing: Framing,
-    events: Events,
-}
-
-#[derive(Debug)]
-enum Framing {
-    Sse(sse::Framer),
-    EventStream(eventstream::Decoder),
-}
-
-#[derive(Debug)]
-enum Events {
-    Anthropic(anthropic::from_openai::Stream),
-    Bedrock(bedrock::from_openai::Stream),
-    Gemini(gemini::from_openai::Stream),
-}
-
-/// Bedrock wraps each Anthropic event of `invoke-with-response-stream` as
-/// `{"bytes": "<base64 of the event's JSON>"}`.
-#[derive(Deserialize)]
-struct Wrapped<'a> {
-    #[serde(borrow)]
-    bytes: Cow<'a, str>,
-}
-
-impl StreamTranslator {
-    /// Translates bytes as they arrive, appending the client's bytes to `out`.
-    pub fn feed(&mut self, data: &[u8], out: &mut BytesMut) {
-        match &mut self.framing {
-            Framing::Sse(framer) => framer.push(data),
-            Framing::EventStream(decoder) => decoder.push(data),
-        }
-        self.drain(false, out);
-    }
-
-    /// The upstream body ended (whole or cut).
-    pub fn finish(&mut self, out: &mut BytesMut) {
-        self.drain(true, out);
-        match &mut self.events {
-            Events::Anthropic(s) => s.finish(out),
-            Events::Bedrock(s) => s.finish(out),
-            Events::Gemini(s) => s.finish(out),
-        }
-    }
-
-    /// The usage reported so far.
-    pub fn usage(&self) -> Option<Usage> {
-        match &self.events {
-            Events::Anthropic(s) => s.usage(),
-            Events::Bedrock(s) => s.usage(),
-            Events::Gemini(s) => s.usage(),
-        }
-    }
-
-    fn drain(&mut self, at_end: bool, out: &mut BytesMut) {
-        loop {
-            match &mut self.framing {
-                Framing::Sse(framer) => {
-                    let Some(event) = framer.next_event(at_end) else {
-                        return;
-                    };
-                    match &mut self.events {
-                        Events::Anthropic(s) => s.event(&event.data, out),
-                        Events::Gemini(s) => s.event(&event.data, out),
-                        Events::Bedrock(_) => {}
-                    }
-                }
-                Framing::EventStream(decoder) => match decoder.next_frame() {
-                    Ok(None) => return,
-                    Ok(Some(frame)) => self.frame(frame, out),
-                    Err(corrupt) => {
-                        self.fail("upstream_error", &corrupt.to_string(), out);
-                        return;
-                    }
-                },
-            }
-        }
-    }
-
-    fn frame(&mut self, frame: eventstream::Frame, out: &mut BytesMut) {
-        match (frame, &mut self.events) {
-            (eventstream::Frame::Event { name, payload }, Events::Bedrock(s)) => {
-                s.event(&name, &payload, out)
-            }
-            (eventstream::Frame::Event { name, payload }, Events::Anthropic(s)) => {
-                if name != "chunk" {
-                    return;
-                }
-                let decoded = serde_json::from_slice::<Wrapped<'_>>(&payload)
-                    .ok()
-                    .and_then(|w| {
-                        base64::engine::general_purpose::STANDARD
-                            .decode(w.bytes.as_bytes())
-                            .ok()
-                    });
-                match decoded {
-                    Some(event) => s.event(&event, out),
-                    None => s.fail(
-                        "upstream_error",
-                        "the provider sent a chunk that could not be read",
-                        out,
-                    ),
-                }
-            }
-            // Gemini answers in server-sent events only.
-            (eventstream::Frame::Event { .. }, Events::Gemini(_)) => {}
-            (eventstream::Frame::Exception { kind, payload }, _) => {
-                let message = serde_json::from_slice::<bedrock::ErrorBody<'_>>(&payload)
-                    .map(|b| b.message.into_owned())
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&payload).into_owned());
-                self.fail(&kind, &message, out);
-            }
-        }
-    }
-
-    fn fail(&mut self, kind: &str, message: &str, out: &mut BytesMut) {
-        match &mut self.events {
-            Events::Anthropic(s) => s.fail(kind, message, out),
-            Events::Bedrock(s) => s.fail(kind, message, out),
-            Events::Gemini(s) => s.fail(kind, message, out),
-        }
-    }
 }

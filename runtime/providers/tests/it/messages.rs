@@ -1,0 +1,176 @@
+//! Answers to Anthropic clients: the canned replies of `testdata/upstream/<provider>/`
+//! (Anthropic's own, Bedrock Converse, OpenAI chat completions) back in Anthropic's Messages
+//! API, as `<case>.anthropic.snap` beside each reply. Streams are fed whole and byte by byte
+//! and must come out the same; Anthropic's events inside Bedrock's event stream (Claude on
+//! Bedrock's invoke) come out as Anthropic's own server-sent events.
+
+use crate::responses::{assert_split_invariant, feed, files, stem, transcript, whole};
+use aigw_providers::{
+    ClientApi, ClientRequest, Operation, ResponseTranslator, Schema, Target, Translation,
+};
+
+/// The response translator of an Anthropic client's message sent to `schema`.
+fn translator(schema: Schema, stream: bool) -> ResponseTranslator {
+    let body = serde_json::json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": stream,
+    });
+    let body = serde_json::to_vec(&body).expect("json");
+    let request = ClientRequest {
+        api: ClientApi::Anthropic,
+        operation: Operation::Messages,
+        body: &body,
+        anthropic_beta: None,
+    };
+    let target = Target {
+        schema,
+        model: "claude-sonnet-4-5",
+        version: None,
+        gcp: Some(("p", "r")),
+        prefix: "/v1",
+    };
+    match aigw_providers::translate(&request, &target) {
+        Ok(Translation::Translated { response, .. }) => response,
+        other => panic!("{schema:?} serves an Anthropic client: {other:?}"),
+    }
+}
+
+#[test]
+fn anthropic_answers_reach_anthropic_clients_as_they_are() {
+    let dir = crate::testdata().join("upstream/anthropic");
+    let plain = translator(Schema::Anthropic, false);
+    for path in files(&dir, "json") {
+        let name = format!("{}.anthropic", stem(&path));
+        let out = whole(&plain, &path, None);
+        if !stem(&path).starts_with("error_") {
+            // The body goes out byte for byte.
+            let given: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("json");
+            let seen: serde_json::Value = serde_json::from_str(&out).expect("json");
+            assert_eq!(seen["body"], given, "{}", path.display());
+        }
+        crate::snapshot(&dir, &path, &name, &out);
+    }
+    let sse = translator(Schema::Anthropic, true);
+    let vertex = translator(Schema::GCPAnthropic, true);
+    let bedrock = translator(Schema::AWSAnthropic, true);
+    for path in files(&dir, "sse") {
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        let out = feed(&sse, &[text.as_bytes()]);
+        assert_split_invariant(&sse, text.as_bytes(), &out);
+        assert_eq!(feed(&vertex, &[text.as_bytes()]), out, "Vertex AI");
+        let framed = aigw_testkit::wrapped(&text);
+        assert_eq!(
+            feed(&bedrock, &[&framed]),
+            out,
+            "{} through Bedrock framing",
+            path.display()
+        );
+        let name = format!("{}.anthropic", stem(&path));
+        crate::snapshot(&dir, &path, &name, &transcript(&out));
+    }
+}
+
+#[test]
+fn bedrock_answers_translate_to_anthropic() {
+    let dir = crate::testdata().join("upstream/bedrock");
+    let plain = translator(Schema::AWSBedrock, false);
+    for path in files(&dir, "json") {
+        let name = format!("{}.anthropic", stem(&path));
+        let header = "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/";
+        crate::snapshot(&dir, &path, &name, &whole(&plain, &path, Some(header)));
+    }
+    let streaming = translator(Schema::AWSBedrock, true);
+    for path in files(&dir, "jsonl") {
+        let frames = aigw_testkit::event_stream(&std::fs::read_to_string(&path).expect("fixture"));
+        let out = feed(&streaming, &[&frames]);
+        assert_split_invariant(&streaming, &frames, &out);
+        let name = format!("{}.anthropic", stem(&path));
+        crate::snapshot(&dir, &path, &name, &transcript(&out));
+    }
+}
+
+#[test]
+fn openai_answers_translate_to_anthropic() {
+    let dir = crate::testdata().join("upstream/openai");
+    for schema in [Schema::OpenAI, Schema::AzureOpenAI] {
+        let plain = translator(schema, false);
+        let sse = translator(schema, true);
+        for path in files(&dir, "json") {
+            let name = format!("{}.anthropic", stem(&path));
+            crate::snapshot(&dir, &path, &name, &whole(&plain, &path, None));
+        }
+        for path in files(&dir, "sse") {
+            let text = std::fs::read(&path).expect("fixture");
+            let out = feed(&sse, &[&text]);
+            assert_split_invariant(&sse, &text, &out);
+            let name = format!("{}.anthropic", stem(&path));
+            crate::snapshot(&dir, &path, &name, &transcript(&out));
+        }
+    }
+}
+
+#[test]
+fn counts_come_back_in_anthropic_shape() {
+    let body = br#"{"model":"anthropic.claude-v2","messages":[{"role":"user","content":"hi"}]}"#;
+    for schema in [Schema::AWSAnthropic, Schema::AWSBedrock] {
+        let request = ClientRequest {
+            api: ClientApi::Anthropic,
+            operation: Operation::CountTokens,
+            body,
+            anthropic_beta: None,
+        };
+        let target = Target {
+            schema,
+            model: "anthropic.claude-v2",
+            version: None,
+            gcp: None,
+            prefix: "",
+        };
+        let Ok(Translation::Translated { response, .. }) =
+            aigw_providers::translate(&request, &target)
+        else {
+            panic!("{schema:?} counts tokens");
+        };
+        let (out, _) = response
+            .response(br#"{"inputTokens": 42}"#, &crate::responses::ids())
+            .expect("a count");
+        assert_eq!(out, br#"{"input_tokens":42}"#, "{schema:?}");
+        let error = response.error(
+            400,
+            Some("ValidationException"),
+            br#"{"message":"The provided model doesn't support counting tokens."}"#,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&error),
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"The provided model doesn't support counting tokens."}}"#
+        );
+    }
+}
+
+#[test]
+fn unreadable_answers_are_anthropic_errors() {
+    for schema in [
+        Schema::Anthropic,
+        Schema::AWSBedrock,
+        Schema::AWSAnthropic,
+        Schema::OpenAI,
+    ] {
+        let t = translator(schema, false);
+        let error = t
+            .response(b"<html>oops</html>", &crate::responses::ids())
+            .expect_err("not a response");
+        let value: serde_json::Value = serde_json::from_slice(&error).expect("json");
+        assert_eq!(value["type"], "error", "{schema:?}");
+        assert_eq!(value["error"]["type"], "api_error", "{schema:?}");
+        let body = t.error(503, None, b"<html>Service Unavailable</html>");
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(
+            value["error"]["message"],
+            "<html>Service Unavailable</html>"
+        );
+        assert_eq!(value["error"]["type"], "api_error");
+    }
+}
