@@ -91,6 +91,9 @@ pub(crate) struct State {
     pub(crate) behavior: Mutex<Behavior>,
     pub(crate) recorded: Mutex<Vec<Recorded>>,
     pub(crate) record: bool,
+    /// Provider streams sent to their end, and those whose reader went away first.
+    pub(crate) streams_finished: std::sync::atomic::AtomicU64,
+    pub(crate) streams_abandoned: std::sync::atomic::AtomicU64,
 }
 
 /// A running upstream; it stops when dropped.
@@ -158,6 +161,8 @@ impl MockUpstream {
             behavior: Mutex::default(),
             recorded: Mutex::default(),
             record,
+            streams_finished: Default::default(),
+            streams_abandoned: Default::default(),
         });
         let task = tokio::spawn(respond::serve(listener, state.clone(), tls));
         Ok(MockUpstream { addr, state, task })
@@ -193,6 +198,16 @@ impl MockUpstream {
     /// The last request received.
     pub fn last(&self) -> Option<Recorded> {
         lock(&self.state.recorded).last().cloned()
+    }
+
+    /// Provider streams (the canned replies sent piece by piece) sent to their end, and
+    /// those abandoned because the reader went away: the gateway cancelled the upstream.
+    pub fn streams(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.state.streams_finished.load(SeqCst),
+            self.state.streams_abandoned.load(SeqCst),
+        )
     }
 
     /// Forgets the requests received so far.

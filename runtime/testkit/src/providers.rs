@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::Response;
 use hyper::body::Frame;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -29,10 +30,14 @@ fn fixture(provider: &str, name: &str) -> Vec<u8> {
 }
 
 /// The answer for a provider path, or `None` when `path` is no provider's.
-pub(crate) fn answer(state: &State, path: &str, body: &[u8]) -> Option<Response<Body>> {
+pub(crate) fn answer(state: &Arc<State>, path: &str, body: &[u8]) -> Option<Response<Body>> {
     let tools = memchr_tools(body);
     let pick = |with: &'static str, without: &'static str| if tools { with } else { without };
     let anthropic_json = || fixture("anthropic", pick("message_tools.json", "message_text.json"));
+    // Anthropic's and Vertex AI's token counts; Bedrock's CountTokens is below.
+    if path == "/v1/messages/count_tokens" || path.ends_with("/count-tokens:rawPredict") {
+        return Some(json(state, br#"{"input_tokens":14}"#.to_vec()));
+    }
     if path == "/v1/messages" || path.ends_with(":rawPredict") {
         let streaming = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
@@ -82,6 +87,7 @@ pub(crate) fn answer(state: &State, path: &str, body: &[u8]) -> Option<Response<
                 pieces(state, frames, "application/vnd.amazon.eventstream")
             }
             "invoke" => json(state, anthropic_json()),
+            "count-tokens" => json(state, br#"{"inputTokens":14}"#.to_vec()),
             "invoke-with-response-stream" => {
                 let sse =
                     String::from_utf8_lossy(&fixture("anthropic", "stream_tools.sse")).into_owned();
@@ -106,8 +112,10 @@ fn json(state: &State, bytes: Vec<u8>) -> Response<Body> {
 }
 
 /// `bytes` sent in pieces of [`PIECE`] bytes, 2 ms apart.
-fn pieces(state: &State, bytes: Vec<u8>, content_type: &'static str) -> Response<Body> {
+fn pieces(state: &Arc<State>, bytes: Vec<u8>, content_type: &'static str) -> Response<Body> {
+    use std::sync::atomic::Ordering::SeqCst;
     let (sender, receiver) = mpsc::channel(4);
+    let counts = state.clone();
     tokio::spawn(async move {
         for piece in bytes.chunks(PIECE) {
             if sender
@@ -115,10 +123,12 @@ fn pieces(state: &State, bytes: Vec<u8>, content_type: &'static str) -> Response
                 .await
                 .is_err()
             {
+                counts.streams_abandoned.fetch_add(1, SeqCst);
                 return;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        counts.streams_finished.fetch_add(1, SeqCst);
     });
     labelled(
         state,

@@ -351,3 +351,64 @@ async fn vertex_embeddings_come_back_as_an_openai_list() {
     assert_eq!(answer["data"][1]["embedding"][3], 1.0);
     assert_eq!(answer["usage"]["prompt_tokens"], 10);
 }
+
+/// An Anthropic client reaches Claude on Vertex AI natively: `model` leaves the body for the
+/// path, `anthropic_version` enters it; streams are relayed as Anthropic's events, and counts
+/// go to `count-tokens:rawPredict` with the model in the body; all with the access token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_clients_reach_claude_on_vertex_natively() {
+    let cloud = Cloud::start().await;
+    let gw = &cloud.gw;
+    let prefix = "/v1/projects/aigw-ci/locations/us-east5/publishers/anthropic/models/";
+    let message = serde_json::json!({
+        "model": "claude-vertex",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "hi"}],
+    });
+    let reply = gw.post("/anthropic/v1/messages", message.clone()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["type"], "message");
+    let seen = gw.mock.last().expect("called");
+    assert_eq!(
+        seen.uri,
+        format!("{prefix}claude-sonnet-4-5@20250929:rawPredict")
+    );
+    assert_eq!(
+        seen.json(),
+        serde_json::json!({
+            "anthropic_version": "vertex-2023-10-16",
+            "max_tokens": 100,
+            "messages": [{"role": "user", "content": "hi"}],
+        })
+    );
+    assert!(
+        seen.header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer gcp-token-"))
+    );
+    assert_no_client_key(&seen);
+
+    let mut streamed = message.clone();
+    streamed["stream"] = true.into();
+    let reply = gw.post("/anthropic/v1/messages", streamed).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = gw.mock.last().expect("called");
+    assert_eq!(
+        seen.uri,
+        format!("{prefix}claude-sonnet-4-5@20250929:streamRawPredict")
+    );
+    let text = reply.text();
+    assert!(text.starts_with("event: message_start\n"), "{text}");
+    assert!(
+        text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+        "{text}"
+    );
+
+    let count = serde_json::json!({"model": "claude-vertex", "messages": [{"role": "user", "content": "hi"}]});
+    let reply = gw.post("/anthropic/v1/messages/count_tokens", count).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), serde_json::json!({"input_tokens": 14}));
+    let seen = gw.mock.last().expect("called");
+    assert_eq!(seen.uri, format!("{prefix}count-tokens:rawPredict"));
+    assert_eq!(seen.json()["model"], "claude-sonnet-4-5@20250929");
+    assert_eq!(seen.json()["anthropic_version"], "vertex-2023-10-16");
+}

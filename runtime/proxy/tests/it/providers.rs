@@ -407,3 +407,115 @@ async fn openai_sdk_parses_every_translated_schema() {
         assert_no_client_key(&seen);
     }
 }
+
+/// The official `anthropic` SDK as a client of `/anthropic/v1/messages`: Anthropic and
+/// Bedrock's Claude natively, Bedrock Converse and Azure OpenAI translated; messages, streams,
+/// token counts and errors all parse into the SDK's own types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_sdk_parses_every_backend() {
+    let Some(python) = aigw_testkit::python("anthropic SDK through every backend", &["anthropic"])
+    else {
+        return;
+    };
+    let gw = Providers::start().await;
+    let base = gw.url("/anthropic");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/sdk/anthropic_client.py"
+            ))
+            .env("AIGW_BASE_URL", base)
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ANTHROPIC_BASE_URL")
+            .output()
+    })
+    .await
+    .expect("joined")
+    .expect("python runs");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the SDK refused an answer:\n{report}"
+    );
+    assert!(report.contains("Ran 4 tests"), "{report}");
+    let seen = gw.mock.requests();
+    for request in &seen {
+        assert_no_client_key(request);
+    }
+    // Each backend was called on its own API's path.
+    let paths: Vec<String> = seen.iter().map(|r| r.uri.to_string()).collect();
+    for expected in [
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/invoke",
+        "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/invoke-with-response-stream",
+        "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse",
+        "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse-stream",
+        "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/count-tokens",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "{expected} in {paths:?}"
+        );
+    }
+    assert!(
+        paths.iter().any(|p| p.starts_with("/openai/deployments/")
+            && p.contains("/chat/completions?api-version=")),
+        "{paths:?}"
+    );
+}
+
+/// A client that goes away in the middle of a translated stream cancels the upstream call:
+/// the provider's stream is abandoned, not read to its end for nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_stream_cancels_the_upstream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Providers::start().await;
+    let addr = gw.url("").trim_start_matches("http://").to_owned();
+    let cases = [
+        ("/v1/chat/completions", ask("bedrock-converse", true)),
+        (
+            "/anthropic/v1/messages",
+            json!({"model": "claude-direct", "max_tokens": 100, "stream": true,
+                   "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    ];
+    for (i, (path, body)) in cases.into_iter().enumerate() {
+        let body = body.to_string();
+        let mut socket = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(head.as_bytes()).await.expect("write");
+        socket.write_all(body.as_bytes()).await.expect("write");
+        // Read until the first translated event has arrived, then leave.
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !seen.windows(5).any(|w| w == b"data:") {
+            let n = socket.read(&mut buffer).await.expect("read");
+            assert!(n > 0, "{path}: the stream ended before its first event");
+            seen.extend_from_slice(&buffer[..n]);
+        }
+        drop(socket);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (finished, abandoned) = gw.mock.streams();
+            assert_eq!(
+                finished, 0,
+                "{path}: the provider's stream was read to its end"
+            );
+            if abandoned == i as u64 + 1 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path}: the upstream stream was not cancelled"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
