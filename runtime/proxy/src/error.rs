@@ -1,6 +1,7 @@
 //! The data plane's errors: each knows its status code, who is at fault, whether another
 //! backend may be tried, and how it reads to a client ([`ProxyError::response_for`] renders
-//! the error shape of the client's API: OpenAI's, or Anthropic's under `/anthropic`).
+//! the error shape of the client's API: OpenAI's, Anthropic's under `/anthropic`, Cohere's
+//! under `/cohere`).
 //!
 //! Messages are `&'static str` or built from values the client sent or the table names; they
 //! never carry a secret.
@@ -192,6 +193,9 @@ impl ProxyError {
                 &self.message,
             )
             .into(),
+            ClientApi::Cohere => serde_json::json!({ "message": self.message })
+                .to_string()
+                .into(),
         };
         json_response(self.status, body)
     }

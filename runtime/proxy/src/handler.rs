@@ -17,7 +17,8 @@ use std::sync::Arc;
 /// The request header the chosen rule matches the model against (the reference's name).
 pub const MODEL_HEADER: &str = "x-ai-eg-model";
 
-/// The endpoints the gateway serves: OpenAI's, and Anthropic's under `/anthropic`.
+/// The endpoints the gateway serves: OpenAI's, Anthropic's under `/anthropic` and Cohere's
+/// under `/cohere`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
@@ -32,6 +33,8 @@ pub enum Endpoint {
     /// Anthropic's Messages API.
     Messages,
     CountTokens,
+    /// Cohere's rerank.
+    Rerank,
 }
 
 impl Endpoint {
@@ -48,6 +51,7 @@ impl Endpoint {
             "/v1/audio/translations" => Endpoint::AudioTranslations,
             "/anthropic/v1/messages" => Endpoint::Messages,
             "/anthropic/v1/messages/count_tokens" => Endpoint::CountTokens,
+            "/cohere/v2/rerank" => Endpoint::Rerank,
             _ => return None,
         })
     }
@@ -76,6 +80,8 @@ impl Endpoint {
     pub fn api(path: &str) -> ClientApi {
         if path.starts_with("/anthropic/") {
             ClientApi::Anthropic
+        } else if path.starts_with("/cohere/") {
+            ClientApi::Cohere
         } else {
             ClientApi::OpenAI
         }

@@ -64,6 +64,7 @@ fn operation(endpoint: Endpoint) -> Operation {
         Endpoint::Responses => Operation::Responses,
         Endpoint::Messages => Operation::Messages,
         Endpoint::CountTokens => Operation::CountTokens,
+        Endpoint::Rerank => Operation::Rerank,
         _ => Operation::Other,
     }
 }
@@ -167,9 +168,13 @@ impl Answer<'_> {
         let body = self.read(incoming, self.shared.config.body_limit).await?;
         let ids = ids(self.translator.id_prefix());
         match self.translator.response(&body, &ids) {
-            Ok((out, usage)) if self.exchange.endpoint == Endpoint::CountTokens => {
-                // A count uses no tokens.
-                let _ = usage;
+            // A count uses no tokens; a rerank is billed in searches, not tokens.
+            Ok((out, _))
+                if matches!(
+                    self.exchange.endpoint,
+                    Endpoint::CountTokens | Endpoint::Rerank
+                ) =>
+            {
                 Ok(json_response(StatusCode::OK, out.into()))
             }
             Ok((out, usage)) => {

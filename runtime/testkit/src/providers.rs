@@ -34,6 +34,9 @@ pub(crate) fn answer(state: &Arc<State>, path: &str, body: &[u8]) -> Option<Resp
     let tools = memchr_tools(body);
     let pick = |with: &'static str, without: &'static str| if tools { with } else { without };
     let anthropic_json = || fixture("anthropic", pick("message_tools.json", "message_text.json"));
+    if path == "/v2/rerank" {
+        return Some(json(state, fixture("cohere", "rerank.json")));
+    }
     // Anthropic's and Vertex AI's token counts; Bedrock's CountTokens is below.
     if path == "/v1/messages/count_tokens" || path.ends_with("/count-tokens:rawPredict") {
         return Some(json(state, br#"{"input_tokens":14}"#.to_vec()));

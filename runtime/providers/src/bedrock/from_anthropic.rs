@@ -199,12 +199,7 @@ fn tool_config(
                     Some(json!({"tool": {"name": name}}))
                 }
                 "none" => {
-                    let used = converse
-                        .messages
-                        .iter()
-                        .flat_map(|m| &m.content)
-                        .any(|b| matches!(b, Block::ToolUse(_) | Block::ToolResult(_)));
-                    if used {
+                    if super::uses_tools(&converse.messages) {
                         return Err(Error::unsupported(
                             SCHEMA,
                             "`tool_choice` `none` in a conversation that has tool calls",

@@ -240,11 +240,7 @@ fn tool_config(chat: &ChatRequest, messages: &[Message]) -> Result<Option<ToolCo
             "auto" => Some(json!({"auto": {}})),
             "required" => Some(json!({"any": {}})),
             "none" => {
-                let used = messages
-                    .iter()
-                    .flat_map(|m| &m.content)
-                    .any(|b| matches!(b, Block::ToolUse(_) | Block::ToolResult(_)));
-                if used {
+                if super::uses_tools(messages) {
                     return Err(Error::unsupported(
                         SCHEMA,
                         "`tool_choice` `none` in a conversation that has tool calls",

@@ -74,6 +74,15 @@ pub enum Reasoning {
     RedactedContent(String),
 }
 
+/// Whether the conversation already holds tool calls or results (Converse then needs the
+/// tool configuration, so tool choice `none` cannot be had by leaving the tools out).
+pub(crate) fn uses_tools(messages: &[Message]) -> bool {
+    messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .any(|b| matches!(b, Block::ToolUse(_) | Block::ToolResult(_)))
+}
+
 /// An image block from a media type and base64 data; Converse takes four formats.
 pub fn image(media_type: &str, data: &str, schema: &'static str) -> Result<Block, crate::Error> {
     let format = match media_type {

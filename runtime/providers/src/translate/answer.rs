@@ -38,6 +38,8 @@ pub(super) enum Kind {
     NativeCount,
     /// Bedrock's CountTokens answer as Anthropic's.
     BedrockCount,
+    /// Cohere's own answer, relayed to a Cohere client.
+    CohereNative,
 }
 
 impl Kind {
@@ -49,6 +51,7 @@ impl Kind {
             | Kind::BedrockMessages
             | Kind::NativeCount
             | Kind::BedrockCount => ClientApi::Anthropic,
+            Kind::CohereNative => ClientApi::Cohere,
             _ => ClientApi::OpenAI,
         }
     }
@@ -81,6 +84,7 @@ impl ResponseTranslator {
         match self.client() {
             ClientApi::Anthropic => "msg_",
             ClientApi::OpenAI => "chatcmpl-",
+            ClientApi::Cohere => "",
         }
     }
 
@@ -110,7 +114,7 @@ impl ResponseTranslator {
             }
             Kind::OpenAIMessages => openai::from_anthropic::response(body, ids, &self.model),
             Kind::BedrockMessages => bedrock::from_anthropic::response(body, ids, &self.model),
-            Kind::NativeCount => Some((body.to_vec(), Usage::default())),
+            Kind::NativeCount | Kind::CohereNative => Some((body.to_vec(), Usage::default())),
             Kind::BedrockCount => {
                 anthropic::from_anthropic::count_response(body).map(|b| (b, Usage::default()))
             }
@@ -118,6 +122,7 @@ impl ResponseTranslator {
         const UNREADABLE: &str = "the provider's response could not be read";
         translated.ok_or_else(|| match self.client() {
             ClientApi::Anthropic => anthropic::messages::error_json("api_error", UNREADABLE),
+            ClientApi::Cohere => cohere_error(UNREADABLE),
             ClientApi::OpenAI => openai::error_json("upstream_error", UNREADABLE, None),
         })
     }
@@ -125,15 +130,29 @@ impl ResponseTranslator {
     /// An error answer (status ≥ 400) in the client's shape, with the provider's message.
     /// `error_type` is Bedrock's `x-amzn-errortype` header.
     pub fn error(&self, status: u16, error_type: Option<&str>, body: &[u8]) -> Vec<u8> {
-        if self.client() == ClientApi::Anthropic {
-            return anthropic_error(status, body);
+        match self.client() {
+            ClientApi::Anthropic => return anthropic_error(status, body),
+            // Cohere's errors are `{"message"}` already; anything else is wrapped so.
+            ClientApi::Cohere => {
+                let given = serde_json::from_slice::<serde_json::Value>(body).ok();
+                if given.is_some_and(|v| v.get("message").is_some_and(|m| m.is_string())) {
+                    return body.to_vec();
+                }
+                let text: String = String::from_utf8_lossy(body)
+                    .trim()
+                    .chars()
+                    .take(2048)
+                    .collect();
+                return cohere_error(&text);
+            }
+            ClientApi::OpenAI => {}
         }
         let parsed = match self.kind {
             Kind::Identity => None,
             Kind::Anthropic | Kind::NativeMessages | Kind::NativeCount => {
                 anthropic::from_openai::error(body)
             }
-            Kind::OpenAIMessages => None,
+            Kind::OpenAIMessages | Kind::CohereNative => None,
             Kind::Gemini | Kind::VertexEmbedding { .. } => gemini::from_openai::error(body),
             Kind::AwsAnthropic
             | Kind::Bedrock
@@ -183,8 +202,11 @@ impl ResponseTranslator {
                 sse(),
                 Events::Anthropic(anthropic::from_openai::Stream::new(ids, model, usage)),
             ),
-            // A count is never streamed: read as Anthropic's events, it is an error event.
-            Kind::NativeMessages | Kind::NativeCount => (sse(), Events::Relay(Default::default())),
+            // A count or a rerank is never streamed: read as Anthropic's events, it is an
+            // error event.
+            Kind::NativeMessages | Kind::NativeCount | Kind::CohereNative => {
+                (sse(), Events::Relay(Default::default()))
+            }
             Kind::AwsNativeMessages | Kind::BedrockCount => {
                 (event_stream(), Events::Relay(Default::default()))
             }
@@ -235,6 +257,11 @@ fn anthropic_error(status: u16, body: &[u8]) -> Vec<u8> {
                 .collect()
         });
     error_json(error_type(status), &message)
+}
+
+/// Cohere's error shape: `{"message": "..."}`.
+pub(crate) fn cohere_error(message: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "message": message })).unwrap_or_default()
 }
 
 /// An error kind of Bedrock's stream (or ours) as Anthropic names errors.

@@ -20,6 +20,8 @@ pub enum ClientApi {
     OpenAI,
     /// Anthropic's Messages API, under `/anthropic`.
     Anthropic,
+    /// Cohere's API, under `/cohere`.
+    Cohere,
 }
 
 /// What a client sent.
@@ -55,6 +57,8 @@ pub enum Operation {
     Messages,
     /// Anthropic's token count of a Messages request.
     CountTokens,
+    /// Cohere's rerank (v2).
+    Rerank,
     /// Every other OpenAI endpoint (images, audio, models): passed through to OpenAI only.
     Other,
 }
@@ -69,6 +73,7 @@ impl Operation {
             Operation::Responses => "/v1/responses",
             Operation::Messages => "/anthropic/v1/messages",
             Operation::CountTokens => "/anthropic/v1/messages/count_tokens",
+            Operation::Rerank => "/cohere/v2/rerank",
             Operation::Other => "/v1/images/*, /v1/audio/*",
         }
     }
@@ -125,8 +130,10 @@ pub struct Ids {
 
 /// Translates a request for `target`.
 pub fn translate(request: &ClientRequest<'_>, target: &Target<'_>) -> Result<Translation, Error> {
-    if request.api == ClientApi::Anthropic {
-        return messages::translate(request, target);
+    match request.api {
+        ClientApi::Anthropic => return messages::translate(request, target),
+        ClientApi::Cohere => return cohere(request, target),
+        ClientApi::OpenAI => {}
     }
     let (operation, body) = (request.operation, request.body);
     let schema = target.schema;
@@ -222,6 +229,22 @@ pub fn translate(request: &ClientRequest<'_>, target: &Target<'_>) -> Result<Tra
         kind,
         chat.model,
         stream && include_usage,
+    ))
+}
+
+/// Cohere's clients reach Cohere natively: `/v2/rerank` under the schema's prefix, the body
+/// as it came, the answer relayed. No other schema reranks.
+fn cohere(request: &ClientRequest<'_>, target: &Target<'_>) -> Result<Translation, Error> {
+    if target.schema != Schema::Cohere || request.operation != Operation::Rerank {
+        return Err(untranslated(target.schema, request.operation));
+    }
+    Ok(translated(
+        format!("{}/v2/rerank", target.prefix),
+        None,
+        Vec::new(),
+        Kind::CohereNative,
+        target.model.to_owned(),
+        false,
     ))
 }
 

@@ -519,3 +519,66 @@ async fn a_client_leaving_mid_stream_cancels_the_upstream() {
         }
     }
 }
+
+/// `/v1/responses` goes to OpenAI as it came (under the schema prefix) and to Azure OpenAI on
+/// its Responses path, which is not per deployment: the model stays in the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_reach_openai_and_azure_on_their_paths() {
+    let gw = Providers::start().await;
+    for (model, path) in [
+        ("gpt-direct", "/v1/responses"),
+        (
+            "azure-gpt",
+            "/openai/responses?api-version=2025-01-01-preview",
+        ),
+    ] {
+        let body = json!({"model": model, "input": "Say hi.", "reasoning": {"effort": "low"}});
+        let reply = gw.post("/v1/responses", body.clone()).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+        let seen = gw.mock.last().expect("called");
+        assert_eq!(seen.uri, path, "{model}");
+        assert_eq!(seen.json(), body, "{model}: the body goes as it came");
+        assert_no_client_key(&seen);
+        // The mock echoes the path it was asked for: the answer is relayed as it is.
+        assert_eq!(reply.json()["path"], path.split('?').next().unwrap_or(path));
+    }
+    let seen = gw.mock.last().expect("called");
+    assert_eq!(seen.header("api-key"), Some("azure-test-secret"));
+}
+
+/// `/cohere/v2/rerank` reaches a Cohere backend natively with its API key as a bearer token;
+/// a rerank no backend of the rule can serve is the gateway's error in Cohere's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cohere_rerank_reaches_cohere_natively() {
+    let gw = Providers::start().await;
+    let body = json!({
+        "model": "rerank-v3.5",
+        "query": "What is the capital of the United States?",
+        "documents": ["Carson City is the capital of Nevada.", "Washington, D.C. is the capital of the United States."],
+        "top_n": 3,
+    });
+    let reply = gw.post("/cohere/v2/rerank", body.clone()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = gw.mock.last().expect("called");
+    assert_eq!(seen.uri, "/v2/rerank");
+    assert_eq!(seen.json(), body);
+    assert_eq!(
+        seen.header("authorization"),
+        Some("Bearer cohere-test-secret")
+    );
+    assert_no_client_key(&seen);
+    let answer = reply.json();
+    assert_eq!(answer["results"][0]["index"], 3);
+    assert_eq!(answer["meta"]["billed_units"]["search_units"], 1);
+
+    // Azure OpenAI cannot rerank: a 501 that reads as Cohere's error.
+    let mut other = body.clone();
+    other["model"] = "azure-gpt".into();
+    let reply = gw.post("/cohere/v2/rerank", other).await;
+    assert_eq!(reply.status, 501, "{}", reply.text());
+    let message = reply.json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("/cohere/v2/rerank"), "{message}");
+}
