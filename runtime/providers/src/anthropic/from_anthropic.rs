@@ -210,11 +210,7 @@ impl Passthrough {
     pub fn fail(&mut self, kind: &str, message: &str, out: &mut BytesMut) {
         if !self.ended {
             self.ended = true;
-            super::messages::write_event(
-                out,
-                "error",
-                &serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}),
-            );
+            super::messages::write_error(out, kind, message);
         }
     }
 

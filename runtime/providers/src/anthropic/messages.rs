@@ -394,6 +394,11 @@ fn error_value<'a>(kind: &'a str, message: &'a str) -> impl Serialize + 'a {
     }
 }
 
+/// A stream's `error` event.
+pub(crate) fn write_error(out: &mut BytesMut, kind: &str, message: &str) {
+    write_event(out, "error", &error_value(kind, message));
+}
+
 /// The kind of content block open in a stream, and the provider's own key for it (its
 /// block index, or the tool call's index), so that a new key opens a new block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -601,7 +606,7 @@ impl EventWriter {
     pub fn fail(&mut self, kind: &str, message: &str, out: &mut BytesMut) {
         if !self.ended {
             self.ended = true;
-            write_event(out, "error", &error_value(kind, message));
+            write_error(out, kind, message);
         }
     }
 

@@ -481,9 +481,8 @@ impl Stream {
                 );
             }
         }
-        if !w.ended() {
-            w.start(out);
-        }
+        // A chunk with nothing to write (the role) still starts the message.
+        w.start(out);
     }
 
     pub fn fail(&mut self, kind: &str, message: &str, out: &mut BytesMut) {

@@ -382,26 +382,8 @@ async fn openai_sdk_parses_every_translated_schema() {
         return;
     };
     let gw = Providers::start().await;
-    let base = gw.url("/v1");
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/sdk/providers_client.py"
-            ))
-            .env("AIGW_BASE_URL", base)
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("OPENAI_BASE_URL")
-            .output()
-    })
-    .await
-    .expect("joined")
-    .expect("python runs");
-    let report = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the SDK refused a translated answer:\n{report}"
-    );
+    let (ok, report) = run_sdk(python, "providers_client.py", gw.url("/v1"), "OPENAI").await;
+    assert!(ok, "the SDK refused a translated answer:\n{report}");
     assert!(report.contains("Ran 4 tests"), "{report}");
     for seen in gw.mock.requests() {
         assert_no_client_key(&seen);
@@ -418,26 +400,14 @@ async fn anthropic_sdk_parses_every_backend() {
         return;
     };
     let gw = Providers::start().await;
-    let base = gw.url("/anthropic");
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/sdk/anthropic_client.py"
-            ))
-            .env("AIGW_BASE_URL", base)
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("ANTHROPIC_BASE_URL")
-            .output()
-    })
-    .await
-    .expect("joined")
-    .expect("python runs");
-    let report = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the SDK refused an answer:\n{report}"
-    );
+    let (ok, report) = run_sdk(
+        python,
+        "anthropic_client.py",
+        gw.url("/anthropic"),
+        "ANTHROPIC",
+    )
+    .await;
+    assert!(ok, "the SDK refused an answer:\n{report}");
     assert!(report.contains("Ran 4 tests"), "{report}");
     let seen = gw.mock.requests();
     for request in &seen {
@@ -581,4 +551,30 @@ async fn cohere_rerank_reaches_cohere_natively() {
         .unwrap_or_default()
         .to_owned();
     assert!(message.contains("/cohere/v2/rerank"), "{message}");
+}
+
+/// Runs `tests/sdk/<script>` with the gateway at `AIGW_BASE_URL`, and without the SDK's own
+/// `<SDK>_API_KEY` and `<SDK>_BASE_URL` from the environment: whether it passed, and its
+/// unittest report.
+async fn run_sdk(
+    python: std::path::PathBuf,
+    script: &str,
+    base: String,
+    sdk: &str,
+) -> (bool, String) {
+    let script = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
+    let (key, url) = (format!("{sdk}_API_KEY"), format!("{sdk}_BASE_URL"));
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .env("AIGW_BASE_URL", base)
+            .env_remove(key)
+            .env_remove(url)
+            .output()
+    })
+    .await
+    .expect("joined")
+    .expect("python runs");
+    let report = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), report)
 }
