@@ -240,6 +240,36 @@ pub(crate) fn policy_secrets(
             &file.secret_ref,
         ));
     }
+    let exchanges = [
+        (
+            "spec.awsCredentials.oidcExchangeToken.oidc",
+            spec.aws_credentials
+                .as_ref()
+                .and_then(|a| a.oidc_exchange_token.as_ref())
+                .map(|o| &o.oidc),
+        ),
+        (
+            "spec.azureCredentials.oidcExchangeToken.oidc",
+            spec.azure_credentials
+                .as_ref()
+                .and_then(|a| a.oidc_exchange_token.as_ref())
+                .map(|o| &o.oidc),
+        ),
+        (
+            "spec.gcpCredentials.workloadIdentityFederationConfig.oidcExchangeToken.oidc",
+            spec.gcp_credentials
+                .as_ref()
+                .and_then(|g| g.workload_identity_federation_config.as_ref())
+                .map(|w| &w.oidc_exchange_token.oidc),
+        ),
+    ];
+    for (at, oidc) in exchanges {
+        let Some(oidc) = oidc else { continue };
+        refs.push((format!("{at}.clientSecret"), &oidc.client_secret));
+        if let Some(id) = &oidc.client_id_ref {
+            refs.push((format!("{at}.clientIDRef"), id));
+        }
+    }
     refs
 }
 
@@ -247,6 +277,8 @@ pub(crate) fn policy_secrets(
 fn required_key(field: &str) -> Option<&'static str> {
     Some(match field {
         f if f.ends_with("apiKey.secretRef") || f.ends_with("APIKey.secretRef") => "apiKey",
+        f if f.ends_with("oidc.clientSecret") => "client-secret",
+        f if f.ends_with("oidc.clientIDRef") => "client-id",
         f if f.starts_with("spec.awsCredentials") => "credentials",
         f if f.starts_with("spec.azureCredentials") => "client-secret",
         f if f.starts_with("spec.gcpCredentials") => "service_account.json",

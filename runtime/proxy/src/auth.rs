@@ -1,6 +1,7 @@
 //! Upstream credentials that are more than a fixed header: AWS SigV4 signing (by the
-//! `aws-sigv4` crate), with credentials from the policy's Secret (an AWS credentials file)
-//! or the standard environment variables.
+//! `aws-sigv4` crate), with credentials from the policy's Secret (an AWS credentials file),
+//! from STS for an OIDC token (refreshed by [`crate::token`]), or from the standard
+//! environment variables.
 //!
 //! *Invariant*: a request that needs a signature and cannot get one fails with a 5xx error;
 //! it is never sent unsigned. Secret values never reach a log line or an error message.
@@ -12,6 +13,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The service name Bedrock Runtime signs with.
@@ -19,8 +21,14 @@ const BEDROCK: &str = "bedrock";
 
 /// Signs requests to one AWS backend.
 pub struct AwsSigner {
-    identity: Identity,
+    identity: Source,
     region: String,
+}
+
+enum Source {
+    Fixed(Identity),
+    /// Temporary keys from STS, refreshed ahead of expiry.
+    Exchanged(Arc<crate::token::TokenSource>),
 }
 
 impl std::fmt::Debug for AwsSigner {
@@ -69,18 +77,35 @@ impl AwsSigner {
             None => from_environment().ok_or(AwsError::NoEnvironment)?,
         };
         Ok(AwsSigner {
-            identity: credentials.into(),
+            identity: Source::Fixed(credentials.into()),
             region: region.to_owned(),
         })
+    }
+
+    /// Signs with the keys `source` gets from STS.
+    pub fn exchanged(region: &str, source: Arc<crate::token::TokenSource>) -> Self {
+        AwsSigner {
+            identity: Source::Exchanged(source),
+            region: region.to_owned(),
+        }
     }
 
     /// Adds the SigV4 headers (`authorization`, `x-amz-date`, and `x-amz-security-token`
     /// with session credentials) to `request`, whose URI is the absolute upstream URL. The
     /// signature covers the host actually contacted, the content type and the body.
-    pub fn sign<B>(&self, request: &mut http::Request<B>, body: &[u8]) -> Result<(), ProxyError> {
+    /// Fails (503) when exchanged keys cannot be had.
+    pub async fn sign<B>(
+        &self,
+        request: &mut http::Request<B>,
+        body: &[u8],
+    ) -> Result<(), ProxyError> {
+        let identity = match &self.identity {
+            Source::Fixed(identity) => identity.clone(),
+            Source::Exchanged(source) => source.aws().await?,
+        };
         let failed = || ProxyError::internal("the request could not be signed for AWS");
         let params = v4::SigningParams::builder()
-            .identity(&self.identity)
+            .identity(&identity)
             .region(&self.region)
             .name(BEDROCK)
             .time(SystemTime::now())
@@ -185,17 +210,19 @@ mod tests {
         assert!(from_file("[default]\naws_access_key_id = A\n", "default").is_none());
     }
 
-    #[test]
-    fn a_signed_request_carries_the_signature_and_no_secret_in_debug() {
+    #[tokio::test]
+    async fn a_signed_request_carries_the_signature_and_no_secret_in_debug() {
         let signer = AwsSigner {
-            identity: Credentials::new(
-                "AKIDEXAMPLE",
-                "wJalrXUtnFEMI",
-                Some("session".into()),
-                None,
-                "t",
-            )
-            .into(),
+            identity: Source::Fixed(
+                Credentials::new(
+                    "AKIDEXAMPLE",
+                    "wJalrXUtnFEMI",
+                    Some("session".into()),
+                    None,
+                    "t",
+                )
+                .into(),
+            ),
             region: "us-east-1".into(),
         };
         let mut request = http::Request::post("http://127.0.0.1:9/model/m/converse")
@@ -208,7 +235,7 @@ mod tests {
             Some("127.0.0.1"),
             "the request was built"
         );
-        assert!(signer.sign(&mut request, b"{}").is_ok());
+        assert!(signer.sign(&mut request, b"{}").await.is_ok());
         let auth = request
             .headers()
             .get("authorization")

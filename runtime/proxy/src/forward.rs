@@ -230,7 +230,7 @@ async fn call(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     if let Some(signer) = &upstream.aws {
-        signer.sign(&mut request, &body)?;
+        signer.sign(&mut request, &body).await?;
     }
     let per_attempt = exchange
         .selected

@@ -11,9 +11,9 @@
 
 use crate::auth::{AwsError, AwsSigner};
 use crate::secrets::{Missing, Secrets};
-use crate::token::{TokenConfigError, TokenSource};
+use crate::token::{Endpoints, TokenConfigError, TokenSource};
 use crate::upstream::{Client, Clients, TlsKey};
-use aigw_table::{AuthMethod, Endpoint, Snapshot};
+use aigw_table::{Endpoint, Snapshot};
 use http::{HeaderName, HeaderValue};
 use std::sync::Arc;
 
@@ -123,19 +123,19 @@ pub enum BuildError {
 
 impl Generation {
     /// Resolves every backend of `snapshot`.
-    /// `azure_authority` is `AZURE_AUTHORITY_HOST` (see [`crate::Config`]).
+    /// `endpoints` are the clouds' identity services (see [`crate::Config`]).
     pub fn build(
         number: u64,
         snapshot: Snapshot,
         secrets: &Secrets,
         clients: &Clients,
-        azure_authority: Option<&str>,
+        endpoints: &Endpoints,
     ) -> Result<Self, BuildError> {
         let backends = snapshot
             .table()
             .backends
             .iter()
-            .map(|b| upstream(b, secrets, clients, azure_authority))
+            .map(|b| upstream(b, secrets, clients, endpoints))
             .collect::<Result<Vec<_>, _>>()?;
         let plain = plain(&snapshot, secrets, clients)?;
         let loaded_at = std::time::SystemTime::now()
@@ -228,12 +228,11 @@ fn upstream(
     backend: &aigw_table::Backend,
     secrets: &Secrets,
     clients: &Clients,
-    azure_authority: Option<&str>,
+    endpoints: &Endpoints,
 ) -> Result<Upstream, BuildError> {
     let name: std::sync::Arc<str> = Arc::from(backend.name.as_str());
     let api = aigw_providers::Schema::parse(&backend.schema.name);
     let mut unsupported = api.is_none().then_some(Unsupported::Schema);
-    let (mut aws, mut gcp, mut token) = (None, None, None);
     let bases = bases(&backend.endpoints, backend.tls.is_some());
     if bases.is_empty() {
         let unix = backend
@@ -247,135 +246,11 @@ fn upstream(
         }));
     }
     let client = client(&name, backend.tls.as_ref(), secrets, clients)?;
-    let (mut credential, mut credential_override) = (None, None);
-    if let Some(auth) = &backend.auth {
-        let key_header = match &auth.method {
-            AuthMethod::APIKey { secret } => {
-                Some((secret, http::header::AUTHORIZATION, true, "x-aigw-api-key"))
-            }
-            AuthMethod::AzureAPIKey { secret } => Some((
-                secret,
-                HeaderName::from_static("api-key"),
-                false,
-                "x-aigw-azure-api-key",
-            )),
-            AuthMethod::AnthropicAPIKey { secret } => Some((
-                secret,
-                HeaderName::from_static("x-api-key"),
-                false,
-                "x-aigw-anthropic-api-key",
-            )),
-            AuthMethod::AWSCredentials {
-                role_arn: Some(_), ..
-            } => {
-                // AssumeRoleWithWebIdentity needs an STS exchange this build does not make.
-                unsupported = unsupported.or(Some(Unsupported::Credentials(
-                    "AWSCredentials with an OIDC role",
-                )));
-                None
-            }
-            AuthMethod::AWSCredentials {
-                region,
-                credentials_file,
-                profile,
-                role_arn: None,
-            } => {
-                let signer = AwsSigner::load(
-                    region,
-                    credentials_file.as_ref(),
-                    profile.as_deref(),
-                    secrets,
-                )
-                .map_err(|error| BuildError::Aws {
-                    backend: name.to_string(),
-                    error: Box::new(error),
-                })?;
-                aws = Some(signer);
-                None
-            }
-            AuthMethod::AzureCredentials {
-                client_secret: None,
-                ..
-            } => {
-                // The OIDC token exchange needs an identity provider this build does not call.
-                unsupported = unsupported.or(Some(Unsupported::Credentials(
-                    "AzureCredentials with an OIDC token exchange",
-                )));
-                None
-            }
-            AuthMethod::AzureCredentials {
-                client_id,
-                tenant_id,
-                client_secret: Some(secret),
-            } => {
-                let raw = secret_of(&name, secret, secrets)?;
-                let source = TokenSource::azure(
-                    name.clone(),
-                    tenant_id,
-                    client_id,
-                    &raw,
-                    azure_authority,
-                    clients.plain(),
-                )
-                .map_err(|error| token_error(&name, secret, error))?;
-                token = Some(Arc::new(source));
-                None
-            }
-            AuthMethod::GCPCredentials {
-                project,
-                region,
-                service_account_key,
-                ..
-            } => {
-                gcp = Some((project.clone(), region.clone()));
-                match service_account_key {
-                    Some(secret) => {
-                        let raw = secret_of(&name, secret, secrets)?;
-                        let source = TokenSource::gcp(name.clone(), &raw, clients.plain())
-                            .map_err(|error| token_error(&name, secret, error))?;
-                        token = Some(Arc::new(source));
-                    }
-                    None => {
-                        // Federation needs an OIDC token source the table does not carry yet.
-                        unsupported = unsupported.or(Some(Unsupported::Credentials(
-                            "GCPCredentials with workload identity federation",
-                        )));
-                    }
-                }
-                None
-            }
-        };
-        if let Some((secret, header, bearer, default_override)) = key_header {
-            let raw = secret_of(&name, secret, secrets)?;
-            let invalid = || BuildError::InvalidCredential {
-                backend: name.to_string(),
-                secret: format!("{}/{}", secret.namespace, secret.name),
-            };
-            // Mounted and `kubectl create secret --from-file` values often end with a newline.
-            let key = std::str::from_utf8(&raw).map_err(|_| invalid())?.trim();
-            let text = if bearer {
-                format!("Bearer {key}")
-            } else {
-                key.to_owned()
-            };
-            let mut value = HeaderValue::from_str(&text).map_err(|_| invalid())?;
-            value.set_sensitive(true);
-            credential = Some(Credential {
-                header,
-                value,
-                bearer,
-            });
-            if let Some(o) = &auth.credential_override {
-                let header = o.header.as_deref().unwrap_or(default_override);
-                let header = HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes())
-                    .map_err(|_| invalid())?;
-                credential_override = Some(CredentialOverride {
-                    header,
-                    fallback: o.fallback_to_configured,
-                });
-            }
-        }
-    }
+    let resolved = match &backend.auth {
+        Some(auth) => crate::credentials::resolve(&name, auth, secrets, clients, endpoints)?,
+        None => crate::credentials::Resolved::default(),
+    };
+    unsupported = unsupported.or(resolved.unsupported);
     let prefix = backend
         .schema
         .prefix
@@ -388,37 +263,14 @@ fn upstream(
         schema: backend.schema.name.clone(),
         api,
         version: backend.schema.version.clone(),
-        gcp,
-        aws,
-        token,
+        gcp: resolved.gcp,
+        aws: resolved.aws,
+        token: resolved.token,
         unsupported,
         prefix,
         bases,
         client,
-        credential,
-        credential_override,
+        credential: resolved.credential,
+        credential_override: resolved.credential_override,
     })
-}
-
-fn secret_of(
-    backend: &str,
-    secret: &aigw_table::SecretRef,
-    secrets: &Secrets,
-) -> Result<bytes::Bytes, BuildError> {
-    secrets.get(secret).map_err(|missing| BuildError::Secret {
-        backend: backend.to_owned(),
-        missing,
-    })
-}
-
-fn token_error(
-    backend: &str,
-    secret: &aigw_table::SecretRef,
-    error: TokenConfigError,
-) -> BuildError {
-    BuildError::Token {
-        backend: backend.to_owned(),
-        secret: format!("{}/{}", secret.namespace, secret.name),
-        error,
-    }
 }

@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod body;
+mod credentials;
 pub mod error;
 pub mod forward;
 pub mod generation;
@@ -57,9 +58,8 @@ pub struct Config {
     pub max_attempts: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain: std::time::Duration,
-    /// Where Azure's token endpoints are: `AZURE_AUTHORITY_HOST`, read from the environment
-    /// as Azure's SDKs read it (`None`: `https://login.microsoftonline.com`).
-    pub azure_authority: Option<String>,
+    /// Where the clouds' identity services are (from the environment by default).
+    pub endpoints: token::Endpoints,
 }
 
 /// The admin port the reference's data plane uses for its own admin endpoints.
@@ -79,7 +79,7 @@ impl Default for Config {
             body_limit: DEFAULT_BODY_LIMIT,
             max_attempts: 5,
             drain: std::time::Duration::from_secs(10),
-            azure_authority: std::env::var("AZURE_AUTHORITY_HOST").ok(),
+            endpoints: token::Endpoints::from_env(),
         }
     }
 }
@@ -143,7 +143,7 @@ impl Shared {
             snapshot,
             secrets,
             &self.clients,
-            self.config.azure_authority.as_deref(),
+            &self.config.endpoints,
         ) {
             Ok(generation) => {
                 self.current.store(Some(Arc::new(generation)));

@@ -383,7 +383,8 @@ pub enum AuthMethod {
     AzureAPIKey { secret: SecretRef },
     /// `x-api-key: <key>`.
     AnthropicAPIKey { secret: SecretRef },
-    /// SigV4; credentials from the Secret's ini file, or the environment when absent.
+    /// SigV4; credentials from the Secret's ini file, from STS for an OIDC token
+    /// (`web_identity`), or from the environment when neither is given.
     AWSCredentials {
         region: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -391,14 +392,17 @@ pub enum AuthMethod {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         profile: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        role_arn: Option<String>,
+        web_identity: Option<AwsWebIdentity>,
     },
-    /// OAuth2 client credentials against the tenant.
+    /// OAuth2 client credentials against the tenant: a client secret, or an OIDC token as
+    /// the client assertion.
     AzureCredentials {
         client_id: String,
         tenant_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_secret: Option<SecretRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        oidc: Option<Oidc>,
     },
     /// A service-account key exchanged for an access token, or workload identity federation.
     GCPCredentials {
@@ -416,8 +420,37 @@ pub struct GcpWorkloadIdentity {
     pub project_id: String,
     pub pool: String,
     pub provider: String,
+    /// The service account to impersonate (its name; the email adds the policy's project).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
+    /// Where the subject token comes from.
+    pub oidc: Oidc,
+}
+
+/// `AssumeRoleWithWebIdentity` for an OIDC token.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AwsWebIdentity {
+    pub role_arn: String,
+    pub oidc: Oidc,
+}
+
+/// An OIDC provider the gateway gets a token from by the client-credentials grant, to
+/// exchange it for a cloud credential.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Oidc {
+    pub issuer: String,
+    /// Overrides the discovery document's `token_endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// The client id, given inline or (`client_id_secret`) in a Secret under `client-id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id_secret: Option<SecretRef>,
+    /// The Secret holding the client secret under `client-secret`.
+    pub client_secret: SecretRef,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
 }
 
 /// Take the credential from the request instead of the configured one.

@@ -23,6 +23,7 @@
 //! It must not be a bottleneck: answers are built from small templates without parsing more
 //! of the request than the `model` and `stream` fields.
 
+mod identity;
 mod providers;
 mod python;
 mod respond;
@@ -35,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+pub use identity::{Federation, Seen};
 pub use providers::{event_stream, wrapped};
 pub use python::python;
 pub use respond::usage;

@@ -6,11 +6,15 @@
 //! - `POST /{tenant}/oauth2/v2.0/token`, Azure's client-credentials grant: the tenant, client
 //!   id, client secret and the Cognitive Services scope must match.
 //!
+//! - with a [`Federation`], an OIDC provider and the services that exchange its tokens
+//!   (`identity.rs`), and Azure's grant takes the provider's token as the client assertion.
+//!
 //! Anything else is refused as the real endpoints refuse it (`400 invalid_grant`, `401
 //! invalid_client`). Tokens are `gcp-token-<n>` and `azure-token-<n>`; the lifetime they are
 //! given, a delay before answering, and a failure mode can be changed while it runs. The
 //! assertions it accepted are kept, for the oracle that verifies them again.
 
+use crate::identity::{Federation, Seen};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -30,6 +34,8 @@ pub struct Accounts {
     pub azure_tenant: String,
     pub azure_client_id: String,
     pub azure_client_secret: String,
+    /// The OIDC provider and the exchanges of its tokens; `None`: not served.
+    pub federation: Option<Federation>,
 }
 
 #[derive(Debug)]
@@ -41,6 +47,7 @@ struct State {
     exchanges: AtomicU64,
     control: Mutex<Control>,
     assertions: Mutex<Vec<String>>,
+    federated: Mutex<Vec<Seen>>,
 }
 
 #[derive(Clone, Debug)]
@@ -83,6 +90,7 @@ impl TokenEndpoint {
                 failing: None,
             }),
             assertions: Mutex::default(),
+            federated: Mutex::default(),
         });
         let task = tokio::spawn(serve(listener, state.clone()));
         Ok(TokenEndpoint { state, task })
@@ -100,6 +108,31 @@ impl TokenEndpoint {
     /// Google's `token_uri`.
     pub fn token_uri(&self) -> String {
         format!("http://{}/token", self.state.addr)
+    }
+
+    /// The OIDC provider's issuer URL.
+    pub fn issuer(&self) -> String {
+        crate::identity::issuer(self.state.addr)
+    }
+
+    /// `AWS_ENDPOINT_URL_STS`.
+    pub fn aws_sts(&self) -> String {
+        format!("http://{}/aws-sts", self.state.addr)
+    }
+
+    /// Google's STS base URL.
+    pub fn gcp_sts(&self) -> String {
+        format!("http://{}/gcp-sts", self.state.addr)
+    }
+
+    /// Google's IAM Credentials base URL.
+    pub fn gcp_iam_credentials(&self) -> String {
+        format!("http://{}/gcp-iam", self.state.addr)
+    }
+
+    /// The requests the federated services received, in order.
+    pub fn federated(&self) -> Vec<Seen> {
+        crate::lock(&self.state.federated).clone()
     }
 
     /// The `expires_in` of tokens issued from now on.
@@ -177,6 +210,11 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v == "application/x-www-form-urlencoded");
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let Ok(body) = request.into_body().collect().await else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -184,6 +222,24 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
             "unreadable body",
         );
     };
+    let body = body.to_bytes();
+    if let Some(federation) = &state.accounts.federation {
+        let seen = Seen {
+            path: path.clone(),
+            authorization,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        let issued = state.issued.load(Ordering::SeqCst) + 1;
+        let reply =
+            crate::identity::answer(federation, state.addr, control.lifetime, issued, &seen);
+        if let Some(reply) = reply {
+            crate::lock(&state.federated).push(seen);
+            if reply.status().is_success() {
+                state.issued.fetch_add(1, Ordering::SeqCst);
+            }
+            return reply;
+        }
+    }
     if !form_type {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -191,9 +247,7 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
             "the body must be application/x-www-form-urlencoded",
         );
     }
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body.to_bytes())
-        .into_owned()
-        .collect();
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| {
         form.iter()
             .find(|(k, _)| k == name)
@@ -218,10 +272,27 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
         crate::lock(&state.assertions).push(assertion.to_owned());
         "gcp-token"
     } else if path == azure_path {
+        let assertion = field("client_assertion");
+        let proof = match (&accounts.federation, assertion) {
+            (Some(federation), Some(assertion)) => {
+                if let Err(why) = crate::identity::verify_oidc(federation, state.addr, assertion) {
+                    return refuse(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_client",
+                        &format!("AADSTS700211: the client assertion is not valid: {why}"),
+                    );
+                }
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                )
+            }
+            _ => ("client_secret", accounts.azure_client_secret.as_str()),
+        };
         let expected = [
             ("grant_type", "client_credentials"),
             ("client_id", accounts.azure_client_id.as_str()),
-            ("client_secret", accounts.azure_client_secret.as_str()),
+            proof,
             ("scope", "https://cognitiveservices.azure.com/.default"),
         ];
         if let Some((name, _)) = expected.iter().find(|(k, v)| field(k) != Some(v)) {
@@ -231,7 +302,11 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
                 &format!("AADSTS7000215: `{name}` is missing or wrong."),
             );
         }
-        "azure-token"
+        if proof.0 == "client_assertion_type" {
+            "azure-assertion-token"
+        } else {
+            "azure-token"
+        }
     } else {
         return refuse(StatusCode::NOT_FOUND, "not_found", "no such token endpoint");
     };

@@ -231,6 +231,21 @@ fn secret(policy: &Object, reference: &SecretObjectReference, key: &str) -> t::S
     }
 }
 
+/// The OIDC client of an exchange; its Secrets' keys are Envoy Gateway's.
+fn oidc(policy: &Object, oidc: &aigw_syntax::model::Oidc) -> t::Oidc {
+    t::Oidc {
+        issuer: oidc.provider.issuer.clone(),
+        token_endpoint: oidc.provider.token_endpoint.clone(),
+        client_id: oidc.client_id.clone(),
+        client_id_secret: oidc
+            .client_id_ref
+            .as_ref()
+            .map(|r| secret(policy, r, "client-id")),
+        client_secret: secret(policy, &oidc.client_secret, "client-secret"),
+        scopes: oidc.scopes.clone(),
+    }
+}
+
 fn auth(policy: &Object, spec: &BackendSecurityPolicySpec) -> Option<t::Auth> {
     use aigw_syntax::model::SecurityPolicyType as P;
     let method = match spec.policy_type {
@@ -256,10 +271,10 @@ fn auth(policy: &Object, spec: &BackendSecurityPolicySpec) -> Option<t::Auth> {
                     .as_ref()
                     .map(|f| secret(policy, &f.secret_ref, "credentials")),
                 profile: aws.credentials_file.as_ref().map(|f| f.profile.clone()),
-                role_arn: aws
-                    .oidc_exchange_token
-                    .as_ref()
-                    .map(|o| o.aws_role_arn.clone()),
+                web_identity: aws.oidc_exchange_token.as_ref().map(|o| t::AwsWebIdentity {
+                    role_arn: o.aws_role_arn.clone(),
+                    oidc: oidc(policy, &o.oidc),
+                }),
             }
         }
         P::AzureCredentials => {
@@ -271,6 +286,10 @@ fn auth(policy: &Object, spec: &BackendSecurityPolicySpec) -> Option<t::Auth> {
                     .client_secret_ref
                     .as_ref()
                     .map(|s| secret(policy, s, "client-secret")),
+                oidc: azure
+                    .oidc_exchange_token
+                    .as_ref()
+                    .map(|o| oidc(policy, &o.oidc)),
             }
         }
         P::GCPCredentials => {
@@ -291,6 +310,7 @@ fn auth(policy: &Object, spec: &BackendSecurityPolicySpec) -> Option<t::Auth> {
                             .service_account_impersonation
                             .as_ref()
                             .map(|s| s.service_account_name.clone()),
+                        oidc: oidc(policy, &w.oidc_exchange_token.oidc),
                     }
                 }),
             }

@@ -22,14 +22,14 @@ const CLIENT_ID: &str = "00000000-aaaa-bbbb-cccc-111111111111";
 const SECRET: &str = "azure-client-secret-value";
 
 /// A fresh RSA key pair (PEM private key, PEM public key, the public key's file).
-struct Keys {
-    private: String,
-    public: Vec<u8>,
-    public_file: PathBuf,
+pub struct Keys {
+    pub private: String,
+    pub public: Vec<u8>,
+    pub public_file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn keys() -> Keys {
+pub fn keys() -> Keys {
     let dir = tempfile::tempdir().expect("temp dir");
     let private = dir.path().join("key.pem");
     let public_file = dir.path().join("public.pem");
@@ -87,6 +87,7 @@ impl Cloud {
             azure_tenant: "aigw-ci-tenant".into(),
             azure_client_id: CLIENT_ID.into(),
             azure_client_secret: azure_secret.into(),
+            federation: None,
         })
         .await
         .expect("token endpoint");
@@ -98,7 +99,7 @@ impl Cloud {
             .replace("65032", &tokens.port().to_string())
             .replace("PRIVATE_KEY_JSON_STRING", &pem);
         let mut config = Config::loopback();
-        config.azure_authority = Some(tokens.authority());
+        config.endpoints.azure_authority = Some(tokens.authority());
         let gw = Providers::serve(mock, &text, config).await;
         Cloud { gw, tokens, keys }
     }

@@ -8,6 +8,7 @@
 )]
 
 mod cloud;
+mod federation;
 mod harness;
 mod plain;
 mod providers;

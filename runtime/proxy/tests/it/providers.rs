@@ -317,43 +317,55 @@ async fn aws_signatures_verify_with_botocores_signer() {
     for (model, stream) in [("bedrock-converse", false), ("bedrock-invoke", true)] {
         assert_eq!(gw.chat(ask(model, stream)).await.status, 200, "{model}");
         let seen = gw.mock.last().expect("called");
-        let headers: serde_json::Map<String, Value> = seen
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), json!(v.to_str().unwrap_or_default())))
-            .collect();
-        let input = json!({
-            "access_key": "AKIDEXAMPLE",
-            "secret_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            "session_token": "session-token-example",
-            "region": "us-east-1",
-            "service": "bedrock",
-            "method": seen.method.as_str(),
-            "url": format!("http://127.0.0.1:{}{}", gw.mock.port(), seen.uri),
-            "headers": headers,
-            "body_b64": base64::engine::general_purpose::STANDARD.encode(&seen.body),
-        });
-        let file =
-            std::env::temp_dir().join(format!("aigw-sigv4-{}-{model}.json", std::process::id()));
-        std::fs::write(&file, input.to_string()).expect("write the request");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/sigv4_check.py");
-        let output = std::process::Command::new(&python)
-            .arg(script)
-            .arg(&file)
-            .output()
-            .expect("python runs");
-        let _ = std::fs::remove_file(&file);
-        let report = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{model}: botocore disagrees:\n{report}{}",
-            String::from_utf8_lossy(&output.stderr)
+        let keys = (
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "session-token-example",
         );
+        let (ok, report) = botocore_sigv4(&python, &seen, gw.mock.port(), keys);
+        assert!(ok, "{model}: botocore disagrees:\n{report}");
         assert!(
             report.starts_with("OK sigv4 content-type;host;x-amz-date;x-amz-security-token"),
             "{report}"
         );
     }
+}
+
+/// botocore's verdict (`tests/sdk/sigv4_check.py`) on the signature of `seen`, a request to
+/// Bedrock in us-east-1 signed with `keys` (access key, secret key, session token).
+pub fn botocore_sigv4(
+    python: &std::path::Path,
+    seen: &Recorded,
+    port: u16,
+    keys: (&str, &str, &str),
+) -> (bool, String) {
+    let headers: serde_json::Map<String, Value> = seen
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), json!(v.to_str().unwrap_or_default())))
+        .collect();
+    let input = json!({
+        "access_key": keys.0,
+        "secret_key": keys.1,
+        "session_token": keys.2,
+        "region": "us-east-1",
+        "service": "bedrock",
+        "method": seen.method.as_str(),
+        "url": format!("http://127.0.0.1:{port}{}", seen.uri),
+        "headers": headers,
+        "body_b64": base64::engine::general_purpose::STANDARD.encode(&seen.body),
+    });
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), input.to_string()).expect("write the request");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/sigv4_check.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .arg(file.path())
+        .output()
+        .expect("python runs");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), report)
 }
 
 /// The SigV4 oracle refuses what AWS would refuse (a changed byte, region, path, host…).
