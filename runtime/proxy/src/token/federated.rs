@@ -437,7 +437,12 @@ mod tests {
         });
         assert_eq!(
             keys.ok(),
-            Some(("ASIAIOSFODNN7EXAMPLE", "secret", "session", "2014-10-24T23:00:23Z"))
+            Some((
+                "ASIAIOSFODNN7EXAMPLE",
+                "secret",
+                "session",
+                "2014-10-24T23:00:23Z"
+            ))
         );
         let refusal = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>No OpenIDConnect provider found</Message></Error></ErrorResponse>";
         let error = quick_xml::de::from_str::<StsRefusal>(refusal).map(|r| r.error.code);

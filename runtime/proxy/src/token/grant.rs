@@ -431,9 +431,13 @@ mod tests {
             said,
             "the identity endpoint answered 401 Unauthorized: invalid_client: AADSTS7000215"
         );
-        let google = br#"{"error":{"code":403,"message":"Permission denied","status":"PERMISSION_DENIED"}}"#;
+        let google =
+            br#"{"error":{"code":403,"message":"Permission denied","status":"PERMISSION_DENIED"}}"#;
         let said = refusal(StatusCode::FORBIDDEN, google);
-        assert!(said.ends_with("PERMISSION_DENIED: Permission denied"), "{said}");
+        assert!(
+            said.ends_with("PERMISSION_DENIED: Permission denied"),
+            "{said}"
+        );
         let said = refusal(StatusCode::BAD_GATEWAY, b"<html>secret-ish</html>");
         assert!(said.ends_with("no reason given"), "{said}");
     }
