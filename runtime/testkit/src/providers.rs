@@ -1,6 +1,7 @@
 //! Provider-shaped answers: the canned replies of `testdata/upstream/<provider>/` served on
 //! the paths the providers use (Anthropic Messages, Vertex AI `rawPredict` and Gemini
-//! `generateContent`, Bedrock Converse and `invoke`, Azure OpenAI deployments). Streams go out in small pieces with a pause
+//! `generateContent`, Bedrock Converse and `invoke`, Azure OpenAI deployments, and OpenAI
+//! itself under `/canned/v1`). Streams go out in small pieces with a pause
 //! between them, so that events and multi-byte characters arrive split across reads; Bedrock
 //! streams are real event-stream frames.
 
@@ -34,6 +35,18 @@ pub(crate) fn answer(state: &Arc<State>, path: &str, body: &[u8]) -> Option<Resp
     let tools = memchr_tools(body);
     let pick = |with: &'static str, without: &'static str| if tools { with } else { without };
     let anthropic_json = || fixture("anthropic", pick("message_tools.json", "message_text.json"));
+    // OpenAI's own canned replies, for a backend whose schema prefix is `/canned/v1`: the
+    // passthrough that the translated streams are measured against, sent the same way.
+    if path == "/canned/v1/chat/completions" {
+        if streaming(body) {
+            let reply = fixture("openai", "stream_tools.sse");
+            return Some(pieces(state, reply, "text/event-stream"));
+        }
+        return Some(json(
+            state,
+            fixture("openai", pick("chat_tools.json", "chat_text.json")),
+        ));
+    }
     if path == "/v2/rerank" {
         return Some(json(state, fixture("cohere", "rerank.json")));
     }
@@ -42,11 +55,7 @@ pub(crate) fn answer(state: &Arc<State>, path: &str, body: &[u8]) -> Option<Resp
         return Some(json(state, br#"{"input_tokens":14}"#.to_vec()));
     }
     if path == "/v1/messages" || path.ends_with(":rawPredict") {
-        let streaming = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get("stream").and_then(|s| s.as_bool()))
-            .unwrap_or(false);
-        if streaming {
+        if streaming(body) {
             return Some(pieces(
                 state,
                 fixture("anthropic", "stream_tools.sse"),
@@ -100,6 +109,14 @@ pub(crate) fn answer(state: &Arc<State>, path: &str, body: &[u8]) -> Option<Resp
         });
     }
     None
+}
+
+/// The request asks for a stream (`"stream": true`).
+fn streaming(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("stream").and_then(|s| s.as_bool()))
+        .unwrap_or(false)
 }
 
 fn memchr_tools(body: &[u8]) -> bool {

@@ -238,7 +238,7 @@ fn translation(aigw: &Route, dir: &Path, options: &Options) -> Result<()> {
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let models = [
-        ("bench", "OpenAI (passthrough)"),
+        ("bench-openai", "OpenAI (passthrough)"),
         ("bench-anthropic", "Anthropic (translated)"),
         ("bench-bedrock", "AWSBedrock Converse (translated, SigV4)"),
     ];
@@ -292,7 +292,7 @@ fn translation(aigw: &Route, dir: &Path, options: &Options) -> Result<()> {
         }
     }
     println!(
-        "\nStreams differ in length by provider (the canned replies: OpenAI's mock sends its own chunks, Anthropic's and Bedrock's replies are sent in 23-byte pieces 2 ms apart), so the stream rows compare the cost of a whole stream, not of a chunk."
+        "\nEvery backend answers with its provider's canned reply from testdata/upstream (OpenAI's own under the schema prefix `/canned/v1`), streams in 23-byte pieces 2 ms apart: OpenAI's stream is 2519 bytes (110 pieces, 9 events), Anthropic's 1997 bytes (87 pieces, 16 events), Bedrock's 12 event-stream frames, so a stream row is the cost of one whole stream of about a hundred reads."
     );
     Ok(())
 }
@@ -585,7 +585,7 @@ fn lua(body: &str) -> String {
 fn aigw_manifests(port: u16, fast: u16, paced: u16) -> String {
     let mut out = format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  gatewayClassName: aigw\n  listeners:\n    - name: http\n      protocol: HTTP\n      port: {port}\n\
----\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench\n      backendRefs:\n        - name: fast\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-stream\n      backendRefs:\n        - name: paced\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-anthropic\n      backendRefs:\n        - name: anthropic\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-bedrock\n      backendRefs:\n        - name: bedrock\n          modelNameOverride: anthropic.claude-3-5-sonnet-20240620-v1:0\n  llmRequestCosts:\n    - metadataKey: llm_total_token\n      type: TotalToken\n"
+---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench\n      backendRefs:\n        - name: fast\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-stream\n      backendRefs:\n        - name: paced\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-anthropic\n      backendRefs:\n        - name: anthropic\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-openai\n      backendRefs:\n        - name: openai\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-bedrock\n      backendRefs:\n        - name: bedrock\n          modelNameOverride: anthropic.claude-3-5-sonnet-20240620-v1:0\n  llmRequestCosts:\n    - metadataKey: llm_total_token\n      type: TotalToken\n"
     );
     for (name, upstream) in [("fast", fast), ("paced", paced)] {
         out.push_str(&format!(
@@ -595,8 +595,14 @@ fn aigw_manifests(port: u16, fast: u16, paced: u16) -> String {
         ));
     }
     // Provider-shaped backends on the fast upstream, which answers their paths with the
-    // canned replies of testdata/upstream (Bedrock streams as real event-stream frames).
+    // canned replies of testdata/upstream (Bedrock streams as real event-stream frames);
+    // OpenAI's own under a schema prefix, the passthrough the translations are measured by.
     for (name, schema, policy) in [
+        (
+            "openai",
+            "OpenAI\n    prefix: canned/v1",
+            "type: APIKey\n  apiKey:\n    secretRef:\n      name: bench-key\n",
+        ),
         (
             "anthropic",
             "Anthropic",
