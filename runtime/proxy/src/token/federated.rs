@@ -15,14 +15,14 @@
 //!   session name `ai-gateway-{policy}`, for an hour of temporary keys.
 
 use super::grant::{
-    GCP_SCOPE, Grant, TokenConfigError, azure_token_url, bearer, body_post, form_post,
-    oauth_answer, oauth_token, refusal, send, text,
+    GCP_SCOPE, Grant, TokenConfigError, azure_token_url, bearer, body_post, expiry, form_post,
+    oauth_answer, oauth_token, refusal, send, sensitive, text,
 };
 use super::{Credential, Endpoints, Token, TokenSource};
 use crate::upstream::Client;
 use aws_credential_types::Credentials;
 use base64::Engine;
-use http::{HeaderValue, Request};
+use http::Request;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,9 +87,7 @@ impl OidcClient {
             encode(&self.client_id),
             encode(&self.client_secret)
         ));
-        let mut authorization = HeaderValue::try_from(format!("Basic {basic}"))
-            .map_err(|_| at("the client id is not a valid header value".into()))?;
-        authorization.set_sensitive(true);
+        let authorization = sensitive(format!("Basic {basic}")).map_err(at)?;
         let request = form_post(endpoint, form, Some(authorization)).map_err(at)?;
         let answer = oauth_answer(client, request).await.map_err(at)?;
         Ok(answer.access_token)
@@ -191,9 +189,7 @@ impl GcpFederation {
             let expires = started + Duration::from_secs(federated.expires_in.get()?);
             return bearer(&federated.access_token, expires);
         };
-        let mut authorization = HeaderValue::try_from(format!("Bearer {}", federated.access_token))
-            .map_err(|_| "the federated token is not a valid header value")?;
-        authorization.set_sensitive(true);
+        let authorization = sensitive(format!("Bearer {}", federated.access_token))?;
         let body = serde_json::json!({"scope": [GCP_SCOPE], "lifetime": "3600s"});
         let request = body_post(
             url,
@@ -213,10 +209,7 @@ impl GcpFederation {
         }
         let generated: Generated = serde_json::from_slice(&body)
             .map_err(|_| "impersonation: the answer has no `accessToken` and `expireTime`")?;
-        bearer(
-            &generated.access_token,
-            super::grant::expiry(&generated.expire_time)?,
-        )
+        bearer(&generated.access_token, expiry(&generated.expire_time)?)
     }
 }
 
@@ -258,7 +251,7 @@ impl AwsWebIdentity {
         let answer: StsAnswer = quick_xml::de::from_str(&text)
             .map_err(|_| "STS's answer has no `Credentials` with keys, token and expiration")?;
         let c = answer.assume_role_with_web_identity_result.credentials;
-        let expires = super::grant::expiry(&c.expiration)?;
+        let expires = expiry(&c.expiration)?;
         let credentials = Credentials::new(
             c.access_key_id,
             c.secret_access_key,
@@ -323,11 +316,7 @@ impl TokenSource {
             client_id: client_id.to_owned(),
             oidc,
         };
-        Ok(Self::federated(
-            backend,
-            Grant::AzureAssertion(grant),
-            client,
-        ))
+        Ok(Self::new(backend, Grant::AzureAssertion(grant), client))
     }
 
     /// Workload identity federation for `identity`; `project` is the policy's project (the
@@ -369,7 +358,7 @@ impl TokenSource {
             impersonate,
             oidc,
         };
-        Self::federated(backend, Grant::GcpFederation(grant), client)
+        Self::new(backend, Grant::GcpFederation(grant), client)
     }
 
     /// STS `AssumeRoleWithWebIdentity` for `role_arn` in `region`, for `policy`.
@@ -404,7 +393,7 @@ impl TokenSource {
             session_name,
             oidc,
         };
-        Self::federated(backend, Grant::AwsWebIdentity(grant), client)
+        Self::new(backend, Grant::AwsWebIdentity(grant), client)
     }
 }
 

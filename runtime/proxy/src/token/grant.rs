@@ -193,10 +193,6 @@ impl TokenSource {
         };
         Ok(Self::new(backend, grant, client))
     }
-
-    pub(super) fn federated(backend: Arc<str>, grant: Grant, client: Client) -> Self {
-        Self::new(backend, grant, client)
-    }
 }
 
 fn jwt_assertion(
@@ -354,15 +350,20 @@ pub(super) async fn oauth_token(
     )
 }
 
-/// `Bearer <token>`, marked sensitive.
+/// `Bearer <token>` as the credential until `expires`.
 pub(super) fn bearer(token: &str, expires: Instant) -> Result<Token, String> {
-    let mut value = HeaderValue::try_from(format!("Bearer {token}"))
-        .map_err(|_| "the access token is not a valid header value")?;
-    value.set_sensitive(true);
     Ok(Token {
-        value: Credential::Bearer(value),
+        value: Credential::Bearer(sensitive(format!("Bearer {token}"))?),
         expires,
     })
+}
+
+/// An `authorization` value, marked sensitive so that it is never logged.
+pub(super) fn sensitive(value: String) -> Result<HeaderValue, String> {
+    let mut value = HeaderValue::try_from(value)
+        .map_err(|_| "a credential is not a valid header value".to_owned())?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// When an RFC 3339 expiry time (`2026-11-22T13:00:00Z`) comes, as an `Instant`.
