@@ -7,6 +7,7 @@
 //!   `"stream": true` a server-sent event stream of `chunks` deltas, `interval` apart, then a
 //!   usage chunk when `stream_options.include_usage` is set, then `data: [DONE]`;
 //! - `POST /v1/completions` and `POST /v1/embeddings`: their OpenAI shapes;
+//! - `POST /v1/responses/input_tokens`: a count of [`COUNTED_TOKENS`];
 //! - the providers' own paths (Anthropic, Bedrock, Vertex AI `rawPredict`, Azure OpenAI
 //!   deployments): the canned replies of `testdata/upstream/` (see `providers`);
 //! - anything else: a JSON echo of the method and path.
@@ -39,7 +40,7 @@ use tokio::net::TcpListener;
 pub use identity::{Federation, Seen};
 pub use providers::{event_stream, wrapped};
 pub use python::python;
-pub use respond::usage;
+pub use respond::{COUNTED_TOKENS, usage};
 pub use token::{Accounts, TokenEndpoint};
 
 /// How the server answers, beyond its defaults.

@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 /// Fixed, so that answers are reproducible.
 const CREATED: i64 = 1_700_000_000;
 const PROMPT_TOKENS: u64 = 10;
+/// What `/v1/responses/input_tokens` answers: OpenAI's count of any input.
+pub const COUNTED_TOKENS: u64 = 19;
 
 /// The usage object the upstream reports for `completion` output tokens.
 pub fn usage(completion: u64) -> serde_json::Value {
@@ -179,6 +181,9 @@ async fn answer(
             "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5, 0.125]}],
             "usage": {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS},
         }),
+        "/v1/responses/input_tokens" => {
+            json!({"object": "response.input_tokens", "input_tokens": COUNTED_TOKENS})
+        }
         path => json!({"upstream": name, "method": parts.method.as_str(), "path": path}),
     };
     Ok(full(&state, StatusCode::OK, reply.to_string()))

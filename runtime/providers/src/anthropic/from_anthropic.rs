@@ -13,7 +13,9 @@
 //! - Bedrock's stream (event-stream frames wrapping each event as base64) is re-emitted as
 //!   Anthropic's server-sent events, `event:` line included;
 //! - `count_tokens`: Vertex AI's `count-tokens:rawPredict` keeps `model` in the body (without
-//!   a `@default`/`@latest` suffix); Bedrock's CountTokens takes the invoke body, base64, as
+//!   a `@default`/`@latest` suffix) and drops the fields that only shape the answer
+//!   (`max_tokens`, sampling, `stop_sequences`, `stream`, `metadata`), as Anthropic's count
+//!   takes none of them; Bedrock's CountTokens takes the invoke body, base64, as
 //!   `input.invokeModel.body`, for a model id without its cross-region prefix (`us.`, `eu.`,
 //!   `apac.`, `global.`), which CountTokens refuses, and answers `inputTokens`.
 
@@ -62,6 +64,10 @@ pub fn count_request(body: &[u8], platform: Platform<'_>) -> Result<Option<Vec<u
                     }
                 }
             }
+            // The count takes the conversation only: what shapes the answer is not its.
+            for field in GENERATION_ONLY {
+                object.remove(*field);
+            }
             object.insert("anthropic_version".into(), version.into());
             Ok(Some(to_vec(&object)))
         }
@@ -77,6 +83,18 @@ pub fn count_request(body: &[u8], platform: Platform<'_>) -> Result<Option<Vec<u
         }
     }
 }
+
+/// The Messages fields that shape the answer and not the input, which `count_tokens` does
+/// not take.
+const GENERATION_ONLY: &[&str] = &[
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "stream",
+    "metadata",
+];
 
 /// A Bedrock model id as CountTokens takes it: without a cross-region inference prefix.
 pub fn count_model(model: &str) -> &str {

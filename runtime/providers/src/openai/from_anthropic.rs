@@ -68,15 +68,19 @@ pub fn request(request: &MessagesRequest, schema: &'static str) -> Result<Vec<u8
         out.insert("user".into(), user.clone().into());
     }
     if let Some(budget) = request.thinking_budget()? {
-        let effort = match budget {
-            0..4096 => "low",
-            4096..16384 => "medium",
-            _ => "high",
-        };
-        out.insert("reasoning_effort".into(), effort.into());
+        out.insert("reasoning_effort".into(), effort(budget).into());
     }
     tools(request, &mut out, schema)?;
     Ok(serde_json::to_vec(&out).unwrap_or_default())
+}
+
+/// The `reasoning_effort` of a thinking budget: the budgets the efforts map to the other way.
+pub(super) fn effort(budget: u32) -> &'static str {
+    match budget {
+        0..4096 => "low",
+        4096..16384 => "medium",
+        _ => "high",
+    }
 }
 
 /// One text as a string, several as text parts.
@@ -185,7 +189,7 @@ fn convert_message(
     Ok(())
 }
 
-fn image_url(source: &InImageSource, schema: &'static str) -> Result<String, Error> {
+pub(super) fn image_url(source: &InImageSource, schema: &'static str) -> Result<String, Error> {
     match source {
         InImageSource::Base64 { media_type, data } => {
             Ok(format!("data:{media_type};base64,{data}"))
@@ -203,13 +207,11 @@ fn tools(
     out: &mut Map<String, Value>,
     schema: &'static str,
 ) -> Result<(), Error> {
+    let choice = tool_choice(
+        request,
+        |name| json!({"type": "function", "function": {"name": name}}),
+    )?;
     let Some(tools) = request.tools.as_ref().filter(|t| !t.is_empty()) else {
-        if let Some(choice) = &request.tool_choice
-            && choice.kind != "none"
-            && choice.kind != "auto"
-        {
-            return Err(Error::invalid("`tool_choice` requires `tools`"));
-        }
         return Ok(());
     };
     let tools = tools
@@ -226,9 +228,26 @@ fn tools(
         })
         .collect::<Result<Vec<_>, Error>>()?;
     out.insert("tools".into(), Value::Array(tools));
+    insert_choice(choice, out);
+    Ok(())
+}
+
+/// OpenAI's tool choice for the request's (`named` writes the choice of one named tool,
+/// which chat completions and the Responses API shape differently), and whether parallel
+/// calls are off. Without tools, only `none` and `auto` mean anything: they are left out.
+pub(super) fn tool_choice(
+    request: &MessagesRequest,
+    named: impl Fn(&str) -> Value,
+) -> Result<Option<(Value, bool)>, Error> {
     let Some(choice) = &request.tool_choice else {
-        return Ok(());
+        return Ok(None);
     };
+    if request.tools.as_ref().is_none_or(|t| t.is_empty()) {
+        return match choice.kind.as_str() {
+            "none" | "auto" => Ok(None),
+            _ => Err(Error::invalid("`tool_choice` requires `tools`")),
+        };
+    }
     let value = match choice.kind.as_str() {
         "auto" => json!("auto"),
         "any" => json!("required"),
@@ -238,7 +257,7 @@ fn tools(
                 .name
                 .as_ref()
                 .ok_or_else(|| Error::invalid("`tool_choice` of type `tool` needs a `name`"))?;
-            json!({"type": "function", "function": {"name": name}})
+            named(name)
         }
         other => {
             return Err(Error::invalid(format!(
@@ -246,11 +265,20 @@ fn tools(
             )));
         }
     };
-    out.insert("tool_choice".into(), value);
-    if choice.disable_parallel_tool_use == Some(true) {
-        out.insert("parallel_tool_calls".into(), false.into());
+    Ok(Some((
+        value,
+        choice.disable_parallel_tool_use == Some(true),
+    )))
+}
+
+/// Writes a choice of [`tool_choice`] into the request.
+pub(super) fn insert_choice(choice: Option<(Value, bool)>, out: &mut Map<String, Value>) {
+    if let Some((value, serial)) = choice {
+        out.insert("tool_choice".into(), value);
+        if serial {
+            out.insert("parallel_tool_calls".into(), false.into());
+        }
     }
-    Ok(())
 }
 
 // ---- the answer ----

@@ -5,6 +5,7 @@
 //! Reference: <https://platform.openai.com/docs/api-reference/chat>. The extensions `top_k`
 //! and `thinking` are read as the reference gateway reads them, for Anthropic-family backends.
 
+pub mod count;
 pub mod from_anthropic;
 
 use crate::{Error, Usage};

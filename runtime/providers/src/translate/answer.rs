@@ -38,6 +38,8 @@ pub(super) enum Kind {
     NativeCount,
     /// Bedrock's CountTokens answer as Anthropic's.
     BedrockCount,
+    /// OpenAI's Responses input token count as Anthropic's.
+    OpenAICount,
     /// Cohere's own answer, relayed to a Cohere client.
     CohereNative,
 }
@@ -50,7 +52,8 @@ impl Kind {
             | Kind::OpenAIMessages
             | Kind::BedrockMessages
             | Kind::NativeCount
-            | Kind::BedrockCount => ClientApi::Anthropic,
+            | Kind::BedrockCount
+            | Kind::OpenAICount => ClientApi::Anthropic,
             Kind::CohereNative => ClientApi::Cohere,
             _ => ClientApi::OpenAI,
         }
@@ -118,6 +121,7 @@ impl ResponseTranslator {
             Kind::BedrockCount => {
                 anthropic::from_anthropic::count_response(body).map(|b| (b, Usage::default()))
             }
+            Kind::OpenAICount => openai::count::response(body).map(|b| (b, Usage::default())),
         };
         const UNREADABLE: &str = "the provider's response could not be read";
         translated.ok_or_else(|| match self.client() {
@@ -152,7 +156,7 @@ impl ResponseTranslator {
             Kind::Anthropic | Kind::NativeMessages | Kind::NativeCount => {
                 anthropic::from_openai::error(body)
             }
-            Kind::OpenAIMessages | Kind::CohereNative => None,
+            Kind::OpenAIMessages | Kind::OpenAICount | Kind::CohereNative => None,
             Kind::Gemini | Kind::VertexEmbedding { .. } => gemini::from_openai::error(body),
             Kind::AwsAnthropic
             | Kind::Bedrock
@@ -204,7 +208,7 @@ impl ResponseTranslator {
             ),
             // A count or a rerank is never streamed: read as Anthropic's events, it is an
             // error event.
-            Kind::NativeMessages | Kind::NativeCount | Kind::CohereNative => {
+            Kind::NativeMessages | Kind::NativeCount | Kind::OpenAICount | Kind::CohereNative => {
                 (sse(), Events::Relay(Default::default()))
             }
             Kind::AwsNativeMessages | Kind::BedrockCount => {

@@ -2,8 +2,9 @@
 //! Anthropic family natively, OpenAI, Azure OpenAI and Bedrock Converse translated.
 //!
 //! `count_tokens` goes to Anthropic, Vertex AI and Bedrock (CountTokens, with the invoke body
-//! for `AWSAnthropic` and a Converse input for `AWSBedrock`). OpenAI has no endpoint that
-//! counts a chat conversation's tokens, so a count for an OpenAI or Azure backend is 501.
+//! for `AWSAnthropic` and a Converse input for `AWSBedrock`), and to OpenAI's
+//! `/v1/responses/input_tokens` with the conversation as Responses items. Azure OpenAI
+//! documents no counting endpoint: a count for it is 501.
 
 use super::answer::Kind;
 use super::{ClientRequest, Operation, Target, Translation, UpstreamRequest};
@@ -113,6 +114,11 @@ pub(super) fn translate(
                 }
             }
         }
+        Schema::OpenAI if count => Upstream {
+            path: format!("{}/responses/input_tokens", target.prefix),
+            body: Some(openai::count::request(&parsed, schema.as_str())?),
+            kind: Kind::OpenAICount,
+        },
         Schema::OpenAI | Schema::AzureOpenAI if !count => {
             let path = if schema == Schema::OpenAI {
                 format!("{}/chat/completions", target.prefix)

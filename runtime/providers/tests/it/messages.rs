@@ -112,28 +112,32 @@ fn openai_answers_translate_to_anthropic() {
     }
 }
 
+/// The upstream path and response translator of a `count_tokens` request sent to `schema`.
+fn count(schema: Schema, model: &str, body: &[u8]) -> (String, ResponseTranslator) {
+    let request = ClientRequest {
+        api: ClientApi::Anthropic,
+        operation: Operation::CountTokens,
+        body,
+        anthropic_beta: None,
+    };
+    let target = Target {
+        schema,
+        model,
+        version: None,
+        gcp: None,
+        prefix: "/v1",
+    };
+    match aigw_providers::translate(&request, &target) {
+        Ok(Translation::Translated { request, response }) => (request.path, response),
+        other => panic!("{schema:?} counts tokens: {other:?}"),
+    }
+}
+
 #[test]
 fn counts_come_back_in_anthropic_shape() {
     let body = br#"{"model":"anthropic.claude-v2","messages":[{"role":"user","content":"hi"}]}"#;
     for schema in [Schema::AWSAnthropic, Schema::AWSBedrock] {
-        let request = ClientRequest {
-            api: ClientApi::Anthropic,
-            operation: Operation::CountTokens,
-            body,
-            anthropic_beta: None,
-        };
-        let target = Target {
-            schema,
-            model: "anthropic.claude-v2",
-            version: None,
-            gcp: None,
-            prefix: "",
-        };
-        let Ok(Translation::Translated { response, .. }) =
-            aigw_providers::translate(&request, &target)
-        else {
-            panic!("{schema:?} counts tokens");
-        };
+        let (_, response) = count(schema, "anthropic.claude-v2", body);
         let (out, _) = response
             .response(br#"{"inputTokens": 42}"#, &crate::responses::ids())
             .expect("a count");
@@ -148,6 +152,39 @@ fn counts_come_back_in_anthropic_shape() {
             r#"{"type":"error","error":{"type":"invalid_request_error","message":"The provided model doesn't support counting tokens."}}"#
         );
     }
+}
+
+/// OpenAI counts on `/v1/responses/input_tokens`: its answer is Anthropic's count, its error
+/// Anthropic's error with OpenAI's message, and an answer that is no count is an error.
+#[test]
+fn openai_counts_come_back_in_anthropic_shape() {
+    let body = br#"{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}]}"#;
+    let (path, response) = count(Schema::OpenAI, "gpt-4.1", body);
+    assert_eq!(path, "/v1/responses/input_tokens");
+    let ids = crate::responses::ids();
+    let (out, usage) = response
+        .response(
+            br#"{"object":"response.input_tokens","input_tokens":42}"#,
+            &ids,
+        )
+        .expect("a count");
+    assert_eq!(out, br#"{"input_tokens":42}"#);
+    // A count is no generation: nothing is billed as used.
+    assert_eq!(usage, aigw_providers::Usage::default());
+    let error = response.error(
+        404,
+        None,
+        br#"{"error":{"message":"The model `gpt-9` does not exist","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&error),
+        r#"{"type":"error","error":{"type":"not_found_error","message":"The model `gpt-9` does not exist"}}"#
+    );
+    let unreadable = response
+        .response(br#"{"object":"response"}"#, &ids)
+        .expect_err("not a count");
+    let value: serde_json::Value = serde_json::from_slice(&unreadable).expect("json");
+    assert_eq!(value["error"]["type"], "api_error");
 }
 
 #[test]

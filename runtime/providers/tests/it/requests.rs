@@ -77,6 +77,9 @@ const ANTHROPIC_CASES: &[(&str, &[Schema])] = &[
     ("messages_tool_choice_any", FROM_ANTHROPIC),
     ("messages_malformed", FROM_ANTHROPIC),
     ("count_basic", FROM_ANTHROPIC),
+    ("count_conversation", FROM_ANTHROPIC),
+    ("count_generation_fields", FROM_ANTHROPIC),
+    ("count_server_tool", FROM_ANTHROPIC),
 ];
 
 fn render(schema: Schema, request: &ClientRequest<'_>) -> String {

@@ -175,6 +175,31 @@ AZURE_OPENAI = request(
     },
 )
 
+INPUT_TOKENS = request(
+    "/v1/responses/input_tokens",
+    {
+        "model": "gpt-4o",
+        "input": [
+            {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "Be terse."}]},
+            {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "auto"},
+                    {"type": "input_text", "text": "Weather here?"},
+                ],
+            },
+            {"type": "message", "role": "assistant", "content": "Checking."},
+            {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        ],
+        "tools": [{"type": "function", "name": "weather", "parameters": SCHEMA, "strict": False}],
+        "tool_choice": {"type": "function", "name": "weather"},
+        "parallel_tool_calls": False,
+        "reasoning": {"effort": "low"},
+    },
+)
+
 COUNT_TOKENS_CONVERSE = request(
     "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/count-tokens",
     {"input": {"converse": {k: CONVERSE["request"]["body"][k] for k in ("system", "messages", "toolConfig")}}},
@@ -208,6 +233,7 @@ VALID = {
     "generate.gcpvertexai": GEMINI,
     "chat-tools.openai": OPENAI,
     "chat-stream.azureopenai": AZURE_OPENAI,
+    "input-tokens.openai": INPUT_TOKENS,
     "count-tokens-converse.awsbedrock": COUNT_TOKENS_CONVERSE,
     "count-tokens-invoke.awsbedrock": COUNT_TOKENS_INVOKE,
     "count-tokens-invoke.awsanthropic": COUNT_TOKENS_INVOKE,
@@ -275,6 +301,19 @@ INVALID = {
     "max-tokens-string.azureopenai": (
         edited(AZURE_OPENAI, lambda b: b.update(max_completion_tokens="256")),
         "max_completion_tokens: Input should be a valid integer",
+    ),
+    # The Responses API is strict by default: a function tool must say `strict`.
+    "tool-without-strict.openai": (
+        edited(INPUT_TOKENS, lambda b: b["tools"][0].pop("strict")),
+        "tools[0]<FunctionToolParam>.strict: Field required",
+    ),
+    "chat-tool-in-count.openai": (
+        edited(INPUT_TOKENS, lambda b: b.update(tools=[{"type": "function", "function": {"name": "weather"}}])),
+        "tools[0]<FunctionToolParam>.function: Extra inputs are not permitted",
+    ),
+    "max-tokens-in-count.openai": (
+        edited(INPUT_TOKENS, lambda b: b.update(max_output_tokens=5)),
+        "max_output_tokens: Extra inputs are not permitted",
     ),
     "unknown-converse-field.awsbedrock": (
         edited(COUNT_TOKENS_CONVERSE, lambda b: b["input"]["converse"].update(inferenceConfig={"maxTokens": 5})),

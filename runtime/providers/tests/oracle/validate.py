@@ -39,7 +39,9 @@ The `<schema>` part of the name (lowercased) picks the oracle:
                 bodies by hand and has no model for them.
   openai        .../chat/completions: openai.types.chat.completion_create_params
                 CompletionCreateParams (the streaming or non-streaming variant
-                by body["stream"]).
+                by body["stream"]); .../responses/input_tokens (an Anthropic
+                client's count_tokens): openai.types.responses
+                InputTokenCountParams.
   azureopenai   /openai/deployments/{deployment}/chat/completions?api-version=
                 ...: as for `openai`; a body without `model` takes the
                 deployment's name.
@@ -713,12 +715,15 @@ def validate_gcpvertexai(request: dict) -> None:
 
 @functools.lru_cache(maxsize=None)
 def openai_types() -> dict[str, Any]:
-    """The chat completions TypedDicts, made strict (see _make_strict)."""
+    """The chat completions and input token count TypedDicts, made strict (see
+    _make_strict)."""
     from openai.types.chat import completion_create_params as create_params
+    from openai.types.responses.input_token_count_params import InputTokenCountParams
 
     types = {
         "create": create_params.CompletionCreateParamsNonStreaming,
         "create-stream": create_params.CompletionCreateParamsStreaming,
+        "input-tokens": InputTokenCountParams,
     }
     seen: set = set()
     for tp in types.values():
@@ -735,9 +740,12 @@ def validate_openai_body(body: dict) -> None:
 def validate_openai(request: dict) -> None:
     expect_method(request, "POST")
     path = route(request["path"])
-    if not path.endswith("/chat/completions"):
+    if path.endswith("/responses/input_tokens"):
+        validate_typed_body(openai_types()["input-tokens"], request["body"])
+    elif path.endswith("/chat/completions"):
+        validate_openai_body(request["body"])
+    else:
         raise Invalid(f"no OpenAI oracle for path {path!r}")
-    validate_openai_body(request["body"])
 
 
 def validate_azureopenai(request: dict) -> None:

@@ -446,6 +446,27 @@ async fn anthropic_sdk_parses_every_backend() {
             && p.contains("/chat/completions?api-version=")),
         "{paths:?}"
     );
+    // OpenAI's count got the conversation as Responses items and flat, non-strict tools.
+    let count = seen
+        .iter()
+        .find(|r| r.uri == "/v1/responses/input_tokens")
+        .expect("OpenAI was asked to count");
+    let body: serde_json::Value = serde_json::from_slice(&count.body).expect("json");
+    assert_eq!(
+        body,
+        json!({
+            "model": "gpt-direct",
+            "input": [
+                {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "Be terse."}]},
+                {"type": "message", "role": "user", "content": "What is the weather in Paris and Oslo?"},
+            ],
+            "tools": [{
+                "type": "function", "name": "get_weather", "description": "The weather in a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                "strict": false,
+            }],
+        })
+    );
 }
 
 /// A client that goes away in the middle of a translated stream cancels the upstream call:

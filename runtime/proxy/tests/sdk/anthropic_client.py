@@ -7,7 +7,8 @@ AIGW_BASE_URL, which ends in `/anthropic`).
 - claude-direct     Anthropic, native
 - bedrock-invoke    AWSAnthropic (Bedrock invoke, event-stream re-emitted as SSE), native
 - bedrock-converse  AWSBedrock (Converse), translated
-- azure-gpt         AzureOpenAI (chat completions), translated
+- azure-gpt         AzureOpenAI (chat completions), translated; no count (501)
+- gpt-direct        OpenAI: a count through /v1/responses/input_tokens
 """
 
 import os
@@ -70,7 +71,11 @@ class Messages(unittest.TestCase):
                 count = client().messages.count_tokens(model=model, messages=MESSAGES, tools=TOOLS)
                 self.assertIsInstance(count, anthropic.types.MessageTokensCount)
                 self.assertEqual(count.input_tokens, 14)
-        # OpenAI has no token count for a conversation: the gateway says so in Anthropic's shape.
+        # OpenAI counts a Responses input: the test upstream's count is 19.
+        count = client().messages.count_tokens(model="gpt-direct", messages=MESSAGES, tools=TOOLS, system="Be terse.")
+        self.assertIsInstance(count, anthropic.types.MessageTokensCount)
+        self.assertEqual(count.input_tokens, 19)
+        # Azure OpenAI documents no token count: the gateway says so in Anthropic's shape.
         with self.assertRaises(anthropic.APIStatusError) as caught:
             client().messages.count_tokens(model="azure-gpt", messages=MESSAGES)
         self.assertEqual(caught.exception.status_code, 501)
