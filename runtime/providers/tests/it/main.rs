@@ -3,6 +3,7 @@
 //! back to the client's API, as insta snapshots beside their inputs.
 #![expect(clippy::expect_used, clippy::panic, reason = "test code")]
 
+mod coverage;
 mod messages;
 mod oracle;
 mod requests;

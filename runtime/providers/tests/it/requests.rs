@@ -4,7 +4,7 @@
 use aigw_providers::{ClientApi, ClientRequest, Operation, Schema, Target, Translation, translate};
 
 /// The schemas a chat completion is translated to (OpenAI itself passes through).
-const TRANSLATED: &[Schema] = &[
+pub(crate) const TRANSLATED: &[Schema] = &[
     Schema::AzureOpenAI,
     Schema::AWSBedrock,
     Schema::Anthropic,
@@ -14,7 +14,7 @@ const TRANSLATED: &[Schema] = &[
 ];
 
 /// Which schemas each case covers. The README's provider table is this table.
-const CASES: &[(&str, &[Schema])] = &[
+pub(crate) const CASES: &[(&str, &[Schema])] = &[
     ("chat_basic", TRANSLATED),
     ("chat_tools", TRANSLATED),
     ("chat_vision_stream", TRANSLATED),
@@ -45,7 +45,7 @@ fn target(schema: Schema, model: &str) -> Target<'_> {
 }
 
 /// The case's operation, by its name.
-fn operation(case: &str) -> Operation {
+pub(crate) fn operation(case: &str) -> Operation {
     if case.starts_with("embeddings_") {
         Operation::Embeddings
     } else {
@@ -55,7 +55,7 @@ fn operation(case: &str) -> Operation {
 
 /// The schemas an Anthropic client's request goes to: the Anthropic family natively, the
 /// others translated.
-const FROM_ANTHROPIC: &[Schema] = &[
+pub(crate) const FROM_ANTHROPIC: &[Schema] = &[
     Schema::Anthropic,
     Schema::GCPAnthropic,
     Schema::AWSAnthropic,
@@ -66,7 +66,7 @@ const FROM_ANTHROPIC: &[Schema] = &[
 
 /// The Anthropic client's cases (`testdata/translate/anthropic/`): `count_*` are
 /// `count_tokens` requests.
-const ANTHROPIC_CASES: &[(&str, &[Schema])] = &[
+pub(crate) const ANTHROPIC_CASES: &[(&str, &[Schema])] = &[
     ("messages_basic", FROM_ANTHROPIC),
     ("messages_tools_stream", FROM_ANTHROPIC),
     ("messages_images", FROM_ANTHROPIC),
@@ -82,7 +82,7 @@ const ANTHROPIC_CASES: &[(&str, &[Schema])] = &[
     ("count_server_tool", FROM_ANTHROPIC),
 ];
 
-fn render(schema: Schema, request: &ClientRequest<'_>) -> String {
+pub(crate) fn render(schema: Schema, request: &ClientRequest<'_>) -> String {
     // The proxy gives the model it read from the body (or the backend's override).
     let parsed: serde_json::Value = serde_json::from_slice(request.body).expect("cases are JSON");
     let model = parsed["model"].as_str().unwrap_or_default();
@@ -175,24 +175,29 @@ fn anthropic_requests_translate_to_every_schema() {
     for (case, schemas) in ANTHROPIC_CASES {
         let input = dir.join(format!("{case}.json"));
         let body = std::fs::read(&input).expect("case");
-        let operation = if case.starts_with("count_") {
-            Operation::CountTokens
-        } else {
-            Operation::Messages
-        };
-        let request = ClientRequest {
-            api: ClientApi::Anthropic,
-            operation,
-            body: &body,
-            // The header Claude Code sends for interleaved thinking.
-            anthropic_beta: case
-                .contains("thinking")
-                .then_some("interleaved-thinking-2025-05-14"),
-        };
+        let request = anthropic_request(case, &body);
         for schema in *schemas {
             let name = format!("{case}.{}", schema.as_str().to_ascii_lowercase());
             crate::snapshot(&dir, &input, &name, &render(*schema, &request));
         }
+    }
+}
+
+/// An Anthropic client's request of `case`: `count_*` are `count_tokens` requests.
+pub(crate) fn anthropic_request<'a>(case: &str, body: &'a [u8]) -> ClientRequest<'a> {
+    let operation = if case.starts_with("count_") {
+        Operation::CountTokens
+    } else {
+        Operation::Messages
+    };
+    ClientRequest {
+        api: ClientApi::Anthropic,
+        operation,
+        body,
+        // The header Claude Code sends for interleaved thinking.
+        anthropic_beta: case
+            .contains("thinking")
+            .then_some("interleaved-thinking-2025-05-14"),
     }
 }
 
