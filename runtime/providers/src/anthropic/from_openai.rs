@@ -12,8 +12,11 @@
 //!   `max_tokens`, the answer gets [`DEFAULT_MAX_TOKENS`] on top of the budget; what
 //!   Anthropic refuses with thinking (a forced tool, a temperature other than 1, `top_k`) is
 //!   422 here;
-//! - `response_format` other than `text`, `n` > 1, `logprobs`, penalties, `seed` and a
-//!   `temperature` above 1 cannot be honoured: 422.
+//! - `response_format` `json_schema` → `output_config.format` (structured outputs, on
+//!   Anthropic, Bedrock and Vertex AI alike; always enforced, as OpenAI's `strict: true`; the
+//!   schema's `name` and `description` have no place); `json_object` (JSON of no given shape),
+//!   `n` > 1, `logprobs`, penalties, `seed` and a `temperature` above 1 cannot be honoured:
+//!   422.
 
 use super::{Block, ContentBlock, Event, ImageSource, MessageParam, Metadata, Request};
 use super::{BlockDelta, ErrorBody, RawUsage, ToolChoice, ToolParam};
@@ -68,15 +71,9 @@ pub fn request(
     if chat.temperature.is_some_and(|t| t > 1.0) {
         return Err(Error::unsupported(schema, "a `temperature` above 1"));
     }
-    match &chat.response_format {
-        None | Some(openai::ResponseFormat::Text) => {}
-        Some(_) => {
-            return Err(Error::unsupported(
-                schema,
-                "`response_format` (use tools for structured output)",
-            ));
-        }
-    }
+    let output_config = chat.output_schema(schema)?.map(
+        |format| serde_json::json!({"format": {"type": "json_schema", "schema": format.schema}}),
+    );
     let (model, anthropic_version, stream_field) = match placement {
         Placement::Body { model } => (Some(model), None, true),
         Placement::Path {
@@ -123,6 +120,7 @@ pub fn request(
         stream: chat.stream && stream_field,
         thinking,
         metadata: chat.user.clone().map(|user_id| Metadata { user_id }),
+        output_config,
         ..Request::default()
     };
     for message in &chat.messages {

@@ -40,9 +40,33 @@ pub struct MessagesRequest {
     pub thinking: Option<Value>,
     #[serde(default)]
     pub metadata: Option<InMetadata>,
+    /// Structured output and effort.
+    #[serde(default)]
+    pub output_config: Option<InOutputConfig>,
     /// Everything else the client sent, by name.
     #[serde(flatten)]
     pub other: serde_json::Map<String, Value>,
+}
+
+/// `output_config`: `{"format": {"type": "json_schema", "schema": {...}}, "effort": "high"}`.
+#[derive(Debug, Deserialize)]
+pub struct InOutputConfig {
+    #[serde(default)]
+    pub format: Option<InOutputFormat>,
+    /// `low`, `medium`, `high`, `xhigh` or `max`.
+    #[serde(default)]
+    pub effort: Option<String>,
+    /// Anything else, by name, to refuse it clearly.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InOutputFormat {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub schema: Value,
 }
 
 impl MessagesRequest {
@@ -71,10 +95,39 @@ impl MessagesRequest {
 
     /// Refuses the fields this gateway does not know (null values are absent fields).
     pub fn refuse_unknown(&self, schema: &'static str) -> Result<(), Error> {
-        match self.other.iter().find(|(_, value)| !value.is_null()) {
-            Some((name, _)) => Err(Error::unsupported(schema, format!("`{name}`"))),
-            None => Ok(()),
+        if let Some((name, _)) = self.other.iter().find(|(_, value)| !value.is_null()) {
+            return Err(Error::unsupported(schema, format!("`{name}`")));
         }
+        let config = self.output_config.as_ref();
+        let unknown = config.and_then(|c| c.other.iter().find(|(_, value)| !value.is_null()));
+        if let Some((name, _)) = unknown {
+            return Err(Error::unsupported(
+                schema,
+                format!("`output_config.{name}`"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The JSON schema of `output_config.format`, when the answer must follow one.
+    pub fn output_schema(&self, schema: &'static str) -> Result<Option<&Value>, Error> {
+        let format = self.output_config.as_ref().and_then(|c| c.format.as_ref());
+        match format {
+            None => Ok(None),
+            Some(format) if format.kind != "json_schema" => Err(Error::unsupported(
+                schema,
+                format!("an `output_config.format` of type `{}`", format.kind),
+            )),
+            Some(format) if !format.schema.is_object() => Err(Error::invalid(
+                "`output_config.format.schema` must be a JSON schema object",
+            )),
+            Some(format) => Ok(Some(&format.schema)),
+        }
+    }
+
+    /// `output_config.effort`.
+    pub fn effort(&self) -> Option<&str> {
+        self.output_config.as_ref()?.effort.as_deref()
     }
 }
 

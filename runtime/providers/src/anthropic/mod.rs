@@ -52,6 +52,9 @@ pub struct Request<'a> {
     pub thinking: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
+    /// Structured output: `{"format": {"type": "json_schema", "schema": ...}}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<Value>,
 }
 
 #[derive(Debug, Serialize)]

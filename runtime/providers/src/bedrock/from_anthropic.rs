@@ -14,6 +14,9 @@
 //!   calls: Converse then needs them); `disable_parallel_tool_use` has no Converse form: 422;
 //! - `metadata.user_id` has no effect on the answer and no Converse field that takes any
 //!   string: it is left out, like OpenAI's `user`;
+//! - `output_config` → `outputConfig`: its `format` as `textFormat` (the schema as a JSON
+//!   string), its `effort` as `effort`; CountTokens' Converse input takes neither, so a count
+//!   leaves them out;
 //! - a `tool_result` with `is_error` is Converse's `status: error`;
 //! - stop reasons: `guardrail_intervened` and `content_filtered` are `refusal`, and
 //!   `model_context_window_exceeded` keeps its name (Anthropic has it too).
@@ -41,7 +44,9 @@ pub fn request(request: &MessagesRequest, model: &str) -> Result<Vec<u8>, Error>
 /// CountTokens' body: the conversation, without the inference settings.
 pub fn count_request(request: &MessagesRequest, model: &str) -> Result<Vec<u8>, Error> {
     let mut converse = converse(request, model)?;
+    // CountTokens' Converse input has neither.
     converse.inference_config = None;
+    converse.output_config = None;
     serde_json::to_vec(&json!({"input": {"converse": converse}}))
         .map_err(|e| Error::invalid(format!("cannot encode request: {e}")))
 }
@@ -75,6 +80,17 @@ fn converse(request: &MessagesRequest, model: &str) -> Result<ConverseRequest, E
         out.inference_config = Some(config);
     }
     out.tool_config = tool_config(request, &out)?;
+    let format = request.output_schema(SCHEMA)?;
+    if format.is_some() || request.effort().is_some() {
+        let mut config = match format {
+            Some(schema) => super::text_format(schema, None, None),
+            None => Value::Object(serde_json::Map::new()),
+        };
+        if let (Some(effort), Some(config)) = (request.effort(), config.as_object_mut()) {
+            config.insert("effort".into(), effort.into());
+        }
+        out.output_config = Some(config);
+    }
     let mut fields = serde_json::Map::new();
     if let Some(thinking) = request.thinking.as_ref().filter(|t| !t.is_null()) {
         request.thinking_budget()?;

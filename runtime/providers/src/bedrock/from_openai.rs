@@ -8,7 +8,8 @@
 //!   conversation has no tool calls yet, 422 when it has (Converse then needs the tools);
 //! - `reasoning_effort`, `thinking` and `top_k` go in `additionalModelRequestFields` in
 //!   Anthropic's form for Claude models; for other models they are 422;
-//! - `response_format` other than `text`, `n` > 1, `logprobs`, penalties, `seed` and
+//! - `response_format` `json_schema` → `outputConfig.textFormat` (the schema as a JSON string,
+//!   with its name and description); `json_object`, `n` > 1, `logprobs`, penalties, `seed` and
 //!   `parallel_tool_calls: false` are 422;
 //! - `user` (an end-user id for OpenAI's abuse monitoring, with no effect on the output) has
 //!   no Converse field and is left out rather than refused, so that applications that always
@@ -52,13 +53,14 @@ pub fn request(chat: &ChatRequest, model: &str) -> Result<Vec<u8>, Error> {
             return Err(Error::unsupported(SCHEMA, field));
         }
     }
-    if !matches!(
-        chat.response_format,
-        None | Some(openai::ResponseFormat::Text)
-    ) {
-        return Err(Error::unsupported(SCHEMA, "`response_format`"));
-    }
     let mut out = ConverseRequest::default();
+    if let Some(format) = chat.output_schema(SCHEMA)? {
+        out.output_config = Some(super::text_format(
+            format.schema,
+            Some(format.name),
+            format.description,
+        ));
+    }
     for message in &chat.messages {
         convert_message(message, &mut out)?;
     }

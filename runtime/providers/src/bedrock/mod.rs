@@ -38,6 +38,24 @@ pub struct ConverseRequest {
     pub tool_config: Option<ToolConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub additional_model_request_fields: Option<Value>,
+    /// Structured output: `{"textFormat": {"type": "json_schema", "structure": {"jsonSchema":
+    /// {"schema": "<the schema as a JSON string>", "name", "description"}}}}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<Value>,
+}
+
+/// Converse's `outputConfig` for a JSON schema the answer must follow. Converse takes the
+/// schema as a string of JSON.
+pub fn text_format(schema: &Value, name: Option<&str>, description: Option<&str>) -> Value {
+    let mut json_schema = serde_json::Map::new();
+    json_schema.insert("schema".into(), schema.to_string().into());
+    if let Some(name) = name {
+        json_schema.insert("name".into(), name.into());
+    }
+    if let Some(description) = description {
+        json_schema.insert("description".into(), description.into());
+    }
+    serde_json::json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": json_schema}}})
 }
 
 #[derive(Debug, Serialize)]

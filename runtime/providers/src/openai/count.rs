@@ -15,7 +15,8 @@
 //! - tools are flat function tools with `strict: false`: the Responses API is strict by
 //!   default, which an Anthropic input schema need not satisfy (chat is not);
 //! - the tool choice is chat's (`any` → `required`, a named tool → `{"type": "function",
-//!   "name"}`), a thinking budget is `reasoning.effort`;
+//!   "name"}`), the effort is `reasoning.effort` and `output_config.format` is
+//!   `text.format`, as chat maps them;
 //! - what does not change the input (`max_tokens`, `temperature`, `top_p`, `top_k`,
 //!   `stop_sequences`, `stream`, `metadata`) is not sent; fields we do not know are 422.
 //!
@@ -24,7 +25,7 @@
 //!
 //! Reference: <https://platform.openai.com/docs/api-reference/responses/input-tokens>.
 
-use super::from_anthropic::{effort, image_url, insert_choice, tool_choice};
+use super::from_anthropic::{OUTPUT_NAME, image_url, insert_choice, reasoning_effort, tool_choice};
 use crate::Error;
 use crate::anthropic::messages::{InBlockKind, InContent, InMessage, MessagesRequest, Role};
 use serde::Deserialize;
@@ -48,8 +49,13 @@ pub fn request(request: &MessagesRequest, schema: &'static str) -> Result<Vec<u8
     let mut out = Map::new();
     out.insert("model".into(), request.model.clone().into());
     out.insert("input".into(), Value::Array(input));
-    if let Some(budget) = request.thinking_budget()? {
-        out.insert("reasoning".into(), json!({"effort": effort(budget)}));
+    if let Some(effort) = reasoning_effort(request)? {
+        out.insert("reasoning".into(), json!({"effort": effort}));
+    }
+    if let Some(schema) = request.output_schema(schema)? {
+        let format =
+            json!({"type": "json_schema", "name": OUTPUT_NAME, "schema": schema, "strict": true});
+        out.insert("text".into(), json!({"format": format}));
     }
     let choice = tool_choice(request, |name| json!({"type": "function", "name": name}))?;
     if let Some(tools) = request.tools.as_ref().filter(|t| !t.is_empty()) {

@@ -11,8 +11,11 @@
 //! - `max_tokens` → `max_completion_tokens`, `stop_sequences` → `stop`, `metadata.user_id` →
 //!   `user`, tool choice `any` → `required`, `disable_parallel_tool_use` →
 //!   `parallel_tool_calls: false`;
-//! - `thinking` with a budget → `reasoning_effort` (below 4096 tokens `low`, below 16384
-//!   `medium`, else `high`: the budgets `reasoning_effort` maps to the other way);
+//! - `output_config.effort` → `reasoning_effort` (the same names); without it, `thinking`
+//!   with a budget → `reasoning_effort` (below 4096 tokens `low`, below 16384 `medium`, else
+//!   `high`: the budgets `reasoning_effort` maps to the other way);
+//! - `output_config.format` → `response_format` `json_schema` named `output`, `strict: true`
+//!   (Anthropic's structured outputs are always enforced);
 //! - `top_k`, server tools, image sources other than base64 and URLs, images in tool results
 //!   and fields we do not know are 422;
 //! - streams ask for the usage chunk, so that `message_delta` carries the usage; the stop
@@ -67,20 +70,35 @@ pub fn request(request: &MessagesRequest, schema: &'static str) -> Result<Vec<u8
     if let Some(user) = request.metadata.as_ref().and_then(|m| m.user_id.as_ref()) {
         out.insert("user".into(), user.clone().into());
     }
-    if let Some(budget) = request.thinking_budget()? {
-        out.insert("reasoning_effort".into(), effort(budget).into());
+    if let Some(effort) = reasoning_effort(request)? {
+        out.insert("reasoning_effort".into(), effort.into());
+    }
+    if let Some(schema) = request.output_schema(schema)? {
+        let format = json!({"name": OUTPUT_NAME, "schema": schema, "strict": true});
+        out.insert(
+            "response_format".into(),
+            json!({"type": "json_schema", "json_schema": format}),
+        );
     }
     tools(request, &mut out, schema)?;
     Ok(serde_json::to_vec(&out).unwrap_or_default())
 }
 
-/// The `reasoning_effort` of a thinking budget: the budgets the efforts map to the other way.
-pub(super) fn effort(budget: u32) -> &'static str {
-    match budget {
+/// The name OpenAI's `json_schema` response format requires; Anthropic's schema has none.
+pub(super) const OUTPUT_NAME: &str = "output";
+
+/// OpenAI's reasoning effort for the request: `output_config.effort` as it is (OpenAI's
+/// efforts have Anthropic's names), else the effort of the thinking budget (the budgets the
+/// efforts map to the other way).
+pub(super) fn reasoning_effort(request: &MessagesRequest) -> Result<Option<&str>, Error> {
+    if let Some(effort) = request.effort() {
+        return Ok(Some(effort));
+    }
+    Ok(request.thinking_budget()?.map(|budget| match budget {
         0..4096 => "low",
         4096..16384 => "medium",
         _ => "high",
-    }
+    }))
 }
 
 /// One text as a string, several as text parts.

@@ -257,6 +257,41 @@ pub struct JsonSchema {
     pub strict: Option<bool>,
 }
 
+impl ChatRequest {
+    /// The JSON schema the answer must follow, for a provider whose structured outputs take
+    /// a schema (Anthropic's `output_config.format`, Converse's `outputConfig.textFormat`):
+    /// `None` for text; `json_object`, which asks for JSON of any shape, and a `json_schema`
+    /// without its `schema` are 422.
+    pub fn output_schema(&self, schema: &'static str) -> Result<Option<OutputSchema<'_>>, Error> {
+        match &self.response_format {
+            None | Some(ResponseFormat::Text) => Ok(None),
+            Some(ResponseFormat::JsonObject) => Err(Error::unsupported(
+                schema,
+                "`response_format` `json_object` (send a `json_schema`)",
+            )),
+            Some(ResponseFormat::JsonSchema { json_schema }) => match &json_schema.schema {
+                Some(value) => Ok(Some(OutputSchema {
+                    schema: value,
+                    name: &json_schema.name,
+                    description: json_schema.description.as_deref(),
+                })),
+                None => Err(Error::unsupported(
+                    schema,
+                    "a `json_schema` response format without its `schema`",
+                )),
+            },
+        }
+    }
+}
+
+/// A `json_schema` response format that has its schema.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputSchema<'a> {
+    pub schema: &'a Value,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+}
+
 /// The text of a message's content (parts joined), refusing parts other than text.
 pub fn text_only(content: &Content, what: &str, schema: &'static str) -> Result<String, Error> {
     match content {

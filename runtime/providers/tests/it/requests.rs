@@ -20,6 +20,7 @@ pub(crate) const CASES: &[(&str, &[Schema])] = &[
     ("chat_vision_stream", TRANSLATED),
     ("chat_image_url", TRANSLATED),
     ("chat_json_schema", TRANSLATED),
+    ("chat_json_object", TRANSLATED),
     ("chat_n2", TRANSLATED),
     ("chat_unknown_field", TRANSLATED),
     ("chat_temperature", TRANSLATED),
@@ -64,6 +65,10 @@ pub(crate) const FROM_ANTHROPIC: &[Schema] = &[
     Schema::AWSBedrock,
 ];
 
+/// The schemas an Anthropic client's request is translated for (the rest relay it).
+pub(crate) const ANTHROPIC_TRANSLATED: &[Schema] =
+    &[Schema::OpenAI, Schema::AzureOpenAI, Schema::AWSBedrock];
+
 /// The Anthropic client's cases (`testdata/translate/anthropic/`): `count_*` are
 /// `count_tokens` requests.
 pub(crate) const ANTHROPIC_CASES: &[(&str, &[Schema])] = &[
@@ -76,10 +81,14 @@ pub(crate) const ANTHROPIC_CASES: &[(&str, &[Schema])] = &[
     ("messages_top_k", FROM_ANTHROPIC),
     ("messages_tool_choice_any", FROM_ANTHROPIC),
     ("messages_malformed", FROM_ANTHROPIC),
+    ("messages_structured_output", FROM_ANTHROPIC),
+    // Invalid for Anthropic too: the Anthropic family relays it for the provider to judge.
+    ("messages_output_format_unknown", ANTHROPIC_TRANSLATED),
     ("count_basic", FROM_ANTHROPIC),
     ("count_conversation", FROM_ANTHROPIC),
     ("count_generation_fields", FROM_ANTHROPIC),
     ("count_server_tool", FROM_ANTHROPIC),
+    ("count_structured_output", FROM_ANTHROPIC),
 ];
 
 pub(crate) fn render(schema: Schema, request: &ClientRequest<'_>) -> String {

@@ -315,6 +315,15 @@ INVALID = {
         edited(INPUT_TOKENS, lambda b: b.update(max_output_tokens=5)),
         "max_output_tokens: Extra inputs are not permitted",
     ),
+    # Converse takes a structured output's schema as a string of JSON, not as an object.
+    "schema-object.awsbedrock": (
+        edited(CONVERSE, lambda b: b.update(outputConfig={"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": {"type": "object"}}}}})),
+        "Invalid type for parameter outputConfig.textFormat.structure.jsonSchema.schema",
+    ),
+    "unknown-format-type.anthropic": (
+        edited(ANTHROPIC, lambda b: b.update(output_config={"format": {"type": "json_object", "schema": {}}})),
+        "output_config.format.type: Input should be 'json_schema'",
+    ),
     "unknown-converse-field.awsbedrock": (
         edited(COUNT_TOKENS_CONVERSE, lambda b: b["input"]["converse"].update(inferenceConfig={"maxTokens": 5})),
         'Unknown parameter in input.converse: "inferenceConfig"',

@@ -280,6 +280,59 @@ async fn what_a_provider_cannot_honour_is_422_and_never_sent() {
     assert_eq!(gw.mock.count(), 0);
 }
 
+/// A JSON schema the answer must follow reaches each provider in its own form: Anthropic's
+/// `output_config.format` (also on Bedrock's invoke), Converse's `outputConfig.textFormat`,
+/// and from an Anthropic client OpenAI's `response_format`; JSON of no given shape is 422.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structured_outputs_reach_each_provider_in_its_form() {
+    let gw = Providers::start().await;
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false});
+    for model in ["claude-direct", "bedrock-invoke", "bedrock-converse"] {
+        let mut body = ask(model, false);
+        body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": true}});
+        let reply = gw.chat(body).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+        let seen = gw.mock.requests().pop().expect("sent");
+        let sent = seen.json();
+        if model == "bedrock-converse" {
+            let format = &sent["outputConfig"]["textFormat"];
+            assert_eq!(format["type"], "json_schema", "{sent}");
+            let text = format["structure"]["jsonSchema"]["schema"]
+                .as_str()
+                .expect("Converse takes the schema as a string");
+            assert_eq!(serde_json::from_str::<Value>(text).expect("json"), schema);
+        } else {
+            assert_eq!(
+                sent["output_config"],
+                json!({"format": {"type": "json_schema", "schema": schema}}),
+                "{model}"
+            );
+        }
+    }
+    let reply = gw
+        .post(
+            "/anthropic/v1/messages",
+            json!({"model": "gpt-direct", "max_tokens": 100,
+                   "messages": [{"role": "user", "content": "A city?"}],
+                   "output_config": {"format": {"type": "json_schema", "schema": schema}, "effort": "low"}}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let sent = gw.mock.requests().pop().expect("sent").json();
+    assert_eq!(
+        sent["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": true}})
+    );
+    assert_eq!(sent["reasoning_effort"], "low");
+    let before = gw.mock.count();
+    let mut body = ask("claude-direct", false);
+    body["response_format"] = json!({"type": "json_object"});
+    let reply = gw.chat(body).await;
+    assert_eq!(reply.status, 422, "{}", reply.text());
+    assert!(reply.error_message().contains("json_object"));
+    assert_eq!(gw.mock.count(), before, "a refused request is never sent");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_errors_come_back_in_the_openai_shape_with_the_provider_status() {
     let gw = Providers::start().await;
