@@ -1,5 +1,5 @@
-//! The providers' own models as oracles of the request bodies we produce: every request
-//! snapshot of the golden matrix goes through `tests/oracle/validate.py` (botocore's
+//! The providers' own models as oracles of the request bodies we produce: every request of
+//! the golden matrix, rendered afresh, goes through `tests/oracle/validate.py` (botocore's
 //! `bedrock-runtime` service model, the `anthropic` SDK's request types, `google-genai`'s
 //! models), and the oracle's own self-test shows it refuses invalid bodies.
 
@@ -20,6 +20,42 @@ fn run(python: &std::path::Path, args: &[String]) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// Every golden request as the code renders it now, written as `<case>.<schema>.snap` in a
+/// fresh directory: the goldens' own tests write the committed files in the same run, so the
+/// oracle does not read those.
+fn rendered() -> Vec<std::path::PathBuf> {
+    use crate::requests::{ANTHROPIC_CASES, CASES, anthropic_request, operation, render};
+    use aigw_providers::ClientRequest;
+    let dir = std::env::temp_dir().join(format!("aigw-oracle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let mut paths = Vec::new();
+    for (client, cases) in [("openai", CASES), ("anthropic", ANTHROPIC_CASES)] {
+        for (case, schemas) in cases {
+            let body = std::fs::read(
+                crate::testdata()
+                    .join("translate")
+                    .join(client)
+                    .join(format!("{case}.json")),
+            )
+            .expect("case");
+            for schema in *schemas {
+                let request = match client {
+                    "openai" => ClientRequest::openai(operation(case), &body),
+                    _ => anthropic_request(case, &body),
+                };
+                let name = format!("{case}.{}.snap", schema.as_str().to_ascii_lowercase());
+                let path = dir.join(name);
+                let text = format!("---\n---\n{}\n", render(*schema, &request));
+                std::fs::write(&path, text).expect("written");
+                paths.push(path);
+            }
+        }
+    }
+    paths.sort();
+    paths
+}
+
 #[test]
 fn request_bodies_validate_against_the_providers_models() {
     let Some(python) = aigw_testkit::python(
@@ -28,26 +64,7 @@ fn request_bodies_validate_against_the_providers_models() {
     ) else {
         return;
     };
-    let dirs = ["translate/openai", "translate/anthropic"].map(|d| crate::testdata().join(d));
-    let mut snapshots: Vec<std::path::PathBuf> = dirs
-        .iter()
-        .flat_map(|dir| std::fs::read_dir(dir).expect("goldens"))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "snap"))
-        .collect();
-    snapshots.sort();
-    let mut args = vec![format!("{ORACLE}/validate.py")];
-    args.extend(snapshots.iter().map(|p| p.display().to_string()));
-    let (ok, report) = run(&python, &args);
-    eprintln!("{report}");
-    assert!(ok, "the oracle refused a body we produce:\n{report}");
-    // Every translated request of a checked schema was validated, none skipped quietly.
-    let validated = report
-        .lines()
-        .find_map(|l| l.strip_prefix("validated "))
-        .and_then(|l| l.split(',').next())
-        .and_then(|n| n.trim().parse::<usize>().ok())
-        .unwrap_or(0);
+    let snapshots = rendered();
     let expected = snapshots
         .iter()
         .filter(|p| {
@@ -74,6 +91,21 @@ fn request_bodies_validate_against_the_providers_models() {
                 && !text.contains("(the client's body, unchanged)")
         })
         .count();
+    let mut args = vec![format!("{ORACLE}/validate.py")];
+    args.extend(snapshots.iter().map(|p| p.display().to_string()));
+    let (ok, report) = run(&python, &args);
+    if let Some(dir) = snapshots.first().and_then(|p| p.parent()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    eprintln!("{report}");
+    assert!(ok, "the oracle refused a body we produce:\n{report}");
+    // Every translated request of a checked schema was validated, none skipped quietly.
+    let validated = report
+        .lines()
+        .find_map(|l| l.strip_prefix("validated "))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(0);
     assert!(expected > 0);
     assert_eq!(validated, expected, "{report}");
 }
