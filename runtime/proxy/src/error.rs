@@ -188,8 +188,8 @@ impl ProxyError {
             })
             .to_string()
             .into(),
-            ClientApi::Anthropic => aigw_providers::anthropic::messages::error_json(
-                aigw_providers::anthropic::messages::error_type(self.status.as_u16()),
+            ClientApi::Anthropic => aigw_providers::anthropic::reply::error_json(
+                aigw_providers::anthropic::reply::error_type(self.status.as_u16()),
                 &self.message,
             )
             .into(),

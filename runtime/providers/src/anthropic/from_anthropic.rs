@@ -228,7 +228,7 @@ impl Passthrough {
     pub fn fail(&mut self, kind: &str, message: &str, out: &mut BytesMut) {
         if !self.ended {
             self.ended = true;
-            super::messages::write_error(out, kind, message);
+            super::reply::write_error(out, kind, message);
         }
     }
 

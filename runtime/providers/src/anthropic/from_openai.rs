@@ -22,7 +22,7 @@ use super::{Block, ContentBlock, Event, ImageSource, MessageParam, Metadata, Req
 use super::{BlockDelta, ErrorBody, RawUsage, ToolChoice, ToolParam};
 use crate::openai::{self, ChatRequest, Content, Delta, FinishReason, Message, Part};
 use crate::stream::Core;
-use crate::translate::{Ids, refuse_common};
+use crate::translate::{Ids, refuse_common, refuse_penalties_and_seed};
 use crate::{Error, Usage};
 use bytes::BytesMut;
 use serde_json::Value;
@@ -53,21 +53,7 @@ pub fn request(
     schema: &'static str,
 ) -> Result<Vec<u8>, Error> {
     refuse_common(chat, schema)?;
-    for (field, set) in [
-        (
-            "`presence_penalty`",
-            chat.presence_penalty.is_some_and(|p| p != 0.0),
-        ),
-        (
-            "`frequency_penalty`",
-            chat.frequency_penalty.is_some_and(|p| p != 0.0),
-        ),
-        ("`seed`", chat.seed.is_some()),
-    ] {
-        if set {
-            return Err(Error::unsupported(schema, field));
-        }
-    }
+    refuse_penalties_and_seed(chat, schema)?;
     if chat.temperature.is_some_and(|t| t > 1.0) {
         return Err(Error::unsupported(schema, "a `temperature` above 1"));
     }

@@ -10,6 +10,7 @@
 pub mod from_anthropic;
 pub mod from_openai;
 pub mod messages;
+pub mod reply;
 
 use crate::Usage;
 use serde::{Deserialize, Serialize};

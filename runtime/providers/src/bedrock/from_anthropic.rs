@@ -25,10 +25,8 @@ use super::from_openai::push;
 use super::{Block, BlockDelta, BlockStart, ConverseRequest, ConverseResponse, InferenceConfig};
 use super::{InputSchema, MessageStop, Metadata, RawUsage, Reasoning, SystemBlock, Tool};
 use super::{ToolConfig, ToolResult, ToolResultBlock, ToolSpec, ToolUse};
-use crate::anthropic::messages::{
-    EventWriter, InBlockKind, InContent, InImageSource, Message, MessagesRequest, OutBlock,
-    OutUsage, Role, StopReason,
-};
+use crate::anthropic::messages::{InBlockKind, InContent, InImageSource, MessagesRequest, Role};
+use crate::anthropic::reply::{EventWriter, Message, OutBlock, OutUsage, StopReason};
 use crate::{Error, Ids, Usage};
 use bytes::BytesMut;
 use serde_json::{Value, json};
@@ -80,16 +78,15 @@ fn converse(request: &MessagesRequest, model: &str) -> Result<ConverseRequest, E
         out.inference_config = Some(config);
     }
     out.tool_config = tool_config(request, &out)?;
-    let format = request.output_schema(SCHEMA)?;
-    if format.is_some() || request.effort().is_some() {
-        let mut config = match format {
-            Some(schema) => super::text_format(schema, None, None),
-            None => Value::Object(serde_json::Map::new()),
-        };
-        if let (Some(effort), Some(config)) = (request.effort(), config.as_object_mut()) {
-            config.insert("effort".into(), effort.into());
-        }
-        out.output_config = Some(config);
+    let mut config = serde_json::Map::new();
+    if let Some(schema) = request.output_schema(SCHEMA)? {
+        config.insert("textFormat".into(), super::text_format(schema, None, None));
+    }
+    if let Some(effort) = request.effort() {
+        config.insert("effort".into(), effort.into());
+    }
+    if !config.is_empty() {
+        out.output_config = Some(Value::Object(config));
     }
     let mut fields = serde_json::Map::new();
     if let Some(thinking) = request.thinking.as_ref().filter(|t| !t.is_null()) {

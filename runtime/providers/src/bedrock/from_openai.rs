@@ -23,7 +23,7 @@ use crate::anthropic::from_openai::{
 };
 use crate::openai::{self, ChatRequest, Content, Delta, FinishReason, Part};
 use crate::stream::Core;
-use crate::translate::{Ids, refuse_common};
+use crate::translate::{Ids, refuse_common, refuse_penalties_and_seed};
 use crate::{Error, Usage};
 use bytes::BytesMut;
 use serde_json::{Value, json};
@@ -33,33 +33,15 @@ const SCHEMA: &str = "AWSBedrock";
 /// The Converse request for `chat`, to be sent for `model`.
 pub fn request(chat: &ChatRequest, model: &str) -> Result<Vec<u8>, Error> {
     refuse_common(chat, SCHEMA)?;
-    for (field, set) in [
-        (
-            "`presence_penalty`",
-            chat.presence_penalty.is_some_and(|p| p != 0.0),
-        ),
-        (
-            "`frequency_penalty`",
-            chat.frequency_penalty.is_some_and(|p| p != 0.0),
-        ),
-        ("`seed`", chat.seed.is_some()),
-        // Converse's toolChoice has no form of Anthropic's `disable_parallel_tool_use`.
-        (
-            "`parallel_tool_calls: false`",
-            chat.parallel_tool_calls == Some(false),
-        ),
-    ] {
-        if set {
-            return Err(Error::unsupported(SCHEMA, field));
-        }
+    refuse_penalties_and_seed(chat, SCHEMA)?;
+    // Converse's toolChoice has no form of Anthropic's `disable_parallel_tool_use`.
+    if chat.parallel_tool_calls == Some(false) {
+        return Err(Error::unsupported(SCHEMA, "`parallel_tool_calls: false`"));
     }
     let mut out = ConverseRequest::default();
     if let Some(format) = chat.output_schema(SCHEMA)? {
-        out.output_config = Some(super::text_format(
-            format.schema,
-            Some(format.name),
-            format.description,
-        ));
+        let text_format = super::text_format(format.schema, Some(format.name), format.description);
+        out.output_config = Some(json!({"textFormat": text_format}));
     }
     for message in &chat.messages {
         convert_message(message, &mut out)?;

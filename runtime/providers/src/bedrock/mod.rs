@@ -44,8 +44,8 @@ pub struct ConverseRequest {
     pub output_config: Option<Value>,
 }
 
-/// Converse's `outputConfig` for a JSON schema the answer must follow. Converse takes the
-/// schema as a string of JSON.
+/// Converse's `outputConfig.textFormat` for a JSON schema the answer must follow. Converse
+/// takes the schema as a string of JSON.
 pub fn text_format(schema: &Value, name: Option<&str>, description: Option<&str>) -> Value {
     let mut json_schema = serde_json::Map::new();
     json_schema.insert("schema".into(), schema.to_string().into());
@@ -55,7 +55,7 @@ pub fn text_format(schema: &Value, name: Option<&str>, description: Option<&str>
     if let Some(description) = description {
         json_schema.insert("description".into(), description.into());
     }
-    serde_json::json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": json_schema}}})
+    serde_json::json!({"type": "json_schema", "structure": {"jsonSchema": json_schema}})
 }
 
 #[derive(Debug, Serialize)]

@@ -25,9 +25,9 @@
 //!   `stop_sequence` is never reported.
 
 use crate::anthropic::messages::{
-    EventWriter, InBlockKind, InContent, InImageSource, InMessage, Message, MessagesRequest,
-    OutBlock, OutUsage, Role, StopReason,
+    InBlockKind, InContent, InImageSource, InMessage, MessagesRequest, Role,
 };
+use crate::anthropic::reply::{EventWriter, Message, OutBlock, OutUsage, StopReason};
 use crate::{Error, Ids, Usage};
 use bytes::BytesMut;
 use serde::Deserialize;

@@ -125,7 +125,7 @@ impl ResponseTranslator {
         };
         const UNREADABLE: &str = "the provider's response could not be read";
         translated.ok_or_else(|| match self.client() {
-            ClientApi::Anthropic => anthropic::messages::error_json("api_error", UNREADABLE),
+            ClientApi::Anthropic => anthropic::reply::error_json("api_error", UNREADABLE),
             ClientApi::Cohere => cohere_error(UNREADABLE),
             ClientApi::OpenAI => openai::error_json("upstream_error", UNREADABLE, None),
         })
@@ -230,7 +230,7 @@ impl ResponseTranslator {
 /// The client's error for a provider's error answer, in Anthropic's shape: an Anthropic
 /// error keeps its type; any other provider's message gets the type of the HTTP status.
 fn anthropic_error(status: u16, body: &[u8]) -> Vec<u8> {
-    use anthropic::messages::{error_json, error_type};
+    use anthropic::reply::{error_json, error_type};
     #[derive(Deserialize)]
     struct Shape<'a> {
         #[serde(rename = "type", borrow)]

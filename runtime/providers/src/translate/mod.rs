@@ -344,6 +344,29 @@ pub(crate) fn refuse_common(chat: &ChatRequest, schema: &'static str) -> Result<
     Ok(())
 }
 
+/// Refuses penalties and `seed`, which the Anthropic family and Converse have no form of.
+pub(crate) fn refuse_penalties_and_seed(
+    chat: &ChatRequest,
+    schema: &'static str,
+) -> Result<(), Error> {
+    for (field, set) in [
+        (
+            "`presence_penalty`",
+            chat.presence_penalty.is_some_and(|p| p != 0.0),
+        ),
+        (
+            "`frequency_penalty`",
+            chat.frequency_penalty.is_some_and(|p| p != 0.0),
+        ),
+        ("`seed`", chat.seed.is_some()),
+    ] {
+        if set {
+            return Err(Error::unsupported(schema, field));
+        }
+    }
+    Ok(())
+}
+
 /// Percent-encodes a path segment: all but RFC 3986's unreserved characters.
 pub(crate) fn escape_segment(segment: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";

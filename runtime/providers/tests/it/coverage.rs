@@ -4,9 +4,9 @@
 //! answer, which client APIs it is translated back to. Made from the same translations as the
 //! goldens, so a pair that changes changes the table, which is reviewed with the snapshots.
 
-use crate::requests::{ANTHROPIC_CASES, CASES, anthropic_request, operation, render};
+use crate::requests::{CLIENTS, Cases, goldens};
 use crate::responses::{files, stem};
-use aigw_providers::{ClientRequest, Schema};
+use aigw_providers::Schema;
 use std::fmt::Write as _;
 
 /// What a schema makes of a case, from its rendered golden.
@@ -25,13 +25,8 @@ fn cell(rendered: &str) -> String {
     }
 }
 
-/// One table: a row per case, a column per schema any case covers.
-fn table(
-    out: &mut String,
-    cases: &[(&str, &[Schema])],
-    request: impl Fn(Schema, &str, &[u8]) -> String,
-    dir: &str,
-) {
+/// One client's table: a row per case, a column per schema any case covers.
+fn table(out: &mut String, client: &str, cases: Cases) {
     let mut columns: Vec<Schema> = Vec::new();
     for (_, schemas) in cases {
         for schema in *schemas {
@@ -43,17 +38,15 @@ fn table(
     let head: Vec<&str> = columns.iter().map(|s| s.as_str()).collect();
     let _ = writeln!(out, "| case | {} |", head.join(" | "));
     let _ = writeln!(out, "|---|{}", "---|".repeat(columns.len()));
-    for (case, schemas) in cases {
-        let path = crate::testdata().join(dir).join(format!("{case}.json"));
-        let body = std::fs::read(&path).expect("case");
+    let goldens = goldens(client, cases);
+    for (case, _) in cases {
         let cells: Vec<String> = columns
             .iter()
             .map(|schema| {
-                if schemas.contains(schema) {
-                    cell(&request(*schema, case, &body))
-                } else {
-                    "–".into()
-                }
+                goldens
+                    .iter()
+                    .find(|g| g.case == *case && g.schema == *schema)
+                    .map_or_else(|| "–".into(), |g| cell(&g.rendered))
             })
             .collect();
         let _ = writeln!(out, "| `{case}` | {} |", cells.join(" | "));
@@ -70,22 +63,18 @@ fn the_coverage_table_is_current() {
          backend cannot honour, 501 a pair this build does not translate), – not a pair of \
          this case.\n\n",
     );
-    out.push_str("## OpenAI clients (`testdata/translate/openai/`)\n\n");
-    table(
-        &mut out,
-        CASES,
-        |schema, case, body| render(schema, &ClientRequest::openai(operation(case), body)),
-        "translate/openai",
-    );
-    out.push_str("\n## Anthropic clients (`testdata/translate/anthropic/`)\n\n");
-    table(
-        &mut out,
-        ANTHROPIC_CASES,
-        |schema, case, body| render(schema, &anthropic_request(case, body)),
-        "translate/anthropic",
-    );
+    for (client, cases) in CLIENTS {
+        let title = if client == "openai" {
+            "OpenAI"
+        } else {
+            "Anthropic"
+        };
+        let _ = writeln!(out, "## {title} clients (`testdata/translate/{client}/`)\n");
+        table(&mut out, client, cases);
+        out.push('\n');
+    }
     out.push_str(
-        "\n## Provider answers (`testdata/upstream/<provider>/`)\n\n\
+        "## Provider answers (`testdata/upstream/<provider>/`)\n\n\
          Each canned answer translated back to a client API (`<reply>.<client>.snap`); \
          streams are also fed byte by byte and must come out the same.\n\n\
          | provider | reply | kind | → OpenAI client | → Anthropic client |\n|---|---|---|---|---|\n",

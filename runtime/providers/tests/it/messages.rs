@@ -4,7 +4,7 @@
 //! and must come out the same; Anthropic's events inside Bedrock's event stream (Claude on
 //! Bedrock's invoke) come out as Anthropic's own server-sent events.
 
-use crate::responses::{assert_split_invariant, feed, files, stem, transcript, whole};
+use crate::responses::{BEDROCK_ERROR, feed, sse, stem, streamed_replies, whole_replies};
 use aigw_providers::{
     ClientApi, ClientRequest, Operation, ResponseTranslator, Schema, Target, Translation,
 };
@@ -41,9 +41,7 @@ fn translator(schema: Schema, stream: bool) -> ResponseTranslator {
 fn anthropic_answers_reach_anthropic_clients_as_they_are() {
     let dir = crate::testdata().join("upstream/anthropic");
     let plain = translator(Schema::Anthropic, false);
-    for path in files(&dir, "json") {
-        let name = format!("{}.anthropic", stem(&path));
-        let out = whole(&plain, &path, None);
+    for (path, out) in whole_replies(&dir, "anthropic", &plain, None) {
         if !stem(&path).starts_with("error_") {
             // The body goes out byte for byte.
             let given: serde_json::Value =
@@ -51,15 +49,11 @@ fn anthropic_answers_reach_anthropic_clients_as_they_are() {
             let seen: serde_json::Value = serde_json::from_str(&out).expect("json");
             assert_eq!(seen["body"], given, "{}", path.display());
         }
-        crate::snapshot(&dir, &path, &name, &out);
     }
-    let sse = translator(Schema::Anthropic, true);
+    let relay = translator(Schema::Anthropic, true);
     let vertex = translator(Schema::GCPAnthropic, true);
     let bedrock = translator(Schema::AWSAnthropic, true);
-    for path in files(&dir, "sse") {
-        let text = std::fs::read_to_string(&path).expect("fixture");
-        let out = feed(&sse, &[text.as_bytes()]);
-        assert_split_invariant(&sse, text.as_bytes(), &out);
+    for (path, text, out) in streamed_replies(&dir, "sse", "anthropic", &relay, sse) {
         assert_eq!(feed(&vertex, &[text.as_bytes()]), out, "Vertex AI");
         let framed = aigw_testkit::wrapped(&text);
         assert_eq!(
@@ -68,8 +62,6 @@ fn anthropic_answers_reach_anthropic_clients_as_they_are() {
             "{} through Bedrock framing",
             path.display()
         );
-        let name = format!("{}.anthropic", stem(&path));
-        crate::snapshot(&dir, &path, &name, &transcript(&out));
     }
 }
 
@@ -77,38 +69,23 @@ fn anthropic_answers_reach_anthropic_clients_as_they_are() {
 fn bedrock_answers_translate_to_anthropic() {
     let dir = crate::testdata().join("upstream/bedrock");
     let plain = translator(Schema::AWSBedrock, false);
-    for path in files(&dir, "json") {
-        let name = format!("{}.anthropic", stem(&path));
-        let header = "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/";
-        crate::snapshot(&dir, &path, &name, &whole(&plain, &path, Some(header)));
-    }
+    whole_replies(&dir, "anthropic", &plain, Some(BEDROCK_ERROR));
     let streaming = translator(Schema::AWSBedrock, true);
-    for path in files(&dir, "jsonl") {
-        let frames = aigw_testkit::event_stream(&std::fs::read_to_string(&path).expect("fixture"));
-        let out = feed(&streaming, &[&frames]);
-        assert_split_invariant(&streaming, &frames, &out);
-        let name = format!("{}.anthropic", stem(&path));
-        crate::snapshot(&dir, &path, &name, &transcript(&out));
-    }
+    streamed_replies(
+        &dir,
+        "jsonl",
+        "anthropic",
+        &streaming,
+        aigw_testkit::event_stream,
+    );
 }
 
 #[test]
 fn openai_answers_translate_to_anthropic() {
     let dir = crate::testdata().join("upstream/openai");
     for schema in [Schema::OpenAI, Schema::AzureOpenAI] {
-        let plain = translator(schema, false);
-        let sse = translator(schema, true);
-        for path in files(&dir, "json") {
-            let name = format!("{}.anthropic", stem(&path));
-            crate::snapshot(&dir, &path, &name, &whole(&plain, &path, None));
-        }
-        for path in files(&dir, "sse") {
-            let text = std::fs::read(&path).expect("fixture");
-            let out = feed(&sse, &[&text]);
-            assert_split_invariant(&sse, &text, &out);
-            let name = format!("{}.anthropic", stem(&path));
-            crate::snapshot(&dir, &path, &name, &transcript(&out));
-        }
+        whole_replies(&dir, "anthropic", &translator(schema, false), None);
+        streamed_replies(&dir, "sse", "anthropic", &translator(schema, true), sse);
     }
 }
 

@@ -24,32 +24,16 @@ fn run(python: &std::path::Path, args: &[String]) -> (bool, String) {
 /// fresh directory: the goldens' own tests write the committed files in the same run, so the
 /// oracle does not read those.
 fn rendered() -> Vec<std::path::PathBuf> {
-    use crate::requests::{ANTHROPIC_CASES, CASES, anthropic_request, operation, render};
-    use aigw_providers::ClientRequest;
+    use crate::requests::{CLIENTS, goldens};
     let dir = std::env::temp_dir().join(format!("aigw-oracle-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     let mut paths = Vec::new();
-    for (client, cases) in [("openai", CASES), ("anthropic", ANTHROPIC_CASES)] {
-        for (case, schemas) in cases {
-            let body = std::fs::read(
-                crate::testdata()
-                    .join("translate")
-                    .join(client)
-                    .join(format!("{case}.json")),
-            )
-            .expect("case");
-            for schema in *schemas {
-                let request = match client {
-                    "openai" => ClientRequest::openai(operation(case), &body),
-                    _ => anthropic_request(case, &body),
-                };
-                let name = format!("{case}.{}.snap", schema.as_str().to_ascii_lowercase());
-                let path = dir.join(name);
-                let text = format!("---\n---\n{}\n", render(*schema, &request));
-                std::fs::write(&path, text).expect("written");
-                paths.push(path);
-            }
+    for (client, cases) in CLIENTS {
+        for golden in goldens(client, cases) {
+            let path = dir.join(format!("{}.snap", golden.name()));
+            std::fs::write(&path, format!("---\n---\n{}\n", golden.rendered)).expect("written");
+            paths.push(path);
         }
     }
     paths.sort();

@@ -2,9 +2,10 @@
 //! request (method, path, provider headers, body) or the error the client gets.
 
 use aigw_providers::{ClientApi, ClientRequest, Operation, Schema, Target, Translation, translate};
+use std::path::PathBuf;
 
 /// The schemas a chat completion is translated to (OpenAI itself passes through).
-pub(crate) const TRANSLATED: &[Schema] = &[
+const TRANSLATED: &[Schema] = &[
     Schema::AzureOpenAI,
     Schema::AWSBedrock,
     Schema::Anthropic,
@@ -14,7 +15,7 @@ pub(crate) const TRANSLATED: &[Schema] = &[
 ];
 
 /// Which schemas each case covers. The README's provider table is this table.
-pub(crate) const CASES: &[(&str, &[Schema])] = &[
+const CASES: Cases = &[
     ("chat_basic", TRANSLATED),
     ("chat_tools", TRANSLATED),
     ("chat_vision_stream", TRANSLATED),
@@ -46,7 +47,7 @@ fn target(schema: Schema, model: &str) -> Target<'_> {
 }
 
 /// The case's operation, by its name.
-pub(crate) fn operation(case: &str) -> Operation {
+fn operation(case: &str) -> Operation {
     if case.starts_with("embeddings_") {
         Operation::Embeddings
     } else {
@@ -56,7 +57,7 @@ pub(crate) fn operation(case: &str) -> Operation {
 
 /// The schemas an Anthropic client's request goes to: the Anthropic family natively, the
 /// others translated.
-pub(crate) const FROM_ANTHROPIC: &[Schema] = &[
+const FROM_ANTHROPIC: &[Schema] = &[
     Schema::Anthropic,
     Schema::GCPAnthropic,
     Schema::AWSAnthropic,
@@ -66,12 +67,11 @@ pub(crate) const FROM_ANTHROPIC: &[Schema] = &[
 ];
 
 /// The schemas an Anthropic client's request is translated for (the rest relay it).
-pub(crate) const ANTHROPIC_TRANSLATED: &[Schema] =
-    &[Schema::OpenAI, Schema::AzureOpenAI, Schema::AWSBedrock];
+const ANTHROPIC_TRANSLATED: &[Schema] = &[Schema::OpenAI, Schema::AzureOpenAI, Schema::AWSBedrock];
 
 /// The Anthropic client's cases (`testdata/translate/anthropic/`): `count_*` are
 /// `count_tokens` requests.
-pub(crate) const ANTHROPIC_CASES: &[(&str, &[Schema])] = &[
+const ANTHROPIC_CASES: Cases = &[
     ("messages_basic", FROM_ANTHROPIC),
     ("messages_tools_stream", FROM_ANTHROPIC),
     ("messages_images", FROM_ANTHROPIC),
@@ -91,7 +91,7 @@ pub(crate) const ANTHROPIC_CASES: &[(&str, &[Schema])] = &[
     ("count_structured_output", FROM_ANTHROPIC),
 ];
 
-pub(crate) fn render(schema: Schema, request: &ClientRequest<'_>) -> String {
+fn render(schema: Schema, request: &ClientRequest<'_>) -> String {
     // The proxy gives the model it read from the body (or the backend's override).
     let parsed: serde_json::Value = serde_json::from_slice(request.body).expect("cases are JSON");
     let model = parsed["model"].as_str().unwrap_or_default();
@@ -129,71 +129,81 @@ pub(crate) fn render(schema: Schema, request: &ClientRequest<'_>) -> String {
     crate::pretty(&value)
 }
 
-#[test]
-fn openai_requests_translate_to_every_schema() {
-    let dir = crate::testdata().join("translate/openai");
-    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-        .expect("testdata/translate/openai")
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_suffix(".json").map(str::to_owned)
-        })
-        .collect();
-    on_disk.sort();
-    let mut listed: Vec<String> = CASES.iter().map(|(c, _)| (*c).to_owned()).collect();
-    listed.sort();
-    assert_eq!(
-        on_disk, listed,
-        "every case file is in CASES and every CASES entry has a file"
-    );
-    for (case, schemas) in CASES {
-        let input = dir.join(format!("{case}.json"));
-        let body = std::fs::read(&input).expect("case");
-        for schema in *schemas {
-            let name = format!("{case}.{}", schema.as_str().to_ascii_lowercase());
-            crate::snapshot(
-                &dir,
-                &input,
-                &name,
-                &render(*schema, &ClientRequest::openai(operation(case), &body)),
-            );
-        }
+/// A client's table of cases: each case and the schemas it covers.
+pub(crate) type Cases = &'static [(&'static str, &'static [Schema])];
+
+/// The client APIs with golden cases: each one's directory under `testdata/translate/` and
+/// its table of cases.
+pub(crate) const CLIENTS: [(&str, Cases); 2] = [("openai", CASES), ("anthropic", ANTHROPIC_CASES)];
+
+/// One golden: a client's case through one schema, as the code renders it now.
+pub(crate) struct Golden {
+    pub input: PathBuf,
+    pub case: &'static str,
+    pub schema: Schema,
+    pub rendered: String,
+}
+
+impl Golden {
+    /// `<case>.<schema>`, the snapshot's name.
+    pub fn name(&self) -> String {
+        format!(
+            "{}.{}",
+            self.case,
+            self.schema.as_str().to_ascii_lowercase()
+        )
     }
 }
 
-#[test]
-fn anthropic_requests_translate_to_every_schema() {
-    let dir = crate::testdata().join("translate/anthropic");
-    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-        .expect("testdata/translate/anthropic")
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_suffix(".json").map(str::to_owned)
-        })
-        .collect();
-    on_disk.sort();
-    let mut listed: Vec<String> = ANTHROPIC_CASES
-        .iter()
-        .map(|(c, _)| (*c).to_owned())
-        .collect();
-    listed.sort();
-    assert_eq!(
-        on_disk, listed,
-        "every case file is in ANTHROPIC_CASES and every entry has a file"
-    );
-    for (case, schemas) in ANTHROPIC_CASES {
+/// Every golden of `cases` (a client's table, read from `translate/<client>/`), in order.
+pub(crate) fn goldens(client: &str, cases: Cases) -> Vec<Golden> {
+    let dir = crate::testdata().join("translate").join(client);
+    let mut out = Vec::new();
+    for (case, schemas) in cases {
         let input = dir.join(format!("{case}.json"));
         let body = std::fs::read(&input).expect("case");
-        let request = anthropic_request(case, &body);
+        let request = match client {
+            "anthropic" => anthropic_request(case, &body),
+            _ => ClientRequest::openai(operation(case), &body),
+        };
         for schema in *schemas {
-            let name = format!("{case}.{}", schema.as_str().to_ascii_lowercase());
-            crate::snapshot(&dir, &input, &name, &render(*schema, &request));
+            out.push(Golden {
+                input: input.clone(),
+                case,
+                schema: *schema,
+                rendered: render(*schema, &request),
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn every_case_translates_to_every_schema_it_covers() {
+    for (client, cases) in CLIENTS {
+        let dir = crate::testdata().join("translate").join(client);
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .expect("testdata/translate/<client>")
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(".json").map(str::to_owned)
+            })
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = cases.iter().map(|(c, _)| (*c).to_owned()).collect();
+        listed.sort();
+        assert_eq!(
+            on_disk, listed,
+            "every {client} case file is in its table and every entry has a file"
+        );
+        for golden in goldens(client, cases) {
+            crate::snapshot(&dir, &golden.input, &golden.name(), &golden.rendered);
         }
     }
 }
 
 /// An Anthropic client's request of `case`: `count_*` are `count_tokens` requests.
-pub(crate) fn anthropic_request<'a>(case: &str, body: &'a [u8]) -> ClientRequest<'a> {
+fn anthropic_request<'a>(case: &str, body: &'a [u8]) -> ClientRequest<'a> {
     let operation = if case.starts_with("count_") {
         Operation::CountTokens
     } else {

@@ -6,7 +6,7 @@ use aigw_providers::{
     ClientRequest, Ids, Operation, ResponseTranslator, Schema, Target, Translation,
 };
 use bytes::BytesMut;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub(crate) fn ids() -> Ids {
     Ids {
@@ -115,20 +115,73 @@ pub(crate) fn transcript(out: &(String, String)) -> String {
     format!("{}--- usage seen: {}\n", out.0, out.1)
 }
 
+/// Bedrock's `x-amzn-errortype` for its canned error replies.
+pub(crate) const BEDROCK_ERROR: &str =
+    "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/";
+
+/// Each whole reply (`*.json`) of `dir` through `plain`, snapshotted as `<reply>.<client>`
+/// (`error_type`: Bedrock's header, for error replies). Returns each reply and its rendering,
+/// for more checks.
+pub(crate) fn whole_replies(
+    dir: &Path,
+    client: &str,
+    plain: &ResponseTranslator,
+    error_type: Option<&str>,
+) -> Vec<(PathBuf, String)> {
+    let mut seen = Vec::new();
+    for path in files(dir, "json") {
+        let out = whole(plain, &path, error_type);
+        crate::snapshot(dir, &path, &format!("{}.{client}", stem(&path)), &out);
+        seen.push((path, out));
+    }
+    seen
+}
+
+/// Each streamed reply (`*.<extension>`) of `dir`, as `wire` sends its text, through
+/// `streaming`: fed whole and at every split point, snapshotted as `<reply>.<client>`.
+/// Returns each reply's text and what the client got, for more checks.
+pub(crate) fn streamed_replies(
+    dir: &Path,
+    extension: &str,
+    client: &str,
+    streaming: &ResponseTranslator,
+    wire: impl Fn(&str) -> Vec<u8>,
+) -> Vec<(PathBuf, String, (String, String))> {
+    let mut seen = Vec::new();
+    for path in files(dir, extension) {
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        let bytes = wire(&text);
+        let out = feed(streaming, &[&bytes]);
+        assert_split_invariant(streaming, &bytes, &out);
+        crate::snapshot(
+            dir,
+            &path,
+            &format!("{}.{client}", stem(&path)),
+            &transcript(&out),
+        );
+        seen.push((path, text, out));
+    }
+    seen
+}
+
+/// A stream's text as it is on the wire: as it is.
+pub(crate) fn sse(text: &str) -> Vec<u8> {
+    text.as_bytes().to_vec()
+}
+
 #[test]
 fn anthropic_answers_translate_to_openai() {
     let dir = crate::testdata().join("upstream/anthropic");
-    let plain = translator(Schema::Anthropic, false);
-    for path in files(&dir, "json") {
-        let name = format!("{}.openai", stem(&path));
-        crate::snapshot(&dir, &path, &name, &whole(&plain, &path, None));
-    }
-    let sse = translator(Schema::Anthropic, true);
+    whole_replies(&dir, "openai", &translator(Schema::Anthropic, false), None);
     let bedrock = translator(Schema::AWSAnthropic, true);
-    for path in files(&dir, "sse") {
-        let text = std::fs::read_to_string(&path).expect("fixture");
-        let out = feed(&sse, &[text.as_bytes()]);
-        assert_split_invariant(&sse, text.as_bytes(), &out);
+    let streamed = streamed_replies(
+        &dir,
+        "sse",
+        "openai",
+        &translator(Schema::Anthropic, true),
+        sse,
+    );
+    for (path, text, out) in streamed {
         // The same events inside Bedrock's event stream (AWSAnthropic) read the same, except
         // that a stream cut short has no half event left to notice.
         let framed = aigw_testkit::wrapped(&text);
@@ -138,8 +191,6 @@ fn anthropic_answers_translate_to_openai() {
             "{} through Bedrock framing",
             path.display()
         );
-        let name = format!("{}.openai", stem(&path));
-        crate::snapshot(&dir, &path, &name, &transcript(&out));
     }
 }
 
@@ -147,37 +198,33 @@ fn anthropic_answers_translate_to_openai() {
 fn bedrock_answers_translate_to_openai() {
     let dir = crate::testdata().join("upstream/bedrock");
     let plain = translator(Schema::AWSBedrock, false);
-    for path in files(&dir, "json") {
-        let name = format!("{}.openai", stem(&path));
-        let header = "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/";
-        crate::snapshot(&dir, &path, &name, &whole(&plain, &path, Some(header)));
-    }
+    whole_replies(&dir, "openai", &plain, Some(BEDROCK_ERROR));
     let streaming = translator(Schema::AWSBedrock, true);
-    for path in files(&dir, "jsonl") {
-        let frames = aigw_testkit::event_stream(&std::fs::read_to_string(&path).expect("fixture"));
-        let out = feed(&streaming, &[&frames]);
-        assert_split_invariant(&streaming, &frames, &out);
-        let name = format!("{}.openai", stem(&path));
-        crate::snapshot(&dir, &path, &name, &transcript(&out));
-    }
+    streamed_replies(
+        &dir,
+        "jsonl",
+        "openai",
+        &streaming,
+        aigw_testkit::event_stream,
+    );
 }
 
 #[test]
 fn gemini_answers_translate_to_openai() {
     let dir = crate::testdata().join("upstream/gemini");
-    let plain = translator(Schema::GCPVertexAI, false);
-    for path in files(&dir, "json") {
-        let name = format!("{}.openai", stem(&path));
-        crate::snapshot(&dir, &path, &name, &whole(&plain, &path, None));
-    }
-    let sse = translator(Schema::GCPVertexAI, true);
-    for path in files(&dir, "sse") {
-        let text = std::fs::read(&path).expect("fixture");
-        let out = feed(&sse, &[&text]);
-        assert_split_invariant(&sse, &text, &out);
-        let name = format!("{}.openai", stem(&path));
-        crate::snapshot(&dir, &path, &name, &transcript(&out));
-    }
+    whole_replies(
+        &dir,
+        "openai",
+        &translator(Schema::GCPVertexAI, false),
+        None,
+    );
+    streamed_replies(
+        &dir,
+        "sse",
+        "openai",
+        &translator(Schema::GCPVertexAI, true),
+        sse,
+    );
 }
 
 #[test]
