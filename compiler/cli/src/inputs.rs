@@ -1,7 +1,12 @@
 //! Reading inputs: files, directories (recursively, `*.yaml` and `*.yml`, in sorted order) and
 //! standard input (`-`). This is the only I/O of the compiler besides writing artifacts.
+//!
+//! A file named twice (given twice, or given and found again in a directory) is read once: it is
+//! the same input, and reading it again would only report everything in it twice. Bytes that are
+//! not UTF-8 are not a failure here: the loader reports them as a diagnostic with their place.
 
 use aigw_diag::SourceMap;
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -15,14 +20,13 @@ pub enum InputError {
     },
     #[error("`{0}` holds no *.yaml or *.yml file")]
     EmptyDirectory(String),
-    #[error("`{path}` is not UTF-8 text")]
-    NotUtf8 { path: String },
 }
 
 /// Reads every input into a source map. Directories are walked recursively; their files are
 /// added in sorted path order so that the same tree always gives the same map.
 pub fn read_inputs(paths: &[PathBuf]) -> Result<SourceMap, InputError> {
     let mut sources = SourceMap::new();
+    let mut seen = HashSet::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut bytes = Vec::new();
@@ -32,10 +36,7 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<SourceMap, InputError> {
                     path: "<stdin>".into(),
                     source,
                 })?;
-            let text = String::from_utf8(bytes).map_err(|_| InputError::NotUtf8 {
-                path: "<stdin>".into(),
-            })?;
-            sources.add("<stdin>", text);
+            sources.add_bytes("<stdin>", bytes);
         } else if path.is_dir() {
             let mut files = Vec::new();
             walk(path, &mut files)?;
@@ -44,25 +45,31 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<SourceMap, InputError> {
             }
             files.sort();
             for file in files {
-                add_file(&mut sources, &file)?;
+                add_file(&mut sources, &mut seen, &file)?;
             }
         } else {
-            add_file(&mut sources, path)?;
+            add_file(&mut sources, &mut seen, path)?;
         }
     }
     Ok(sources)
 }
 
-fn add_file(sources: &mut SourceMap, path: &Path) -> Result<(), InputError> {
+fn add_file(
+    sources: &mut SourceMap,
+    seen: &mut HashSet<PathBuf>,
+    path: &Path,
+) -> Result<(), InputError> {
     let display = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| InputError::Read {
+    let read_error = |source| InputError::Read {
         path: display.clone(),
         source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| InputError::NotUtf8 {
-        path: display.clone(),
-    })?;
-    sources.add(display, text);
+    };
+    // The file itself, whichever way it was named (`./a.yaml`, `a.yaml`, a symlink).
+    if !seen.insert(std::fs::canonicalize(path).map_err(read_error)?) {
+        return Ok(());
+    }
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    sources.add_bytes(display, bytes);
     Ok(())
 }
 

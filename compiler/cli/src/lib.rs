@@ -38,6 +38,16 @@ impl Checked {
             .any(|d| d.severity() == Severity::Error)
     }
 
+    /// Makes "no objects in the input" an error: for `aigw compile` and `aigw run`, where an
+    /// empty input would write empty artifacts over good ones or serve nothing.
+    pub fn require_objects(&mut self) {
+        for d in &mut self.diagnostics {
+            if d.code() == aigw_diag::codes::NO_OBJECTS {
+                *d = d.clone().with_severity(Severity::Error);
+            }
+        }
+    }
+
     /// Number of diagnostics of a severity.
     pub fn count(&self, severity: Severity) -> usize {
         self.diagnostics

@@ -170,13 +170,14 @@ fn run_compile(
         Ok(sources) => sources,
         Err(code) => return code,
     };
-    let checked = check(
+    let mut checked = check(
         sources,
         CheckOptions {
             open,
             admission_only: false,
         },
     );
+    checked.require_objects();
     if report(&checked, format).is_err() {
         return ExitCode::from(2);
     }

@@ -80,7 +80,9 @@ impl Source for Manifests {
             }
             None => crate::inputs::read_inputs(&self.paths).map_err(|e| e.to_string())?,
         };
-        let checked = check(sources, self.options);
+        let mut checked = check(sources, self.options);
+        // Serving nothing is a mistake, and a reload to nothing would drop every route.
+        checked.require_objects();
         if checked.has_errors() {
             let errors: Vec<_> = checked
                 .diagnostics

@@ -1,6 +1,7 @@
 //! Our own compile cases, `testdata/compile/<area>/<case>.yaml` or a `<case>/` directory of
-//! YAML files, and what each expects: its header says `# expect: error` (a valid case says
-//! `# expect: ok` or nothing) and its options (`# options: --open`). The integration tests
+//! YAML files, and what each expects: its header says `# expect: error`, `# expect: warning`
+//! (no error, but nothing to compile either) or, for a valid case, `# expect: ok` or nothing,
+//! and its options (`# options: --open`). The integration tests
 //! snapshot them and `cargo xtask compile` compiles the valid ones.
 
 use crate::CheckOptions;
@@ -15,6 +16,8 @@ pub struct Case {
     /// Its input files, sorted.
     pub files: Vec<PathBuf>,
     pub expect_error: bool,
+    /// A valid case whose artifacts are compiled and snapshotted.
+    pub artifacts: bool,
     pub options: CheckOptions,
 }
 
@@ -44,7 +47,8 @@ pub fn cases(root: &Path) -> std::io::Result<Vec<Case>> {
             };
             let mut header = String::new();
             for file in &files {
-                header.push_str(&std::fs::read_to_string(file)?);
+                // Lossy: a case may hold bytes that are not UTF-8 on purpose.
+                header.push_str(&String::from_utf8_lossy(&std::fs::read(file)?));
             }
             let name = entry
                 .file_stem()
@@ -54,6 +58,8 @@ pub fn cases(root: &Path) -> std::io::Result<Vec<Case>> {
                 name,
                 dir: area.clone(),
                 expect_error: header.contains("# expect: error"),
+                artifacts: !header.contains("# expect: error")
+                    && !header.contains("# expect: warning"),
                 options: CheckOptions {
                     open: header.contains("# options: --open"),
                     admission_only: false,

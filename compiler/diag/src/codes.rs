@@ -27,6 +27,8 @@ codes! {
     UNKNOWN_KIND = "AIGW0003", "unknown-kind";
     UNSUPPORTED_VERSION = "AIGW0004", "unsupported-api-version";
     DUPLICATE_OBJECT = "AIGW0005", "duplicate-object";
+    NOT_UTF8 = "AIGW0006", "invalid-encoding";
+    NO_OBJECTS = "AIGW0007", "no-objects";
     // Structure: the OpenAPI part of the CRDs.
     UNKNOWN_FIELD = "AIGW0010", "unknown-field";
     WRONG_TYPE = "AIGW0011", "wrong-type";
@@ -50,6 +52,7 @@ codes! {
     MISSING_CREDENTIALS = "AIGW0044", "missing-credentials";
     DUPLICATE_MODEL = "AIGW0045", "duplicate-model";
     SECRET_KEY_MISSING = "AIGW0046", "secret-key-missing";
+    PARENT_WITHOUT_LISTENERS = "AIGW0048", "parent-without-listeners";
 }
 
 /// Looks a code up by its id (`AIGW0010`) or name (`unknown-field`).

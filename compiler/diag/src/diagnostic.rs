@@ -1,6 +1,8 @@
 //! The `Diagnostic` value: what is wrong, where, in which resource and field, and how to fix it.
 
+use crate::excerpt::{excerpt, tame};
 use crate::{Code, LineCol, SourceMap, Span};
+use std::borrow::Cow;
 use std::fmt;
 
 /// How bad a finding is. Errors fail `aigw check`; warnings and notes do not.
@@ -70,7 +72,7 @@ impl Diagnostic {
         Self(Box::new(Inner {
             severity,
             code,
-            message: message.into(),
+            message: tame(message.into()),
             primary: None,
             secondary: Vec::new(),
             help: None,
@@ -98,7 +100,7 @@ impl Diagnostic {
     pub fn with_primary(mut self, span: Span, label: impl Into<String>) -> Self {
         self.0.primary = Some(Label {
             span,
-            message: label.into(),
+            message: tame(label.into()),
         });
         self
     }
@@ -107,26 +109,31 @@ impl Diagnostic {
     pub fn with_secondary(mut self, span: Span, label: impl Into<String>) -> Self {
         self.0.secondary.push(Label {
             span,
-            message: label.into(),
+            message: tame(label.into()),
         });
         self
     }
 
     /// Sets the help line.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.0.help = Some(help.into());
+        self.0.help = Some(tame(help.into()));
         self
     }
 
     /// Sets the resource the finding is about.
-    pub fn with_resource(mut self, resource: ResourceRef) -> Self {
+    pub fn with_resource(mut self, mut resource: ResourceRef) -> Self {
+        for part in [&mut resource.namespace, &mut resource.name] {
+            if let Cow::Owned(cut) = excerpt(part) {
+                *part = cut;
+            }
+        }
         self.0.resource = Some(resource);
         self
     }
 
     /// Sets the field path (`spec.rules[0].name`).
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
-        self.0.field = Some(field.into());
+        self.0.field = Some(tame(field.into()));
         self
     }
 

@@ -7,11 +7,13 @@
 
 pub mod codes;
 mod diagnostic;
+mod excerpt;
 mod render;
 mod source;
 
 pub use codes::Code;
 pub use diagnostic::{Diagnostic, Label, ResourceRef, Severity};
+pub use excerpt::{MAX_QUOTED, MAX_TEXT, excerpt};
 pub use render::{RenderOptions, render_json, render_text};
 pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};
 

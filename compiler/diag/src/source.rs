@@ -55,6 +55,7 @@ pub struct SourceFile {
     name: String,
     text: Arc<str>,
     line_starts: Vec<u32>,
+    not_utf8: Option<u32>,
 }
 
 impl SourceFile {
@@ -66,6 +67,13 @@ impl SourceFile {
     /// The whole text.
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// The byte offset of the first byte that is not UTF-8, for a file added by
+    /// [`SourceMap::add_bytes`] whose bytes are not all text. Such a file's text has U+FFFD in
+    /// place of each bad sequence; offsets up to this one are the file's own.
+    pub fn not_utf8(&self) -> Option<u32> {
+        self.not_utf8
     }
 
     /// The line and column of a byte offset (clamped into the file).
@@ -133,8 +141,25 @@ impl SourceMap {
             name: name.into(),
             text,
             line_starts,
+            not_utf8: None,
         });
         id
+    }
+
+    /// Adds a file as read from disk or a pipe. Bytes that are not UTF-8 do not stop the
+    /// compilation: the file is kept (shown with U+FFFD in their place) and marked, so that the
+    /// loader reports the first bad byte with its line and column.
+    pub fn add_bytes(&mut self, name: impl Into<String>, bytes: Vec<u8>) -> FileId {
+        match String::from_utf8(bytes) {
+            Ok(text) => self.add(name, text),
+            Err(error) => {
+                let at = error.utf8_error().valid_up_to() as u32;
+                let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
+                let id = self.add(name, text);
+                self.files[id.0 as usize].not_utf8 = Some(at);
+                id
+            }
+        }
     }
 
     /// The file behind an id.
@@ -171,5 +196,23 @@ mod tests {
         assert_eq!(file.line_col(8), LineCol { line: 2, column: 3 });
         assert_eq!(file.offset_of(2, 3), 8);
         assert_eq!(file.offset_of(9, 1), file.text().len() as u32);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_marked_at_the_first_bad_one() {
+        let mut map = SourceMap::new();
+        let good = map.add_bytes("good.yaml", b"a: 1\n".to_vec());
+        let bad = map.add_bytes("bad.yaml", b"a: 1\nname: caf\xe9 \xff\n".to_vec());
+        assert_eq!(map.file(good).not_utf8(), None);
+        let file = map.file(bad);
+        assert_eq!(file.not_utf8(), Some(14));
+        assert_eq!(
+            file.line_col(14),
+            LineCol {
+                line: 2,
+                column: 10
+            }
+        );
+        assert_eq!(file.text(), "a: 1\nname: caf\u{fffd} \u{fffd}\n");
     }
 }

@@ -24,6 +24,17 @@ pub(crate) fn unresolved(span: Span, field: &str, what: &str, open: bool) -> Dia
     })
 }
 
+/// A route whose parent Gateway has no listener: Gateway API reports it not accepted.
+pub(crate) fn parent_without_listeners(span: Span, field: &str, what: &str) -> Diagnostic {
+    Diagnostic::error(
+        codes::PARENT_WITHOUT_LISTENERS,
+        format!("{what} has no listeners, so this route attaches to nothing"),
+    )
+    .with_primary(span, "parent here")
+    .with_field(field)
+    .with_help("give the Gateway at least one listener (Gateway API requires one)")
+}
+
 pub(crate) fn not_permitted(
     span: Span,
     field: &str,

@@ -338,7 +338,31 @@ impl<'a> Cx {
             );
             return;
         }
+        if r.edge == Edge::Parent && self.listens_nowhere(target) {
+            self.out.push(
+                diagnostics::parent_without_listeners(span, &r.field, &what)
+                    .with_resource(r.from.resource()),
+            );
+        }
         self.b.link(r.from_id, target, r.edge);
+    }
+
+    /// A Gateway written with no listener (refused by its own admission): a route on it
+    /// attaches to nothing, and Gateway API reports it not accepted rather than reconciled.
+    fn listens_nowhere(&self, gateway: NodeId) -> bool {
+        let Node::Object(gateway) = self.b.ir().node(gateway) else {
+            return false;
+        };
+        let listeners = gateway
+            .origin
+            .root
+            .get("spec")
+            .and_then(|spec| spec.get("listeners"));
+        match listeners.map(|l| &l.value) {
+            None | Some(aigw_syntax::yaml::Value::Null) => true,
+            Some(aigw_syntax::yaml::Value::Seq(items)) => items.is_empty(),
+            Some(_) => false,
+        }
     }
 
     /// Route → Gateway needs a listener whose `allowedRoutes.namespaces.from` is `All` or

@@ -4,6 +4,16 @@
 
 use aigw_diag::{Diagnostic, Span, codes};
 
+/// The message about the field at `path`, led by the path as the API server writes it
+/// (`spec.rules[0].name: invalid value: ...`), so that the text alone says where.
+fn at(path: &str, message: String) -> String {
+    if path.is_empty() {
+        message
+    } else {
+        format!("`{path}`: {message}")
+    }
+}
+
 fn with_field(d: Diagnostic, path: &str) -> Diagnostic {
     if path.is_empty() {
         d
@@ -16,7 +26,10 @@ pub(crate) fn wrong_type(span: Span, path: &str, expected: &str, found: &str) ->
     with_field(
         Diagnostic::error(
             codes::WRONG_TYPE,
-            format!("invalid value: {found}: must be of type {expected}"),
+            at(
+                path,
+                format!("invalid value: {found}: must be of type {expected}"),
+            ),
         )
         .with_primary(span, format!("expected {expected}, found {found}")),
         path,
@@ -27,7 +40,10 @@ pub(crate) fn below_minimum(span: Span, path: &str, value: f64, min: f64) -> Dia
     with_field(
         Diagnostic::error(
             codes::OUT_OF_RANGE,
-            format!("invalid value: {value}: should be greater than or equal to {min}"),
+            at(
+                path,
+                format!("invalid value: {value}: should be greater than or equal to {min}"),
+            ),
         )
         .with_primary(span, format!("below the minimum {min}")),
         path,
@@ -38,7 +54,10 @@ pub(crate) fn above_maximum(span: Span, path: &str, value: f64, max: f64) -> Dia
     with_field(
         Diagnostic::error(
             codes::OUT_OF_RANGE,
-            format!("invalid value: {value}: should be less than or equal to {max}"),
+            at(
+                path,
+                format!("invalid value: {value}: should be less than or equal to {max}"),
+            ),
         )
         .with_primary(span, format!("above the maximum {max}")),
         path,
@@ -58,7 +77,10 @@ pub(crate) fn unsupported_value(
         .join(", ");
     let mut d = Diagnostic::error(
         codes::UNSUPPORTED_VALUE,
-        format!("unsupported value: \"{value}\": supported values: {list}"),
+        at(
+            path,
+            format!("unsupported value: \"{value}\": supported values: {list}"),
+        ),
     )
     .with_primary(span, "not a supported value");
     if let Some(close) = closest(value, supported.iter().map(String::as_str)) {
@@ -71,7 +93,7 @@ pub(crate) fn too_short(span: Span, path: &str, min: u64) -> Diagnostic {
     with_field(
         Diagnostic::error(
             codes::BAD_LENGTH,
-            format!("in body should be at least {min} chars long"),
+            at(path, format!("in body should be at least {min} chars long")),
         )
         .with_primary(span, "too short"),
         path,
@@ -82,7 +104,7 @@ pub(crate) fn too_long(span: Span, path: &str, max: u64) -> Diagnostic {
     with_field(
         Diagnostic::error(
             codes::BAD_LENGTH,
-            format!("in body should be at most {max} chars long"),
+            at(path, format!("in body should be at most {max} chars long")),
         )
         .with_primary(span, "too long"),
         path,
@@ -93,7 +115,10 @@ pub(crate) fn too_many_items(span: Span, path: &str, count: u64, max: u64) -> Di
     with_field(
         Diagnostic::error(
             codes::BAD_LENGTH,
-            format!("too many: {count}: must have at most {max} items"),
+            at(
+                path,
+                format!("too many: {count}: must have at most {max} items"),
+            ),
         )
         .with_primary(
             span,
@@ -107,7 +132,7 @@ pub(crate) fn too_few_items(span: Span, path: &str, min: u64) -> Diagnostic {
     with_field(
         Diagnostic::error(
             codes::BAD_LENGTH,
-            format!("in body should have at least {min} items"),
+            at(path, format!("in body should have at least {min} items")),
         )
         .with_primary(span, "too few items"),
         path,
@@ -118,7 +143,10 @@ pub(crate) fn pattern_mismatch(span: Span, path: &str, value: &str, pattern: &st
     with_field(
         Diagnostic::error(
             codes::PATTERN_MISMATCH,
-            format!("invalid value: \"{value}\": in body should match '{pattern}'"),
+            at(
+                path,
+                format!("invalid value: \"{value}\": in body should match '{pattern}'"),
+            ),
         )
         .with_primary(span, "does not match the pattern"),
         path,
@@ -126,7 +154,7 @@ pub(crate) fn pattern_mismatch(span: Span, path: &str, value: &str, pattern: &st
 }
 
 pub(crate) fn unknown_field(span: Span, path: &str, name: &str, known: &[&str]) -> Diagnostic {
-    let d = Diagnostic::error(codes::UNKNOWN_FIELD, format!("unknown field `{name}`"))
+    let d = Diagnostic::error(codes::UNKNOWN_FIELD, format!("unknown field `{path}`"))
         .with_primary(span, "unknown field");
     let d = match closest(name, known.iter().copied()) {
         Some(close) => d.with_help(format!("did you mean `{close}`?")),
@@ -143,11 +171,11 @@ pub(crate) fn unknown_field(span: Span, path: &str, name: &str, known: &[&str]) 
     with_field(d, path)
 }
 
-pub(crate) fn removed_field(span: Span, path: &str, name: &str, advice: &str) -> Diagnostic {
+pub(crate) fn removed_field(span: Span, path: &str, advice: &str) -> Diagnostic {
     Diagnostic::warning(
         codes::UNKNOWN_FIELD,
         format!(
-            "`{name}` is no longer part of this kind; the API server prunes it and it has no effect"
+            "`{path}` is no longer part of this kind; the API server prunes it and it has no effect"
         ),
     )
     .with_primary(span, "ignored")
@@ -171,7 +199,7 @@ pub(crate) fn required_field(span: Span, path: &str, name: &str) -> Diagnostic {
     };
     Diagnostic::error(
         codes::REQUIRED_FIELD,
-        format!("required value: `{name}` must be set"),
+        at(&full, "required value".to_owned()),
     )
     .with_primary(span, format!("`{name}` is missing here"))
     .with_field(full)
@@ -179,8 +207,11 @@ pub(crate) fn required_field(span: Span, path: &str, name: &str) -> Diagnostic {
 
 pub(crate) fn decode_failed(span: Span, path: &str, reason: &str) -> Diagnostic {
     with_field(
-        Diagnostic::error(codes::WRONG_TYPE, format!("invalid value: {reason}"))
-            .with_primary(span, "cannot be read"),
+        Diagnostic::error(
+            codes::WRONG_TYPE,
+            at(path, format!("invalid value: {reason}")),
+        )
+        .with_primary(span, "cannot be read"),
         path,
     )
 }
@@ -243,11 +274,14 @@ pub(crate) fn unsupported_version(
 pub(crate) fn duplicate_object(span: Span, first: Span, what: &str) -> Diagnostic {
     Diagnostic::error(
         codes::DUPLICATE_OBJECT,
-        format!("{what} is defined more than once"),
+        format!("{what} is defined twice with different content"),
     )
-    .with_primary(span, "defined again here")
+    .with_primary(span, "defined again here, differently")
     .with_secondary(first, "first defined here")
-    .with_help("the later definition is ignored; object identity is kind, namespace and name")
+    .with_help(
+        "the later definition is ignored; object identity is kind, namespace and name \
+         (identical copies, as concatenated overlays give, are merged without a word)",
+    )
 }
 
 /// The candidate closest to `input`, when close enough to be a likely typo.
@@ -258,4 +292,31 @@ pub fn closest<'a>(input: &str, candidates: impl Iterator<Item = &'a str>) -> Op
         .filter(|(score, _)| *score >= 0.85)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+pub(crate) fn not_utf8(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        codes::NOT_UTF8,
+        "the file is not UTF-8 text: a byte here is not valid UTF-8",
+    )
+    .with_primary(span, "first byte that is not UTF-8")
+    .with_help(
+        "YAML manifests are UTF-8; convert the file (e.g. `iconv -f latin1 -t utf-8`); \
+         nothing else in this file is checked",
+    )
+}
+
+pub(crate) fn no_objects(files: usize, first: Option<Span>) -> Diagnostic {
+    let d = Diagnostic::warning(
+        codes::NO_OBJECTS,
+        format!("no objects in the input ({files} file(s)): nothing to check or compile"),
+    )
+    .with_help(
+        "kubectl would say \"no objects passed to apply\": check the paths, and that the \
+         files hold manifests and not only comments or empty documents",
+    );
+    match first {
+        Some(span) => d.with_primary(span, "no object in this input"),
+        None => d,
+    }
 }

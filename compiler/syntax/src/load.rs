@@ -2,6 +2,13 @@
 //! its kind's schema, read it into the typed model, and report duplicates. Every document is
 //! isolated: one that cannot be read still yields its identity where it has one, and never stops
 //! the others.
+//!
+//! The same object given twice with the same content (one file under two paths, or overlays
+//! concatenated by a GitOps tool) is one object, as the API server sees a re-apply: the copy is
+//! merged without a word, and what it would report again is dropped with it. Only two different
+//! definitions of one identity are an error. A file that is not UTF-8 is reported at its first
+//! bad byte and not read further; an input with no object at all is a warning here, which
+//! `aigw compile` makes an error (see `Checked::require_objects` in the CLI).
 
 use crate::diagnostics;
 use crate::model::*;
@@ -23,7 +30,14 @@ pub struct Loaded {
 /// documents within them.
 pub fn load(sources: &SourceMap) -> Loaded {
     let mut jobs = Vec::new();
+    let mut unreadable = Vec::new();
     for (file, source) in sources.files() {
+        if let Some(at) = source.not_utf8() {
+            // U+FFFD, three bytes, stands where the bad sequence was.
+            let end = (at + 3).min(source.text().len() as u32);
+            unreadable.push(diagnostics::not_utf8(aigw_diag::Span::new(file, at, end)));
+            continue;
+        }
         jobs.extend(
             split_documents(source.text())
                 .into_iter()
@@ -31,6 +45,7 @@ pub fn load(sources: &SourceMap) -> Loaded {
                 .map(|(i, (start, chunk))| (file, i, start, chunk)),
         );
     }
+    drop_copies(sources, &mut jobs);
     // Documents are independent: read them on every core. The result is sorted afterwards, so
     // the split does not change it.
     let threads = std::thread::available_parallelism()
@@ -44,13 +59,49 @@ pub fn load(sources: &SourceMap) -> Loaded {
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
-    let mut loaded = Loaded::default();
+    let mut loaded = Loaded {
+        objects: Vec::new(),
+        diagnostics: unreadable,
+    };
     for part in parts {
         loaded.objects.extend(part.objects);
         loaded.diagnostics.extend(part.diagnostics);
     }
     dedup(sources, &mut loaded);
+    let errors = loaded
+        .diagnostics
+        .iter()
+        .any(|d| d.severity() == aigw_diag::Severity::Error);
+    if loaded.objects.is_empty() && !errors {
+        let files: Vec<_> = sources.files().map(|(id, _)| id).collect();
+        let first = match files.as_slice() {
+            [only] => Some(aigw_diag::Span::file_start(*only)),
+            _ => None,
+        };
+        loaded
+            .diagnostics
+            .push(diagnostics::no_objects(files.len(), first));
+    }
     loaded
+}
+
+/// Drops every document whose text is a copy of one earlier in (file name, position) order:
+/// read twice, it would only report the same things twice. Texts are compared without their
+/// `---` marker and surrounding blank space.
+fn drop_copies(sources: &SourceMap, jobs: &mut Vec<(aigw_diag::FileId, usize, usize, &str)>) {
+    fn text(chunk: &str) -> &str {
+        let chunk = chunk.trim();
+        chunk.strip_prefix("---").unwrap_or(chunk).trim()
+    }
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&j| (sources.file(jobs[j].0).name(), jobs[j].1));
+    let mut seen = std::collections::HashSet::with_capacity(jobs.len());
+    let mut keep = vec![false; jobs.len()];
+    for j in order {
+        keep[j] = seen.insert(text(jobs[j].3));
+    }
+    let mut keep = keep.into_iter();
+    jobs.retain(|_| keep.next().unwrap_or(true));
 }
 
 fn load_jobs(jobs: &[(aigw_diag::FileId, usize, usize, &str)]) -> Loaded {
@@ -72,6 +123,8 @@ fn load_jobs(jobs: &[(aigw_diag::FileId, usize, usize, &str)]) -> Loaded {
 }
 
 /// Sorts objects by identity and keeps the first definition of each, by file name and position.
+/// A later copy with the same content is dropped with the diagnostics it raised; a later
+/// definition with other content is an error.
 fn dedup(sources: &SourceMap, loaded: &mut Loaded) {
     let position = |o: &Object| (sources.file(o.origin.root.span.file).name(), o.origin.index);
     loaded.objects.sort_by(|a, b| {
@@ -80,6 +133,7 @@ fn dedup(sources: &SourceMap, loaded: &mut Loaded) {
             .then_with(|| position(a).cmp(&position(b)))
     });
     let mut kept: Vec<Object> = Vec::with_capacity(loaded.objects.len());
+    let mut copies = Vec::new();
     for object in loaded.objects.drain(..) {
         match kept.last() {
             Some(first)
@@ -88,6 +142,11 @@ fn dedup(sources: &SourceMap, loaded: &mut Loaded) {
                     && first.namespace == object.namespace
                     && first.name == object.name =>
             {
+                // Content, not text: comments, key order and quoting do not make two objects.
+                if first.origin.root.to_json() == object.origin.root.to_json() {
+                    copies.push(object.origin.root.span);
+                    continue;
+                }
                 let what = format!("`{}`", object.resource());
                 loaded.diagnostics.push(
                     diagnostics::duplicate_object(
@@ -102,6 +161,16 @@ fn dedup(sources: &SourceMap, loaded: &mut Loaded) {
         }
     }
     loaded.objects = kept;
+    if !copies.is_empty() {
+        let inside = |d: &Diagnostic| {
+            d.primary().is_some_and(|p| {
+                copies.iter().any(|c| {
+                    c.file == p.span.file && c.start <= p.span.start && p.span.end <= c.end
+                })
+            })
+        };
+        loaded.diagnostics.retain(|d| !inside(d));
+    }
 }
 
 fn load_document(document: Document, out: &mut Vec<Diagnostic>) -> Option<Object> {

@@ -467,9 +467,8 @@ impl Walker<'_> {
                             .iter()
                             .find(|(p, _)| *p == self.path)
                             .map_or("", |(_, a)| a);
-                        self.out.push(diagnostics::removed_field(
-                            key.span, &self.path, &key.name, advice,
-                        ));
+                        self.out
+                            .push(diagnostics::removed_field(key.span, &self.path, advice));
                         None
                     }
                     Additional::Forbid => {

@@ -155,8 +155,10 @@ pub(crate) fn parse_chunk(
     start: usize,
     chunk: &str,
 ) -> Result<Option<Node>, Diagnostic> {
+    // Repeated keys reach our visitor, which keeps both, so that the error can point at both
+    // places (serde-saphyr's own error names only the second).
     let options = serde_saphyr::options! {
-        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
         strict_booleans: true,
     };
     match serde_saphyr::from_multiple_with_options::<RawNode>(chunk, options) {
@@ -165,6 +167,9 @@ pub(crate) fn parse_chunk(
                 return Ok(None);
             };
             let root = convert(file, start, chunk, raw);
+            if let Some((first, again)) = repeated_key(&root) {
+                return Err(duplicate_key(first, again));
+            }
             Ok(match root.value {
                 Value::Null => None,
                 _ => Some(root),
@@ -180,7 +185,10 @@ fn syntax_error(
     chunk: &str,
     error: &serde_saphyr::Error,
 ) -> Diagnostic {
-    let message = first_line(&error.to_string());
+    let message = match limit(error) {
+        Some(limit) => limit,
+        None => first_line(&error.to_string()),
+    };
     let span = match error.location() {
         Some(loc) => {
             let at = start + offset_in(chunk, loc.line() as usize, loc.column() as usize);
@@ -189,6 +197,96 @@ fn syntax_error(
         None => Span::new(file, start as u32, start as u32),
     };
     codes_yaml_syntax(span, message)
+}
+
+/// The error under serde-saphyr's wrappers (a snippet, an alias's expansion).
+fn original(mut error: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    use serde_saphyr::Error as E;
+    while let E::WithSnippet { error: inner, .. } | E::AliasError { error: inner, .. } = error {
+        error = inner;
+    }
+    error
+}
+
+/// A parser limit in the words of a user: the limits guard against documents built to exhaust
+/// the reader (deep nesting, alias bombs), and serde-saphyr prints them as debug structures.
+fn limit(error: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let serde_saphyr::Error::Budget { breach, .. } = original(error) else {
+        return None;
+    };
+    // The limits are serde-saphyr's defaults, which we keep; quote them from there.
+    let b = serde_saphyr::Budget::default();
+    let n = thousands;
+    let what = match breach {
+        B::Depth { .. } => format!("nesting deeper than {} levels", b.max_depth),
+        B::Nodes { .. } => format!("more than {} nodes, e.g. through aliases", n(b.max_nodes)),
+        B::Aliases { .. } => format!("more than {} aliases", n(b.max_aliases)),
+        B::Anchors { .. } => format!("more than {} anchors", n(b.max_anchors)),
+        B::AliasAnchorRatio { .. } => format!(
+            "aliases used more than {} times as often as anchors are defined, as in an alias bomb",
+            b.alias_anchor_ratio_multiplier
+        ),
+        B::Events { .. } => format!("more than {} YAML events", n(b.max_events)),
+        B::Documents { .. } => format!("more than {} documents", n(b.max_documents)),
+        B::ScalarBytes { .. } => format!(
+            "more than {} bytes of scalar text",
+            n(b.max_total_scalar_bytes)
+        ),
+        B::MergeKeys { .. } => format!("more than {} merge keys", n(b.max_merge_keys)),
+        B::RecordedAnchorEvents { .. } | B::RecordedAnchorBytes { .. } => {
+            "anchors that hold too much to expand".to_owned()
+        }
+        _ => "more than the reader's limits allow".to_owned(),
+    };
+    Some(format!(
+        "the document is over a limit of the reader: {what}"
+    ))
+}
+
+/// `250000` as `250,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The first key of a mapping, anywhere in the tree, that repeats an earlier key of the same
+/// mapping: (the first, the repeat).
+fn repeated_key(node: &Node) -> Option<(&Key, &Key)> {
+    match &node.value {
+        Value::Seq(items) => items.iter().find_map(repeated_key),
+        Value::Map(entries) => {
+            let mut seen = std::collections::HashMap::with_capacity(entries.len());
+            for (key, _) in entries {
+                if let Some(first) = seen.insert(key.name.as_str(), key) {
+                    return Some((first, key));
+                }
+            }
+            entries.iter().find_map(|(_, value)| repeated_key(value))
+        }
+        _ => None,
+    }
+}
+
+fn duplicate_key(first: &Key, again: &Key) -> Diagnostic {
+    let name = &first.name;
+    Diagnostic::error(
+        codes::YAML_SYNTAX,
+        format!("invalid YAML: duplicate key `{name}`"),
+    )
+    .with_primary(again.span, format!("`{name}` again"))
+    .with_secondary(first.span, "first defined here")
+    .with_help(
+        "YAML requires unique keys in a mapping, and an API server refuses them; \
+             remove one (this document is skipped; the others in the file are still checked)",
+    )
 }
 
 fn codes_yaml_syntax(span: Span, message: String) -> Diagnostic {

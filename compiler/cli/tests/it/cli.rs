@@ -93,7 +93,7 @@ fn json_lines_carry_the_documented_fields() {
         .collect();
     let typo = lines
         .iter()
-        .find(|l| l["message"] == "unknown field `namepsace`")
+        .find(|l| l["message"] == "unknown field `metadata.namepsace`")
         .expect("typo reported");
     assert_eq!(typo["severity"], "error");
     assert_eq!(typo["code"], "AIGW0010");
@@ -149,7 +149,7 @@ fn hostile_input_is_a_diagnostic_not_a_panic() {
 }
 
 /// A fresh, empty directory under the system temp dir, unique to this test.
-fn scratch(name: &str) -> std::path::PathBuf {
+pub(crate) fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("aigw-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");

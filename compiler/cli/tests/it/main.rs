@@ -11,6 +11,7 @@ mod cases;
 mod cli;
 mod conformance;
 mod envoy;
+mod inputs;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -29,13 +30,13 @@ pub fn sources(paths: &[PathBuf]) -> aigw_diag::SourceMap {
     let root = root();
     let mut map = aigw_diag::SourceMap::new();
     for path in paths {
-        let text = std::fs::read_to_string(path).expect("read input");
+        let bytes = std::fs::read(path).expect("read input");
         let name = path
             .strip_prefix(&root)
             .unwrap_or(path)
             .display()
             .to_string();
-        map.add(name, text);
+        map.add_bytes(name, bytes);
     }
     map
 }

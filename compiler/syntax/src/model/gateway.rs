@@ -25,8 +25,9 @@ pub struct GatewayClassSpec {
 pub struct GatewaySpec {
     #[schemars(length(min = 1, max = 253))]
     pub gateway_class_name: String,
-    #[serde(default)]
-    #[schemars(length(max = 64))]
+    /// Required, with at least one listener (Gateway API `MinItems=1`): a Gateway that listens
+    /// nowhere can carry no route.
+    #[schemars(length(min = 1, max = 64))]
     pub listeners: Vec<Listener>,
     #[serde(default)]
     pub addresses: Vec<serde_json::Value>,
