@@ -2,7 +2,6 @@
 //! need them, endpoint × schema compatibility per rule, exact models shadowed on one Gateway, and
 //! the keys of Secrets that are in the input.
 
-use crate::Options;
 use crate::diagnostics;
 use crate::endpoints;
 use aigw_diag::{Diagnostic, Span};
@@ -14,9 +13,9 @@ use std::collections::BTreeMap;
 /// The header the model is matched on.
 pub const MODEL_HEADER: &str = "x-ai-eg-model";
 
-pub(crate) fn check(ir: &Ir, options: Options) -> Vec<Diagnostic> {
+pub(crate) fn check(ir: &Ir) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    policy_targets(ir, options, &mut out);
+    policy_targets(ir, &mut out);
     rule_endpoints(ir, &mut out);
     shadowed_models(ir, &mut out);
     secret_keys(ir, &mut out);
@@ -30,8 +29,8 @@ fn object(ir: &Ir, id: NodeId) -> Option<&Object> {
     }
 }
 
-/// Conflicting policies on one target, and credential-less backends that need credentials.
-fn policy_targets(ir: &Ir, options: Options, out: &mut Vec<Diagnostic>) {
+/// Conflicting policies on one target, and cloud backends with no policy (ambient credentials).
+fn policy_targets(ir: &Ir, out: &mut Vec<Diagnostic>) {
     for kind in [Kind::AIServiceBackend, Kind::InferencePool] {
         for (_, id) in ir.nodes_of(kind) {
             let Some(target) = object(ir, id) else {
@@ -67,11 +66,11 @@ fn policy_targets(ir: &Ir, options: Options, out: &mut Vec<Diagnostic>) {
             }
             if let Some(Spec::AIServiceBackend(spec)) = &target.spec
                 && policies.is_empty()
-                && endpoints::needs_credentials(spec.schema.name)
+                && let Some(chain) = endpoints::ambient_chain(spec.schema.name)
             {
                 let span = target.origin.span_of("spec.schema.name");
                 out.push(
-                    diagnostics::missing_credentials(span, spec.schema.name.as_str(), options.open)
+                    diagnostics::missing_credentials(span, spec.schema.name.as_str(), chain)
                         .with_resource(target.resource()),
                 );
             }

@@ -81,20 +81,21 @@ pub(crate) fn no_common_endpoint(span: Span, field: &str, backends: &str) -> Dia
     .with_help("a rule fails over between its backends, so each must serve the client's endpoint; split the rule by endpoint")
 }
 
-pub(crate) fn missing_credentials(span: Span, schema: &str, open: bool) -> Diagnostic {
-    let severity = if open {
-        Severity::Warning
-    } else {
-        Severity::Error
-    };
-    Diagnostic::new(
-        severity,
+/// A cloud backend no BackendSecurityPolicy targets: valid (the reference deploys such
+/// manifests), and the data plane signs with the cloud's ambient chain; said as a warning so
+/// that a forgotten policy is not silent.
+pub(crate) fn missing_credentials(span: Span, schema: &str, chain: &str) -> Diagnostic {
+    Diagnostic::warning(
         codes::MISSING_CREDENTIALS,
-        format!("an AIServiceBackend with schema {schema} needs a BackendSecurityPolicy, and none targets it"),
+        format!(
+            "no BackendSecurityPolicy targets this {schema} backend: it will use the ambient credential chain where the data plane runs ({chain})"
+        ),
     )
-    .with_primary(span, "this schema cannot be called without credentials")
+    .with_primary(span, "credentials from the data plane's environment")
     .with_field("spec.schema.name")
-    .with_help("add a BackendSecurityPolicy whose targetRefs names this AIServiceBackend")
+    .with_help(
+        "add a BackendSecurityPolicy whose targetRefs names this AIServiceBackend to give it credentials of its own",
+    )
 }
 
 pub(crate) fn duplicate_model(

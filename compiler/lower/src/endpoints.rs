@@ -69,16 +69,21 @@ pub fn common(schemas: &[ApiSchemaName]) -> Vec<Endpoint> {
         .collect()
 }
 
-/// Schemas that cannot be called at all without credentials from a BackendSecurityPolicy.
-pub fn needs_credentials(schema: ApiSchemaName) -> bool {
-    matches!(
-        schema,
-        ApiSchemaName::GCPVertexAI
-            | ApiSchemaName::GCPAnthropic
-            | ApiSchemaName::AWSBedrock
-            | ApiSchemaName::AWSAnthropic
-            | ApiSchemaName::AzureOpenAI
-    )
+/// The ambient credential chain a backend of `schema` uses when no policy targets it, in the
+/// order the data plane tries it; `None` for schemas that are no cloud's.
+pub fn ambient_chain(schema: ApiSchemaName) -> Option<&'static str> {
+    match schema {
+        ApiSchemaName::AWSBedrock | ApiSchemaName::AWSAnthropic => Some(
+            "AWS default chain: environment keys, shared config and credentials files (AWS_PROFILE), web identity, ECS / EKS Pod Identity, IMDSv2",
+        ),
+        ApiSchemaName::GCPVertexAI | ApiSchemaName::GCPAnthropic => Some(
+            "GCP Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS, then the metadata server",
+        ),
+        ApiSchemaName::AzureOpenAI => {
+            Some("Azure: environment client credentials, then workload identity")
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,6 @@ pub struct Lowered {
 /// them). The graph takes ownership: objects are shared by `Arc`, never copied.
 pub fn lower(objects: Vec<Object>, options: Options) -> Lowered {
     let (ir, mut diagnostics) = resolve::resolve(objects, options);
-    diagnostics.extend(checks::check(&ir, options));
+    diagnostics.extend(checks::check(&ir));
     Lowered { ir, diagnostics }
 }

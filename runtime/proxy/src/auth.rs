@@ -1,7 +1,7 @@
 //! Upstream credentials that are more than a fixed header: AWS SigV4 signing (by the
 //! `aws-sigv4` crate), with credentials from the policy's Secret (an AWS credentials file),
-//! from STS for an OIDC token (refreshed by [`crate::token`]), or from the standard
-//! environment variables.
+//! from STS for an OIDC token, or from the AWS SDK's default chain (both refreshed by
+//! [`crate::token`]).
 //!
 //! *Invariant*: a request that needs a signature and cannot get one fails with a 5xx error;
 //! it is never sent unsigned. Secret values never reach a log line or an error message.
@@ -48,41 +48,31 @@ pub enum AwsError {
         "the credentials file in secret `{secret}` has no profile `{profile}` with `aws_access_key_id` and `aws_secret_access_key`"
     )]
     NoProfile { secret: String, profile: String },
-    #[error(
-        "no credentials file is given and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set"
-    )]
-    NoEnvironment,
 }
 
 impl AwsSigner {
-    /// Credentials from `file` (a Secret holding an AWS credentials file) under `profile`,
-    /// or else from the process environment.
+    /// Credentials from `file` (a Secret holding an AWS credentials file) under `profile`.
     pub fn load(
         region: &str,
-        file: Option<&SecretRef>,
+        file: &SecretRef,
         profile: Option<&str>,
         secrets: &Secrets,
     ) -> Result<Self, AwsError> {
-        let credentials = match file {
-            Some(reference) => {
-                let raw = secrets.get(reference)?;
-                let profile = profile.unwrap_or("default");
-                from_file(&String::from_utf8_lossy(&raw), profile).ok_or_else(|| {
-                    AwsError::NoProfile {
-                        secret: format!("{}/{}", reference.namespace, reference.name),
-                        profile: profile.to_owned(),
-                    }
-                })?
+        let raw = secrets.get(file)?;
+        let profile = profile.unwrap_or("default");
+        let credentials = from_file(&String::from_utf8_lossy(&raw), profile).ok_or_else(|| {
+            AwsError::NoProfile {
+                secret: format!("{}/{}", file.namespace, file.name),
+                profile: profile.to_owned(),
             }
-            None => from_environment().ok_or(AwsError::NoEnvironment)?,
-        };
+        })?;
         Ok(AwsSigner {
             identity: Source::Fixed(credentials.into()),
             region: region.to_owned(),
         })
     }
 
-    /// Signs with the keys `source` gets from STS.
+    /// Signs with the keys `source` gets (from STS, or from the AWS default chain).
     pub fn exchanged(region: &str, source: Arc<crate::token::TokenSource>) -> Self {
         AwsSigner {
             identity: Source::Exchanged(source),
@@ -139,19 +129,6 @@ impl AwsSigner {
         }
         Ok(())
     }
-}
-
-fn from_environment() -> Option<Credentials> {
-    let key = std::env::var("AWS_ACCESS_KEY_ID")
-        .ok()
-        .filter(|v| !v.is_empty())?;
-    let secret = std::env::var("AWS_SECRET_ACCESS_KEY")
-        .ok()
-        .filter(|v| !v.is_empty())?;
-    let token = std::env::var("AWS_SESSION_TOKEN")
-        .ok()
-        .filter(|v| !v.is_empty());
-    Some(Credentials::new(key, secret, token, None, "environment"))
 }
 
 /// The profile's keys from an AWS credentials file (INI: `[profile]` sections of

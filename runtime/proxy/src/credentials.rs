@@ -20,7 +20,7 @@ pub(crate) struct Resolved {
     pub aws: Option<AwsSigner>,
     pub token: Option<Arc<TokenSource>>,
     /// The GCP project and region.
-    pub gcp: Option<(String, String)>,
+    pub gcp: Option<crate::generation::GcpPlace>,
     pub unsupported: Option<Unsupported>,
 }
 
@@ -67,22 +67,38 @@ pub(crate) fn resolve(
             out.aws = Some(AwsSigner::exchanged(region, Arc::new(source)));
             None
         }
+        // Neither a file nor an exchange: the reference's "default credential chain".
         AuthMethod::AWSCredentials {
             region,
-            credentials_file,
+            credentials_file: None,
+            web_identity: None,
+            ..
+        } => {
+            out.aws = Some(crate::ambient::aws(name, region, clients));
+            None
+        }
+        AuthMethod::AmbientCredentials { cloud, region } => {
+            return Ok(crate::ambient::resolve(
+                name,
+                *cloud,
+                region.as_deref(),
+                clients,
+                endpoints,
+            ));
+        }
+        AuthMethod::AWSCredentials {
+            region,
+            credentials_file: Some(file),
             profile,
             web_identity: None,
         } => {
-            let signer = AwsSigner::load(
-                region,
-                credentials_file.as_ref(),
-                profile.as_deref(),
-                secrets,
-            )
-            .map_err(|error| BuildError::Aws {
-                backend: name.to_string(),
-                error: Box::new(error),
-            })?;
+            let signer =
+                AwsSigner::load(region, file, profile.as_deref(), secrets).map_err(|error| {
+                    BuildError::Aws {
+                        backend: name.to_string(),
+                        error: Box::new(error),
+                    }
+                })?;
             out.aws = Some(signer);
             None
         }
@@ -133,7 +149,10 @@ pub(crate) fn resolve(
             service_account_key,
             workload_identity,
         } => {
-            out.gcp = Some((project.clone(), region.clone()));
+            out.gcp = Some(crate::generation::GcpPlace {
+                project: Some(project.clone()),
+                region: region.clone(),
+            });
             let source = match (service_account_key, workload_identity) {
                 (Some(secret), _) => {
                     let raw = secret_of(name, secret, secrets)?;

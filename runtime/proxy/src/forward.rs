@@ -284,6 +284,10 @@ fn unsupported(upstream: &Upstream, reason: Unsupported) -> ProxyError {
         Unsupported::NoEndpoint => {
             ProxyError::bad_gateway(format!("backend `{}` has no endpoint", upstream.name))
         }
+        Unsupported::NoAmbient(why) => ProxyError::unavailable(format!(
+            "backend `{}`: no BackendSecurityPolicy targets it and no ambient credential can be used: {why}",
+            upstream.name
+        )),
     }
 }
 

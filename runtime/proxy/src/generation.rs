@@ -41,8 +41,8 @@ pub struct Upstream {
     pub api: Option<aigw_providers::Schema>,
     /// `schema.version`: Azure's `api-version`, the Anthropic version on AWS and GCP.
     pub version: Option<String>,
-    /// The GCP project and region, from a GCPCredentials policy.
-    pub gcp: Option<(String, String)>,
+    /// The GCP project and region: a GCPCredentials policy's, or the ambient ones.
+    pub gcp: Option<GcpPlace>,
     /// SigV4 signing, for an AWSCredentials policy.
     pub aws: Option<AwsSigner>,
     /// OAuth2 access tokens, for Azure and GCP credentials.
@@ -56,6 +56,14 @@ pub struct Upstream {
     pub client: Client,
     pub credential: Option<Credential>,
     pub credential_override: Option<CredentialOverride>,
+}
+
+/// Where a GCP backend's models are: `projects/{project}/locations/{region}`.
+#[derive(Clone, Debug)]
+pub struct GcpPlace {
+    /// `None`: the metadata server's project, learned with the first token.
+    pub project: Option<String>,
+    pub region: String,
 }
 
 /// A backend of a plain HTTPRoute rule.
@@ -79,6 +87,9 @@ pub enum Unsupported {
     UnixEndpoint,
     /// It has no endpoint (an InferencePool).
     NoEndpoint,
+    /// No policy targets it and its cloud's ambient chain cannot be used here: what is
+    /// missing, and what was looked for.
+    NoAmbient(&'static str),
 }
 
 /// A credential header, marked sensitive so that it is never logged.

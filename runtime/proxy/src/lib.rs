@@ -16,6 +16,7 @@
 //! *Boundary*: this crate knows nothing of the compiler. `aigw serve` and the lean
 //! `aigw-proxy` binary give it a table file; `aigw run` gives it tables it compiled itself.
 
+mod ambient;
 pub mod auth;
 pub mod body;
 mod credentials;

@@ -36,11 +36,27 @@ pub fn translate(
     let Some(schema) = upstream.api else {
         return Ok(Translation::Passthrough);
     };
+    let gcp = match &upstream.gcp {
+        Some(place) => {
+            let project = place
+                .project
+                .as_deref()
+                .or_else(|| upstream.token.as_ref().and_then(|t| t.gcp_project()));
+            let Some(project) = project else {
+                return Err(ProxyError::unavailable(format!(
+                    "backend `{}`: no GCP project: GOOGLE_CLOUD_PROJECT is not set and the credential names none",
+                    upstream.name
+                )));
+            };
+            Some((project, place.region.as_str()))
+        }
+        None => None,
+    };
     let target = Target {
         schema,
         model,
         version: upstream.version.as_deref(),
-        gcp: upstream.gcp.as_ref().map(|(p, r)| (p.as_str(), r.as_str())),
+        gcp,
         prefix: &upstream.prefix,
     };
     let request = ClientRequest {

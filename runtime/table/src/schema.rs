@@ -363,10 +363,11 @@ pub struct SecretRef {
     pub key: String,
 }
 
-/// How to authenticate to a backend (its BackendSecurityPolicy).
+/// How to authenticate to a backend (its BackendSecurityPolicy, or the cloud's ambient chain).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Auth {
-    /// The BackendSecurityPolicy, by name.
+    /// The BackendSecurityPolicy, by name; empty for [`AuthMethod::AmbientCredentials`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub policy: String,
     #[serde(flatten)]
     pub method: AuthMethod,
@@ -404,6 +405,17 @@ pub enum AuthMethod {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         oidc: Option<Oidc>,
     },
+    /// No BackendSecurityPolicy targets the backend: the cloud's standard credential chain
+    /// where the data plane runs (AWS: environment, web identity, EKS Pod Identity, shared
+    /// files, instance metadata; GCP: Application Default Credentials; Azure: environment
+    /// client credentials, then workload identity). Since 1.2.
+    AmbientCredentials {
+        cloud: Cloud,
+        /// The region, where the Backend's hostname says it; else the data plane's
+        /// environment does (`AWS_REGION`, `GOOGLE_CLOUD_LOCATION`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+    },
     /// A service-account key exchanged for an access token, or workload identity federation.
     GCPCredentials {
         project: String,
@@ -413,6 +425,14 @@ pub enum AuthMethod {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         workload_identity: Option<GcpWorkloadIdentity>,
     },
+}
+
+/// The cloud whose ambient credential chain a backend uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cloud {
+    AWS,
+    GCP,
+    Azure,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

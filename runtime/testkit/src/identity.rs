@@ -74,7 +74,7 @@ fn now() -> u64 {
 }
 
 /// `seconds` from now, in RFC 3339 (`2026-11-22T13:00:00Z`).
-fn rfc3339_in(seconds: u64) -> String {
+pub(crate) fn rfc3339_in(seconds: u64) -> String {
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds.cast_signed());
     at.replace_nanosecond(0)
         .ok()
@@ -97,6 +97,30 @@ struct OidcClaims {
 /// Where the issuer is: `http://<addr>/oidc`.
 pub(crate) fn issuer(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}/oidc")
+}
+
+/// A token of the provider, as its token endpoint issues it (and as a Kubernetes projected
+/// service-account token, signed by the cluster's issuer, is handed to a pod).
+pub(crate) fn mint(
+    federation: &Federation,
+    addr: std::net::SocketAddr,
+    lifetime: u64,
+) -> Option<String> {
+    let iat = now();
+    let claims = OidcClaims {
+        iss: issuer(addr),
+        sub: federation.oidc_client_id.clone(),
+        aud: federation.oidc_client_id.clone(),
+        iat,
+        exp: iat + lifetime,
+    };
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&federation.oidc_private_key).ok()?;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .ok()
 }
 
 /// Checks an OIDC token the provider issued.
@@ -199,25 +223,7 @@ fn oidc_token(
             "the scopes are not the expected ones",
         );
     }
-    let iat = now();
-    let claims = OidcClaims {
-        iss: issuer(addr),
-        sub: federation.oidc_client_id.clone(),
-        aud: federation.oidc_client_id.clone(),
-        iat,
-        exp: iat + lifetime,
-    };
-    let signed = jsonwebtoken::EncodingKey::from_rsa_pem(&federation.oidc_private_key)
-        .ok()
-        .and_then(|key| {
-            jsonwebtoken::encode(
-                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-                &claims,
-                &key,
-            )
-            .ok()
-        });
-    let Some(token) = signed else {
+    let Some(token) = mint(federation, addr, lifetime) else {
         return oauth_refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",

@@ -14,7 +14,9 @@
 //!
 //! [`python`] finds the workspace's pinned Python venv for the oracle and SDK tests;
 //! [`TokenEndpoint`] is a strict loopback OAuth2 token endpoint (Google's JWT-bearer grant,
-//! Azure's client credentials).
+//! Azure's client credentials, and the federated exchanges); [`MetadataServer`] the credential
+//! services a workload finds beside it in a cloud (IMDSv2, the EKS Pod Identity agent, the GCE
+//! metadata server).
 //!
 //! How it misbehaves, per server ([`Behavior`], changeable while it runs): a canned status and
 //! body, a delay before the answer, a TCP reset instead of any answer, or a stream cut after
@@ -25,6 +27,7 @@
 //! of the request than the `model` and `stream` fields.
 
 mod identity;
+mod metadata;
 mod providers;
 mod python;
 mod respond;
@@ -38,6 +41,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use identity::{Federation, Seen};
+pub use metadata::{
+    AwsKeys, Call, GCP_PROJECT, IMDS_KEYS, IMDS_ROLE, Metadata, MetadataServer, POD_IDENTITY_KEYS,
+};
 pub use providers::{event_stream, wrapped};
 pub use python::python;
 pub use respond::{COUNTED_TOKENS, usage};

@@ -130,6 +130,14 @@ impl TokenEndpoint {
         format!("http://{}/gcp-iam", self.state.addr)
     }
 
+    /// An OIDC token of the provider, for a token file (IRSA's `AWS_WEB_IDENTITY_TOKEN_FILE`,
+    /// Azure's `AZURE_FEDERATED_TOKEN_FILE`, a GCP external account's `credential_source`);
+    /// `None` without a federation.
+    pub fn oidc_token(&self) -> Option<String> {
+        let federation = self.state.accounts.federation.as_ref()?;
+        crate::identity::mint(federation, self.state.addr, 3600)
+    }
+
     /// The requests the federated services received, in order.
     pub fn federated(&self) -> Vec<Seen> {
         crate::lock(&self.state.federated).clone()

@@ -150,10 +150,18 @@ fn backend(ir: &Ir, id: NodeId, object: &Object) -> t::Backend {
         .into_iter()
         .filter_map(|(_, p)| ir.object(p))
         .find(|p| p.kind == Kind::BackendSecurityPolicy);
-    backend.auth = policy.and_then(|p| match &p.spec {
-        Some(Spec::BackendSecurityPolicy(spec)) => auth(p, spec),
-        _ => None,
-    });
+    backend.auth = match policy {
+        Some(p) => match &p.spec {
+            Some(Spec::BackendSecurityPolicy(spec)) => auth(p, spec),
+            _ => None,
+        },
+        None => match &object.spec {
+            Some(Spec::AIServiceBackend(spec)) => {
+                crate::ambient::auth(spec.schema.name, &backend.endpoints)
+            }
+            _ => None,
+        },
+    };
     backend
 }
 

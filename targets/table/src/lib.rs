@@ -15,6 +15,7 @@
 //! - the header and body mutations of a route's backendRef are merged over the AIServiceBackend's:
 //!   the route's `set` wins for a name both set; `remove` lists are united.
 
+mod ambient;
 mod backends;
 mod plain;
 

@@ -118,6 +118,33 @@ impl OidcClient {
     }
 }
 
+/// Where the token an exchange starts from comes from: an OIDC client (a policy's
+/// `oidcExchangeToken`), or a file the platform keeps fresh (a Kubernetes projected
+/// service-account token: Azure workload identity's `AZURE_FEDERATED_TOKEN_FILE`, a GCP
+/// external account's `credential_source.file`), read again for every exchange.
+pub enum Subject {
+    Oidc(OidcClient),
+    File(std::path::PathBuf),
+}
+
+impl Subject {
+    pub(super) async fn token(&self, client: &Client) -> Result<String, String> {
+        match self {
+            Subject::Oidc(oidc) => oidc.token(client).await,
+            Subject::File(path) => {
+                let text = tokio::fs::read_to_string(path).await.map_err(|e| {
+                    format!("the token file `{}` cannot be read: {e}", path.display())
+                })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(format!("the token file `{}` is empty", path.display()));
+                }
+                Ok(token.to_owned())
+            }
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Discovery {
     issuer: String,
@@ -128,9 +155,9 @@ struct Discovery {
 
 /// Azure's client-credentials grant with the OIDC token as the client assertion.
 pub struct AzureAssertion {
-    url: String,
-    client_id: String,
-    oidc: OidcClient,
+    pub(super) url: String,
+    pub(super) client_id: String,
+    pub(super) subject: Subject,
 }
 
 impl AzureAssertion {
@@ -143,7 +170,7 @@ impl AzureAssertion {
         client: &Client,
         started: Instant,
     ) -> Result<Token, String> {
-        let assertion = self.oidc.token(client).await?;
+        let assertion = self.subject.token(client).await?;
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "client_credentials")
             .append_pair("client_id", &self.client_id)
@@ -157,11 +184,13 @@ impl AzureAssertion {
 
 /// Google's STS, then IAM Credentials when a service account is impersonated.
 pub struct GcpFederation {
-    sts: String,
-    audience: String,
+    pub(super) sts: String,
+    pub(super) audience: String,
+    /// RFC 8693 `subject_token_type` (`…:jwt` for an OIDC token).
+    pub(super) subject_type: String,
     /// `generateAccessToken`'s URL for the account.
-    impersonate: Option<String>,
-    oidc: OidcClient,
+    pub(super) impersonate: Option<String>,
+    pub(super) subject: Subject,
 }
 
 impl GcpFederation {
@@ -174,13 +203,13 @@ impl GcpFederation {
         client: &Client,
         started: Instant,
     ) -> Result<Token, String> {
-        let subject = self.oidc.token(client).await?;
+        let subject = self.subject.token(client).await?;
         let body = serde_json::json!({
             "grantType": TOKEN_EXCHANGE,
             "audience": self.audience,
             "scope": GCP_SCOPE,
             "requestedTokenType": ACCESS_TOKEN_TYPE,
-            "subjectTokenType": JWT_TOKEN_TYPE,
+            "subjectTokenType": self.subject_type,
             "subjectToken": subject,
         });
         let request = body_post(&self.sts, "application/json", body.to_string().into(), None)?;
@@ -314,7 +343,7 @@ impl TokenSource {
         let grant = AzureAssertion {
             url: azure_token_url(endpoints, tenant)?,
             client_id: client_id.to_owned(),
-            oidc,
+            subject: Subject::Oidc(oidc),
         };
         Ok(Self::new(backend, Grant::AzureAssertion(grant), client))
     }
@@ -355,8 +384,9 @@ impl TokenSource {
                 "//iam.googleapis.com/projects/{}/locations/global/workloadIdentityPools/{}/providers/{}",
                 identity.project_id, identity.pool, identity.provider
             ),
+            subject_type: JWT_TOKEN_TYPE.to_owned(),
             impersonate,
-            oidc,
+            subject: Subject::Oidc(oidc),
         };
         Self::new(backend, Grant::GcpFederation(grant), client)
     }

@@ -5,6 +5,7 @@
 //! The Azure client-secret grant and the GCP service-account key's JWT-bearer grant are here;
 //! the exchanges that start from an OIDC token are in [`super::federated`].
 
+use super::ambient::{AwsChain, GcpMetadata};
 use super::federated::{AwsWebIdentity, AzureAssertion, GcpFederation};
 use super::{Credential, Endpoints, Token, TokenSource};
 use crate::upstream::{Client, UpstreamBody};
@@ -40,6 +41,10 @@ pub enum TokenConfigError {
     Tenant(String),
     #[error("the OIDC client id is not UTF-8 text")]
     ClientIdNotText,
+    #[error(
+        "the credentials file is not an `external_account` file with `audience`, `subject_token_type`, `token_url` and a `credential_source.file`"
+    )]
+    NotAnExternalAccount,
 }
 
 pub(super) enum Grant {
@@ -57,6 +62,8 @@ pub(super) enum Grant {
     AzureAssertion(AzureAssertion),
     GcpFederation(GcpFederation),
     AwsWebIdentity(AwsWebIdentity),
+    AwsChain(Box<AwsChain>),
+    GcpMetadata(GcpMetadata),
 }
 
 impl Grant {
@@ -68,6 +75,8 @@ impl Grant {
             Grant::AzureAssertion(g) => g.endpoint(),
             Grant::GcpFederation(g) => g.endpoint(),
             Grant::AwsWebIdentity(g) => g.endpoint(),
+            Grant::AwsChain(g) => g.endpoint(),
+            Grant::GcpMetadata(g) => g.endpoint(),
         }
     }
 
@@ -104,6 +113,8 @@ impl Grant {
             Grant::AzureAssertion(g) => g.exchange(client, started).await,
             Grant::GcpFederation(g) => g.exchange(client, started).await,
             Grant::AwsWebIdentity(g) => g.exchange(client, started).await,
+            Grant::AwsChain(g) => g.exchange().await,
+            Grant::GcpMetadata(g) => g.exchange(client, started).await,
         }
     }
 }

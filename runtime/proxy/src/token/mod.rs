@@ -8,8 +8,10 @@
 //! - AWS (`AWSCredentials` with an OIDC exchange): temporary credentials from STS
 //!   `AssumeRoleWithWebIdentity` for an OIDC token, which [`crate::auth`] signs with.
 //!
-//! The grants themselves are in [`grant`] (secret and key) and [`federated`] (OIDC tokens
-//! and what they are exchanged for). Where each endpoint is: [`Endpoints`].
+//! The grants themselves are in [`grant`] (secret and key), [`federated`] (OIDC tokens
+//! and what they are exchanged for) and [`ambient`] (the clouds' chains where the data plane
+//! runs: the AWS SDK's default chain, GCP external accounts and the metadata server, Azure
+//! workload identity). Where each endpoint is: [`Endpoints`].
 //!
 //! A credential is cached and refreshed five minutes before it expires (the reference's
 //! window). One refresh runs at a time: requests that arrive meanwhile keep using the current
@@ -22,6 +24,7 @@
 //! keys, OIDC tokens, access tokens, AWS keys) never reach a log line or an error message:
 //! an endpoint's own error code and description are all that is quoted of its answer.
 
+mod ambient;
 mod federated;
 mod grant;
 

@@ -7,6 +7,7 @@
     reason = "the helpers fail the test that called them, with the reason"
 )]
 
+mod ambient;
 mod cloud;
 mod federation;
 mod harness;
