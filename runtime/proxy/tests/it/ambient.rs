@@ -38,6 +38,7 @@ const AZURE_TENANT: &str = "aigw-ci-tenant";
 const AZURE_CLIENT: &str = "00000000-aaaa-bbbb-cccc-222222222222";
 const AZURE_SECRET: &str = "ambient-azure-client-secret";
 const BEDROCK: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+const KEY_EMAIL: &str = "ambient-key@aigw-ci.iam.gserviceaccount.com";
 
 /// The clouds' services and the test upstream, shared by every gateway process of a test.
 struct Clouds {
@@ -45,7 +46,7 @@ struct Clouds {
     tokens: TokenEndpoint,
     metadata: MetadataServer,
     dir: tempfile::TempDir,
-    _keys: crate::cloud::Keys,
+    keys: crate::cloud::Keys,
 }
 
 impl Clouds {
@@ -63,8 +64,8 @@ impl Clouds {
             gcp_service_account: SERVICE_ACCOUNT.into(),
         };
         let tokens = TokenEndpoint::start(Accounts {
-            gcp_email: String::new(),
-            gcp_public_key: Vec::new(),
+            gcp_email: KEY_EMAIL.into(),
+            gcp_public_key: keys.public.clone(),
             azure_tenant: AZURE_TENANT.into(),
             azure_client_id: AZURE_CLIENT.into(),
             azure_client_secret: AZURE_SECRET.into(),
@@ -83,7 +84,7 @@ impl Clouds {
             tokens,
             metadata,
             dir: tempfile::tempdir().expect("temp dir"),
-            _keys: keys,
+            keys,
         }
     }
 
@@ -486,15 +487,28 @@ async fn without_any_source_each_request_is_refused_and_never_sent_unsigned() {
 }
 
 /// The first links of the AWS chain: the environment's keys, then the shared credentials file
-/// under `AWS_PROFILE`.
+/// under `AWS_PROFILE`; and a service-account key file as GCP's Application Default
+/// Credentials, whose `project_id` names the project.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_keys_and_a_shared_credentials_profile_are_picked_up() {
     const ENV_KEYS: (&str, &str, &str) = ("AKIAENVEXAMPLE", "env-secret/EXAMPLEKEY", "env-session");
     const FILE_KEYS: (&str, &str, &str) =
         ("AKIAFILEEXAMPLE", "file-secret/EXAMPLEKEY", "file-session");
     let clouds = Clouds::start().await;
+    let key_file = serde_json::json!({
+        "type": "service_account",
+        "project_id": "aigw-key-project",
+        "private_key_id": "k1",
+        "private_key": clouds.keys.private,
+        "client_email": KEY_EMAIL,
+        "token_uri": clouds.tokens.token_uri(),
+    });
     let mut env = base_env(&clouds);
     env.extend([
+        (
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            clouds.file("service-account.json", &key_file.to_string()),
+        ),
         ("AWS_ACCESS_KEY_ID", ENV_KEYS.0.to_owned()),
         ("AWS_SECRET_ACCESS_KEY", ENV_KEYS.1.to_owned()),
         ("AWS_SESSION_TOKEN", ENV_KEYS.2.to_owned()),
@@ -502,6 +516,20 @@ async fn environment_keys_and_a_shared_credentials_profile_are_picked_up() {
     let gw = Gateway::start(&clouds, "env", &env).await;
     assert_eq!(gw.chat(BEDROCK).await.0, 200);
     botocore_agrees(&clouds.mock, ENV_KEYS, "environment keys");
+    let (status, body) = gw.chat("gemini-2.5-flash").await;
+    assert_eq!(status, 200, "{body}");
+    let seen = received(&clouds.mock, ":generateContent");
+    assert!(
+        seen.uri
+            .starts_with("/v1/projects/aigw-key-project/locations/us-central1/"),
+        "the key file's project: {}",
+        seen.uri
+    );
+    assert!(
+        authorization(&seen).starts_with("Bearer gcp-token-"),
+        "{seen:?}"
+    );
+    assert_eq!(clouds.tokens.assertions().len(), 1, "one JWT-bearer grant");
     drop(gw);
 
     let file = clouds.file(
