@@ -1,18 +1,21 @@
 //! One constructor per diagnostic admission reports.
 
-use aigw_diag::{Diagnostic, Span, codes};
+use aigw_diag::{Diagnostic, Span, about_field, codes};
 
 /// A CRD `x-kubernetes-validations` rule that does not hold. The message is the reference's,
 /// verbatim, so that users find it when they search.
 pub(crate) fn rule(span: Span, field: &str, message: &str) -> Diagnostic {
-    Diagnostic::error(codes::VALIDATION_RULE, message.trim_end_matches('.'))
-        .with_primary(span, "this value breaks the rule")
-        .with_field(field)
+    Diagnostic::error(
+        codes::VALIDATION_RULE,
+        about_field(field, message.trim_end_matches('.')),
+    )
+    .with_primary(span, "this value breaks the rule")
+    .with_field(field)
 }
 
 /// Something the reference admits but that cannot work; we refuse it and say why.
 pub(crate) fn unworkable(span: Span, field: &str, message: String, help: &str) -> Diagnostic {
-    Diagnostic::error(codes::UNWORKABLE, message)
+    Diagnostic::error(codes::UNWORKABLE, about_field(field, message))
         .with_primary(span, "here")
         .with_field(field)
         .with_help(help)
@@ -24,7 +27,7 @@ pub(crate) fn cel_error(span: Span, field: &str, syntax: bool, message: &str) ->
     } else {
         (codes::CEL_TYPE, "the CEL expression does not type-check")
     };
-    Diagnostic::error(code, format!("{what}: {message}"))
+    Diagnostic::error(code, about_field(field, format_args!("{what}: {message}")))
         .with_primary(span, if syntax { "syntax error" } else { "type error" })
         .with_field(field)
         .with_help("variables: model, backend, route_name (string); input_tokens, cached_input_tokens, cache_creation_input_tokens, output_tokens, total_tokens, reasoning_tokens (uint)")
@@ -33,7 +36,10 @@ pub(crate) fn cel_error(span: Span, field: &str, syntax: bool, message: &str) ->
 pub(crate) fn invalid_regex(span: Span, field: &str, pattern: &str, reason: &str) -> Diagnostic {
     Diagnostic::error(
         codes::INVALID_REGEX,
-        format!("invalid regular expression `{pattern}`: {reason}"),
+        about_field(
+            field,
+            format_args!("invalid regular expression `{pattern}`: {reason}"),
+        ),
     )
     .with_primary(span, "does not compile")
     .with_field(field)
@@ -43,7 +49,10 @@ pub(crate) fn invalid_regex(span: Span, field: &str, pattern: &str, reason: &str
 pub(crate) fn bad_format(span: Span, field: &str, value: &str, format: &str) -> Diagnostic {
     Diagnostic::error(
         codes::BAD_FORMAT,
-        format!("invalid value: \"{value}\": must be a {format}"),
+        about_field(
+            field,
+            format_args!("invalid value: \"{value}\": must be a {format}"),
+        ),
     )
     .with_primary(span, "wrong format")
     .with_field(field)

@@ -43,6 +43,17 @@ impl fmt::Display for ResourceRef {
     }
 }
 
+/// A message about the field at `path`, led by the path as the API server writes it
+/// (`` `spec.rules[0].name`: invalid value: ...``), so that the text alone says where; the
+/// message itself when `path` is empty.
+pub fn about_field(path: &str, message: impl fmt::Display) -> String {
+    if path.is_empty() {
+        message.to_string()
+    } else {
+        format!("`{path}`: {message}")
+    }
+}
+
 /// A span with a short label shown under it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Label {

@@ -12,7 +12,7 @@ mod render;
 mod source;
 
 pub use codes::Code;
-pub use diagnostic::{Diagnostic, Label, ResourceRef, Severity};
+pub use diagnostic::{Diagnostic, Label, ResourceRef, Severity, about_field};
 pub use excerpt::{MAX_QUOTED, MAX_TEXT, excerpt};
 pub use render::{RenderOptions, render_json, render_text};
 pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};

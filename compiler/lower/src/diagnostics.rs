@@ -1,6 +1,6 @@
 //! One constructor per diagnostic the graph passes report.
 
-use aigw_diag::{Diagnostic, Severity, Span, codes};
+use aigw_diag::{Diagnostic, Severity, Span, about_field, codes};
 
 /// A reference to an object that is not in the input. With `--open` it is a warning: the object
 /// may live in another repository.
@@ -13,7 +13,7 @@ pub(crate) fn unresolved(span: Span, field: &str, what: &str, open: bool) -> Dia
     Diagnostic::new(
         severity,
         codes::UNRESOLVED_REFERENCE,
-        format!("{what} is not defined in the input"),
+        about_field(field, format_args!("{what} is not defined in the input")),
     )
     .with_primary(span, "referenced here")
     .with_field(field)
@@ -28,7 +28,10 @@ pub(crate) fn unresolved(span: Span, field: &str, what: &str, open: bool) -> Dia
 pub(crate) fn parent_without_listeners(span: Span, field: &str, what: &str) -> Diagnostic {
     Diagnostic::error(
         codes::PARENT_WITHOUT_LISTENERS,
-        format!("{what} has no listeners, so this route attaches to nothing"),
+        about_field(
+            field,
+            format_args!("{what} has no listeners, so this route attaches to nothing"),
+        ),
     )
     .with_primary(span, "parent here")
     .with_field(field)
@@ -44,7 +47,10 @@ pub(crate) fn not_permitted(
 ) -> Diagnostic {
     Diagnostic::error(
         codes::REFERENCE_NOT_PERMITTED,
-        format!("cross-namespace reference to {what} is not permitted"),
+        about_field(
+            field,
+            format_args!("cross-namespace reference to {what} is not permitted"),
+        ),
     )
     .with_primary(span, "crosses namespaces")
     .with_field(field)
@@ -74,7 +80,7 @@ pub(crate) fn conflicting_policies(
 pub(crate) fn no_common_endpoint(span: Span, field: &str, backends: &str) -> Diagnostic {
     Diagnostic::error(
         codes::NO_COMMON_ENDPOINT,
-        format!("the backends of this rule serve no client endpoint in common: {backends}"),
+        about_field(field, format_args!("the backends of this rule serve no client endpoint in common: {backends}")),
     )
     .with_primary(span, "no request can be served by every backend")
     .with_field(field)
@@ -135,7 +141,7 @@ pub(crate) fn secret_key_missing(
     };
     Diagnostic::error(
         codes::SECRET_KEY_MISSING,
-        format!("{secret} has no key `{key}`; {have}"),
+        about_field(field, format_args!("{secret} has no key `{key}`; {have}")),
     )
     .with_primary(span, "references the Secret")
     .with_field(field)

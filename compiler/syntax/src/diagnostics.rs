@@ -4,14 +4,8 @@
 
 use aigw_diag::{Diagnostic, Span, codes};
 
-/// The message about the field at `path`, led by the path as the API server writes it
-/// (`spec.rules[0].name: invalid value: ...`), so that the text alone says where.
 fn at(path: &str, message: String) -> String {
-    if path.is_empty() {
-        message
-    } else {
-        format!("`{path}`: {message}")
-    }
+    aigw_diag::about_field(path, message)
 }
 
 fn with_field(d: Diagnostic, path: &str) -> Diagnostic {

@@ -34,7 +34,7 @@
 use crate::auth::AwsSigner;
 use crate::credentials::Resolved;
 use crate::generation::{GcpPlace, Unsupported};
-use crate::token::{Endpoints, TokenSource};
+use crate::token::{Endpoints, Subject, TokenSource};
 use crate::upstream::Clients;
 use aigw_table::Cloud;
 use std::path::PathBuf;
@@ -182,11 +182,11 @@ fn azure(
     let Some(file) = var("AZURE_FEDERATED_TOKEN_FILE") else {
         return Err("Azure: neither AZURE_CLIENT_SECRET nor AZURE_FEDERATED_TOKEN_FILE is set");
     };
-    TokenSource::azure_workload_identity(
+    TokenSource::azure_assertion(
         name.clone(),
         &tenant,
         &client_id,
-        PathBuf::from(file),
+        Subject::File(PathBuf::from(file)),
         endpoints,
         clients.plain(),
     )

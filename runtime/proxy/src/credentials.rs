@@ -123,11 +123,11 @@ pub(crate) fn resolve(
                 }
                 (None, Some(oidc)) => {
                     let client = oidc_client(name, oidc, secrets)?;
-                    TokenSource::azure_oidc(
+                    TokenSource::azure_assertion(
                         name.clone(),
                         tenant_id,
                         client_id,
-                        client,
+                        crate::token::Subject::Oidc(client),
                         endpoints,
                         clients.plain(),
                     )

@@ -13,41 +13,19 @@
 //!   the backend's own credential replaces them.
 
 use crate::Shared;
-use crate::body::{self, Body, Peek, Rewrite};
+use crate::body::{self, Body, Rewrite};
 use crate::error::ProxyError;
-use crate::generation::{Generation, Unsupported, Upstream};
-use crate::handler::Endpoint;
+use crate::exchange::{Endpoint, Exchange, HOP_BY_HOP, pick};
+use crate::generation::{Unsupported, Upstream};
 use crate::relay::{self, Relay};
 use crate::upstream::{self, UpstreamBody};
-use aigw_table::{BackendRef, ListenerId, Selected};
+use aigw_table::BackendRef;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Everything about one request that the backend call needs.
-pub struct Exchange<'a> {
-    pub generation: &'a Arc<Generation>,
-    pub listener: ListenerId,
-    pub selected: Selected<'a>,
-    pub endpoint: Endpoint,
-    pub parts: &'a http::request::Parts,
-    pub body: &'a Bytes,
-    pub peek: &'a Peek<'a>,
-}
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1): never passed on, in either direction.
-pub(crate) const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 /// Request headers the gateway sets itself, and the client's own credentials.
 const REPLACED: &[&str] = &[
     "host",
@@ -137,26 +115,6 @@ pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Bo
 /// 5xx and 429 move on to the next priority.
 fn retriable(status: http::StatusCode) -> bool {
     status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS
-}
-
-/// A weighted random choice (`None` when no candidate has weight).
-pub(crate) fn pick<'a, T>(
-    candidates: impl Iterator<Item = &'a T> + Clone,
-    weight: impl Fn(&T) -> u32,
-) -> Option<&'a T> {
-    let total: u64 = candidates.clone().map(|b| u64::from(weight(b))).sum();
-    if total == 0 {
-        return None;
-    }
-    let mut point = fastrand::u64(0..total);
-    candidates.into_iter().find(|b| {
-        let weight = u64::from(weight(b));
-        if point < weight {
-            return true;
-        }
-        point -= weight;
-        false
-    })
 }
 
 /// The client's headers minus hop-by-hop ones and client credentials.

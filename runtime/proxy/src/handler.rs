@@ -7,86 +7,12 @@
 
 use crate::body::{self, Body};
 use crate::error::{ProxyError, json_response, route_not_found};
+use crate::exchange::{Endpoint, Exchange, MODEL_HEADER};
 use crate::generation::Generation;
 use crate::{Shared, forward};
-use aigw_providers::ClientApi;
 use aigw_table::{ListenerId, Selected};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use std::sync::Arc;
-
-/// The request header the chosen rule matches the model against (the reference's name).
-pub const MODEL_HEADER: &str = "x-ai-eg-model";
-
-/// The endpoints the gateway serves: OpenAI's, Anthropic's under `/anthropic` and Cohere's
-/// under `/cohere`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    ChatCompletions,
-    Completions,
-    Embeddings,
-    Models,
-    Responses,
-    ImagesGenerations,
-    AudioSpeech,
-    AudioTranscriptions,
-    AudioTranslations,
-    /// Anthropic's Messages API.
-    Messages,
-    CountTokens,
-    /// Cohere's rerank.
-    Rerank,
-}
-
-impl Endpoint {
-    pub fn of(path: &str) -> Option<Endpoint> {
-        Some(match path {
-            "/v1/chat/completions" => Endpoint::ChatCompletions,
-            "/v1/completions" => Endpoint::Completions,
-            "/v1/embeddings" => Endpoint::Embeddings,
-            "/v1/models" => Endpoint::Models,
-            "/v1/responses" => Endpoint::Responses,
-            "/v1/images/generations" => Endpoint::ImagesGenerations,
-            "/v1/audio/speech" => Endpoint::AudioSpeech,
-            "/v1/audio/transcriptions" => Endpoint::AudioTranscriptions,
-            "/v1/audio/translations" => Endpoint::AudioTranslations,
-            "/anthropic/v1/messages" => Endpoint::Messages,
-            "/anthropic/v1/messages/count_tokens" => Endpoint::CountTokens,
-            "/cohere/v2/rerank" => Endpoint::Rerank,
-            _ => return None,
-        })
-    }
-
-    /// Bodies sent as `multipart/form-data`.
-    fn multipart(self) -> bool {
-        matches!(
-            self,
-            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
-        )
-    }
-
-    /// Endpoints whose responses carry token usage.
-    pub fn has_usage(self) -> bool {
-        matches!(
-            self,
-            Endpoint::ChatCompletions
-                | Endpoint::Completions
-                | Endpoint::Embeddings
-                | Endpoint::Responses
-                | Endpoint::Messages
-        )
-    }
-
-    /// The API the client speaks, which shapes the gateway's own errors too.
-    pub fn api(path: &str) -> ClientApi {
-        if path.starts_with("/anthropic/") {
-            ClientApi::Anthropic
-        } else if path.starts_with("/cohere/") {
-            ClientApi::Cohere
-        } else {
-            ClientApi::OpenAI
-        }
-    }
-}
 
 /// Answers one request that arrived on `port`.
 pub async fn handle(
@@ -176,7 +102,7 @@ async fn serve(
         }
         return Ok(route_not_found());
     };
-    let exchange = forward::Exchange {
+    let exchange = Exchange {
         generation,
         listener,
         selected,

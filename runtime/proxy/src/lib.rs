@@ -21,6 +21,7 @@ pub mod auth;
 pub mod body;
 mod credentials;
 pub mod error;
+pub mod exchange;
 pub mod forward;
 pub mod generation;
 pub mod handler;

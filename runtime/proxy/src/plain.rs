@@ -45,7 +45,7 @@ pub async fn send(
         .and_then(|rules| rules.get(selected.rule_index))
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let Some(upstream) = crate::forward::pick(backends.iter(), |b| b.weight) else {
+    let Some(upstream) = crate::exchange::pick(backends.iter(), |b| b.weight) else {
         return Err(ProxyError::internal(format!(
             "route `{}` has no backend to send to",
             selected.route.name
@@ -65,7 +65,7 @@ pub async fn send(
         .parse()
         .map_err(|_| ProxyError::bad_request("the request path cannot be forwarded"))?;
     let mut headers = parts.headers;
-    for name in crate::forward::HOP_BY_HOP {
+    for name in crate::exchange::HOP_BY_HOP {
         headers.remove(*name);
     }
     let mut request = Request::new(body);
@@ -93,7 +93,7 @@ pub async fn send(
     })?;
     shared.metrics.attempt("answered");
     let (mut parts, incoming) = response.into_parts();
-    for name in crate::forward::HOP_BY_HOP {
+    for name in crate::exchange::HOP_BY_HOP {
         parts.headers.remove(*name);
     }
     let relay = Relay::new(

@@ -7,9 +7,9 @@
 use crate::Shared;
 use crate::body::Body;
 use crate::error::{ProxyError, json_response};
-use crate::forward::{Exchange, HOP_BY_HOP};
+use crate::exchange::Endpoint;
+use crate::exchange::{Exchange, HOP_BY_HOP};
 use crate::generation::Upstream;
-use crate::handler::Endpoint;
 use crate::metrics::Usage;
 use crate::relay::{self, Relay};
 use aigw_providers::{

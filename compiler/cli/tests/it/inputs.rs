@@ -8,7 +8,8 @@ use aigw_compiler::{CheckOptions, check};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-fn aigw(args: &[&str], stdin: &[u8]) -> Output {
+/// Runs the real binary in the workspace root with `stdin` as its input.
+pub(crate) fn aigw(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_aigw"))
         .args(args)
         .current_dir(root())

@@ -16,9 +16,9 @@
 //! What runs where, which of them is picked, and the errors naming what was tried: see
 //! `crate::ambient`.
 
-use super::federated::{AzureAssertion, GcpFederation, Subject};
-use super::grant::{Grant, TokenConfigError, azure_token_url, bearer};
-use super::{Credential, Endpoints, Token, TokenSource};
+use super::federated::{GcpFederation, Subject};
+use super::grant::{Grant, TokenConfigError, bearer};
+use super::{Credential, Token, TokenSource};
 use crate::upstream::{Client, UpstreamBody};
 use aws_credential_types::provider::ProvideCredentials;
 use serde::Deserialize;
@@ -172,23 +172,6 @@ impl TokenSource {
             chain: tokio::sync::OnceCell::new(),
         };
         Self::new(backend, Grant::AwsChain(Box::new(grant)), client)
-    }
-
-    /// Azure workload identity: the token in `file` is the client assertion.
-    pub fn azure_workload_identity(
-        backend: Arc<str>,
-        tenant: &str,
-        client_id: &str,
-        file: std::path::PathBuf,
-        endpoints: &Endpoints,
-        client: Client,
-    ) -> Result<Self, TokenConfigError> {
-        let grant = AzureAssertion {
-            url: azure_token_url(endpoints, tenant)?,
-            client_id: client_id.to_owned(),
-            subject: Subject::File(file),
-        };
-        Ok(Self::new(backend, Grant::AzureAssertion(grant), client))
     }
 
     /// A GCP `external_account` credential file (workload identity federation outside GCP).

@@ -331,19 +331,20 @@ struct StsError {
 }
 
 impl TokenSource {
-    /// Azure's grant with an OIDC token as the client assertion.
-    pub fn azure_oidc(
+    /// Azure's grant with the subject's token as the client assertion: a policy's OIDC
+    /// exchange, or workload identity's token file.
+    pub fn azure_assertion(
         backend: Arc<str>,
         tenant: &str,
         client_id: &str,
-        oidc: OidcClient,
+        subject: Subject,
         endpoints: &Endpoints,
         client: Client,
     ) -> Result<Self, TokenConfigError> {
         let grant = AzureAssertion {
             url: azure_token_url(endpoints, tenant)?,
             client_id: client_id.to_owned(),
-            subject: Subject::Oidc(oidc),
+            subject,
         };
         Ok(Self::new(backend, Grant::AzureAssertion(grant), client))
     }

@@ -28,7 +28,7 @@ mod ambient;
 mod federated;
 mod grant;
 
-pub use federated::OidcClient;
+pub use federated::{OidcClient, Subject};
 pub use grant::TokenConfigError;
 
 use crate::error::ProxyError;

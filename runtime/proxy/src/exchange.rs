@@ -1,0 +1,127 @@
+//! What one AI request is, as the stages of the request path share it: the endpoint it came
+//! to, and the exchange (generation, rule, parts, body, model) the backend call works from;
+//! with the helpers every stage uses (hop-by-hop headers, the weighted choice). The handler
+//! builds an [`Exchange`]; `forward`, `translated` and `plain` read it. This module imports none
+//! of them, so the request path has no import circle.
+
+use crate::body::Peek;
+use crate::generation::Generation;
+use aigw_providers::ClientApi;
+use aigw_table::{ListenerId, Selected};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// The request header the chosen rule matches the model against (the reference's name).
+pub const MODEL_HEADER: &str = "x-ai-eg-model";
+
+/// The endpoints the gateway serves: OpenAI's, Anthropic's under `/anthropic` and Cohere's
+/// under `/cohere`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    Models,
+    Responses,
+    ImagesGenerations,
+    AudioSpeech,
+    AudioTranscriptions,
+    AudioTranslations,
+    /// Anthropic's Messages API.
+    Messages,
+    CountTokens,
+    /// Cohere's rerank.
+    Rerank,
+}
+
+impl Endpoint {
+    pub fn of(path: &str) -> Option<Endpoint> {
+        Some(match path {
+            "/v1/chat/completions" => Endpoint::ChatCompletions,
+            "/v1/completions" => Endpoint::Completions,
+            "/v1/embeddings" => Endpoint::Embeddings,
+            "/v1/models" => Endpoint::Models,
+            "/v1/responses" => Endpoint::Responses,
+            "/v1/images/generations" => Endpoint::ImagesGenerations,
+            "/v1/audio/speech" => Endpoint::AudioSpeech,
+            "/v1/audio/transcriptions" => Endpoint::AudioTranscriptions,
+            "/v1/audio/translations" => Endpoint::AudioTranslations,
+            "/anthropic/v1/messages" => Endpoint::Messages,
+            "/anthropic/v1/messages/count_tokens" => Endpoint::CountTokens,
+            "/cohere/v2/rerank" => Endpoint::Rerank,
+            _ => return None,
+        })
+    }
+
+    /// Bodies sent as `multipart/form-data`.
+    pub fn multipart(self) -> bool {
+        matches!(
+            self,
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+        )
+    }
+
+    /// Endpoints whose responses carry token usage.
+    pub fn has_usage(self) -> bool {
+        matches!(
+            self,
+            Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Embeddings
+                | Endpoint::Responses
+                | Endpoint::Messages
+        )
+    }
+
+    /// The API the client speaks, which shapes the gateway's own errors too.
+    pub fn api(path: &str) -> ClientApi {
+        if path.starts_with("/anthropic/") {
+            ClientApi::Anthropic
+        } else if path.starts_with("/cohere/") {
+            ClientApi::Cohere
+        } else {
+            ClientApi::OpenAI
+        }
+    }
+}
+
+/// Everything about one request that the backend call needs.
+pub struct Exchange<'a> {
+    pub generation: &'a Arc<Generation>,
+    pub listener: ListenerId,
+    pub selected: Selected<'a>,
+    pub endpoint: Endpoint,
+    pub parts: &'a http::request::Parts,
+    pub body: &'a Bytes,
+    pub peek: &'a Peek<'a>,
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1): never passed on, in either direction.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+/// A weighted random choice (`None` when no candidate has weight).
+pub fn pick<'a, T>(
+    candidates: impl Iterator<Item = &'a T> + Clone,
+    weight: impl Fn(&T) -> u32,
+) -> Option<&'a T> {
+    let total: u64 = candidates.clone().map(|b| u64::from(weight(b))).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut point = fastrand::u64(0..total);
+    candidates.into_iter().find(|b| {
+        let weight = u64::from(weight(b));
+        if point < weight {
+            return true;
+        }
+        point -= weight;
+        false
+    })
+}
