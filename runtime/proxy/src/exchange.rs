@@ -36,21 +36,40 @@ pub enum Endpoint {
 
 impl Endpoint {
     pub fn of(path: &str) -> Option<Endpoint> {
-        Some(match path {
-            "/v1/chat/completions" => Endpoint::ChatCompletions,
-            "/v1/completions" => Endpoint::Completions,
-            "/v1/embeddings" => Endpoint::Embeddings,
-            "/v1/models" => Endpoint::Models,
-            "/v1/responses" => Endpoint::Responses,
-            "/v1/images/generations" => Endpoint::ImagesGenerations,
-            "/v1/audio/speech" => Endpoint::AudioSpeech,
-            "/v1/audio/transcriptions" => Endpoint::AudioTranscriptions,
-            "/v1/audio/translations" => Endpoint::AudioTranslations,
-            "/anthropic/v1/messages" => Endpoint::Messages,
-            "/anthropic/v1/messages/count_tokens" => Endpoint::CountTokens,
-            "/cohere/v2/rerank" => Endpoint::Rerank,
-            _ => return None,
-        })
+        Endpoint::ALL.iter().copied().find(|e| e.path() == path)
+    }
+
+    const ALL: [Endpoint; 12] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Models,
+        Endpoint::Responses,
+        Endpoint::ImagesGenerations,
+        Endpoint::AudioSpeech,
+        Endpoint::AudioTranscriptions,
+        Endpoint::AudioTranslations,
+        Endpoint::Messages,
+        Endpoint::CountTokens,
+        Endpoint::Rerank,
+    ];
+
+    /// The path it is served at.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Embeddings => "/v1/embeddings",
+            Endpoint::Models => "/v1/models",
+            Endpoint::Responses => "/v1/responses",
+            Endpoint::ImagesGenerations => "/v1/images/generations",
+            Endpoint::AudioSpeech => "/v1/audio/speech",
+            Endpoint::AudioTranscriptions => "/v1/audio/transcriptions",
+            Endpoint::AudioTranslations => "/v1/audio/translations",
+            Endpoint::Messages => "/anthropic/v1/messages",
+            Endpoint::CountTokens => "/anthropic/v1/messages/count_tokens",
+            Endpoint::Rerank => "/cohere/v2/rerank",
+        }
     }
 
     /// Bodies sent as `multipart/form-data`.

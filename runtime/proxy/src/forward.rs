@@ -17,6 +17,7 @@ use crate::body::{self, Body, Rewrite};
 use crate::error::ProxyError;
 use crate::exchange::{Endpoint, Exchange, HOP_BY_HOP, pick};
 use crate::generation::{Unsupported, Upstream};
+use crate::record::Record;
 use crate::relay::{self, Relay};
 use crate::upstream::{self, UpstreamBody};
 use aigw_table::BackendRef;
@@ -36,7 +37,11 @@ const REPLACED: &[&str] = &[
     "x-api-key",
 ];
 
-pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Body>, ProxyError> {
+pub async fn send(
+    shared: &Shared,
+    exchange: Exchange<'_>,
+    record: &mut Record,
+) -> Result<Response<Body>, ProxyError> {
     let rule = exchange.selected.rule;
     let deadline = Instant::now() + Duration::from_millis(rule.request_timeout_ms.max(1));
     let mut levels = rule.priority_levels();
@@ -60,6 +65,7 @@ pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Bo
             continue;
         };
         let upstream = &exchange.generation.backends[reference.backend];
+        record.attempt(reference.backend, sent_model(&exchange, reference));
         // A translated stream reports its usage itself.
         let usage_chunk = wants_usage && speaks_openai(upstream);
         match call(
@@ -84,19 +90,13 @@ pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Bo
                     upstream,
                     translator,
                     deadline,
+                    record,
                 };
                 return answer.respond(response).await;
             }
             Ok((response, None)) => {
                 shared.metrics.attempt("answered");
-                return Ok(respond(
-                    shared,
-                    &exchange,
-                    upstream,
-                    response,
-                    usage_chunk,
-                    deadline,
-                ));
+                return Ok(respond(&exchange, response, usage_chunk, deadline, record));
             }
             Err(error) if error.retry && !final_attempt => {
                 shared.metrics.attempt("failed");
@@ -115,6 +115,15 @@ pub async fn send(shared: &Shared, exchange: Exchange<'_>) -> Result<Response<Bo
 /// 5xx and 429 move on to the next priority.
 fn retriable(status: http::StatusCode) -> bool {
     status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS
+}
+
+/// The model the backend is asked for: the backendRef's override, or the client's.
+fn sent_model<'a>(exchange: &'a Exchange<'_>, reference: &'a BackendRef) -> &'a str {
+    reference
+        .model_name_override
+        .as_deref()
+        .or(exchange.peek.model.as_deref())
+        .unwrap_or_default()
 }
 
 /// The client's headers minus hop-by-hop ones and client credentials.
@@ -162,11 +171,7 @@ async fn call(
         headers.insert(header::AUTHORIZATION, token.header().await?);
     }
     let body = request_body(exchange, reference, usage_chunk)?;
-    let model = reference
-        .model_name_override
-        .as_deref()
-        .or(exchange.peek.model.as_deref())
-        .unwrap_or_default();
+    let model = sent_model(exchange, reference);
     let (uri, body, translator) =
         match crate::translated::translate(exchange, upstream, model, &body)? {
             aigw_providers::Translation::Passthrough => {
@@ -368,12 +373,11 @@ fn wants_usage_chunk(exchange: &Exchange<'_>) -> bool {
 
 /// The client's response: the upstream's status and headers, its body relayed chunk by chunk.
 fn respond(
-    shared: &Shared,
     exchange: &Exchange<'_>,
-    upstream: &Upstream,
     response: Response<hyper::body::Incoming>,
     usage_chunk: bool,
     deadline: Instant,
+    record: &mut Record,
 ) -> Response<Body> {
     let (mut parts, incoming) = response.into_parts();
     for name in HOP_BY_HOP {
@@ -399,14 +403,7 @@ fn respond(
         relay::Mode::Whole
     };
     let usage = exchange.endpoint.has_usage() && parts.status.is_success();
-    let relay = Relay::new(
-        incoming,
-        mode,
-        usage,
-        Some(deadline),
-        idle,
-        shared.metrics.clone(),
-        upstream.name.clone(),
-    );
+    record.status(parts.status.as_u16());
+    let relay = Relay::new(incoming, mode, usage, Some(deadline), idle, record.take());
     Response::from_parts(parts, Body::stream(relay))
 }

@@ -30,6 +30,8 @@ pub struct Generation {
     /// Unix seconds when it was loaded: the `created` of `/v1/models` entries whose route
     /// does not say.
     pub loaded_at: i64,
+    /// The routes' request costs, compiled.
+    pub costs: crate::costs::Costs,
 }
 
 /// A backend, resolved.
@@ -125,6 +127,8 @@ pub enum BuildError {
         secret: String,
         error: TokenConfigError,
     },
+    #[error(transparent)]
+    Cost(#[from] crate::costs::CostError),
     #[error("backend `{backend}`: {error}")]
     Aws {
         backend: String,
@@ -149,6 +153,7 @@ impl Generation {
             .map(|b| upstream(b, secrets, clients, endpoints))
             .collect::<Result<Vec<_>, _>>()?;
         let plain = plain(&snapshot, secrets, clients)?;
+        let costs = crate::costs::Costs::compile(&snapshot)?;
         let loaded_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -158,6 +163,7 @@ impl Generation {
             backends,
             plain,
             loaded_at,
+            costs,
         })
     }
 }

@@ -9,6 +9,7 @@ use crate::body::{self, Body};
 use crate::error::{ProxyError, json_response, route_not_found};
 use crate::exchange::{Endpoint, Exchange, MODEL_HEADER};
 use crate::generation::Generation;
+use crate::record::{Record, Taken};
 use crate::{Shared, forward};
 use aigw_table::{ListenerId, Selected};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -102,6 +103,17 @@ async fn serve(
         }
         return Ok(route_not_found());
     };
+    let mut record = Record::open(
+        &shared.recorder,
+        &Taken {
+            generation,
+            route: selected.route_index,
+            rule: selected.rule_index,
+            endpoint,
+            model,
+            stream: peek.streaming(),
+        },
+    );
     let exchange = Exchange {
         generation,
         listener,
@@ -111,7 +123,13 @@ async fn serve(
         body: &bytes,
         peek: &peek,
     };
-    forward::send(shared, exchange).await
+    let result = forward::send(shared, exchange, &mut record).await;
+    // An answer whose body is relayed took the record along, with its status.
+    match &result {
+        Ok(response) => record.status(response.status().as_u16()),
+        Err(error) => record.status(error.status.as_u16()),
+    }
+    result
 }
 
 /// Sends `request` to the plain route that takes it, or answers `otherwise`'s error.

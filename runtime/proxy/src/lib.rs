@@ -16,9 +16,11 @@
 //! *Boundary*: this crate knows nothing of the compiler. `aigw serve` and the lean
 //! `aigw-proxy` binary give it a table file; `aigw run` gives it tables it compiled itself.
 
+pub mod access_log;
 mod ambient;
 pub mod auth;
 pub mod body;
+pub mod costs;
 mod credentials;
 pub mod error;
 pub mod exchange;
@@ -27,6 +29,7 @@ pub mod generation;
 pub mod handler;
 pub mod metrics;
 pub mod plain;
+pub mod record;
 pub mod relay;
 pub mod reload;
 pub mod secrets;
@@ -62,6 +65,8 @@ pub struct Config {
     pub drain: std::time::Duration,
     /// Where the clouds' identity services are (from the environment by default).
     pub endpoints: token::Endpoints,
+    /// Where the access log goes; `None`: no access log.
+    pub access_log: Option<access_log::Target>,
 }
 
 /// The admin port the reference's data plane uses for its own admin endpoints.
@@ -82,6 +87,7 @@ impl Default for Config {
             max_attempts: 5,
             drain: std::time::Duration::from_secs(10),
             endpoints: token::Endpoints::from_env(),
+            access_log: None,
         }
     }
 }
@@ -106,6 +112,8 @@ pub struct Shared {
     pub config: Config,
     pub metrics: metrics::Metrics,
     pub clients: upstream::Clients,
+    /// Where each AI request's account goes when it ends (metrics, access log).
+    pub recorder: record::Recorder,
 }
 
 impl std::fmt::Debug for Shared {
@@ -117,14 +125,25 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Self {
-        Shared {
+    /// The process-wide parts; fails only when the access log cannot be opened.
+    pub fn new(config: Config) -> std::io::Result<Self> {
+        let metrics = metrics::Metrics::default();
+        let log = config
+            .access_log
+            .as_ref()
+            .map(access_log::AccessLog::open)
+            .transpose()?;
+        Ok(Shared {
             current: ArcSwapOption::empty(),
             loads: AtomicU64::new(0),
+            recorder: record::Recorder {
+                metrics: metrics.clone(),
+                log,
+            },
             config,
-            metrics: metrics::Metrics::default(),
+            metrics,
             clients: upstream::Clients::new(),
-        }
+        })
     }
 
     /// The generation a new request uses (and keeps until its response ends).

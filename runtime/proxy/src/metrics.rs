@@ -1,20 +1,68 @@
 //! The gateway's Prometheus metrics, exposed on the admin listener's `/metrics` in the
-//! OpenMetrics text format (through `prometheus-client`, never hand-written). The GenAI
-//! semantic-convention metrics come with the usage work; these count what the core does.
+//! OpenMetrics text format (through `prometheus-client`, never hand-written).
+//!
+//! Two families of names:
+//! - the OpenTelemetry GenAI semantic conventions, as the reference exports them through
+//!   OpenTelemetry's Prometheus exporter (dots become underscores, the unit a suffix):
+//!   `gen_ai_client_token_usage` (by `gen_ai_token_type`: `input`, `output`),
+//!   `gen_ai_server_request_duration_seconds`, `gen_ai_server_time_to_first_token_seconds`
+//!   and `gen_ai_server_time_per_output_token_seconds` (streams), each with
+//!   `gen_ai_operation_name`, `gen_ai_provider_name`, `gen_ai_request_model`,
+//!   `gen_ai_response_model` (and `error_type` on the duration), with the conventions' bucket
+//!   boundaries;
+//! - `aigw_*`: what the gateway does (requests by status and by route, backend and status,
+//!   upstream attempts, every kind of token, costs, access-log drops, reloads).
+//!
+//! Label values that come from clients (the model) are only those a rule took, cut to 128
+//! characters.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 use std::sync::Arc;
 
-/// Token usage of one response.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input: u64,
-    pub output: u64,
-    pub total: u64,
+/// `gen_ai.client.token.usage` bucket boundaries (the semantic conventions').
+const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+/// `gen_ai.server.request.duration`, seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// `gen_ai.server.time_to_first_token`, seconds.
+const FIRST_TOKEN_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// `gen_ai.server.time_per_output_token`, seconds.
+const PER_TOKEN_BUCKETS: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
+
+/// The GenAI attributes of one request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GenAi {
+    pub gen_ai_operation_name: &'static str,
+    pub gen_ai_provider_name: &'static str,
+    pub gen_ai_request_model: String,
+    pub gen_ai_response_model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenUse {
+    #[prometheus(flatten)]
+    genai: GenAi,
+    gen_ai_token_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Duration {
+    #[prometheus(flatten)]
+    genai: GenAi,
+    error_type: Option<String>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,15 +81,37 @@ struct Tokens {
     kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteCall {
+    route: String,
+    backend: String,
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CostKey {
+    route: String,
+    key: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
 /// Cheap to clone; every clone counts into the same registry.
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
 
 struct Inner {
     registry: Registry,
+    token_usage: Histograms<TokenUse>,
+    duration: Histograms<Duration>,
+    first_token: Histograms<GenAi>,
+    per_token: Histograms<GenAi>,
     requests: Family<Code, Counter>,
+    route_requests: Family<RouteCall, Counter>,
     attempts: Family<Outcome, Counter>,
     tokens: Family<Tokens, Counter>,
+    costs: Family<CostKey, Counter>,
+    log_dropped: Counter,
     reloads: Family<Outcome, Counter>,
     generation: Gauge,
 }
@@ -52,48 +122,118 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+fn histograms<L: Clone + std::hash::Hash + Eq>(constructor: fn() -> Histogram) -> Histograms<L> {
+    Family::new_with_constructor(constructor)
+}
+
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("aigw");
-        let requests = Family::<Code, Counter>::default();
-        let attempts = Family::<Outcome, Counter>::default();
-        let tokens = Family::<Tokens, Counter>::default();
-        let reloads = Family::<Outcome, Counter>::default();
-        let generation = Gauge::default();
+        let mut registry = Registry::default();
+        let token_usage = histograms(|| Histogram::new(TOKEN_BUCKETS));
+        let duration = histograms(|| Histogram::new(DURATION_BUCKETS));
+        let first_token = histograms(|| Histogram::new(FIRST_TOKEN_BUCKETS));
+        let per_token = histograms(|| Histogram::new(PER_TOKEN_BUCKETS));
         registry.register(
+            "gen_ai_client_token_usage",
+            "Number of input and output tokens used (OpenTelemetry gen_ai.client.token.usage)",
+            token_usage.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_request_duration",
+            "Generative AI server request duration (gen_ai.server.request.duration)",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_time_to_first_token",
+            "Time to generate the first token of a streamed answer (gen_ai.server.time_to_first_token)",
+            Unit::Seconds,
+            first_token.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_time_per_output_token",
+            "Time per output token after the first of a streamed answer (gen_ai.server.time_per_output_token)",
+            Unit::Seconds,
+            per_token.clone(),
+        );
+        let (requests, route_requests) = (Family::default(), Family::default());
+        let (attempts, tokens, costs) = (Family::default(), Family::default(), Family::default());
+        let (log_dropped, reloads, generation) =
+            (Counter::default(), Family::default(), Gauge::default());
+        let gateway = registry.sub_registry_with_prefix("aigw");
+        gateway.register(
             "requests",
             "Requests answered, by status code",
-            requests.clone(),
+            Family::<Code, Counter>::clone(&requests),
         );
-        registry.register(
+        gateway.register(
+            "route_requests",
+            "AI requests answered, by route, backend (empty when none was called) and status code",
+            Family::<RouteCall, Counter>::clone(&route_requests),
+        );
+        gateway.register(
             "upstream_attempts",
             "Backend attempts, by outcome (answered, failed, retried_status)",
-            attempts.clone(),
+            Family::<Outcome, Counter>::clone(&attempts),
         );
-        registry.register(
+        gateway.register(
             "usage_tokens",
-            "Tokens reported by backends, by backend and kind (input, output, total)",
-            tokens.clone(),
+            "Tokens reported by backends, by backend and kind (input, output, total, cached_input, cache_creation_input, reasoning)",
+            Family::<Tokens, Counter>::clone(&tokens),
         );
-        registry.register(
+        gateway.register(
+            "request_cost",
+            "Request costs recorded (llmRequestCosts), by route and metadata key",
+            Family::<CostKey, Counter>::clone(&costs),
+        );
+        gateway.register(
+            "access_log_dropped",
+            "Access log lines dropped because the writer fell behind",
+            Counter::<u64>::clone(&log_dropped),
+        );
+        gateway.register(
             "table_reloads",
             "Routing table loads, by result (loaded, rejected)",
-            reloads.clone(),
+            Family::<Outcome, Counter>::clone(&reloads),
         );
-        registry.register(
+        gateway.register(
             "table_generation",
             "The generation of the routing table being served",
-            generation.clone(),
+            Gauge::<i64>::clone(&generation),
         );
         Metrics(Arc::new(Inner {
             registry,
+            token_usage,
+            duration,
+            first_token,
+            per_token,
             requests,
+            route_requests,
             attempts,
             tokens,
+            costs,
+            log_dropped,
             reloads,
             generation,
         }))
     }
+}
+
+/// A model name as a label value: at most 128 characters.
+pub fn model_label(model: &str) -> String {
+    model.chars().take(128).collect()
+}
+
+/// What one finished AI request reports to the metrics (see [`crate::record`]).
+pub struct Finished<'a> {
+    pub genai: GenAi,
+    pub route: &'a str,
+    pub backend: &'a str,
+    pub status: u16,
+    pub usage: Option<&'a aigw_providers::Usage>,
+    pub costs: &'a [(Arc<str>, u64)],
+    pub duration: std::time::Duration,
+    pub first_token: Option<std::time::Duration>,
 }
 
 impl Metrics {
@@ -110,19 +250,83 @@ impl Metrics {
         self.0.attempts.get_or_create(&Outcome { outcome }).inc();
     }
 
-    pub fn usage(&self, backend: &str, usage: Usage) {
+    /// One AI request, at its end.
+    pub fn finished(&self, f: &Finished<'_>) {
+        let inner = &self.0;
+        inner
+            .route_requests
+            .get_or_create(&RouteCall {
+                route: f.route.to_owned(),
+                backend: f.backend.to_owned(),
+                code: f.status,
+            })
+            .inc();
+        let error_type = (f.status >= 400).then(|| f.status.to_string());
+        inner
+            .duration
+            .get_or_create(&Duration {
+                genai: f.genai.clone(),
+                error_type,
+            })
+            .observe(f.duration.as_secs_f64());
+        if let Some(usage) = f.usage {
+            self.usage(f, usage);
+        }
+        for (key, value) in f.costs {
+            inner
+                .costs
+                .get_or_create(&CostKey {
+                    route: f.route.to_owned(),
+                    key: key.to_string(),
+                })
+                .inc_by(*value);
+        }
+    }
+
+    fn usage(&self, f: &Finished<'_>, usage: &aigw_providers::Usage) {
+        let inner = &self.0;
+        for (kind, count) in [("input", usage.input), ("output", usage.output)] {
+            let labels = TokenUse {
+                genai: f.genai.clone(),
+                gen_ai_token_type: kind,
+            };
+            inner
+                .token_usage
+                .get_or_create(&labels)
+                .observe(count as f64);
+        }
         let mut labels = Tokens {
-            backend: backend.to_owned(),
+            backend: f.backend.to_owned(),
             kind: "input",
         };
         for (kind, count) in [
             ("input", usage.input),
             ("output", usage.output),
-            ("total", usage.total),
+            ("total", usage.total()),
+            ("cached_input", usage.cached_input),
+            ("cache_creation_input", usage.cache_creation_input),
+            ("reasoning", usage.reasoning),
         ] {
             labels.kind = kind;
-            self.0.tokens.get_or_create(&labels).inc_by(count);
+            inner.tokens.get_or_create(&labels).inc_by(count);
         }
+        if let Some(first) = f.first_token {
+            inner
+                .first_token
+                .get_or_create(&f.genai)
+                .observe(first.as_secs_f64());
+            if usage.output > 1 {
+                let rest = f.duration.saturating_sub(first).as_secs_f64();
+                inner
+                    .per_token
+                    .get_or_create(&f.genai)
+                    .observe(rest / (usage.output - 1) as f64);
+            }
+        }
+    }
+
+    pub fn access_log_dropped(&self) {
+        self.0.log_dropped.inc();
     }
 
     pub fn reload(&self, loaded: bool, generation: u64) {

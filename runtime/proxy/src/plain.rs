@@ -102,8 +102,7 @@ pub async fn send(
         false,
         deadline,
         None,
-        shared.metrics.clone(),
-        upstream.name.clone(),
+        crate::record::Record::default(),
     );
     Ok(Response::from_parts(parts, Body::stream(relay)))
 }

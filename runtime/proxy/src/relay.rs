@@ -1,20 +1,24 @@
 //! The response body relayed from the backend to the client, frame by frame: never buffered
 //! whole. On the way it enforces the rule's request deadline and stream idle timeout, reads the
-//! token usage (from the JSON body, or from the stream's usage chunk), and can drop the usage
-//! chunk the gateway asked for on the client's behalf.
+//! token usage (from the JSON body, or from the stream's usage chunk: every kind the provider
+//! reports, OpenAI's `prompt_tokens_details` and `completion_tokens_details`, the Responses
+//! API's `input_tokens_details` and `output_tokens_details`, Anthropic's cache counts, Cohere's
+//! `meta.billed_units`) and the answer's model, and can drop the usage chunk the gateway asked
+//! for on the client's behalf. It carries the request's [`Record`], which it fills and which
+//! closes when the relay is dropped: at the end, or when the client leaves mid-stream.
 //!
 //! Server-sent events are relayed as whole events: bytes of an event split across upstream
 //! frames wait for the rest of that event (and only for it), so that an event is never cut in
 //! two and the usage chunk can be recognised and removed.
 
 use crate::body::BoxError;
-use crate::metrics::{Metrics, Usage};
+use crate::record::Record;
+use aigw_providers::Usage;
 use aigw_providers::sse::event_end;
 use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -46,8 +50,7 @@ pub struct Relay {
     /// The rule's request deadline; none for a plain route without `timeouts.request`.
     deadline: Option<Pin<Box<Sleep>>>,
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
-    metrics: Metrics,
-    backend: Arc<str>,
+    record: Record,
     finished: bool,
 }
 
@@ -58,8 +61,7 @@ impl Relay {
         scan: bool,
         deadline: Option<Instant>,
         idle: Option<Duration>,
-        metrics: Metrics,
-        backend: Arc<str>,
+        record: Record,
     ) -> Self {
         Relay {
             inner,
@@ -69,8 +71,7 @@ impl Relay {
             usage: None,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
             idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
-            metrics,
-            backend,
+            record,
             finished: false,
         }
     }
@@ -88,7 +89,7 @@ impl Relay {
             let Some(end) = end else { break };
             let event = self.held.split_to(end).freeze();
             let (usage, usage_only) = if self.scan || strip_usage {
-                event_usage(&event)
+                event_usage(&event, &mut self.record)
             } else {
                 (None, false)
             };
@@ -109,20 +110,14 @@ impl Relay {
         self.finished = true;
         match &self.mode {
             Mode::Whole if self.scan => {
-                self.usage = json_usage(&self.held);
+                self.usage = json_usage(&self.held, &mut self.record);
                 self.held = BytesMut::new();
             }
-            Mode::Translate(translator) => {
-                self.usage = translator.usage().map(|u| Usage {
-                    input: u.input,
-                    output: u.output,
-                    total: u.total(),
-                });
-            }
+            Mode::Translate(translator) => self.usage = translator.usage(),
             _ => {}
         }
         if let Some(usage) = self.usage {
-            self.metrics.usage(&self.backend, usage);
+            self.record.usage(usage);
         }
     }
 }
@@ -172,6 +167,7 @@ impl http_body::Body for Relay {
             if let Some((duration, idle)) = &mut this.idle {
                 idle.as_mut().reset(Instant::now() + *duration);
             }
+            this.record.first_byte();
             let data = match frame.into_data() {
                 Ok(data) => data,
                 Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
@@ -217,18 +213,23 @@ impl Drop for Relay {
 }
 
 /// The usage an event reports, and whether the event is only a usage chunk (`choices: []`).
-fn event_usage(event: &[u8]) -> (Option<Usage>, bool) {
-    if memchr::memmem::find(event, b"\"usage\"").is_none() {
+/// The first event that names a model gives the record its response model.
+fn event_usage(event: &[u8], record: &mut Record) -> (Option<Usage>, bool) {
+    let has_usage = memchr::memmem::find(event, b"\"usage\"").is_some();
+    let wants_model =
+        record.wants_response_model() && memchr::memmem::find(event, b"\"model\"").is_some();
+    if !has_usage && !wants_model {
         return (None, false);
     }
     let mut found = (None, false);
-    for line in event.split(|&b| b == b'\n') {
-        let Some(payload) = line.strip_prefix(b"data:") else {
+    for line in event.split(|b| *b == b'\n') {
+        let Some(data) = line.strip_prefix(b"data:") else {
             continue;
         };
-        let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload.trim_ascii()) else {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(data.trim_ascii()) else {
             continue;
         };
+        note_model(&value, record);
         let usage = usage_of(&value);
         let usage_only = usage.is_some()
             && value
@@ -242,36 +243,80 @@ fn event_usage(event: &[u8]) -> (Option<Usage>, bool) {
     found
 }
 
-fn json_usage(body: &[u8]) -> Option<Usage> {
-    memchr::memmem::find(body, b"\"usage\"")?;
-    usage_of(&serde_json::from_slice(body).ok()?)
+fn json_usage(body: &[u8], record: &mut Record) -> Option<Usage> {
+    let value = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    note_model(&value, record);
+    usage_of(&value)
 }
 
-/// `usage` of an OpenAI response (chat, completions, embeddings), or of a Responses API
-/// object or its `response.completed` event.
+/// The answer's `model` (also a Responses API event's `response.model`, or an Anthropic
+/// `message_start`'s `message.model`).
+fn note_model(value: &serde_json::Value, record: &mut Record) {
+    let model = value
+        .get("model")
+        .or_else(|| value.get("response")?.get("model"))
+        .or_else(|| value.get("message")?.get("model"))
+        .and_then(|m| m.as_str());
+    if let Some(model) = model {
+        record.response_model(model);
+    }
+}
+
+/// The usage of an OpenAI response (chat, completions, embeddings), a Responses API object
+/// or its `response.completed` event, an Anthropic message or event (relayed natively), or a
+/// Cohere answer's billed units.
 fn usage_of(value: &serde_json::Value) -> Option<Usage> {
-    let usage = value.get("usage").filter(|u| u.is_object()).or_else(|| {
-        value
-            .get("response")?
-            .get("usage")
-            .filter(|u| u.is_object())
-    })?;
-    let count = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| usage.get(*n)?.as_u64())
-            .unwrap_or(0)
+    let usage = value
+        .get("usage")
+        .filter(|u| u.is_object())
+        .or_else(|| {
+            value
+                .get("response")?
+                .get("usage")
+                .filter(|u| u.is_object())
+        })
+        .or_else(|| value.get("message")?.get("usage").filter(|u| u.is_object()))
+        .or_else(|| {
+            value
+                .get("meta")?
+                .get("billed_units")
+                .filter(|u| u.is_object())
+        })?;
+    let count = |path: &[&str]| {
+        path.iter()
+            .try_fold(usage, |v, key| v.get(*key))
+            .and_then(serde_json::Value::as_u64)
     };
-    let input = count(&["prompt_tokens", "input_tokens"]);
-    let output = count(&["completion_tokens", "output_tokens"]);
-    let total = usage
-        .get("total_tokens")
-        .and_then(|t| t.as_u64())
-        .unwrap_or(input + output);
+    let first = |paths: &[&[&str]]| paths.iter().find_map(|p| count(p)).unwrap_or(0);
+    let output = first(&[&["completion_tokens"], &["output_tokens"]]);
+    let reasoning = first(&[
+        &["completion_tokens_details", "reasoning_tokens"],
+        &["output_tokens_details", "reasoning_tokens"],
+    ]);
+    // Anthropic counts cache reads and writes apart from `input_tokens`; OpenAI's prompt
+    // tokens include its cached ones.
+    let anthropic_read = count(&["cache_read_input_tokens"]);
+    let anthropic_write = count(&["cache_creation_input_tokens"]);
+    let (input, cached, created) = if anthropic_read.is_some() || anthropic_write.is_some() {
+        let (read, write) = (anthropic_read.unwrap_or(0), anthropic_write.unwrap_or(0));
+        (first(&[&["input_tokens"]]) + read + write, read, write)
+    } else {
+        (
+            first(&[&["prompt_tokens"], &["input_tokens"]]),
+            first(&[
+                &["prompt_tokens_details", "cached_tokens"],
+                &["input_tokens_details", "cached_tokens"],
+            ]),
+            first(&[&["prompt_tokens_details", "cache_creation_tokens"]]),
+        )
+    };
     Some(Usage {
         input,
         output,
-        total,
+        cached_input: cached,
+        cache_creation_input: created,
+        reasoning,
+        total: count(&["total_tokens"]),
     })
 }
 
@@ -279,44 +324,80 @@ fn usage_of(value: &serde_json::Value) -> Option<Usage> {
 mod tests {
     use super::*;
 
+    fn usage(input: u64, output: u64, total: Option<u64>) -> Usage {
+        Usage {
+            input,
+            output,
+            total,
+            ..Usage::default()
+        }
+    }
+
     #[test]
     fn events_are_split_at_blank_lines_and_usage_chunks_recognised() {
+        let mut record = Record::default();
         assert_eq!(event_end(b"data: a\n\ndata: b"), Some(9));
         assert_eq!(event_end(b"data: a\r\n\r\n"), Some(11));
         assert_eq!(event_end(b"data: a\n"), None);
         let chunk = br#"data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
         assert_eq!(
-            event_usage(chunk),
-            (
-                Some(Usage {
-                    input: 3,
-                    output: 4,
-                    total: 7
-                }),
-                true
-            )
+            event_usage(chunk, &mut record),
+            (Some(usage(3, 4, Some(7))), true)
         );
         let last = br#"data: {"choices":[{"delta":{}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
         assert_eq!(
-            event_usage(last),
-            (
-                Some(Usage {
-                    input: 3,
-                    output: 4,
-                    total: 7
-                }),
-                false
-            )
+            event_usage(last, &mut record),
+            (Some(usage(3, 4, None)), false)
         );
         let responses = br#"{"type":"response.completed","response":{"usage":{"input_tokens":5,"output_tokens":6,"total_tokens":11}}}"#;
         assert_eq!(
-            json_usage(responses),
+            json_usage(responses, &mut record),
+            Some(usage(5, 6, Some(11)))
+        );
+        assert_eq!(event_usage(b"data: [DONE]", &mut record), (None, false));
+    }
+
+    #[test]
+    fn every_kind_of_token_is_read_from_each_shape() {
+        let read = |body: &str| json_usage(body.as_bytes(), &mut Record::default());
+        let openai = read(
+            r#"{"usage":{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150,"prompt_tokens_details":{"cached_tokens":40},"completion_tokens_details":{"reasoning_tokens":20}}}"#,
+        );
+        assert_eq!(
+            openai,
             Some(Usage {
-                input: 5,
-                output: 6,
-                total: 11
+                input: 100,
+                output: 50,
+                cached_input: 40,
+                cache_creation_input: 0,
+                reasoning: 20,
+                total: Some(150),
             })
         );
-        assert_eq!(event_usage(b"data: [DONE]"), (None, false));
+        let responses = read(
+            r#"{"object":"response","usage":{"input_tokens":10,"output_tokens":7,"total_tokens":17,"input_tokens_details":{"cached_tokens":4},"output_tokens_details":{"reasoning_tokens":3}}}"#,
+        );
+        assert_eq!(
+            responses.map(|u| (u.input, u.cached_input, u.reasoning)),
+            Some((10, 4, 3))
+        );
+        // Anthropic's input excludes its cache reads and writes.
+        let anthropic = read(
+            r#"{"type":"message","usage":{"input_tokens":5,"cache_read_input_tokens":100,"cache_creation_input_tokens":20,"output_tokens":9}}"#,
+        );
+        assert_eq!(
+            anthropic.map(|u| (u.input, u.cached_input, u.cache_creation_input, u.output)),
+            Some((125, 100, 20, 9))
+        );
+        let cohere = read(r#"{"meta":{"billed_units":{"input_tokens":12,"output_tokens":3}}}"#);
+        assert_eq!(cohere.map(|u| (u.input, u.output)), Some((12, 3)));
+        // The answer's model is noted once.
+        let mut record = Record::default();
+        assert!(
+            !record.wants_response_model(),
+            "a closed record wants nothing"
+        );
+        let start = br#"data: {"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":5,"output_tokens":1}}}"#;
+        assert_eq!(event_usage(start, &mut record).0.map(|u| u.input), Some(5));
     }
 }

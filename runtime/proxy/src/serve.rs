@@ -26,6 +26,9 @@ pub struct ListenArgs {
     /// How often watched files are checked for changes, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub watch_interval_ms: u64,
+    /// Write one JSON line per AI request here (`-` for standard output); none by default.
+    #[arg(long, value_name = "FILE|-")]
+    pub access_log: Option<crate::access_log::Target>,
 }
 
 impl ListenArgs {
@@ -34,6 +37,7 @@ impl ListenArgs {
             bind: self.bind,
             admin: (self.admin_port != 0).then(|| SocketAddr::new(self.bind, self.admin_port)),
             body_limit: self.body_limit,
+            access_log: self.access_log.clone(),
             ..Config::default()
         }
     }

@@ -41,6 +41,8 @@ pub enum StartError {
         secret: String,
         reason: String,
     },
+    #[error("the access log cannot be opened: {0}")]
+    AccessLog(std::io::Error),
     #[error("could not listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -76,7 +78,7 @@ impl Runtime {
             };
             ports.insert(listener.port, tls);
         }
-        let shared = Arc::new(Shared::new(config.clone()));
+        let shared = Arc::new(Shared::new(config.clone()).map_err(StartError::AccessLog)?);
         shared.install(snapshot, secrets)?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();

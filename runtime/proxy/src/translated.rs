@@ -7,10 +7,9 @@
 use crate::Shared;
 use crate::body::Body;
 use crate::error::{ProxyError, json_response};
-use crate::exchange::Endpoint;
-use crate::exchange::{Exchange, HOP_BY_HOP};
+use crate::exchange::{Endpoint, Exchange, HOP_BY_HOP};
 use crate::generation::Upstream;
-use crate::metrics::Usage;
+use crate::record::Record;
 use crate::relay::{self, Relay};
 use aigw_providers::{
     ClientRequest, Ids, Operation, ResponseTranslator, Target, Translation, UpstreamRequest,
@@ -126,6 +125,8 @@ pub struct Answer<'a> {
     pub upstream: &'a Upstream,
     pub translator: ResponseTranslator,
     pub deadline: Instant,
+    /// The request's account: status and usage go in; a streamed answer takes it along.
+    pub record: &'a mut Record,
 }
 
 impl Answer<'_> {
@@ -144,6 +145,7 @@ impl Answer<'_> {
             let out = self
                 .translator
                 .error(parts.status.as_u16(), error_type.as_deref(), &body);
+            self.record.status(parts.status.as_u16());
             return Ok(json_response(parts.status, out.into()));
         }
         if self.exchange.peek.streaming() {
@@ -175,8 +177,10 @@ impl Answer<'_> {
                 true,
                 Some(self.deadline),
                 idle,
-                self.shared.metrics.clone(),
-                self.upstream.name.clone(),
+                {
+                    self.record.status(200);
+                    self.record.take()
+                },
             );
             parts.status = StatusCode::OK;
             return Ok(Response::from_parts(parts, Body::stream(relay)));
@@ -194,14 +198,7 @@ impl Answer<'_> {
                 Ok(json_response(StatusCode::OK, out.into()))
             }
             Ok((out, usage)) => {
-                self.shared.metrics.usage(
-                    &self.upstream.name,
-                    Usage {
-                        input: usage.input,
-                        output: usage.output,
-                        total: usage.total(),
-                    },
-                );
+                self.record.usage(usage);
                 Ok(json_response(StatusCode::OK, out.into()))
             }
             Err(out) => Ok(json_response(StatusCode::BAD_GATEWAY, out.into())),

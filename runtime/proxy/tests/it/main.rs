@@ -10,6 +10,7 @@
 mod ambient;
 mod cloud;
 mod federation;
+mod governance;
 mod harness;
 mod plain;
 mod providers;

@@ -1,0 +1,311 @@
+//! The account of one AI request: what it asked (endpoint, route, rule, model), where it went
+//! (backend, attempts), what it got (status, response model, token usage, when the first byte
+//! came), and what it cost. A [`Record`] is opened when a rule takes the request, travels with
+//! it (into the response body's relay for an answer that streams), and is closed exactly once
+//! when it is dropped: after the last byte of the answer, when the request fails, or when the
+//! client goes away mid-stream (which still used the tokens counted so far). Closing it
+//! evaluates the route's costs and reports to the metrics and the access log.
+//!
+//! *Invariant*: nothing a client sent besides the model name, and no credential, goes into a
+//! record.
+
+use crate::access_log::AccessLog;
+use crate::costs::Vars;
+use crate::exchange::Endpoint;
+use crate::generation::Generation;
+use crate::metrics::{Finished, GenAi, Metrics, model_label};
+use aigw_providers::Usage;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Where closed records go.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    pub metrics: Metrics,
+    pub log: Option<AccessLog>,
+}
+
+/// One request's account; closed (reported) when dropped, once.
+#[derive(Default)]
+pub struct Record {
+    open: Option<Box<Open>>,
+}
+
+struct Open {
+    recorder: Recorder,
+    generation: Arc<Generation>,
+    at: SystemTime,
+    started: Instant,
+    endpoint: Endpoint,
+    route: usize,
+    rule: usize,
+    model: String,
+    stream: bool,
+    backend: Option<usize>,
+    /// The model sent upstream (the override, or the client's).
+    sent_model: Option<String>,
+    attempts: u32,
+    status: u16,
+    first_byte: Option<Instant>,
+    response_model: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("open", &self.open.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the rule took: the generation and the `(route, rule)` indices.
+pub struct Taken<'a> {
+    pub generation: &'a Arc<Generation>,
+    pub route: usize,
+    pub rule: usize,
+    pub endpoint: Endpoint,
+    pub model: &'a str,
+    pub stream: bool,
+}
+
+impl Record {
+    pub fn open(recorder: &Recorder, taken: &Taken<'_>) -> Self {
+        Record {
+            open: Some(Box::new(Open {
+                recorder: recorder.clone(),
+                generation: taken.generation.clone(),
+                at: SystemTime::now(),
+                started: Instant::now(),
+                endpoint: taken.endpoint,
+                route: taken.route,
+                rule: taken.rule,
+                model: taken.model.to_owned(),
+                stream: taken.stream,
+                backend: None,
+                sent_model: None,
+                attempts: 0,
+                status: 0,
+                first_byte: None,
+                response_model: None,
+                usage: None,
+            })),
+        }
+    }
+
+    /// The record, leaving a closed one in its place (it moves into the response body).
+    pub fn take(&mut self) -> Record {
+        std::mem::take(self)
+    }
+
+    /// An attempt at backend `index`, sending `model`.
+    pub fn attempt(&mut self, backend: usize, model: &str) {
+        if let Some(open) = &mut self.open {
+            open.attempts += 1;
+            open.backend = Some(backend);
+            if open.sent_model.as_deref() != Some(model) {
+                open.sent_model = Some(model.to_owned());
+            }
+        }
+    }
+
+    pub fn status(&mut self, status: u16) {
+        if let Some(open) = &mut self.open {
+            open.status = status;
+        }
+    }
+
+    /// The first byte of the answer's body reached the gateway.
+    pub fn first_byte(&mut self) {
+        if let Some(open) = &mut self.open
+            && open.first_byte.is_none()
+        {
+            open.first_byte = Some(Instant::now());
+        }
+    }
+
+    pub fn usage(&mut self, usage: Usage) {
+        if let Some(open) = &mut self.open {
+            open.usage = Some(usage);
+        }
+    }
+
+    /// The model the answer names.
+    pub fn response_model(&mut self, model: &str) {
+        if let Some(open) = &mut self.open
+            && open.response_model.is_none()
+        {
+            open.response_model = Some(model.to_owned());
+        }
+    }
+
+    /// Whether the response model is still to be read.
+    pub fn wants_response_model(&self) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|o| o.response_model.is_none())
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if let Some(open) = self.open.take() {
+            open.close();
+        }
+    }
+}
+
+/// One access log line.
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    endpoint: &'static str,
+    route: &'a str,
+    rule: usize,
+    backend: Option<&'a str>,
+    attempts: u32,
+    status: u16,
+    request_model: &'a str,
+    response_model: Option<&'a str>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<Tokens>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    costs: serde_json::Map<String, serde_json::Value>,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_to_first_byte_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Tokens {
+    input: u64,
+    output: u64,
+    total: u64,
+    cached_input: u64,
+    cache_creation_input: u64,
+    reasoning: u64,
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl Open {
+    fn close(self) {
+        let table = self.generation.snapshot.table();
+        let route = table.routes.get(self.route).map_or("", |r| r.name.as_str());
+        let upstream = self.backend.and_then(|b| self.generation.backends.get(b));
+        let backend = upstream.map_or("", |u| &*u.name);
+        let duration = self.started.elapsed();
+        let first = self.first_byte.map(|t| t.duration_since(self.started));
+        let costs = match &self.usage {
+            Some(usage) => self.generation.costs.evaluate(
+                self.route,
+                usage,
+                &Vars {
+                    model: &self.model,
+                    backend,
+                    route,
+                },
+            ),
+            None => Vec::new(),
+        };
+        let response_model = self
+            .response_model
+            .as_deref()
+            .or(self.sent_model.as_deref());
+        let genai = GenAi {
+            gen_ai_operation_name: operation(self.endpoint),
+            gen_ai_provider_name: upstream.map_or("", |u| provider(&u.schema)),
+            gen_ai_request_model: model_label(&self.model),
+            gen_ai_response_model: model_label(response_model.unwrap_or("")),
+        };
+        self.recorder.metrics.finished(&Finished {
+            genai,
+            route,
+            backend,
+            status: self.status,
+            usage: self.usage.as_ref(),
+            costs: &costs,
+            duration,
+            // Time to first token is a streaming measure.
+            first_token: first.filter(|_| self.stream),
+        });
+        let Some(log) = &self.recorder.log else {
+            return;
+        };
+        let line = Line {
+            time: rfc3339(self.at),
+            endpoint: self.endpoint.path(),
+            route,
+            rule: self.rule,
+            backend: upstream.map(|u| &*u.name),
+            attempts: self.attempts,
+            status: self.status,
+            request_model: &self.model,
+            response_model,
+            stream: self.stream,
+            tokens: self.usage.as_ref().map(|u| Tokens {
+                input: u.input,
+                output: u.output,
+                total: u.total(),
+                cached_input: u.cached_input,
+                cache_creation_input: u.cache_creation_input,
+                reasoning: u.reasoning,
+            }),
+            costs: costs
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+                .collect(),
+            duration_ms: millis(duration),
+            time_to_first_byte_ms: first.map(millis),
+        };
+        if let Ok(text) = serde_json::to_string(&line)
+            && !log.send(text)
+        {
+            self.recorder.metrics.access_log_dropped();
+        }
+    }
+}
+
+/// `gen_ai.operation.name` of an endpoint (the semantic conventions' values where they have
+/// one).
+fn operation(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses => "chat",
+        Endpoint::Completions => "text_completion",
+        Endpoint::Embeddings => "embeddings",
+        Endpoint::CountTokens => "count_tokens",
+        Endpoint::Rerank => "rerank",
+        Endpoint::ImagesGenerations => "image_generation",
+        Endpoint::AudioSpeech => "speech",
+        Endpoint::AudioTranscriptions => "transcription",
+        Endpoint::AudioTranslations => "translation",
+        Endpoint::Models => "models",
+    }
+}
+
+/// `gen_ai.provider.name` of a backend schema (the semantic conventions' well-known values).
+fn provider(schema: &str) -> &'static str {
+    match schema {
+        "OpenAI" => "openai",
+        "AzureOpenAI" => "azure.ai.openai",
+        "AWSBedrock" | "AWSAnthropic" => "aws.bedrock",
+        "GCPVertexAI" | "GCPAnthropic" => "gcp.vertex_ai",
+        "Anthropic" => "anthropic",
+        "Cohere" => "cohere",
+        _ => "_OTHER",
+    }
+}
+
+/// `2026-12-03T08:30:00.123Z`.
+fn rfc3339(at: SystemTime) -> String {
+    let at: time::OffsetDateTime = at.into();
+    let at = at
+        .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+        .unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
