@@ -147,33 +147,38 @@ impl Cost {
     }
 
     fn cel(&self, program: &cel::Program, usage: &Usage, vars: &Vars<'_>) -> u64 {
-        use cel::Value;
-        let mut context = cel::Context::default();
-        let text = |s: &str| Value::String(Arc::new(s.to_owned()));
-        context.add_variable_from_value("model", text(vars.model));
-        context.add_variable_from_value("backend", text(vars.backend));
-        context.add_variable_from_value("route_name", text(vars.route));
-        for (name, count) in [
-            ("input_tokens", usage.input),
-            ("cached_input_tokens", usage.cached_input),
-            ("cache_creation_input_tokens", usage.cache_creation_input),
-            ("output_tokens", usage.output),
-            ("total_tokens", usage.total()),
-            ("reasoning_tokens", usage.reasoning),
-        ] {
-            context.add_variable_from_value(name, Value::UInt(count));
+        run_cel(program, &self.key, usage, vars)
+    }
+}
+
+/// Runs a cost expression over `usage`: a non-negative integer, else 0 (logged as `what`).
+pub fn run_cel(program: &cel::Program, what: &str, usage: &Usage, vars: &Vars<'_>) -> u64 {
+    use cel::Value;
+    let mut context = cel::Context::default();
+    let text = |s: &str| Value::String(Arc::new(s.to_owned()));
+    context.add_variable_from_value("model", text(vars.model));
+    context.add_variable_from_value("backend", text(vars.backend));
+    context.add_variable_from_value("route_name", text(vars.route));
+    for (name, count) in [
+        ("input_tokens", usage.input),
+        ("cached_input_tokens", usage.cached_input),
+        ("cache_creation_input_tokens", usage.cache_creation_input),
+        ("output_tokens", usage.output),
+        ("total_tokens", usage.total()),
+        ("reasoning_tokens", usage.reasoning),
+    ] {
+        context.add_variable_from_value(name, Value::UInt(count));
+    }
+    match program.execute(&context) {
+        Ok(Value::UInt(n)) => n,
+        Ok(Value::Int(n)) if n >= 0 => n.cast_unsigned(),
+        Ok(other) => {
+            tracing::warn!(cost = what, value = ?other, "a CEL cost gave no non-negative integer; 0 counted");
+            0
         }
-        match program.execute(&context) {
-            Ok(Value::UInt(n)) => n,
-            Ok(Value::Int(n)) if n >= 0 => n.cast_unsigned(),
-            Ok(other) => {
-                tracing::warn!(cost = %self.key, value = ?other, "a CEL cost gave no non-negative integer; 0 recorded");
-                0
-            }
-            Err(error) => {
-                tracing::warn!(cost = %self.key, %error, "a CEL cost failed; 0 recorded");
-                0
-            }
+        Err(error) => {
+            tracing::warn!(cost = what, %error, "a CEL cost failed; 0 counted");
+            0
         }
     }
 }

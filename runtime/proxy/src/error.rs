@@ -40,6 +40,8 @@ pub struct ProxyError {
     pub message: Cow<'static, str>,
     /// Another backend of the rule may be tried (only before any byte reached the client).
     pub retry: bool,
+    /// Seconds for the `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ProxyError {
@@ -55,7 +57,22 @@ impl ProxyError {
             kind,
             message: message.into(),
             retry: false,
+            retry_after: None,
         }
+    }
+
+    /// 429: a QuotaPolicy budget of the backend is spent until its window ends; another
+    /// backend of the rule may have budget.
+    pub fn quota_exhausted(message: impl Into<Cow<'static, str>>, retry_after: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Fault::Client,
+            "rate_limit_error",
+            message,
+        );
+        error.retry = true;
+        error.retry_after = Some(retry_after.max(1));
+        error
     }
 
     /// 400: the request cannot be read.
@@ -197,7 +214,13 @@ impl ProxyError {
                 .to_string()
                 .into(),
         };
-        json_response(self.status, body)
+        let mut response = json_response(self.status, body);
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

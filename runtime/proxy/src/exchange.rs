@@ -113,6 +113,8 @@ pub struct Exchange<'a> {
     pub parts: &'a http::request::Parts,
     pub body: &'a Bytes,
     pub peek: &'a Peek<'a>,
+    /// The client's address (the quota selectors' `sourceCIDR`).
+    pub peer: std::net::IpAddr,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never passed on, in either direction.

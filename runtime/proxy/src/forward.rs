@@ -66,6 +66,16 @@ pub async fn send(
         };
         let upstream = &exchange.generation.backends[reference.backend];
         record.attempt(reference.backend, sent_model(&exchange, reference));
+        // A backend whose budget is spent is skipped like one that fails.
+        match reserve(shared, &exchange, reference, upstream).await {
+            Ok(charge) => record.charge(charge),
+            Err(error) if error.retry && !final_attempt => {
+                tracing::debug!(backend = %upstream.name, message = %error.message, "failing over");
+                last = Some(error);
+                continue;
+            }
+            Err(error) => return Err(error),
+        }
         // A translated stream reports its usage itself.
         let usage_chunk = wants_usage && speaks_openai(upstream);
         match call(
@@ -115,6 +125,55 @@ pub async fn send(
 /// 5xx and 429 move on to the next priority.
 fn retriable(status: http::StatusCode) -> bool {
     status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS
+}
+
+/// Reserves the request's estimated cost in the QuotaPolicy buckets of `upstream`.
+async fn reserve(
+    shared: &Shared,
+    exchange: &Exchange<'_>,
+    reference: &BackendRef,
+    upstream: &Upstream,
+) -> Result<Option<crate::quota::Charge>, ProxyError> {
+    let quotas = &exchange.generation.quotas;
+    if !quotas.applies(reference.backend) {
+        return Ok(None);
+    }
+    let request = crate::quota::Request {
+        headers: &exchange.parts.headers,
+        method: &exchange.parts.method,
+        path: exchange.parts.uri.path(),
+        query: exchange.parts.uri.query(),
+        peer: Some(exchange.peer),
+        body: exchange.body,
+    };
+    let vars = crate::costs::Vars {
+        model: exchange.peek.model.as_deref().unwrap_or_default(),
+        backend: &upstream.name,
+        route: &exchange.selected.route.name,
+    };
+    let model = sent_model(exchange, reference);
+    match quotas
+        .reserve(&shared.quotas, reference.backend, model, &request, &vars)
+        .await
+    {
+        Ok(charge) => Ok(charge),
+        Err(crate::quota::Refusal::Exhausted {
+            bucket,
+            retry_after,
+        }) => {
+            shared.metrics.quota_rejected(&bucket);
+            Err(ProxyError::quota_exhausted(
+                format!(
+                    "backend `{}`: the quota `{bucket}` is spent until its window ends",
+                    upstream.name
+                ),
+                retry_after,
+            ))
+        }
+        Err(crate::quota::Refusal::Store(error)) => Err(ProxyError::unavailable(format!(
+            "the quota store cannot be asked and fails closed: {error}"
+        ))),
+    }
 }
 
 /// The model the backend is asked for: the backendRef's override, or the client's.

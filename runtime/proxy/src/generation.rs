@@ -32,6 +32,8 @@ pub struct Generation {
     pub loaded_at: i64,
     /// The routes' request costs, compiled.
     pub costs: crate::costs::Costs,
+    /// The QuotaPolicies, compiled, by backend.
+    pub quotas: crate::quota::Quotas,
 }
 
 /// A backend, resolved.
@@ -129,6 +131,8 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Cost(#[from] crate::costs::CostError),
+    #[error(transparent)]
+    Quota(#[from] crate::quota::QuotaError),
     #[error("backend `{backend}`: {error}")]
     Aws {
         backend: String,
@@ -154,6 +158,7 @@ impl Generation {
             .collect::<Result<Vec<_>, _>>()?;
         let plain = plain(&snapshot, secrets, clients)?;
         let costs = crate::costs::Costs::compile(&snapshot)?;
+        let quotas = crate::quota::Quotas::compile(&snapshot)?;
         let loaded_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -164,6 +169,7 @@ impl Generation {
             plain,
             loaded_at,
             costs,
+            quotas,
         })
     }
 }

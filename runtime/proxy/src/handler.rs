@@ -19,13 +19,14 @@ use std::sync::Arc;
 pub async fn handle(
     shared: Arc<Shared>,
     port: u16,
+    peer: std::net::IpAddr,
     request: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
     let api = Endpoint::api(request.uri().path());
     let Some(generation) = shared.generation() else {
         return ProxyError::unavailable("no routing table is loaded yet").response_for(api);
     };
-    let response = match serve(&shared, &generation, port, request).await {
+    let response = match serve(&shared, &generation, port, peer, request).await {
         Ok(response) => response,
         Err(error) => {
             if error.fault != crate::error::Fault::Client {
@@ -42,6 +43,7 @@ async fn serve(
     shared: &Shared,
     generation: &Arc<Generation>,
     port: u16,
+    peer: std::net::IpAddr,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let path = request.uri().path();
@@ -122,6 +124,7 @@ async fn serve(
         parts: &parts,
         body: &bytes,
         peek: &peek,
+        peer,
     };
     let result = forward::send(shared, exchange, &mut record).await;
     // An answer whose body is relayed took the record along, with its status.

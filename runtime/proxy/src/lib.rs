@@ -29,6 +29,7 @@ pub mod generation;
 pub mod handler;
 pub mod metrics;
 pub mod plain;
+pub mod quota;
 pub mod record;
 pub mod relay;
 pub mod reload;
@@ -67,6 +68,11 @@ pub struct Config {
     pub endpoints: token::Endpoints,
     /// Where the access log goes; `None`: no access log.
     pub access_log: Option<access_log::Target>,
+    /// The Redis that QuotaPolicy counts are shared in (`redis://host:port/db`); `None`: in
+    /// process.
+    pub quota_redis: Option<String>,
+    /// What a quota check does when Redis cannot be asked.
+    pub quota_fail: quota::FailMode,
 }
 
 /// The admin port the reference's data plane uses for its own admin endpoints.
@@ -88,6 +94,8 @@ impl Default for Config {
             drain: std::time::Duration::from_secs(10),
             endpoints: token::Endpoints::from_env(),
             access_log: None,
+            quota_redis: None,
+            quota_fail: quota::FailMode::Open,
         }
     }
 }
@@ -114,6 +122,8 @@ pub struct Shared {
     pub clients: upstream::Clients,
     /// Where each AI request's account goes when it ends (metrics, access log).
     pub recorder: record::Recorder,
+    /// QuotaPolicy counts, kept across reloads.
+    pub quotas: Arc<quota::Store>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -125,9 +135,15 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// The process-wide parts; fails only when the access log cannot be opened.
+    /// The process-wide parts; fails only when the access log cannot be opened or the
+    /// Redis URL cannot be read.
     pub fn new(config: Config) -> std::io::Result<Self> {
         let metrics = metrics::Metrics::default();
+        let quotas = match &config.quota_redis {
+            Some(url) => quota::Store::redis(url, config.quota_fail, metrics.clone())
+                .map_err(std::io::Error::other)?,
+            None => quota::Store::local(),
+        };
         let log = config
             .access_log
             .as_ref()
@@ -143,6 +159,7 @@ impl Shared {
             config,
             metrics,
             clients: upstream::Clients::new(),
+            quotas: Arc::new(quotas),
         })
     }
 

@@ -89,6 +89,11 @@ struct RouteCall {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Bucket {
+    bucket: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CostKey {
     route: String,
     key: String,
@@ -111,6 +116,8 @@ struct Inner {
     attempts: Family<Outcome, Counter>,
     tokens: Family<Tokens, Counter>,
     costs: Family<CostKey, Counter>,
+    quota_rejections: Family<Bucket, Counter>,
+    quota_store_errors: Counter,
     log_dropped: Counter,
     reloads: Family<Outcome, Counter>,
     generation: Gauge,
@@ -160,6 +167,7 @@ impl Default for Metrics {
         let (attempts, tokens, costs) = (Family::default(), Family::default(), Family::default());
         let (log_dropped, reloads, generation) =
             (Counter::default(), Family::default(), Gauge::default());
+        let (quota_rejections, quota_store_errors) = (Family::default(), Counter::default());
         let gateway = registry.sub_registry_with_prefix("aigw");
         gateway.register(
             "requests",
@@ -187,6 +195,16 @@ impl Default for Metrics {
             Family::<CostKey, Counter>::clone(&costs),
         );
         gateway.register(
+            "quota_rejections",
+            "Requests a QuotaPolicy bucket refused, by bucket (policy, quota and rule)",
+            Family::<Bucket, Counter>::clone(&quota_rejections),
+        );
+        gateway.register(
+            "quota_store_errors",
+            "Quota store (Redis) calls that failed or timed out",
+            Counter::<u64>::clone(&quota_store_errors),
+        );
+        gateway.register(
             "access_log_dropped",
             "Access log lines dropped because the writer fell behind",
             Counter::<u64>::clone(&log_dropped),
@@ -212,6 +230,8 @@ impl Default for Metrics {
             attempts,
             tokens,
             costs,
+            quota_rejections,
+            quota_store_errors,
             log_dropped,
             reloads,
             generation,
@@ -323,6 +343,19 @@ impl Metrics {
                     .observe(rest / (usage.output - 1) as f64);
             }
         }
+    }
+
+    pub fn quota_rejected(&self, bucket: &str) {
+        self.0
+            .quota_rejections
+            .get_or_create(&Bucket {
+                bucket: bucket.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn quota_store_error(&self) {
+        self.0.quota_store_errors.inc();
     }
 
     pub fn access_log_dropped(&self) {

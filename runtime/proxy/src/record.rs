@@ -50,6 +50,8 @@ struct Open {
     first_byte: Option<Instant>,
     response_model: Option<String>,
     usage: Option<Usage>,
+    /// The quota reservation of the attempt that answered.
+    charge: Option<crate::quota::Charge>,
 }
 
 impl std::fmt::Debug for Record {
@@ -90,6 +92,7 @@ impl Record {
                 first_byte: None,
                 response_model: None,
                 usage: None,
+                charge: None,
             })),
         }
     }
@@ -107,6 +110,32 @@ impl Record {
             if open.sent_model.as_deref() != Some(model) {
                 open.sent_model = Some(model.to_owned());
             }
+        }
+    }
+
+    /// The quota reservation of the current attempt; an earlier attempt's is released.
+    pub fn charge(&mut self, charge: Option<crate::quota::Charge>) {
+        let Some(open) = &mut self.open else {
+            if let Some(charge) = charge {
+                charge.settle(
+                    None,
+                    &Vars {
+                        model: "",
+                        backend: "",
+                        route: "",
+                    },
+                );
+            }
+            return;
+        };
+        let earlier = std::mem::replace(&mut open.charge, charge);
+        if let Some(earlier) = earlier {
+            let vars = Vars {
+                model: &open.model,
+                backend: "",
+                route: "",
+            };
+            earlier.settle(None, &vars);
         }
     }
 
@@ -193,7 +222,7 @@ fn millis(d: Duration) -> f64 {
 }
 
 impl Open {
-    fn close(self) {
+    fn close(mut self) {
         let table = self.generation.snapshot.table();
         let route = table.routes.get(self.route).map_or("", |r| r.name.as_str());
         let upstream = self.backend.and_then(|b| self.generation.backends.get(b));
@@ -212,6 +241,18 @@ impl Open {
             ),
             None => Vec::new(),
         };
+        if let Some(charge) = self.charge.take() {
+            // Only a successful answer used tokens; anything else releases the reservation.
+            let usage = self.usage.as_ref().filter(|_| self.status < 400);
+            charge.settle(
+                usage,
+                &Vars {
+                    model: &self.model,
+                    backend,
+                    route,
+                },
+            );
+        }
         let response_model = self
             .response_model
             .as_deref()

@@ -29,6 +29,13 @@ pub struct ListenArgs {
     /// Write one JSON line per AI request here (`-` for standard output); none by default.
     #[arg(long, value_name = "FILE|-")]
     pub access_log: Option<crate::access_log::Target>,
+    /// Share QuotaPolicy counts with other replicas in this Redis (`redis://host:port/db`);
+    /// in process by default.
+    #[arg(long, value_name = "URL")]
+    pub quota_redis: Option<String>,
+    /// When Redis cannot be asked: let requests through (`open`) or refuse them (`closed`).
+    #[arg(long, value_enum, default_value_t = crate::quota::FailMode::Open)]
+    pub quota_fail: crate::quota::FailMode,
 }
 
 impl ListenArgs {
@@ -38,6 +45,8 @@ impl ListenArgs {
             admin: (self.admin_port != 0).then(|| SocketAddr::new(self.bind, self.admin_port)),
             body_limit: self.body_limit,
             access_log: self.access_log.clone(),
+            quota_redis: self.quota_redis.clone(),
+            quota_fail: self.quota_fail,
             ..Config::default()
         }
     }

@@ -41,7 +41,7 @@ pub enum StartError {
         secret: String,
         reason: String,
     },
-    #[error("the access log cannot be opened: {0}")]
+    #[error("the access log or the quota store cannot be set up: {0}")]
     AccessLog(std::io::Error),
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -219,7 +219,7 @@ async fn accept(
     loop {
         let stream = tokio::select! {
             accepted = socket.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of descriptors and the like: back off instead of spinning.
                     tracing::warn!(port, %error, "accept failed");
@@ -229,11 +229,12 @@ async fn accept(
             },
             _ = stopped.changed() => break,
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let shared = shared.clone();
-            async move { Ok::<_, Infallible>(handler::handle(shared, port, request).await) }
+            async move { Ok::<_, Infallible>(handler::handle(shared, port, peer.ip(), request).await) }
         });
         match &tls {
             None => {

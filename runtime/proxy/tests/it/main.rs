@@ -14,6 +14,7 @@ mod governance;
 mod harness;
 mod plain;
 mod providers;
+mod quota;
 mod reload;
 mod routing;
 mod sdk;

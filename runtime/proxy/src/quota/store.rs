@@ -1,0 +1,238 @@
+//! Where quota counts live, behind one interface: in this process ([`Local`], the default:
+//! sixteen shards, each a mutex held for a few map operations), or in Redis (`super::redis`),
+//! so that replicas share one budget. Both keep, per bucket and window, what was `used` and
+//! what is `reserved` by requests in flight, and expire a window's counts after two windows.
+//!
+//! The admission rule, the same in both: a request is let through when its bucket has budget
+//! left (`used < limit`) and either its estimate fits (`used + reserved + estimate <= limit`)
+//! or nothing else is in flight (`reserved == 0`), so that a request whose estimate alone is
+//! larger than the remaining budget still gets through an idle bucket. The budget is then
+//! overshot by at most what the requests let through used beyond their estimates, and by at
+//! most one request when estimates hold.
+
+use super::Part;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+const SHARDS: usize = 16;
+/// A shard sweeps expired windows when it holds more buckets than this.
+const SWEEP_AT: usize = 4096;
+
+/// What to do when the store cannot be asked (Redis down or slow).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailMode {
+    /// Let the request through uncharged (Envoy's rate-limit filter default).
+    #[default]
+    Open,
+    /// Refuse it with a 503.
+    Closed,
+}
+
+/// Why the store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Redis: {0}")]
+    Redis(String),
+    #[error("Redis did not answer within {0} ms")]
+    Timeout(u64),
+}
+
+/// The quota store of the process (kept across table reloads, so budgets are too).
+pub enum Store {
+    Local(Box<Local>),
+    Redis(Box<super::redis::Redis>),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Store::Local(_) => "Store::Local",
+            Store::Redis(_) => "Store::Redis",
+        })
+    }
+}
+
+impl Store {
+    pub fn local() -> Self {
+        Store::Local(Box::default())
+    }
+
+    /// A Redis store at `url` (`redis://host:port/db`); nothing is dialled until first use.
+    pub fn redis(
+        url: &str,
+        fail: FailMode,
+        metrics: crate::metrics::Metrics,
+    ) -> Result<Self, StoreError> {
+        super::redis::Redis::new(url, fail, metrics).map(|r| Store::Redis(Box::new(r)))
+    }
+
+    pub fn fail_mode(&self) -> FailMode {
+        match self {
+            Store::Local(_) => FailMode::Open,
+            Store::Redis(r) => r.fail_mode(),
+        }
+    }
+
+    /// Reserves every part, or none: `Ok(Some(i))` when part `i` has no room.
+    pub async fn reserve(&self, parts: &[Part]) -> Result<Option<usize>, StoreError> {
+        match self {
+            Store::Local(local) => Ok(local.reserve(parts, super::now_ms())),
+            Store::Redis(redis) => redis.reserve(parts).await,
+        }
+    }
+
+    /// Replaces each part's reservation by its `actual` cost. Never waits on the request path:
+    /// Redis settles on its own task, pipelined with the other requests' commands.
+    pub fn settle(&self, parts: Vec<Part>, actual: Vec<u64>) {
+        match self {
+            Store::Local(local) => local.settle(&parts, &actual, super::now_ms()),
+            Store::Redis(redis) => redis.settle(parts, actual),
+        }
+    }
+
+    /// What the bucket `key` has used and has reserved (tests and the admin view).
+    pub async fn counts(&self, key: &str) -> Result<(u64, u64), StoreError> {
+        match self {
+            Store::Local(local) => Ok(local.counts(key, super::now_ms())),
+            Store::Redis(redis) => redis.counts(key).await,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Count {
+    used: u64,
+    reserved: u64,
+    expires_ms: u64,
+}
+
+/// The in-process store.
+#[derive(Default)]
+pub struct Local {
+    shards: [Mutex<HashMap<String, Count>>; SHARDS],
+}
+
+fn shard_of(key: &str) -> usize {
+    // FNV-1a: cheap and stable; the keys are ours.
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in key.bytes() {
+        hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    hash as usize % SHARDS
+}
+
+impl Local {
+    fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, HashMap<String, Count>> {
+        self.shards[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn reserve(&self, parts: &[Part], now: u64) -> Option<usize> {
+        // Lock every shard involved, in index order (no deadlock), so the check and the
+        // reservation are one step.
+        let mut indices: Vec<usize> = parts.iter().map(|p| shard_of(&p.key)).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        let mut guards: Vec<(usize, std::sync::MutexGuard<'_, HashMap<String, Count>>)> =
+            indices.iter().map(|&i| (i, self.lock(i))).collect();
+        let current = |guards: &[(usize, std::sync::MutexGuard<'_, HashMap<String, Count>>)],
+                       key: &str| {
+            let shard = shard_of(key);
+            guards
+                .iter()
+                .find(|(i, _)| *i == shard)
+                .and_then(|(_, map)| map.get(key).copied())
+                .filter(|c| c.expires_ms > now)
+                .unwrap_or_default()
+        };
+        for (i, part) in parts.iter().enumerate() {
+            let count = current(&guards, &part.key);
+            if part.enforce && !admits(count.used, count.reserved, part.reserved, part.limit) {
+                return Some(i);
+            }
+        }
+        for part in parts {
+            let shard = shard_of(&part.key);
+            if let Some((_, map)) = guards.iter_mut().find(|(i, _)| *i == shard) {
+                if map.len() > SWEEP_AT {
+                    map.retain(|_, c| c.expires_ms > now);
+                }
+                let count = map.entry(part.key.clone()).or_default();
+                if count.expires_ms <= now {
+                    *count = Count::default();
+                }
+                count.reserved += part.reserved;
+                count.expires_ms = now + part.ttl_ms;
+            }
+        }
+        None
+    }
+
+    fn settle(&self, parts: &[Part], actual: &[u64], now: u64) {
+        for (part, actual) in parts.iter().zip(actual) {
+            let mut map = self.lock(shard_of(&part.key));
+            let count = map.entry(part.key.clone()).or_default();
+            if count.expires_ms <= now {
+                // The window is over: nothing left to charge.
+                continue;
+            }
+            count.reserved = count.reserved.saturating_sub(part.reserved);
+            count.used += actual;
+        }
+    }
+
+    fn counts(&self, key: &str, now: u64) -> (u64, u64) {
+        let map = self.lock(shard_of(key));
+        map.get(key)
+            .filter(|c| c.expires_ms > now)
+            .map_or((0, 0), |c| (c.used, c.reserved))
+    }
+}
+
+/// The admission rule (module doc).
+pub(super) fn admits(used: u64, reserved: u64, estimate: u64, limit: u64) -> bool {
+    used < limit && (used + reserved + estimate <= limit || reserved == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(key: &str, reserved: u64, limit: u64) -> Part {
+        Part {
+            key: key.into(),
+            reserved,
+            limit,
+            enforce: true,
+            ttl_ms: 60_000,
+            window_end_ms: 0,
+            quota: 0,
+        }
+    }
+
+    #[test]
+    fn reservations_count_until_settled_and_the_rule_admits_one_into_an_idle_bucket() {
+        let local = Local::default();
+        let now = 1_000;
+        assert_eq!(local.reserve(&[part("a", 40, 100)], now), None);
+        assert_eq!(local.reserve(&[part("a", 40, 100)], now), None);
+        // 80 reserved: a third does not fit.
+        assert_eq!(local.reserve(&[part("a", 40, 100)], now), Some(0));
+        local.settle(&[part("a", 40, 100)], &[10], now);
+        assert_eq!(local.counts("a", now), (10, 40));
+        assert_eq!(local.reserve(&[part("a", 40, 100)], now), None);
+        // All or none: the first part fits, the second does not, nothing is reserved.
+        assert_eq!(
+            local.reserve(&[part("b", 1, 100), part("a", 40, 100)], now),
+            Some(1)
+        );
+        assert_eq!(local.counts("b", now), (0, 0));
+        // An estimate larger than the whole budget passes an idle bucket.
+        assert_eq!(local.reserve(&[part("c", 500, 100)], now), None);
+        assert_eq!(local.reserve(&[part("c", 1, 100)], now), Some(0));
+        // Expired windows start again.
+        assert_eq!(local.counts("a", now + 60_001), (0, 0));
+        assert!(!admits(100, 0, 1, 100), "a spent budget admits nothing");
+    }
+}
