@@ -43,12 +43,17 @@ pub fn run() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("demo.yaml");
     std::fs::write(&path, manifest)?;
+    let log = dir.join("access.log");
+    let _ = std::fs::remove_file(&log);
+    let admin = free_port()?;
     let mut gateway = Running::spawn(
         "aigw run",
         Command::new(bin.join("aigw"))
             .arg("run")
             .arg(&path)
-            .args(["--bind", "127.0.0.1", "--admin-port", "0"])
+            .args(["--bind", "127.0.0.1", "--admin-port", &admin.to_string()])
+            .arg("--access-log")
+            .arg(&log)
             .env("RUST_LOG", "warn"),
     )?;
     gateway.wait_for(port)?;
@@ -87,10 +92,50 @@ pub fn run() -> Result<()> {
             head.lines().next().unwrap_or_default()
         );
     }
+    // What the gateway recorded of the two requests: the access log and the GenAI metrics.
+    let mut lines = String::new();
+    for _ in 0..100 {
+        lines = std::fs::read_to_string(&log).unwrap_or_default();
+        if lines.lines().count() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("\n$ cat {}", log.display());
+    print!("{lines}");
+    if lines.lines().count() < 2 || !lines.contains("\"weighted\"") {
+        bail!("the access log has no line with the request costs");
+    }
+    let metrics = get(admin, "/metrics")?;
+    println!("\n$ curl http://127.0.0.1:{admin}/metrics | grep gen_ai_client_token_usage_sum");
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("gen_ai_client_token_usage_sum"))
+    {
+        println!("{line}");
+    }
+    if !metrics.contains("gen_ai_server_request_duration_seconds") {
+        bail!("the GenAI metrics are missing");
+    }
     println!("\ndone: stopping aigw and the test upstream");
     drop(gateway);
     drop(upstream);
     Ok(())
+}
+
+/// GETs `path` from the admin listener as HTTP/1.0: the body.
+fn get(port: u16, path: &str) -> Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map_or(text.clone(), |(_, body)| body.to_owned()))
 }
 
 /// POSTs a chat completion as HTTP/1.0 (so the answer is delimited by the connection's end, not

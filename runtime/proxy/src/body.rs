@@ -93,6 +93,13 @@ pub struct Peek<'a> {
     pub stream: Option<bool>,
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
+    /// The output limit, by whichever name the client API gives it (for quota estimates).
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +111,13 @@ pub struct StreamOptions {
 impl Peek<'_> {
     pub fn streaming(&self) -> bool {
         self.stream == Some(true)
+    }
+
+    /// The output limit the request sets, if any.
+    pub fn max_output(&self) -> Option<u64> {
+        self.max_tokens
+            .or(self.max_completion_tokens)
+            .or(self.max_output_tokens)
     }
 
     pub fn asked_for_usage(&self) -> bool {

