@@ -305,14 +305,16 @@ impl Metrics {
 
     fn usage(&self, f: &Finished<'_>, usage: &aigw_providers::Usage) {
         let inner = &self.0;
+        // One label set, its token type changed between the two observations.
+        let mut tokens = TokenUse {
+            genai: f.genai.clone(),
+            gen_ai_token_type: "input",
+        };
         for (kind, count) in [("input", usage.input), ("output", usage.output)] {
-            let labels = TokenUse {
-                genai: f.genai.clone(),
-                gen_ai_token_type: kind,
-            };
+            tokens.gen_ai_token_type = kind;
             inner
                 .token_usage
-                .get_or_create(&labels)
+                .get_or_create(&tokens)
                 .observe(count as f64);
         }
         let mut labels = Tokens {
