@@ -96,22 +96,30 @@ impl AccessLog {
     }
 
     /// Queues `line` as one line of JSON; false when it was dropped (the buffer is full).
+    /// The line is serialized into this thread's own buffer first, so the shared buffer's
+    /// lock is held only for a copy.
     pub fn send(&self, line: &impl serde::Serialize) -> bool {
-        let mut lines = self
-            .shared
-            .lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if lines.len() >= QUEUE {
-            return false;
+        thread_local! {
+            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        let start = lines.len();
-        if serde_json::to_writer(&mut *lines, line).is_err() {
-            lines.truncate(start);
-            return false;
-        }
-        lines.push(b'\n');
-        true
+        LINE.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            buffer.clear();
+            if serde_json::to_writer(&mut *buffer, line).is_err() {
+                return false;
+            }
+            buffer.push(b'\n');
+            let mut lines = self
+                .shared
+                .lines
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if lines.len() >= QUEUE {
+                return false;
+            }
+            lines.extend_from_slice(&buffer);
+            true
+        })
     }
 }
 
