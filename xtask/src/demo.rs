@@ -106,7 +106,7 @@ pub fn run() -> Result<()> {
     if lines.lines().count() < 2 || !lines.contains("\"weighted\"") {
         bail!("the access log has no line with the request costs");
     }
-    let metrics = get(admin, "/metrics")?;
+    let metrics = crate::process::get(admin, "/metrics")?;
     println!("\n$ curl http://127.0.0.1:{admin}/metrics | grep gen_ai_client_token_usage_sum");
     for line in metrics
         .lines()
@@ -121,21 +121,6 @@ pub fn run() -> Result<()> {
     drop(gateway);
     drop(upstream);
     Ok(())
-}
-
-/// GETs `path` from the admin listener as HTTP/1.0: the body.
-fn get(port: u16, path: &str) -> Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    Ok(text
-        .split_once("\r\n\r\n")
-        .map_or(text.clone(), |(_, body)| body.to_owned()))
 }
 
 /// POSTs a chat completion as HTTP/1.0 (so the answer is delimited by the connection's end, not

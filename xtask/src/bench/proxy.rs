@@ -15,7 +15,7 @@
 //! a shared machine, unlike wall time), streaming first-chunk latency and the largest gap between
 //! events of paced streams (a buffering proxy shows a stall), and the proxy's peak RSS.
 
-use crate::process::{Running, free_port};
+use crate::process::{Running, free_port, get};
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -514,22 +514,6 @@ struct Streams {
     first: Vec<Duration>,
     whole: Vec<Duration>,
     largest_gap: Duration,
-}
-
-/// The body of a GET on loopback.
-fn get(port: u16, path: &str) -> Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default())
 }
 
 /// `count` streamed chat completions in a row on one keep-alive connection.
