@@ -78,16 +78,24 @@ pub async fn send(
         }
         // A translated stream reports its usage itself.
         let usage_chunk = wants_usage && speaks_openai(upstream);
-        match call(
+        let span = record.trace_attempt(upstream);
+        let answered = call(
             &exchange,
             reference,
             upstream,
             &headers,
             usage_chunk,
             deadline,
+            span.as_ref(),
         )
-        .await
-        {
+        .await;
+        if let Some(span) = &span {
+            match &answered {
+                Ok((response, _)) => span.end(Some(response.status().as_u16()), None),
+                Err(error) => span.end(None, Some(&error.message)),
+            }
+        }
+        match answered {
             Ok((response, _)) if !final_attempt && retriable(response.status()) => {
                 shared.metrics.attempt("retried_status");
                 tracing::debug!(backend = %upstream.name, status = response.status().as_u16(), "failing over");
@@ -217,6 +225,7 @@ async fn call(
     base_headers: &HeaderMap,
     usage_chunk: bool,
     deadline: Instant,
+    span: Option<&crate::trace::Attempt>,
 ) -> Result<Answered, ProxyError> {
     if let Some(reason) = upstream.unsupported {
         return Err(unsupported(upstream, reason));
@@ -227,6 +236,9 @@ async fn call(
     let mut headers = base_headers.clone();
     mutate_headers(&mut headers, &reference.header_mutation);
     authenticate(&mut headers, &exchange.parts.headers, upstream)?;
+    if let Some(span) = span {
+        span.inject(&mut headers);
+    }
     if let Some(token) = &upstream.token {
         headers.insert(header::AUTHORIZATION, token.header().await?);
     }

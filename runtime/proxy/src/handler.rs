@@ -114,6 +114,7 @@ async fn serve(
             endpoint,
             model,
             stream: peek.streaming(),
+            headers: &parts.headers,
         },
     );
     let exchange = Exchange {

@@ -37,6 +37,7 @@ pub mod secrets;
 pub mod serve;
 pub mod server;
 pub mod token;
+pub mod trace;
 pub mod translated;
 pub mod upstream;
 
@@ -73,6 +74,8 @@ pub struct Config {
     pub quota_redis: Option<String>,
     /// What a quota check does when Redis cannot be asked.
     pub quota_fail: quota::FailMode,
+    /// Where traces go (from the `OTEL_*` environment by default); `None`: no traces.
+    pub traces: Option<trace::TraceConfig>,
 }
 
 /// The admin port the reference's data plane uses for its own admin endpoints.
@@ -96,6 +99,7 @@ impl Default for Config {
             access_log: None,
             quota_redis: None,
             quota_fail: quota::FailMode::Open,
+            traces: trace::TraceConfig::from_env(),
         }
     }
 }
@@ -149,16 +153,25 @@ impl Shared {
             .as_ref()
             .map(access_log::AccessLog::open)
             .transpose()?;
+        let clients = upstream::Clients::new();
+        // Needs the runtime: `Shared` is built inside it, when the gateway starts.
+        let traces = config
+            .traces
+            .as_ref()
+            .map(|c| trace::Traces::start(c, clients.plain()).map(Arc::new))
+            .transpose()
+            .map_err(std::io::Error::other)?;
         Ok(Shared {
             current: ArcSwapOption::empty(),
             loads: AtomicU64::new(0),
             recorder: record::Recorder {
                 metrics: metrics.clone(),
                 log,
+                traces,
             },
             config,
             metrics,
-            clients: upstream::Clients::new(),
+            clients,
             quotas: Arc::new(quotas),
         })
     }

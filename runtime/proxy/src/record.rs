@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct Recorder {
     pub metrics: Metrics,
     pub log: Option<AccessLog>,
+    pub traces: Option<Arc<crate::trace::Traces>>,
 }
 
 /// One request's account; closed (reported) when dropped, once.
@@ -52,6 +53,8 @@ struct Open {
     usage: Option<Usage>,
     /// The quota reservation of the attempt that answered.
     charge: Option<crate::quota::Charge>,
+    /// The request's span, when traces are on.
+    span: Option<opentelemetry::Context>,
 }
 
 impl std::fmt::Debug for Record {
@@ -70,10 +73,16 @@ pub struct Taken<'a> {
     pub endpoint: Endpoint,
     pub model: &'a str,
     pub stream: bool,
+    /// The client's headers (its `traceparent`).
+    pub headers: &'a http::HeaderMap,
 }
 
 impl Record {
     pub fn open(recorder: &Recorder, taken: &Taken<'_>) -> Self {
+        let span = recorder
+            .traces
+            .as_ref()
+            .map(|t| t.request(taken.headers, operation(taken.endpoint), taken.model));
         Record {
             open: Some(Box::new(Open {
                 recorder: recorder.clone(),
@@ -93,6 +102,7 @@ impl Record {
                 response_model: None,
                 usage: None,
                 charge: None,
+                span,
             })),
         }
     }
@@ -111,6 +121,21 @@ impl Record {
                 open.sent_model = Some(model.to_owned());
             }
         }
+    }
+
+    /// The span of an attempt at `backend`, when traces are on.
+    pub fn trace_attempt(
+        &self,
+        backend: &crate::generation::Upstream,
+    ) -> Option<crate::trace::Attempt> {
+        let open = self.open.as_ref()?;
+        let (traces, span) = (open.recorder.traces.as_ref()?, open.span.as_ref()?);
+        Some(crate::trace::Attempt::new(
+            traces.clone(),
+            span,
+            &backend.name,
+            provider(&backend.schema),
+        ))
     }
 
     /// The quota reservation of the current attempt; an earlier attempt's is released.
@@ -283,6 +308,26 @@ impl Open {
             gen_ai_request_model: model_label(&self.model),
             gen_ai_response_model: model_label(response_model.unwrap_or("")),
         };
+        if let Some(span) = &self.span {
+            let mut attributes = vec![
+                opentelemetry::KeyValue::new("gen_ai.provider.name", genai.gen_ai_provider_name),
+                opentelemetry::KeyValue::new(
+                    "gen_ai.response.model",
+                    genai.gen_ai_response_model.clone(),
+                ),
+            ];
+            if let Some(usage) = &self.usage {
+                attributes.push(opentelemetry::KeyValue::new(
+                    "gen_ai.usage.input_tokens",
+                    usage.input.cast_signed(),
+                ));
+                attributes.push(opentelemetry::KeyValue::new(
+                    "gen_ai.usage.output_tokens",
+                    usage.output.cast_signed(),
+                ));
+            }
+            crate::trace::end_request(span, attributes, self.status);
+        }
         self.recorder.metrics.finished(&Finished {
             genai,
             route,

@@ -20,3 +20,4 @@ mod routing;
 mod sdk;
 mod streaming;
 mod tls;
+mod traces;
