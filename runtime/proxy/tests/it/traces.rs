@@ -29,10 +29,11 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    fn start(python: &std::path::Path) -> Self {
+    fn start(python: &std::path::Path, protocol: &str) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/otlp_receiver.py");
         let mut child = std::process::Command::new(python)
             .arg(script)
+            .arg(protocol)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("the receiver starts");
@@ -74,14 +75,31 @@ async fn spans_carry_the_genai_attributes_and_the_trace_goes_upstream() {
     let Some(python) = aigw_testkit::python("OTLP receiver", &["opentelemetry.proto"]) else {
         return;
     };
-    let receiver = Receiver::start(&python);
+    check(&python, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_go_out_over_grpc_too() {
+    let Some(python) = aigw_testkit::python("OTLP gRPC receiver", &["opentelemetry.proto", "grpc"])
+    else {
+        return;
+    };
+    check(&python, true).await;
+}
+
+async fn check(python: &std::path::Path, grpc: bool) {
+    let receiver = Receiver::start(python, if grpc { "grpc" } else { "http" });
     let a = MockUpstream::start("a").await.expect("upstream");
     let dead = crate::harness::dead_port();
     let (snapshot, secrets) = compile(&manifests(a.port(), dead, dead, dead));
     let mut config = Config::loopback();
     config.traces = Some(TraceConfig {
-        endpoint: format!("http://127.0.0.1:{}/v1/traces", receiver.port),
-        grpc: false,
+        endpoint: if grpc {
+            format!("http://127.0.0.1:{}", receiver.port)
+        } else {
+            format!("http://127.0.0.1:{}/v1/traces", receiver.port)
+        },
+        grpc,
         service: "aigw-test".into(),
         interval: Duration::from_millis(100),
     });
