@@ -127,11 +127,11 @@ async fn check(python: &std::path::Path, grpc: bool) {
     let request_span = spans
         .iter()
         .find(|s| s["name"] == "chat gpt-a")
-        .unwrap_or_else(|| panic!("the request's span: {spans:?}"));
+        .expect("the request's span");
     let attempt = spans
         .iter()
         .find(|s| s["name"] == "attempt default/a")
-        .unwrap_or_else(|| panic!("the attempt's span: {spans:?}"));
+        .expect("the attempt's span");
     assert_eq!(
         request_span["trace_id"], TRACE,
         "the client's trace goes on"
