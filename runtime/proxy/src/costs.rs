@@ -116,11 +116,6 @@ impl Costs {
         Ok(Costs { routes })
     }
 
-    /// Whether route `index` records any cost.
-    pub fn any(&self, route: usize) -> bool {
-        self.routes.get(route).is_some_and(|c| !c.is_empty())
-    }
-
     /// The costs of route `index` for `usage`: (key, value) in declaration order.
     pub fn evaluate(&self, route: usize, usage: &Usage, vars: &Vars<'_>) -> Vec<(Arc<str>, u64)> {
         let Some(costs) = self.routes.get(route) else {
@@ -176,12 +171,8 @@ impl Cost {
             Kind::Cel => self
                 .program
                 .as_ref()
-                .map_or(0, |p| self.cel(p, usage, vars)),
+                .map_or(0, |p| run_cel(p, &self.key, usage, vars)),
         }
-    }
-
-    fn cel(&self, program: &Cel, usage: &Usage, vars: &Vars<'_>) -> u64 {
-        run_cel(program, &self.key, usage, vars)
     }
 }
 

@@ -102,7 +102,9 @@ impl opentelemetry_http::HttpClient for Hyper {
 
 /// The tracer of the process.
 pub struct Traces {
-    provider: SdkTracerProvider,
+    /// Held so the exporter lives as long as the gateway; dropping it (at exit) shuts the
+    /// exporter down after sending what is queued.
+    _provider: SdkTracerProvider,
     tracer: opentelemetry_sdk::trace::SdkTracer,
     propagator: TraceContextPropagator,
 }
@@ -150,7 +152,7 @@ impl Traces {
             .build();
         let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "aigw");
         Ok(Traces {
-            provider,
+            _provider: provider,
             tracer,
             propagator: TraceContextPropagator::new(),
         })
@@ -192,11 +194,6 @@ impl Traces {
         self.propagator
             .inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
     }
-
-    /// Sends what is queued (at shutdown, and in tests).
-    pub fn flush(&self) {
-        let _ = self.provider.force_flush();
-    }
 }
 
 /// One attempt's span, to pass upstream and end with the attempt's outcome.
@@ -235,10 +232,12 @@ pub fn end_attempt(cx: &Context, status: Option<u16>, error: Option<&str>) {
             i64::from(status),
         ));
     }
-    if let Some(error) = error {
-        span.set_status(Status::error(error.to_owned()));
-    } else if status.is_some_and(|s| s >= 500) {
-        span.set_status(Status::error(format!("status {}", status.unwrap_or(0))));
+    match (error, status) {
+        (Some(error), _) => span.set_status(Status::error(error.to_owned())),
+        (None, Some(status)) if status >= 500 => {
+            span.set_status(Status::error(format!("status {status}")));
+        }
+        _ => {}
     }
     span.end();
 }

@@ -113,6 +113,31 @@ pub struct MockUpstream {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Serves every connection of `listener` (HTTP/1.1 or h2c) with `answer`: the loop of the
+/// loopback identity and metadata services.
+pub(crate) async fn serve_each<F, Fut>(listener: TcpListener, answer: F)
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = http::Response<http_body_util::Full<Bytes>>> + Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let answer = answer.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let reply = answer(request);
+                async move { Ok::<_, std::convert::Infallible>(reply.await) }
+            });
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+        });
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()

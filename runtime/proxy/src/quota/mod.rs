@@ -42,7 +42,7 @@ pub const DEFAULT_OUTPUT_ESTIMATE: u64 = 4096;
 /// One bucket a request may be charged to.
 struct Bucket {
     /// `policy/service`, `policy/model/{name}/default`, `policy/model/{name}/rule/{i}`.
-    id: String,
+    id: Arc<str>,
     limit: u64,
     window_ms: u64,
     selectors: Vec<Selector>,
@@ -103,6 +103,8 @@ pub struct Request<'a> {
 #[derive(Clone, Debug)]
 pub struct Part {
     pub key: String,
+    /// The bucket's id, without the client values and the window the key adds.
+    pub bucket: Arc<str>,
     pub reserved: u64,
     pub limit: u64,
     pub enforce: bool,
@@ -163,7 +165,7 @@ impl Quotas {
                     model: None,
                     cost: program(&service_quota.cost_expression)?,
                     buckets: vec![Bucket {
-                        id: format!("{}/service", policy.name),
+                        id: format!("{}/service", policy.name).into(),
                         limit: service_quota.limit.max(0).cast_unsigned(),
                         window_ms: service_quota.window_ms,
                         selectors: Vec::new(),
@@ -175,7 +177,7 @@ impl Quotas {
                 let mut buckets = Vec::new();
                 if let Some(bucket) = &model.default_bucket {
                     buckets.push(Bucket {
-                        id: format!("{}/model/{}/default", policy.name, model.model),
+                        id: format!("{}/model/{}/default", policy.name, model.model).into(),
                         limit: bucket.limit.max(0).cast_unsigned(),
                         window_ms: bucket.window_ms,
                         selectors: Vec::new(),
@@ -190,7 +192,7 @@ impl Quotas {
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(error)?;
                     buckets.push(Bucket {
-                        id: format!("{}/model/{}/rule/{i}", policy.name, model.model),
+                        id: format!("{}/model/{}/rule/{i}", policy.name, model.model).into(),
                         limit: rule.limit.max(0).cast_unsigned(),
                         window_ms: rule.window_ms,
                         selectors,
@@ -254,6 +256,7 @@ impl Quotas {
                 let start = now - now % window;
                 parts.push(Part {
                     key: key(&bucket.id, &distinct, start),
+                    bucket: bucket.id.clone(),
                     reserved: cost,
                     limit: bucket.limit,
                     enforce: !bucket.shadow,
@@ -275,11 +278,7 @@ impl Quotas {
             Ok(Some(full)) => {
                 let part = &parts[full];
                 Err(Refusal::Exhausted {
-                    bucket: part
-                        .key
-                        .rsplit_once(':')
-                        .map_or(&*part.key, |(k, _)| k)
-                        .to_owned(),
+                    bucket: part.bucket.to_string(),
                     retry_after: part.window_end_ms.saturating_sub(now).div_ceil(1000),
                 })
             }

@@ -58,6 +58,16 @@ end
 return 0
 ";
 
+/// A Redis call within [`TIMEOUT`].
+async fn bounded<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(TIMEOUT, call)
+        .await
+        .map_err(|_| StoreError::Timeout(TIMEOUT.as_millis() as u64))?
+        .map_err(|e| StoreError::Redis(e.to_string()))
+}
+
 pub struct Redis {
     client: redis::Client,
     fail: FailMode,
@@ -119,10 +129,7 @@ impl Redis {
             }
             *last = Some(Instant::now());
         }
-        let dialled = tokio::time::timeout(TIMEOUT, ConnectionManager::new(self.client.clone()))
-            .await
-            .map_err(|_| StoreError::Timeout(TIMEOUT.as_millis() as u64))?
-            .map_err(|e| StoreError::Redis(e.to_string()))?;
+        let dialled = bounded(ConnectionManager::new(self.client.clone())).await?;
         *self
             .connection
             .lock()
@@ -148,10 +155,7 @@ impl Redis {
                     .arg(part.ttl_ms)
                     .arg(if part.enforce { "1" } else { "0" });
             }
-            let full: i64 = tokio::time::timeout(TIMEOUT, call.invoke_async(&mut connection))
-                .await
-                .map_err(|_| StoreError::Timeout(TIMEOUT.as_millis() as u64))?
-                .map_err(|e| StoreError::Redis(e.to_string()))?;
+            let full: i64 = bounded(call.invoke_async(&mut connection)).await?;
             Ok(usize::try_from(full - 1).ok())
         }
         .await;
@@ -178,29 +182,14 @@ impl Redis {
             for (part, actual) in parts.iter().zip(&actual) {
                 call.arg(part.reserved).arg(*actual);
             }
-            let done =
-                tokio::time::timeout(TIMEOUT, call.invoke_async::<i64>(&mut connection)).await;
-            if !matches!(done, Ok(Ok(_))) {
+            if bounded(call.invoke_async::<i64>(&mut connection))
+                .await
+                .is_err()
+            {
                 metrics.quota_store_error();
                 tracing::warn!("a quota settlement did not reach Redis");
             }
         });
-    }
-
-    pub async fn counts(&self, key: &str) -> Result<(u64, u64), StoreError> {
-        let mut connection = self.connection().await?;
-        let (used, reserved): (Option<u64>, Option<u64>) = tokio::time::timeout(
-            TIMEOUT,
-            redis::cmd("HMGET")
-                .arg(key)
-                .arg("used")
-                .arg("reserved")
-                .query_async(&mut connection),
-        )
-        .await
-        .map_err(|_| StoreError::Timeout(TIMEOUT.as_millis() as u64))?
-        .map_err(|e| StoreError::Redis(e.to_string()))?;
-        Ok((used.unwrap_or(0), reserved.unwrap_or(0)))
     }
 }
 

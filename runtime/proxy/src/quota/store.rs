@@ -89,14 +89,6 @@ impl Store {
             Store::Redis(redis) => redis.settle(parts, actual),
         }
     }
-
-    /// What the bucket `key` has used and has reserved (tests and the admin view).
-    pub async fn counts(&self, key: &str) -> Result<(u64, u64), StoreError> {
-        match self {
-            Store::Local(local) => Ok(local.counts(key, super::now_ms())),
-            Store::Redis(redis) => redis.counts(key).await,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -182,6 +174,7 @@ impl Local {
         }
     }
 
+    #[cfg(test)]
     fn counts(&self, key: &str, now: u64) -> (u64, u64) {
         let map = self.lock(shard_of(key));
         map.get(key)
@@ -202,6 +195,7 @@ mod tests {
     fn part(key: &str, reserved: u64, limit: u64) -> Part {
         Part {
             key: key.into(),
+            bucket: key.into(),
             reserved,
             limit,
             enforce: true,
