@@ -158,7 +158,7 @@ impl Shared {
         let traces = config
             .traces
             .as_ref()
-            .map(|c| trace::Traces::start(c, clients.plain()).map(Arc::new))
+            .map(|c| trace::Traces::start(c, clients.plain(), metrics.clone()).map(Arc::new))
             .transpose()
             .map_err(std::io::Error::other)?;
         Ok(Shared {

@@ -3,6 +3,12 @@
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc: a request allocates and frees small buffers on two
+/// worker threads, and glibc's arena locks and consolidation measured a tenth of the data
+/// plane's CPU (BENCHMARKS.md, "Governance").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "aigw-proxy",

@@ -11,7 +11,8 @@
 //!   `gen_ai_response_model` (and `error_type` on the duration), with the conventions' bucket
 //!   boundaries;
 //! - `aigw_*`: what the gateway does (requests by status and by route, backend and status,
-//!   upstream attempts, every kind of token, costs, access-log drops, reloads).
+//!   upstream attempts, every kind of token, costs, access-log drops, spans exported and dropped,
+//!   reloads).
 //!
 //! Label values that come from clients (the model) are only those a rule took, cut to 128
 //! characters.
@@ -119,6 +120,7 @@ struct Inner {
     quota_rejections: Family<Bucket, Counter>,
     quota_store_errors: Counter,
     log_dropped: Counter,
+    spans: Family<Outcome, Counter>,
     reloads: Family<Outcome, Counter>,
     generation: Gauge,
 }
@@ -168,6 +170,7 @@ impl Default for Metrics {
         let (log_dropped, reloads, generation) =
             (Counter::default(), Family::default(), Gauge::default());
         let (quota_rejections, quota_store_errors) = (Family::default(), Counter::default());
+        let spans = Family::default();
         let gateway = registry.sub_registry_with_prefix("aigw");
         gateway.register(
             "requests",
@@ -210,6 +213,11 @@ impl Default for Metrics {
             Counter::<u64>::clone(&log_dropped),
         );
         gateway.register(
+            "trace_spans",
+            "Spans given to the OTLP exporter, by outcome (exported, dropped: the queue was full, failed: the export was refused or timed out)",
+            Family::<Outcome, Counter>::clone(&spans),
+        );
+        gateway.register(
             "table_reloads",
             "Routing table loads, by result (loaded, rejected)",
             Family::<Outcome, Counter>::clone(&reloads),
@@ -233,6 +241,7 @@ impl Default for Metrics {
             quota_rejections,
             quota_store_errors,
             log_dropped,
+            spans,
             reloads,
             generation,
         }))
@@ -362,6 +371,14 @@ impl Metrics {
 
     pub fn access_log_dropped(&self) {
         self.0.log_dropped.inc();
+    }
+
+    /// `count` spans had `outcome` (`exported`, `dropped`, `failed`).
+    pub fn spans(&self, outcome: &'static str, count: u64) {
+        self.0
+            .spans
+            .get_or_create(&Outcome { outcome })
+            .inc_by(count);
     }
 
     pub fn reload(&self, loaded: bool, generation: u64) {

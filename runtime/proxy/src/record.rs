@@ -15,9 +15,8 @@ use crate::exchange::Endpoint;
 use crate::generation::Generation;
 use crate::metrics::{Finished, GenAi, Metrics, model_label};
 use aigw_providers::Usage;
-use serde::Serialize;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 /// Where closed records go.
 #[derive(Clone, Debug)]
@@ -210,62 +209,6 @@ impl Drop for Record {
     }
 }
 
-/// One access log line.
-#[derive(Serialize)]
-struct Line<'a> {
-    time: String,
-    endpoint: &'static str,
-    route: &'a str,
-    rule: usize,
-    backend: Option<&'a str>,
-    attempts: u32,
-    status: u16,
-    request_model: &'a str,
-    response_model: Option<&'a str>,
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tokens: Option<Tokens>,
-    #[serde(skip_serializing_if = "Costs::is_empty")]
-    costs: Costs<'a>,
-    duration_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    time_to_first_byte_ms: Option<f64>,
-}
-
-/// The costs as a JSON object, in declaration order, without building a map.
-struct Costs<'a>(&'a [(Arc<str>, u64)]);
-
-impl Costs<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Costs<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in self.0 {
-            map.serialize_entry(&**key, value)?;
-        }
-        map.end()
-    }
-}
-
-#[derive(Serialize)]
-struct Tokens {
-    input: u64,
-    output: u64,
-    total: u64,
-    cached_input: u64,
-    cache_creation_input: u64,
-    reasoning: u64,
-}
-
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
 impl Open {
     fn close(mut self) {
         let table = self.generation.snapshot.table();
@@ -342,8 +285,8 @@ impl Open {
         let Some(log) = &self.recorder.log else {
             return;
         };
-        let line = Line {
-            time: rfc3339(self.at),
+        let line = crate::access_log::Line {
+            at: self.at,
             endpoint: self.endpoint.path(),
             route,
             rule: self.rule,
@@ -353,17 +296,10 @@ impl Open {
             request_model: &self.model,
             response_model,
             stream: self.stream,
-            tokens: self.usage.as_ref().map(|u| Tokens {
-                input: u.input,
-                output: u.output,
-                total: u.total(),
-                cached_input: u.cached_input,
-                cache_creation_input: u.cache_creation_input,
-                reasoning: u.reasoning,
-            }),
-            costs: Costs(&costs),
-            duration_ms: millis(duration),
-            time_to_first_byte_ms: first.map(millis),
+            usage: self.usage.as_ref(),
+            costs: &costs,
+            duration,
+            first_byte: first,
         };
         if !log.send(&line) {
             self.recorder.metrics.access_log_dropped();
@@ -399,14 +335,4 @@ fn provider(schema: &str) -> &'static str {
         "Cohere" => "cohere",
         _ => "_OTHER",
     }
-}
-
-/// `2026-12-03T08:30:00.123Z`.
-fn rfc3339(at: SystemTime) -> String {
-    let at: time::OffsetDateTime = at.into();
-    let at = at
-        .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
-        .unwrap_or(at);
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

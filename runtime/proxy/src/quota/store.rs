@@ -98,10 +98,14 @@ struct Count {
     expires_ms: u64,
 }
 
+/// A shard's map: foldhash, randomly seeded per map (keys carry client header values, so
+/// the seed matters), and far cheaper than SipHash on these short keys.
+type Shard = HashMap<String, Count, foldhash::quality::RandomState>;
+
 /// The in-process store.
 #[derive(Default)]
 pub struct Local {
-    shards: [Mutex<HashMap<String, Count>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
 }
 
 fn shard_of(key: &str) -> usize {
@@ -114,7 +118,7 @@ fn shard_of(key: &str) -> usize {
 }
 
 impl Local {
-    fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, HashMap<String, Count>> {
+    fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
         self.shards[i]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -122,41 +126,44 @@ impl Local {
 
     fn reserve(&self, parts: &[Part], now: u64) -> Option<usize> {
         // Lock every shard involved, in index order (no deadlock), so the check and the
-        // reservation are one step.
-        let mut indices: Vec<usize> = parts.iter().map(|p| shard_of(&p.key)).collect();
-        indices.sort_unstable();
-        indices.dedup();
-        let mut guards: Vec<(usize, std::sync::MutexGuard<'_, HashMap<String, Count>>)> =
-            indices.iter().map(|&i| (i, self.lock(i))).collect();
-        let current = |guards: &[(usize, std::sync::MutexGuard<'_, HashMap<String, Count>>)],
-                       key: &str| {
-            let shard = shard_of(key);
-            guards
-                .iter()
-                .find(|(i, _)| *i == shard)
-                .and_then(|(_, map)| map.get(key).copied())
-                .filter(|c| c.expires_ms > now)
-                .unwrap_or_default()
-        };
+        // reservation are one step. No heap: a request has a handful of parts.
+        let mut guards: [Option<std::sync::MutexGuard<'_, Shard>>; SHARDS] =
+            std::array::from_fn(|_| None);
+        let involved = parts
+            .iter()
+            .fold(0u32, |set, p| set | 1 << shard_of(&p.key));
+        for (i, guard) in guards.iter_mut().enumerate() {
+            if involved & 1 << i != 0 {
+                *guard = Some(self.lock(i));
+            }
+        }
         for (i, part) in parts.iter().enumerate() {
-            let count = current(&guards, &part.key);
+            let count = guards[shard_of(&part.key)]
+                .as_ref()
+                .and_then(|map| map.get(&part.key).copied())
+                .filter(|c| c.expires_ms > now)
+                .unwrap_or_default();
             if part.enforce && !admits(count.used, count.reserved, part.reserved, part.limit) {
                 return Some(i);
             }
         }
         for part in parts {
-            let shard = shard_of(&part.key);
-            if let Some((_, map)) = guards.iter_mut().find(|(i, _)| *i == shard) {
-                if map.len() > SWEEP_AT {
-                    map.retain(|_, c| c.expires_ms > now);
-                }
-                let count = map.entry(part.key.clone()).or_default();
-                if count.expires_ms <= now {
-                    *count = Count::default();
-                }
-                count.reserved += part.reserved;
-                count.expires_ms = now + part.ttl_ms;
+            let Some(map) = guards[shard_of(&part.key)].as_mut() else {
+                continue;
+            };
+            if map.len() > SWEEP_AT {
+                map.retain(|_, c| c.expires_ms > now);
             }
+            // The key is copied only for a bucket's first request of a window.
+            let count = match map.get_mut(&part.key) {
+                Some(count) => count,
+                None => map.entry(part.key.clone()).or_default(),
+            };
+            if count.expires_ms <= now {
+                *count = Count::default();
+            }
+            count.reserved += part.reserved;
+            count.expires_ms = now + part.ttl_ms;
         }
         None
     }
@@ -164,11 +171,10 @@ impl Local {
     fn settle(&self, parts: &[Part], actual: &[u64], now: u64) {
         for (part, actual) in parts.iter().zip(actual) {
             let mut map = self.lock(shard_of(&part.key));
-            let count = map.entry(part.key.clone()).or_default();
-            if count.expires_ms <= now {
-                // The window is over: nothing left to charge.
+            // A window swept or expired since the reservation has nothing left to charge.
+            let Some(count) = map.get_mut(&part.key).filter(|c| c.expires_ms > now) else {
                 continue;
-            }
+            };
             count.reserved = count.reserved.saturating_sub(part.reserved);
             count.used += actual;
         }

@@ -281,7 +281,7 @@ async fn metrics_carry_the_genai_semantic_conventions() {
     );
 }
 
-async fn reqwest_like_get(url: &str) -> String {
+pub(crate) async fn reqwest_like_get(url: &str) -> String {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
     let response = client

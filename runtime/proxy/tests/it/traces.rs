@@ -101,7 +101,11 @@ async fn check(python: &std::path::Path, grpc: bool) {
         },
         grpc,
         service: "aigw-test".into(),
-        interval: Duration::from_millis(100),
+        sizes: aigw_proxy::trace::Sizes {
+            queue: 2048,
+            batch: 512,
+            interval: Duration::from_millis(100),
+        },
     });
     let runtime = Runtime::start(config, snapshot, &secrets)
         .await
@@ -158,5 +162,20 @@ async fn check(python: &std::path::Path, grpc: bool) {
     let traceparent = seen.header("traceparent").unwrap_or_default();
     let attempt_id = attempt["span_id"].as_str().unwrap_or_default();
     assert_eq!(traceparent, format!("00-{TRACE}-{attempt_id}-01"));
+    // The export is counted once the receiver has answered it; nothing was dropped.
+    let admin = runtime.admin_addr().expect("admin listener");
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = crate::governance::reqwest_like_get(&format!("http://{admin}/metrics")).await;
+        if text.contains("aigw_trace_spans_total{outcome=\"exported\"} 2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        text.contains("aigw_trace_spans_total{outcome=\"exported\"} 2"),
+        "{text}"
+    );
+    assert!(!text.contains("outcome=\"dropped\""), "{text}");
     drop(runtime);
 }

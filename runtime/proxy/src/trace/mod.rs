@@ -12,9 +12,13 @@
 //! through the gateway's own hyper client (the SDK's batch thread has no tokio runtime, so a
 //! request is spawned on the gateway's); OTLP/gRPC through tonic, without TLS.
 //!
-//! Export never blocks a request: ended spans go into the SDK's bounded queue (2048), sent in
-//! batches from its own thread; a full queue drops the span. Prompt and answer text are never
-//! recorded.
+//! Export never blocks a request: ended spans go into a bounded queue ([`queue`]), sent in
+//! batches from its own thread; a full queue drops the span and counts it. Prompt and answer
+//! text are never recorded.
+
+mod queue;
+
+pub use queue::Sizes;
 
 use crate::upstream::{Client, UpstreamBody};
 use bytes::Bytes;
@@ -23,7 +27,7 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter as _};
 use std::time::Duration;
 
 /// Where traces go.
@@ -33,8 +37,8 @@ pub struct TraceConfig {
     pub endpoint: String,
     pub grpc: bool,
     pub service: String,
-    /// How often batches are sent.
-    pub interval: Duration,
+    /// The queue's size, batches and interval (`OTEL_BSP_*`).
+    pub sizes: queue::Sizes,
 }
 
 impl TraceConfig {
@@ -68,7 +72,7 @@ impl TraceConfig {
             endpoint,
             grpc,
             service: var("OTEL_SERVICE_NAME").unwrap_or_else(|| "aigw".to_owned()),
-            interval: Duration::from_secs(5),
+            sizes: queue::Sizes::from_env(),
         })
     }
 }
@@ -117,9 +121,13 @@ impl std::fmt::Debug for Traces {
 
 impl Traces {
     /// Starts the exporter; called on the gateway's runtime.
-    pub fn start(config: &TraceConfig, client: Client) -> Result<Self, String> {
+    pub fn start(
+        config: &TraceConfig,
+        client: Client,
+        metrics: crate::metrics::Metrics,
+    ) -> Result<Self, String> {
         use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig, WithHttpConfig};
-        let exporter = if config.grpc {
+        let mut exporter = if config.grpc {
             SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(&config.endpoint)
@@ -136,18 +144,14 @@ impl Traces {
                 .build()
         }
         .map_err(|e| format!("the OTLP exporter cannot be built: {e}"))?;
-        let batch = BatchConfigBuilder::default()
-            .with_max_queue_size(2048)
-            .with_scheduled_delay(config.interval)
-            .build();
-        let processor = BatchSpanProcessor::builder(exporter)
-            .with_batch_config(batch)
-            .build();
         let resource = opentelemetry_sdk::Resource::builder()
             .with_service_name(config.service.clone())
             .build();
+        exporter.set_resource(&resource);
+        let queue = queue::Queue::start(exporter, config.sizes, metrics)
+            .map_err(|e| format!("the OTLP export thread cannot start: {e}"))?;
         let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
+            .with_span_processor(queue)
             .with_resource(resource)
             .build();
         let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "aigw");

@@ -9,7 +9,11 @@
 //! written when the log is dropped.
 //!
 //! What a line holds is [`crate::record`]'s: no credential, no header, and no prompt or answer
-//! text.
+//! text; how it is written, [`line`]'s.
+
+mod line;
+
+pub use line::Line;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -96,18 +100,16 @@ impl AccessLog {
     }
 
     /// Queues `line` as one line of JSON; false when it was dropped (the buffer is full).
-    /// The line is serialized into this thread's own buffer first, so the shared buffer's
+    /// The line is written into this thread's own buffer first, so the shared buffer's
     /// lock is held only for a copy.
-    pub fn send(&self, line: &impl serde::Serialize) -> bool {
+    pub fn send(&self, line: &Line<'_>) -> bool {
         thread_local! {
             static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         LINE.with(|buffer| {
             let mut buffer = buffer.borrow_mut();
             buffer.clear();
-            if serde_json::to_writer(&mut *buffer, line).is_err() {
-                return false;
-            }
+            line.write(&mut buffer);
             buffer.push(b'\n');
             let mut lines = self
                 .shared
@@ -156,8 +158,24 @@ mod tests {
         let path = dir.path().join("access.log");
         let log =
             AccessLog::open(&Target::File(path.clone())).unwrap_or_else(|e| unreachable!("{e}"));
-        for i in 0..100 {
-            assert!(log.send(&serde_json::json!({"n": i})));
+        for rule in 0..100 {
+            let line = Line {
+                at: std::time::SystemTime::now(),
+                endpoint: "/v1/chat/completions",
+                route: "r",
+                rule,
+                backend: None,
+                attempts: 0,
+                status: 404,
+                request_model: "m",
+                response_model: None,
+                stream: false,
+                usage: None,
+                costs: &[],
+                duration: std::time::Duration::ZERO,
+                first_byte: None,
+            };
+            assert!(log.send(&line));
         }
         drop(log);
         let mut text = String::new();
@@ -168,9 +186,14 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 100);
-        assert_eq!(lines[0], "{\"n\":0}");
-        assert_eq!(lines[99], "{\"n\":99}");
+        let rules: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                let line: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| unreachable!("{e}: {l}"));
+                line["rule"].as_u64().unwrap_or(u64::MAX)
+            })
+            .collect();
+        assert_eq!(rules, (0..100).collect::<Vec<u64>>());
     }
 }
