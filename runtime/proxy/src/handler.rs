@@ -115,6 +115,7 @@ async fn serve(
             model,
             stream: peek.streaming(),
             headers: &parts.headers,
+            body: &bytes,
         },
     );
     let exchange = Exchange {

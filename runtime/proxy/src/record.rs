@@ -54,6 +54,8 @@ struct Open {
     charge: Option<crate::quota::Charge>,
     /// The request's span, when traces are on.
     span: Option<opentelemetry::Context>,
+    /// The answer's text so far, when traces capture content.
+    output: Option<String>,
 }
 
 impl std::fmt::Debug for Record {
@@ -74,6 +76,8 @@ pub struct Taken<'a> {
     pub stream: bool,
     /// The client's headers (its `traceparent`).
     pub headers: &'a http::HeaderMap,
+    /// The client's body (read only when traces capture content).
+    pub body: &'a [u8],
 }
 
 impl Record {
@@ -82,6 +86,14 @@ impl Record {
             .traces
             .as_ref()
             .map(|t| t.request(taken.headers, operation(taken.endpoint), taken.model));
+        let capture = recorder.traces.as_ref().is_some_and(|t| t.capture_content);
+        if let Some(span) = span.as_ref().filter(|_| capture) {
+            use opentelemetry::trace::TraceContextExt;
+            for (name, json) in crate::content::input(taken.body) {
+                span.span()
+                    .set_attribute(opentelemetry::KeyValue::new(name, json));
+            }
+        }
         Record {
             open: Some(Box::new(Open {
                 recorder: recorder.clone(),
@@ -102,6 +114,7 @@ impl Record {
                 usage: None,
                 charge: None,
                 span,
+                output: capture.then(String::new),
             })),
         }
     }
@@ -193,6 +206,11 @@ impl Record {
         }
     }
 
+    /// Where the answer's text goes, when traces capture content (see [`crate::content`]).
+    pub fn output(&mut self) -> Option<&mut String> {
+        self.open.as_mut()?.output.as_mut()
+    }
+
     /// Whether the response model is still to be read.
     pub fn wants_response_model(&self) -> bool {
         self.open
@@ -267,6 +285,12 @@ impl Open {
                 attributes.push(opentelemetry::KeyValue::new(
                     "gen_ai.usage.output_tokens",
                     usage.output.cast_signed(),
+                ));
+            }
+            if let Some(text) = &self.output {
+                attributes.push(opentelemetry::KeyValue::new(
+                    "gen_ai.output.messages",
+                    crate::content::output(text),
                 ));
             }
             crate::trace::end_request(span, attributes, self.status);

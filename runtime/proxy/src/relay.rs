@@ -154,6 +154,9 @@ impl http_body::Body for Relay {
                         && !this.finished
                     {
                         translator.finish(&mut this.held);
+                        if let Some(text) = this.record.output() {
+                            crate::content::events(&this.held, text);
+                        }
                         let rest = this.held.split().freeze();
                         this.finish();
                         return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(rest))));
@@ -175,6 +178,9 @@ impl http_body::Body for Relay {
             match &mut this.mode {
                 Mode::Translate(translator) => {
                     translator.feed(&data, &mut this.held);
+                    if let Some(text) = this.record.output() {
+                        crate::content::events(&this.held, text);
+                    }
                     if !this.held.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(this.held.split().freeze()))));
                     }
@@ -215,6 +221,9 @@ impl Drop for Relay {
 /// The usage an event reports, and whether the event is only a usage chunk (`choices: []`).
 /// The first event that names a model gives the record its response model.
 fn event_usage(event: &[u8], record: &mut Record) -> (Option<Usage>, bool) {
+    if let Some(text) = record.output() {
+        crate::content::events(event, text);
+    }
     let has_usage = memchr::memmem::find(event, b"\"usage\"").is_some();
     let wants_model =
         record.wants_response_model() && memchr::memmem::find(event, b"\"model\"").is_some();
@@ -246,6 +255,9 @@ fn event_usage(event: &[u8], record: &mut Record) -> (Option<Usage>, bool) {
 fn json_usage(body: &[u8], record: &mut Record) -> Option<Usage> {
     let value = serde_json::from_slice::<serde_json::Value>(body).ok()?;
     note_model(&value, record);
+    if let Some(text) = record.output() {
+        crate::content::answer(&value, text);
+    }
     usage_of(&value)
 }
 

@@ -65,10 +65,13 @@ impl Runtime {
     /// Resolves `snapshot` into the first generation, binds its listeners and the admin
     /// listener, and starts serving.
     pub async fn start(
-        config: Config,
+        mut config: Config,
         snapshot: Snapshot,
         secrets: &Secrets,
     ) -> Result<Runtime, StartError> {
+        if let Some(traces) = crate::trace::TraceConfig::from_table(&snapshot) {
+            config.traces = traces;
+        }
         let mut ports: BTreeMap<u16, Option<TlsAcceptor>> = BTreeMap::new();
         for (_, _, listener) in snapshot.listeners() {
             let tls = match (listener.protocol, ports.get(&listener.port)) {

@@ -199,6 +199,11 @@ impl Answer<'_> {
             }
             Ok((out, usage)) => {
                 self.record.usage(usage);
+                if let Some(text) = self.record.output()
+                    && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&out)
+                {
+                    crate::content::answer(&value, text);
+                }
                 Ok(json_response(StatusCode::OK, out.into()))
             }
             Err(out) => Ok(json_response(StatusCode::BAD_GATEWAY, out.into())),

@@ -15,7 +15,7 @@ pub use plain::{ProxySelected, Request as PlainRequest};
 pub use schema::*;
 
 /// The version this crate writes. Readers accept any table of the same major version.
-pub const SCHEMA_VERSION: &str = "1.2";
+pub const SCHEMA_VERSION: &str = "1.3";
 
 /// The body of the 404 when no rule takes a request (the reference's text, which users search
 /// for); the Gateway API and Envoy targets write it too.

@@ -57,6 +57,10 @@ pub struct Gateway {
     /// Upstream traffic goes through this HTTP proxy (GatewayConfig `forwardProxy.address`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_proxy: Option<String>,
+    /// The OpenTelemetry variables (`OTEL_*`) its GatewayConfig sets with a literal value in
+    /// `extProc.kubernetes.env`, where the reference configures tracing (since 1.3).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub telemetry: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

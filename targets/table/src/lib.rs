@@ -24,7 +24,7 @@ use aigw_syntax::model::{HeaderMatchType, LlmRequestCost, ParentReference, Route
 use aigw_syntax::values::{parse_duration, parse_rfc3339};
 use aigw_syntax::{Kind, Object, Spec};
 use aigw_table as t;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The model header the reference's router matches.
 pub const MODEL_HEADER: &str = "x-ai-eg-model";
@@ -142,11 +142,32 @@ fn gateways(ir: &Ir) -> Vec<(NodeId, t::Gateway)> {
             if let Some(Spec::GatewayConfig(spec)) = &config.spec {
                 gateway.llm_request_costs = costs(&spec.global_llm_request_costs);
                 gateway.forward_proxy = spec.forward_proxy.as_ref().map(|p| p.address.clone());
+                gateway.telemetry = telemetry(spec);
             }
         }
         out.push((id, gateway));
     }
     out
+}
+
+/// The `OTEL_*` variables a GatewayConfig gives its processor with a literal `value`. One from
+/// `valueFrom` (a Secret or ConfigMap key, or a field of the pod) is not carried: the data plane
+/// reads it from its own environment, where a Deployment puts it.
+fn telemetry(spec: &aigw_syntax::model::GatewayConfigSpec) -> BTreeMap<String, String> {
+    let env = spec
+        .ext_proc
+        .as_ref()
+        .and_then(|e| e.kubernetes.as_ref())
+        .map(|k| k.env.as_slice())
+        .unwrap_or_default();
+    env.iter()
+        .filter_map(|var| {
+            let name = var.get("name")?.as_str()?;
+            let value = var.get("value")?.as_str()?;
+            name.starts_with("OTEL_")
+                .then(|| (name.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// The parentRefs of a route that resolved to a Gateway in the table.

@@ -8,13 +8,15 @@
 //! Configured as the OpenTelemetry SDKs are: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as it
 //! is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (`/v1/traces` added for HTTP), `OTEL_EXPORTER_OTLP_
 //! {TRACES_,}PROTOCOL` (`http/protobuf`, the default, or `grpc`), `OTEL_SERVICE_NAME`
-//! (default `aigw`); no endpoint, or `OTEL_TRACES_EXPORTER=none`: no traces. OTLP/HTTP goes
+//! (default `aigw`); no endpoint, or `OTEL_TRACES_EXPORTER=none`: no traces. The same variables
+//! set in a GatewayConfig's `extProc.kubernetes.env`, where the reference configures its
+//! processor's tracing, come first ([`TraceConfig::from_table`]). OTLP/HTTP goes
 //! through the gateway's own hyper client (the SDK's batch thread has no tokio runtime, so a
 //! request is spawned on the gateway's); OTLP/gRPC through tonic, without TLS.
 //!
 //! Export never blocks a request: ended spans go into a bounded queue ([`queue`]), sent in
 //! batches from its own thread; a full queue drops the span and counts it. Prompt and answer
-//! text are never recorded.
+//! text are recorded only when asked for ([`crate::content`]).
 
 mod queue;
 
@@ -39,14 +41,52 @@ pub struct TraceConfig {
     pub service: String,
     /// The queue's size, batches and interval (`OTEL_BSP_*`).
     pub sizes: queue::Sizes,
+    /// Prompts and answers go into the request spans
+    /// (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`; see [`crate::content`]).
+    pub capture_content: bool,
 }
 
 impl TraceConfig {
     /// From the standard `OTEL_*` variables; `None` when traces are not asked for.
     pub fn from_env() -> Option<Self> {
+        Self::from_vars(&|name| std::env::var(name).ok())
+    }
+
+    /// When a GatewayConfig of `snapshot` sets `OTEL_*` variables: the configuration with
+    /// those first and the process environment after (the reference's precedence: the
+    /// GatewayConfig's env over the processor's own). `None` when no GatewayConfig sets any,
+    /// and what the caller has stands. One process exports to one place, so where two
+    /// GatewayConfigs give one variable different values, the first Gateway's (by name) is
+    /// taken and the disagreement logged. Read when the data plane starts.
+    pub fn from_table(snapshot: &aigw_table::Snapshot) -> Option<Option<Self>> {
+        let mut set: std::collections::BTreeMap<&str, (&str, &str)> = Default::default();
+        for gateway in &snapshot.table().gateways {
+            for (name, value) in &gateway.telemetry {
+                match set.get(name.as_str()) {
+                    None => {
+                        set.insert(name, (value, &gateway.name));
+                    }
+                    Some((first, from)) if first != value => tracing::warn!(
+                        variable = %name, taken_from = %from, ignored_from = %gateway.name,
+                        "GatewayConfigs disagree on a telemetry variable; the first is used"
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+        if set.is_empty() {
+            return None;
+        }
+        Some(Self::from_vars(&|name| {
+            set.get(name)
+                .map(|(value, _)| (*value).to_owned())
+                .or_else(|| std::env::var(name).ok())
+        }))
+    }
+
+    fn from_vars(lookup: &dyn Fn(&str) -> Option<String>) -> Option<Self> {
         let var = |name: &str| {
-            std::env::var(name)
-                .ok()
+            lookup(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
@@ -72,7 +112,9 @@ impl TraceConfig {
             endpoint,
             grpc,
             service: var("OTEL_SERVICE_NAME").unwrap_or_else(|| "aigw".to_owned()),
-            sizes: queue::Sizes::from_env(),
+            sizes: queue::Sizes::from_vars(&var),
+            capture_content: var("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         })
     }
 }
@@ -111,6 +153,8 @@ pub struct Traces {
     _provider: SdkTracerProvider,
     tracer: opentelemetry_sdk::trace::SdkTracer,
     propagator: TraceContextPropagator,
+    /// Whether request spans carry the prompt and the answer.
+    pub capture_content: bool,
 }
 
 impl std::fmt::Debug for Traces {
@@ -159,6 +203,7 @@ impl Traces {
             _provider: provider,
             tracer,
             propagator: TraceContextPropagator::new(),
+            capture_content: config.capture_content,
         })
     }
 

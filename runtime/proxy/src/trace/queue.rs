@@ -30,11 +30,10 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// The SDK's defaults, or its `OTEL_BSP_*` variables.
-    pub fn from_env() -> Self {
+    /// The SDK's defaults, or its `OTEL_BSP_*` variables as `var` gives them.
+    pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Self {
         let number = |name: &str| {
-            std::env::var(name)
-                .ok()
+            var(name)
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .filter(|n| *n > 0)
         };

@@ -87,6 +87,80 @@ async fn spans_go_out_over_grpc_too() {
     check(&python, true).await;
 }
 
+/// The reference configures its processor's tracing by the GatewayConfig's env; so does aigw,
+/// ahead of the process environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_config_turns_traces_on() {
+    let Some(python) = aigw_testkit::python("OTLP receiver", &["opentelemetry.proto"]) else {
+        return;
+    };
+    let receiver = Receiver::start(&python, "http");
+    let a = MockUpstream::start("a").await.expect("upstream a");
+    let dead = crate::harness::dead_port();
+    let manifests = manifests(a.port(), dead, dead, dead).replacen(
+        "  name: gw\n  namespace: default\n",
+        "  name: gw\n  namespace: default\n  annotations:\n    aigateway.envoyproxy.io/gateway-config: traced\n",
+        1,
+    );
+    let manifests = format!(
+        "{manifests}\n---\napiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: GatewayConfig\n\
+         metadata: {{name: traced, namespace: default}}\nspec:\n  extProc:\n    kubernetes:\n      env:\n\
+         \x20       - {{name: OTEL_EXPORTER_OTLP_ENDPOINT, value: 'http://127.0.0.1:{}'}}\n\
+         \x20       - {{name: OTEL_SERVICE_NAME, value: from-gateway-config}}\n\
+         \x20       - {{name: OTEL_BSP_SCHEDULE_DELAY, value: '100'}}\n\
+         \x20       - {{name: OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, value: 'true'}}\n\
+         \x20       - {{name: NOT_TELEMETRY, value: ignored}}\n",
+        receiver.port
+    );
+    let (snapshot, secrets) = compile(&manifests);
+    let gateway = &snapshot.table().gateways[0];
+    assert_eq!(
+        gateway.telemetry.keys().collect::<Vec<_>>(),
+        [
+            "OTEL_BSP_SCHEDULE_DELAY",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+            "OTEL_SERVICE_NAME"
+        ]
+    );
+    let mut config = Config::loopback();
+    config.traces = None;
+    let runtime = Runtime::start(config, snapshot, &secrets)
+        .await
+        .expect("the runtime starts");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = http::Request::post(format!(
+        "http://{}/v1/chat/completions",
+        runtime.addr(8080).expect("port")
+    ))
+    .header("content-type", "application/json")
+    .body(http_body_util::Full::new(bytes::Bytes::from(
+        serde_json::json!({"model": "gpt-a", "stream": true,
+            "messages": [{"role": "user", "content": "Say hi"}]})
+        .to_string(),
+    )))
+    .expect("request");
+    let response = client.request(request).await.expect("answer");
+    assert_eq!(response.status(), 200);
+    let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+    let spans = receiver.take(2);
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let request_span = spans
+        .iter()
+        .find(|s| s["name"] == "chat gpt-a")
+        .expect("the request's span");
+    // The stream's text deltas, gathered (the test upstream sends three).
+    assert_eq!(
+        request_span["attributes"]["gen_ai.output.messages"],
+        r#"[{"role":"assistant","parts":[{"type":"text","content":"tok0 tok1 tok2 "}]}]"#
+    );
+    for span in &spans {
+        assert_eq!(span["service"], "from-gateway-config", "{span}");
+    }
+    drop(runtime);
+}
+
 async fn check(python: &std::path::Path, grpc: bool) {
     let receiver = Receiver::start(python, if grpc { "grpc" } else { "http" });
     let a = MockUpstream::start("a").await.expect("upstream");
@@ -106,6 +180,7 @@ async fn check(python: &std::path::Path, grpc: bool) {
             batch: 512,
             interval: Duration::from_millis(100),
         },
+        capture_content: !grpc,
     });
     let runtime = Runtime::start(config, snapshot, &secrets)
         .await
@@ -154,6 +229,26 @@ async fn check(python: &std::path::Path, grpc: bool) {
             .is_some_and(|n| n > 0)
     );
     assert_eq!(attributes["http.response.status_code"], 200);
+    if grpc {
+        // Content is opt-in: not asked for, not recorded.
+        assert!(
+            attributes.get("gen_ai.input.messages").is_none(),
+            "{attributes}"
+        );
+        assert!(
+            attributes.get("gen_ai.output.messages").is_none(),
+            "{attributes}"
+        );
+    } else {
+        assert_eq!(
+            attributes["gen_ai.input.messages"],
+            r#"[{"role":"user","content":"Say hi"}]"#
+        );
+        assert_eq!(
+            attributes["gen_ai.output.messages"],
+            r#"[{"role":"assistant","parts":[{"type":"text","content":"Hello from a"}]}]"#
+        );
+    }
     assert_eq!(attempt["trace_id"], TRACE);
     assert_eq!(attempt["parent_span_id"], request_span["span_id"]);
     assert_eq!(attempt["kind"], 3, "client");
