@@ -5,6 +5,7 @@
 //!
 //! Every rule looks at one object alone: references to other objects are the graph's job.
 
+mod callers;
 pub mod cel;
 mod diagnostics;
 mod mcp;
@@ -28,6 +29,8 @@ pub fn admit(object: &Object) -> Vec<Diagnostic> {
         Some(Spec::GatewayConfig(spec)) => route::admit_gateway_config(&mut cx, spec),
         Some(Spec::MCPRoute(spec)) => mcp::admit(&mut cx, spec),
         Some(Spec::QuotaPolicy(spec)) => route::admit_quota(&mut cx, spec),
+        Some(Spec::SecurityPolicy(spec)) => callers::admit_security_policy(&mut cx, spec),
+        Some(Spec::ModelAccessPolicy(spec)) => callers::admit_model_access(&mut cx, spec),
         _ => {}
     }
     let resource = object.resource();

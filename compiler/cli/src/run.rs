@@ -105,8 +105,11 @@ impl Source for Manifests {
         Ok((snapshot, secrets))
     }
 
+    /// The manifests, and the mounted Secrets: a rotated key is a reload.
     fn watched(&self) -> Vec<PathBuf> {
-        self.paths.clone()
+        let mut paths = self.paths.clone();
+        paths.extend(self.secrets_dir.clone());
+        paths
     }
 }
 

@@ -53,6 +53,9 @@ codes! {
     DUPLICATE_MODEL = "AIGW0045", "duplicate-model";
     SECRET_KEY_MISSING = "AIGW0046", "secret-key-missing";
     PARENT_WITHOUT_LISTENERS = "AIGW0048", "parent-without-listeners";
+    UNSUPPORTED_POLICY = "AIGW0049", "unsupported-policy";
+    CONFLICTING_ACCESS_POLICIES = "AIGW0050", "conflicting-access-policies";
+    ACCESS_WITHOUT_CALLERS = "AIGW0051", "access-without-callers";
 }
 
 /// Looks a code up by its id (`AIGW0010`) or name (`unknown-field`).

@@ -147,3 +147,57 @@ pub(crate) fn secret_key_missing(
     .with_field(field)
     .with_help(format!("add `{key}` to the Secret's data or stringData"))
 }
+
+/// A policy section (or target kind) aigw does not apply: refused, so that an authentication
+/// is never silently dropped.
+pub(crate) fn unsupported_policy(span: Span, field: &str, what: &str, help: &str) -> Diagnostic {
+    Diagnostic::error(
+        codes::UNSUPPORTED_POLICY,
+        about_field(field, format_args!("aigw does not apply {what}")),
+    )
+    .with_primary(span, "not applied by aigw")
+    .with_field(field)
+    .with_help(help.to_owned())
+}
+
+/// Two caller policies of one kind on one target (`kind` is SecurityPolicy or
+/// ModelAccessPolicy).
+pub(crate) fn conflicting_caller_policies(
+    span: Span,
+    field: &str,
+    target: &str,
+    kind: &str,
+    policies: &[String],
+) -> Diagnostic {
+    let code = if kind == "SecurityPolicy" {
+        codes::CONFLICTING_SECURITY_POLICIES
+    } else {
+        codes::CONFLICTING_ACCESS_POLICIES
+    };
+    Diagnostic::error(
+        code,
+        format!(
+            "{target} is targeted by {} {}: {}",
+            policies.len(),
+            kind.replace("Policy", "Policies"),
+            policies.join(", ")
+        ),
+    )
+    .with_primary(span, "one target")
+    .with_field(field)
+    .with_help(format!(
+        "at most one {kind} may target a Gateway, a listener or a route: which one decides who may call is undefined (Envoy Gateway keeps the oldest and marks the others Conflicted)"
+    ))
+}
+
+pub(crate) fn access_without_callers(span: Span, route: &str) -> Diagnostic {
+    Diagnostic::error(
+        codes::ACCESS_WITHOUT_CALLERS,
+        format!("this ModelAccessPolicy applies to {route}, where no caller is authenticated"),
+    )
+    .with_primary(span, "the callers it names cannot be known")
+    .with_field("spec.targetRefs")
+    .with_help(
+        "attach a SecurityPolicy with `apiKeyAuth` to the route or its Gateway: its client IDs are the callers a ModelAccessPolicy names",
+    )
+}

@@ -7,6 +7,7 @@
 //! point elsewhere. An object that failed to load still has a node, so references to it resolve
 //! and its mistakes are reported once, not again at every dependent.
 
+pub mod callers;
 mod checks;
 mod diagnostics;
 pub mod endpoints;
@@ -36,5 +37,6 @@ pub struct Lowered {
 pub fn lower(objects: Vec<Object>, options: Options) -> Lowered {
     let (ir, mut diagnostics) = resolve::resolve(objects, options);
     diagnostics.extend(checks::check(&ir));
+    callers::check(&ir, &mut diagnostics);
     Lowered { ir, diagnostics }
 }

@@ -50,8 +50,12 @@ pub(crate) fn resolve(objects: Vec<Object>, options: Options) -> (aigw_ir::Ir, V
         let key = Key::object(object.kind, &object.namespace, &object.name);
         ids.push(cx.b.add(key, Node::Object(object.clone())));
     }
+    for (object, id) in objects.iter().zip(&ids) {
+        cx.object(object, *id);
+    }
+    // Caller policies may name a listener: they are resolved once every Gateway has its parts.
     for (object, id) in objects.iter().zip(ids) {
-        cx.object(object, id);
+        cx.caller_policy(object, id);
     }
     (cx.b.finish(), cx.out)
 }
@@ -138,6 +142,107 @@ impl<'a> Cx {
             }
             _ => {}
         }
+    }
+
+    /// A SecurityPolicy or ModelAccessPolicy: its targets (a Gateway or one of its listeners,
+    /// an HTTPRoute, an AIGatewayRoute) and the Secrets of its `apiKeyAuth`.
+    fn caller_policy(&mut self, object: &'a Object, id: NodeId) {
+        match &object.spec {
+            Some(Spec::SecurityPolicy(spec)) => {
+                for (field, target) in spec.targets() {
+                    let section = target.section_name.as_deref();
+                    let (kind, name) = (&target.kind, &target.name);
+                    self.caller_target(object, id, field, kind, name, section, true);
+                }
+                if let Some(auth) = &spec.api_key_auth {
+                    for (i, secret) in auth.credential_refs.iter().enumerate() {
+                        let field = format!("spec.apiKeyAuth.credentialRefs[{i}]");
+                        self.secret(object, id, field, secret);
+                    }
+                }
+            }
+            Some(Spec::ModelAccessPolicy(spec)) => {
+                for (i, target) in spec.target_refs.iter().enumerate() {
+                    let field = format!("spec.targetRefs[{i}]");
+                    // Its admission refuses other kinds already.
+                    self.caller_target(object, id, field, &target.kind, &target.name, None, false);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one target reference, taken apart from two policy kinds' own types"
+    )]
+    fn caller_target(
+        &mut self,
+        object: &'a Object,
+        id: NodeId,
+        field: String,
+        kind: &str,
+        name: &'a str,
+        section: Option<&str>,
+        report_kind: bool,
+    ) {
+        let namespace = object.namespace.as_str();
+        let exists = |b: &IrBuilder, kind| b.find(&Key::object(kind, namespace, name)).is_some();
+        let kind = match kind {
+            "Gateway" => Kind::Gateway,
+            "AIGatewayRoute" => Kind::AIGatewayRoute,
+            // The reference names the HTTPRoute it generates after its AIGatewayRoute, and
+            // policies attach to that name.
+            "HTTPRoute"
+                if !exists(&self.b, Kind::HTTPRoute) && exists(&self.b, Kind::AIGatewayRoute) =>
+            {
+                Kind::AIGatewayRoute
+            }
+            "HTTPRoute" => Kind::HTTPRoute,
+            _ if !report_kind => return,
+            other => {
+                let span = object.origin.span_of(&format!("{field}.kind"));
+                self.out.push(
+                    diagnostics::unsupported_policy(
+                        span,
+                        &format!("{field}.kind"),
+                        &format!("policies on `{other}` targets"),
+                        "aigw serves Gateways, HTTPRoutes and AIGatewayRoutes; target those",
+                    )
+                    .with_resource(object.resource()),
+                );
+                return;
+            }
+        };
+        if let Some(section) = section
+            && kind == Kind::Gateway
+            && exists(&self.b, Kind::Gateway)
+        {
+            let key =
+                Key::object(Kind::Gateway, namespace, name).child(format!("listeners[{section}]"));
+            match self.b.find(&key) {
+                Some(listener) => self.b.link(id, listener, Edge::Targets),
+                None => {
+                    let field = format!("{field}.sectionName");
+                    let span = object.origin.span_of(&field);
+                    let what = format!("listener `{section}` of Gateway `{namespace}/{name}`");
+                    self.out.push(
+                        diagnostics::unresolved(span, &field, &what, self.options.open)
+                            .with_resource(object.resource()),
+                    );
+                }
+            }
+            return;
+        }
+        self.link(Ref {
+            from: object,
+            from_id: id,
+            field,
+            kind,
+            namespace,
+            name,
+            edge: Edge::Targets,
+        });
     }
 
     fn gateway(&mut self, object: &'a Object, id: NodeId, spec: &'a GatewaySpec) {

@@ -275,6 +275,12 @@ fn read_object(info: &KindInfo, origin: Origin, out: &mut Vec<Diagnostic>) -> Op
             Spec::BackendTLSPolicy(Box::new(s))
         }),
         Kind::Backend => typed(&origin, removed, &mut found, |s| Spec::Backend(Box::new(s))),
+        Kind::SecurityPolicy => typed(&origin, removed, &mut found, |s| {
+            Spec::SecurityPolicy(Box::new(s))
+        }),
+        Kind::ModelAccessPolicy => typed(&origin, removed, &mut found, |s| {
+            Spec::ModelAccessPolicy(Box::new(s))
+        }),
         Kind::Secret => {
             let secret = decode::<SecretManifest>(&origin, &[], &mut found);
             let meta = secret.as_ref().map(|s| s.metadata.clone());

@@ -95,6 +95,16 @@ impl ProxyError {
         )
     }
 
+    /// 403: the caller is known and may not do this.
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Fault::Client,
+            "permission_error",
+            message,
+        )
+    }
+
     /// 404: no such endpoint.
     pub fn unsupported_path(path: &str) -> Self {
         Self::new(

@@ -34,6 +34,8 @@ pub struct Generation {
     pub costs: crate::costs::Costs,
     /// The QuotaPolicies, compiled, by backend.
     pub quotas: crate::quota::Quotas,
+    /// Caller keys (digested) and model allowlists.
+    pub callers: crate::callers::Policies,
 }
 
 /// A backend, resolved.
@@ -133,6 +135,8 @@ pub enum BuildError {
     Cost(#[from] crate::costs::CostError),
     #[error(transparent)]
     Quota(#[from] crate::quota::QuotaError),
+    #[error(transparent)]
+    Callers(#[from] crate::callers::PolicyError),
     #[error("backend `{backend}`: {error}")]
     Aws {
         backend: String,
@@ -159,6 +163,7 @@ impl Generation {
         let plain = plain(&snapshot, secrets, clients)?;
         let costs = crate::costs::Costs::compile(&snapshot)?;
         let quotas = crate::quota::Quotas::compile(&snapshot)?;
+        let callers = crate::callers::Policies::resolve(&snapshot, secrets)?;
         let loaded_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -170,6 +175,7 @@ impl Generation {
             loaded_at,
             costs,
             quotas,
+            callers,
         })
     }
 }

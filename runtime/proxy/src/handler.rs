@@ -1,6 +1,6 @@
 //! The request path up to the backend call: which endpoint, the body read once, the model
-//! taken from it into `x-ai-eg-model`, and the rule chosen in table order. `/v1/models` is
-//! answered here from the table.
+//! taken from it into `x-ai-eg-model`, the rule chosen in table order, and the caller admitted
+//! by the policies in force ([`crate::callers`]). `/v1/models` is answered here from the table.
 //!
 //! A request takes one generation when it arrives ([`crate::Shared::generation`]) and uses only
 //! it until its response ends, streams included.
@@ -69,7 +69,8 @@ async fn serve(
     };
     let host = host(request.headers(), request.uri()).to_owned();
     if endpoint == Endpoint::Models {
-        return Ok(models(generation, port, &host));
+        let (parts, _) = request.into_parts();
+        return models(generation, port, &host, &parts);
     }
     let (mut parts, incoming) = request.into_parts();
     let bytes = body::read(incoming, shared.config.body_limit).await?;
@@ -118,6 +119,18 @@ async fn serve(
             body: &bytes,
         },
     );
+    let in_force = generation.callers.in_force(
+        &generation.snapshot,
+        listener,
+        Some(&selected.route.policies),
+    );
+    match in_force.admit(&mut parts, model) {
+        Ok(client) => record.caller(client),
+        Err(error) => {
+            record.status(error.status.as_u16());
+            return Err(error);
+        }
+    }
     let exchange = Exchange {
         generation,
         listener,
@@ -201,14 +214,29 @@ fn select<'g>(
 }
 
 /// `/v1/models`: the models of the rules served on this port for this host, as OpenAI lists
-/// them.
-fn models(generation: &Generation, port: u16, host: &str) -> Response<Body> {
+/// them, less those the caller may not use. A listener whose own (or Gateway's) SecurityPolicy
+/// does not know the caller answers 401, as its routes would.
+fn models(
+    generation: &Generation,
+    port: u16,
+    host: &str,
+    parts: &http::request::Parts,
+) -> Result<Response<Body>, ProxyError> {
     let snapshot = &generation.snapshot;
     let mut seen = std::collections::HashSet::new();
     let mut data = Vec::new();
     for (id, _, _) in snapshot.listeners().filter(|(_, _, l)| l.port == port) {
-        for model in snapshot.models(id, host) {
-            if seen.insert(model.name.as_str()) {
+        if let Some(callers) = generation.callers.in_force(snapshot, id, None).callers
+            && callers.authenticate(parts).is_err()
+        {
+            return Err(ProxyError::unauthorized(
+                "the API key is missing or not valid",
+            ));
+        }
+        for (route, model) in snapshot.routed_models(id, host) {
+            let policies = snapshot.table().routes.get(route).map(|r| &r.policies);
+            let in_force = generation.callers.in_force(snapshot, id, policies);
+            if in_force.lists(parts, &model.name) && seen.insert(model.name.as_str()) {
                 data.push(serde_json::json!({
                     "id": model.name,
                     "object": "model",
@@ -218,10 +246,10 @@ fn models(generation: &Generation, port: u16, host: &str) -> Response<Body> {
             }
         }
     }
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         serde_json::json!({"object": "list", "data": data})
             .to_string()
             .into(),
-    )
+    ))
 }

@@ -20,6 +20,7 @@ pub mod access_log;
 mod ambient;
 pub mod auth;
 pub mod body;
+pub mod callers;
 mod content;
 pub mod costs;
 mod credentials;

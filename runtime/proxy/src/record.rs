@@ -7,7 +7,8 @@
 //! evaluates the route's costs and reports to the metrics and the access log.
 //!
 //! *Invariant*: nothing a client sent besides the model name, and no credential, goes into a
-//! record.
+//! record; the one exception is the answer's text, gathered for the request's span only when
+//! traces are asked to capture content ([`crate::content`]).
 
 use crate::access_log::AccessLog;
 use crate::costs::Vars;
@@ -56,6 +57,8 @@ struct Open {
     span: Option<opentelemetry::Context>,
     /// The answer's text so far, when traces capture content.
     output: Option<String>,
+    /// The caller's client ID, when a SecurityPolicy authenticated it.
+    caller: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Record {
@@ -115,6 +118,7 @@ impl Record {
                 charge: None,
                 span,
                 output: capture.then(String::new),
+                caller: None,
             })),
         }
     }
@@ -173,6 +177,13 @@ impl Record {
                 route: "",
             };
             earlier.settle(None, &vars);
+        }
+    }
+
+    /// The caller a SecurityPolicy authenticated.
+    pub fn caller(&mut self, client: Option<Arc<str>>) {
+        if let Some(open) = &mut self.open {
+            open.caller = client;
         }
     }
 
@@ -319,6 +330,7 @@ impl Open {
             status: self.status,
             request_model: &self.model,
             response_model,
+            caller: self.caller.as_deref(),
             stream: self.stream,
             usage: self.usage.as_ref(),
             costs: &costs,

@@ -38,8 +38,11 @@ impl Source for TableFile {
         Ok((snapshot, self.secrets.clone()))
     }
 
+    /// The table, and the mounted Secrets: a rotated key (or caller key) is a reload.
     fn watched(&self) -> Vec<PathBuf> {
-        vec![self.path.clone()]
+        let mut paths = vec![self.path.clone()];
+        paths.extend(self.secrets.dir().map(Path::to_path_buf));
+        paths
     }
 }
 

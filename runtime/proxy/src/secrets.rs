@@ -50,6 +50,15 @@ pub struct Missing {
     pub places: String,
 }
 
+/// A Secret none of the places has (the message names it, never a value).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("secret `{namespace}/{name}` was not found (looked in: {places})")]
+pub struct MissingObject {
+    pub namespace: String,
+    pub name: String,
+    pub places: String,
+}
+
 impl Secrets {
     /// Looks only in the environment.
     pub fn from_environment() -> Self {
@@ -69,6 +78,11 @@ impl Secrets {
     pub fn with_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.dir = dir;
         self
+    }
+
+    /// The mounted-Secrets directory, when there is one.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
     }
 
     /// The value of `reference`.
@@ -96,6 +110,42 @@ impl Secrets {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             key: key.to_owned(),
+            places: self.places(),
+        })
+    }
+
+    /// Every key of the object `namespace/name` with its value, sorted by key: the Secrets
+    /// given with the manifests, else the mounted directory (its hidden `..data` entries left
+    /// out). The environment cannot list a Secret's keys, so it is not looked in.
+    pub fn all(&self, namespace: &str, name: &str) -> Result<Vec<(String, Bytes)>, MissingObject> {
+        let inline: Vec<(String, Bytes)> = self
+            .inline
+            .iter()
+            .filter(|((ns, n, _), _)| ns == namespace && n == name)
+            .map(|((_, _, key), value)| (key.clone(), value.clone()))
+            .collect();
+        if !inline.is_empty() {
+            return Ok(inline);
+        }
+        if let Some(dir) = &self.dir
+            && let Ok(entries) = std::fs::read_dir(dir.join(namespace).join(name))
+        {
+            let mut found = Vec::new();
+            for entry in entries.flatten() {
+                let key = entry.file_name().to_string_lossy().into_owned();
+                if key.starts_with('.') || !entry.path().is_file() {
+                    continue;
+                }
+                if let Ok(value) = std::fs::read(entry.path()) {
+                    found.push((key, Bytes::from(value)));
+                }
+            }
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            return Ok(found);
+        }
+        Err(MissingObject {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
             places: self.places(),
         })
     }

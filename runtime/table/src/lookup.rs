@@ -137,6 +137,14 @@ impl Snapshot {
 
     /// The models served on `listener` for `host`, in match order, each once.
     pub fn models(&self, listener: ListenerId, host: &str) -> Vec<&Model> {
+        self.routed_models(listener, host)
+            .into_iter()
+            .map(|(_, model)| model)
+            .collect()
+    }
+
+    /// The models of [`Snapshot::models`], each with the index of the route that serves it.
+    pub fn routed_models(&self, listener: ListenerId, host: &str) -> Vec<(usize, &Model)> {
         let host = strip_port(host);
         let Some(candidates) = self
             .candidates
@@ -156,7 +164,7 @@ impl Snapshot {
             }
             for model in &route.rules[entry.rule].models {
                 if seen.insert(model.name.as_str()) {
-                    models.push(model);
+                    models.push((entry.route, model));
                 }
             }
         }
@@ -314,6 +322,30 @@ fn validate(table: &Table) -> Result<(), TableError> {
                 format!("quotas[{q}].backends"),
                 out_of_range(b, "backends"),
             ));
+        }
+    }
+    let mut policies: Vec<(String, &CallerPolicies)> = Vec::new();
+    for (g, gateway) in table.gateways.iter().enumerate() {
+        policies.push((format!("gateways[{g}].policies"), &gateway.policies));
+        for (l, listener) in gateway.listeners.iter().enumerate() {
+            policies.push((
+                format!("gateways[{g}].listeners[{l}].policies"),
+                &listener.policies,
+            ));
+        }
+    }
+    for (r, route) in table.routes.iter().enumerate() {
+        policies.push((format!("routes[{r}].policies"), &route.policies));
+    }
+    for (r, route) in table.http_routes.iter().enumerate() {
+        policies.push((format!("http_routes[{r}].policies"), &route.policies));
+    }
+    for (at, p) in policies {
+        if let Some(c) = p.callers.filter(|c| *c >= table.callers.len()) {
+            return Err(invalid(format!("{at}.callers"), out_of_range(c, "callers")));
+        }
+        if let Some(a) = p.access.filter(|a| *a >= table.access.len()) {
+            return Err(invalid(format!("{at}.access"), out_of_range(a, "access")));
         }
     }
     for (g, gateway) in table.gateways.iter().enumerate() {

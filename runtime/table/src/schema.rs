@@ -41,6 +41,70 @@ pub struct Table {
     /// query parameters, then route name and rule order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http_matches: Vec<HttpMatchEntry>,
+    /// Caller authentication (SecurityPolicy `apiKeyAuth`), named by index from Gateways,
+    /// listeners and routes (since 1.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callers: Vec<Callers>,
+    /// Model allowlists (ModelAccessPolicy), named by index like `callers` (since 1.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<ModelAccess>,
+}
+
+/// Which caller policy and allowlist apply to a Gateway, a listener or a route (indices into
+/// the table's `callers` and `access`). A route's replaces its listener's, which replaces its
+/// Gateway's (Envoy Gateway's precedence of policies).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerPolicies {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callers: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<usize>,
+}
+
+impl CallerPolicies {
+    pub fn is_empty(&self) -> bool {
+        self.callers.is_none() && self.access.is_none()
+    }
+}
+
+/// A SecurityPolicy's `apiKeyAuth`: the callers and where their key is read from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Callers {
+    /// The SecurityPolicy, `namespace/name`.
+    pub name: String,
+    /// Opaque Secrets whose every key is a client ID and its value the client's API key (the
+    /// first Secret wins for a client ID in two).
+    pub credentials: Vec<ObjectRef>,
+    /// Where the key is looked for, in order; the first that has one is used.
+    pub extract_from: Vec<KeySource>,
+    /// The header the client ID is forwarded to the backend in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_client_id_header: Option<String>,
+    /// The key is removed from the request before it is forwarded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sanitize: bool,
+}
+
+/// One place a caller's key may be.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySource {
+    Header(String),
+    Param(String),
+    Cookie(String),
+}
+
+/// A ModelAccessPolicy: which client IDs may use which models (globs, `*` and `?`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelAccess {
+    pub name: String,
+    pub rules: Vec<AccessRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRule {
+    pub clients: Vec<String>,
+    pub models: Vec<String>,
 }
 
 /// A Gateway: where to listen, and its GatewayConfig.
@@ -61,6 +125,9 @@ pub struct Gateway {
     /// `extProc.kubernetes.env`, where the reference configures tracing (since 1.3).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub telemetry: std::collections::BTreeMap<String, String>,
+    /// Its caller policies (since 1.3).
+    #[serde(default, skip_serializing_if = "CallerPolicies::is_empty")]
+    pub policies: CallerPolicies,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,6 +141,9 @@ pub struct Listener {
     /// Certificate and key for HTTPS: Secrets of type `kubernetes.io/tls` (`tls.crt`, `tls.key`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<ObjectRef>,
+    /// Its caller policies, ahead of its Gateway's (since 1.3).
+    #[serde(default, skip_serializing_if = "CallerPolicies::is_empty")]
+    pub policies: CallerPolicies,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +164,9 @@ pub struct Route {
     pub rules: Vec<Rule>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub llm_request_costs: Vec<RequestCost>,
+    /// Its caller policies, ahead of its listener's and Gateway's (since 1.3).
+    #[serde(default, skip_serializing_if = "CallerPolicies::is_empty")]
+    pub policies: CallerPolicies,
 }
 
 impl Route {
@@ -120,6 +193,10 @@ pub struct HttpRoute {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
     pub rules: Vec<HttpRule>,
+    /// Its SecurityPolicy, ahead of its listener's and Gateway's (since 1.3; no allowlist: a
+    /// plain route has no model).
+    #[serde(default, skip_serializing_if = "CallerPolicies::is_empty")]
+    pub policies: CallerPolicies,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

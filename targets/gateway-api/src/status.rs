@@ -29,6 +29,9 @@ pub const STATUS_KINDS: &[(Kind, &str)] = &[
     (Kind::GatewayConfig, "GatewayConfig reconciled successfully"),
     (Kind::MCPRoute, "MCP Gateway Route reconciled successfully"),
     (Kind::QuotaPolicy, "QuotaPolicy reconciled successfully"),
+    // aigw's own kind. (A SecurityPolicy's status is Envoy Gateway's PolicyStatus, by
+    // ancestor: the controller's to write, not this list's.)
+    (Kind::ModelAccessPolicy, "ModelAccessPolicy accepted"),
 ];
 
 /// One document per object of a [`STATUS_KINDS`] kind, in that order, then by namespace and name.

@@ -17,6 +17,7 @@
 
 mod ambient;
 mod backends;
+mod callers;
 mod plain;
 
 use aigw_ir::{Edge, Ir, Key, NodeId};
@@ -35,7 +36,8 @@ pub const DEFAULT_MODEL_OWNER: &str = "Envoy AI Gateway";
 
 /// Builds the table of a checked graph.
 pub fn table(ir: &Ir) -> t::Table {
-    let gateways = gateways(ir);
+    let policies = callers::Index::build(ir);
+    let gateways = gateways(ir, &policies);
     let gateway_index: HashMap<NodeId, usize> = gateways
         .iter()
         .enumerate()
@@ -69,11 +71,12 @@ pub fn table(ir: &Ir) -> t::Table {
             hostnames: spec.hostnames.iter().map(|h| h.0.clone()).collect(),
             rules,
             llm_request_costs: costs(&spec.llm_request_costs),
+            policies: policies.of(ir, id),
         });
     }
     // Stable: ties keep route, rule and match order.
     matches.sort_by_key(|m: &t::MatchEntry| std::cmp::Reverse(m.headers.len()));
-    let (http_routes, http_matches) = plain::routes(ir, &gateway_index);
+    let (http_routes, http_matches) = plain::routes(ir, &gateway_index, &policies);
     let (backends, backend_index, refs) = backends.finish();
     backends::renumber(&mut routes, &refs, &backend_index);
     t::Table {
@@ -85,6 +88,8 @@ pub fn table(ir: &Ir) -> t::Table {
         backends,
         http_routes,
         http_matches,
+        callers: policies.callers,
+        access: policies.access,
     }
 }
 
@@ -92,7 +97,7 @@ pub(crate) fn name(object: &Object) -> String {
     format!("{}/{}", object.namespace, object.name)
 }
 
-fn gateways(ir: &Ir) -> Vec<(NodeId, t::Gateway)> {
+fn gateways(ir: &Ir, policies: &callers::Index) -> Vec<(NodeId, t::Gateway)> {
     let mut out = Vec::new();
     for (id, object) in ir.objects(Kind::Gateway) {
         let Some(Spec::Gateway(spec)) = &object.spec else {
@@ -127,12 +132,14 @@ fn gateways(ir: &Ir) -> Vec<(NodeId, t::Gateway)> {
                     protocol,
                     hostname: l.hostname.clone(),
                     certificates,
+                    policies: policies.of_listener(ir, object, &l.name),
                 })
             })
             .collect();
         let mut gateway = t::Gateway {
             name: name(object),
             listeners,
+            policies: policies.of(ir, id),
             ..t::Gateway::default()
         };
         if let Some((_, config_id)) = ir.targets(id, |e| e == Edge::Config).first()

@@ -27,6 +27,7 @@ const ENVOY_GATEWAY_GROUP: &str = "gateway.envoyproxy.io";
 pub(crate) fn routes(
     ir: &Ir,
     gateway_index: &HashMap<NodeId, usize>,
+    policies: &crate::callers::Index,
 ) -> (Vec<t::HttpRoute>, Vec<t::HttpMatchEntry>) {
     let mut routes = Vec::new();
     let mut matches = Vec::new();
@@ -50,6 +51,10 @@ pub(crate) fn routes(
             parents,
             hostnames: spec.hostnames.clone(),
             rules: spec.rules.iter().map(|r| rule(ir, object, r)).collect(),
+            policies: t::CallerPolicies {
+                access: None,
+                ..policies.of(ir, id)
+            },
         });
     }
     // Stable: ties keep route (sorted by name), rule and match order.

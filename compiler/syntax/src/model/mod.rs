@@ -5,6 +5,8 @@
 //! `deny_unknown_fields` makes a typo an error. The schema derived from these types is what
 //! `schema.rs` checks documents against, so the types are the single source of truth.
 
+pub mod access;
+pub mod client_security;
 pub mod common;
 pub mod gateway;
 pub mod gateway_config;
@@ -13,6 +15,8 @@ pub mod quota;
 pub mod route;
 pub mod security;
 
+pub use access::*;
+pub use client_security::*;
 pub use common::*;
 pub use gateway::*;
 pub use gateway_config::*;
@@ -54,6 +58,10 @@ pub enum Kind {
     Backend,
     Secret,
     InferencePool,
+    /// Envoy Gateway's SecurityPolicy: caller authentication.
+    SecurityPolicy,
+    /// aigw's own ModelAccessPolicy: which callers may use which models.
+    ModelAccessPolicy,
     /// An Envoy Gateway kind we carry without compiling (EnvoyProxy, policies, filters).
     EnvoyGatewayCarried,
 }
@@ -179,9 +187,15 @@ pub(crate) const KINDS: &[KindInfo] = &[
         versions: &["v1alpha1"],
     },
     KindInfo {
-        kind: Kind::EnvoyGatewayCarried,
+        kind: Kind::SecurityPolicy,
         group: ENVOY_GATEWAY_GROUP,
         name: "SecurityPolicy",
+        versions: &["v1alpha1"],
+    },
+    KindInfo {
+        kind: Kind::ModelAccessPolicy,
+        group: AIGW_POLICY_GROUP,
+        name: "ModelAccessPolicy",
         versions: &["v1alpha1"],
     },
     KindInfo {
@@ -279,6 +293,8 @@ pub enum Spec {
     ReferenceGrant(Box<ReferenceGrantSpec>),
     BackendTLSPolicy(Box<BackendTlsPolicySpec>),
     Backend(Box<BackendSpec>),
+    SecurityPolicy(Box<SecurityPolicySpec>),
+    ModelAccessPolicy(Box<ModelAccessPolicySpec>),
     /// A Secret: only its key names.
     Secret(Vec<String>),
     /// A recognised kind carried without compiling (InferencePool, Envoy Gateway policies).

@@ -20,6 +20,8 @@ pub struct Line<'a> {
     pub status: u16,
     pub request_model: &'a str,
     pub response_model: Option<&'a str>,
+    /// The client ID a SecurityPolicy authenticated.
+    pub caller: Option<&'a str>,
     pub stream: bool,
     pub usage: Option<&'a Usage>,
     /// The request's costs, in declaration order.
@@ -49,6 +51,8 @@ impl Line<'_> {
         string(self.request_model, out);
         out.extend_from_slice(b",\"response_model\":");
         optional(self.response_model, out);
+        out.extend_from_slice(b",\"caller\":");
+        optional(self.caller, out);
         out.extend_from_slice(if self.stream {
             b",\"stream\":true"
         } else {
@@ -224,6 +228,7 @@ mod tests {
             status: 200,
             request_model: model,
             response_model: None,
+            caller: Some("team-a"),
             stream: true,
             usage,
             costs,
@@ -259,6 +264,7 @@ mod tests {
                 "status": 200,
                 "request_model": "gpt-4o",
                 "response_model": null,
+                "caller": "team-a",
                 "stream": true,
                 "tokens": {"input": 10, "output": 4, "total": 14, "cached_input": 3,
                            "cache_creation_input": 2, "reasoning": 1},

@@ -169,6 +169,7 @@ mod tests {
                 status: 404,
                 request_model: "m",
                 response_model: None,
+                caller: None,
                 stream: false,
                 usage: None,
                 costs: &[],

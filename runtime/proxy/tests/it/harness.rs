@@ -55,6 +55,33 @@ impl Reply {
     }
 }
 
+/// Sends a request with `client` and reads the whole answer.
+pub async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    method: &str,
+    url: &str,
+    body: Bytes,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut request = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body)).expect("request");
+    let response = client.request(request).await.expect("the gateway answers");
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .expect("the body arrives whole")
+        .to_bytes();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
 /// A port nothing listens on.
 pub fn dead_port() -> u16 {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -131,27 +158,7 @@ impl Harness {
         body: Bytes,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = http::Request::builder().method(method).uri(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(body)).expect("request");
-        let response = self
-            .client
-            .request(request)
-            .await
-            .expect("the gateway answers");
-        let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .expect("the body arrives whole")
-            .to_bytes();
-        Reply {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        }
+        send(&self.client, method, url, body, headers).await
     }
 
     pub async fn post(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> Reply {

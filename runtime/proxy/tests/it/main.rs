@@ -8,6 +8,7 @@
 )]
 
 mod ambient;
+mod callers;
 mod cloud;
 mod federation;
 mod governance;

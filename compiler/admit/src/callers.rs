@@ -1,0 +1,71 @@
+//! Admission rules of the caller policies: Envoy Gateway's SecurityPolicy (its CRD's target
+//! rules and `apiKeyAuth` rules, with its messages) and aigw's ModelAccessPolicy (its targets).
+
+use crate::Cx;
+use aigw_syntax::model::*;
+
+/// Envoy Gateway's `x-kubernetes-validations` on SecurityPolicy that aigw's subset reaches.
+pub(crate) fn admit_security_policy(cx: &mut Cx<'_>, spec: &SecurityPolicySpec) {
+    let single = spec.target_ref.is_some();
+    let many = !spec.target_refs.is_empty();
+    let selectors = spec
+        .target_selectors
+        .as_ref()
+        .and_then(|s| s.as_array())
+        .is_some_and(|s| !s.is_empty());
+    if single == many && !selectors {
+        cx.rule("spec", "either targetRef or targetRefs must be used");
+    }
+    for (field, target) in spec.targets() {
+        if target.group != GATEWAY_GROUP {
+            cx.rule(
+                &format!("{field}.group"),
+                "this policy can only have a targetRefs[*].group of gateway.networking.k8s.io",
+            );
+        }
+        if ![
+            "Gateway",
+            "ListenerSet",
+            "HTTPRoute",
+            "GRPCRoute",
+            "TCPRoute",
+        ]
+        .contains(&target.kind.as_str())
+        {
+            cx.rule(
+                &format!("{field}.kind"),
+                "this policy can only have a targetRefs[*].kind of Gateway/ListenerSet/HTTPRoute/GRPCRoute/TCPRoute",
+            );
+        }
+    }
+    if let Some(auth) = &spec.api_key_auth {
+        for (i, source) in auth.extract_from.iter().enumerate() {
+            let set = [&source.headers, &source.params, &source.cookies]
+                .iter()
+                .filter(|s| s.is_some())
+                .count();
+            if set != 1 {
+                cx.rule(
+                    &format!("spec.apiKeyAuth.extractFrom[{i}]"),
+                    "exactly one of headers, params, or cookies must be specified",
+                );
+            }
+        }
+    }
+}
+
+/// A ModelAccessPolicy attaches to a Gateway, an HTTPRoute or an AIGatewayRoute.
+pub(crate) fn admit_model_access(cx: &mut Cx<'_>, spec: &ModelAccessPolicySpec) {
+    for (i, target) in spec.target_refs.iter().enumerate() {
+        let valid = matches!(
+            (target.group.as_str(), target.kind.as_str()),
+            (GATEWAY_GROUP, "Gateway" | "HTTPRoute") | (AIGW_GROUP, "AIGatewayRoute")
+        );
+        if !valid {
+            cx.rule(
+                &format!("spec.targetRefs[{i}]"),
+                "targetRefs must name a Gateway or HTTPRoute (gateway.networking.k8s.io) or an AIGatewayRoute (aigateway.envoyproxy.io)",
+            );
+        }
+    }
+}

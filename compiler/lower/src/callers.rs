@@ -1,0 +1,202 @@
+//! Whole-graph checks of the caller policies: SecurityPolicy sections aigw does not apply, two
+//! policies of one kind on one target, and a ModelAccessPolicy on a route where no caller is
+//! authenticated (its client IDs are the SecurityPolicy `apiKeyAuth`'s in force there: the
+//! route's own, else its listener's, else its Gateway's, as Envoy Gateway ranks them).
+
+use crate::diagnostics;
+use aigw_diag::Diagnostic;
+use aigw_ir::{Edge, Ir, Node, NodeId};
+use aigw_syntax::{Kind, Object, Spec};
+
+pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
+    unsupported(ir, out);
+    for kind in [Kind::Gateway, Kind::HTTPRoute, Kind::AIGatewayRoute] {
+        for (key, id) in ir.nodes_of(kind) {
+            // Objects and listeners (a Gateway's parts); rules are no policy target.
+            if !key.part.is_empty() && !key.part.starts_with("listeners[") {
+                continue;
+            }
+            for policy in [Kind::SecurityPolicy, Kind::ModelAccessPolicy] {
+                conflicts(ir, id, policy, out);
+            }
+        }
+    }
+    for (id, route) in ir.objects(Kind::AIGatewayRoute) {
+        let Some(access) = policy_of(ir, id, Kind::ModelAccessPolicy) else {
+            continue;
+        };
+        if policy_of(ir, id, Kind::SecurityPolicy).is_none()
+            && gateways(ir, id)
+                .iter()
+                .any(|g| callers_on_gateway(ir, *g).is_none())
+        {
+            out.push(unauthenticated(ir, access, route));
+        }
+    }
+    for (id, gateway) in ir.objects(Kind::Gateway) {
+        let Some(access) = policy_of(ir, id, Kind::ModelAccessPolicy) else {
+            continue;
+        };
+        // A route of this Gateway with its own SecurityPolicy is covered; one without needs the
+        // Gateway's.
+        let uncovered = ir
+            .sources(id, |e| e == Edge::Parent)
+            .into_iter()
+            .filter(|(_, r)| {
+                ir.object(*r)
+                    .is_some_and(|o| o.kind == Kind::AIGatewayRoute)
+            })
+            .any(|(_, r)| {
+                policy_of(ir, r, Kind::SecurityPolicy).is_none()
+                    && policy_of(ir, r, Kind::ModelAccessPolicy).is_none()
+            });
+        if uncovered && callers_on_gateway(ir, id).is_none() {
+            out.push(unauthenticated(ir, access, gateway));
+        }
+    }
+}
+
+/// The policy of `kind` that targets node `id` directly (the first, by name, if several do).
+pub fn policy_of(ir: &Ir, id: NodeId, kind: Kind) -> Option<NodeId> {
+    let mut policies: Vec<NodeId> = ir
+        .sources(id, |e| e == Edge::Targets)
+        .into_iter()
+        .map(|(_, p)| p)
+        .filter(|p| ir.object(*p).is_some_and(|o| o.kind == kind && applies(o)))
+        .collect();
+    policies.sort_by_key(|p| ir.key_of(*p).clone());
+    policies.first().copied()
+}
+
+/// A SecurityPolicy counts only with `apiKeyAuth` (the sections aigw applies).
+fn applies(policy: &Object) -> bool {
+    match &policy.spec {
+        Some(Spec::SecurityPolicy(spec)) => spec.authenticates(),
+        _ => true,
+    }
+}
+
+/// The SecurityPolicy of a Gateway or of every one of its listeners.
+fn callers_on_gateway(ir: &Ir, gateway: NodeId) -> Option<NodeId> {
+    if let Some(policy) = policy_of(ir, gateway, Kind::SecurityPolicy) {
+        return Some(policy);
+    }
+    let listeners: Vec<NodeId> = ir
+        .targets(gateway, |e| e == Edge::Part)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    let each: Option<Vec<NodeId>> = listeners
+        .iter()
+        .map(|l| policy_of(ir, *l, Kind::SecurityPolicy))
+        .collect();
+    each.filter(|e| !e.is_empty())
+        .and_then(|e| e.first().copied())
+}
+
+fn gateways(ir: &Ir, route: NodeId) -> Vec<NodeId> {
+    ir.targets(route, |e| e == Edge::Parent)
+        .into_iter()
+        .map(|(_, g)| g)
+        .collect()
+}
+
+fn unauthenticated(ir: &Ir, access: NodeId, target: &Object) -> Diagnostic {
+    let what = format!(
+        "{} `{}/{}`",
+        target.kind_name, target.namespace, target.name
+    );
+    let policy = ir.object(access);
+    let span = policy.map_or(target.origin.span_of("metadata.name"), |p| {
+        p.origin.span_of("spec.targetRefs")
+    });
+    let d = diagnostics::access_without_callers(span, &what);
+    match policy {
+        Some(p) => d.with_resource(p.resource()),
+        None => d,
+    }
+}
+
+fn conflicts(ir: &Ir, target: NodeId, kind: Kind, out: &mut Vec<Diagnostic>) {
+    let policies: Vec<&Object> = ir
+        .sources(target, |e| e == Edge::Targets)
+        .into_iter()
+        .filter_map(|(_, p)| ir.object(p).map(|o| &**o))
+        .filter(|o| o.kind == kind && applies(o))
+        .collect();
+    if policies.len() < 2 {
+        return;
+    }
+    let what = match ir.node(target) {
+        Node::Listener { gateway, index } => {
+            let listener = match &gateway.spec {
+                Some(Spec::Gateway(spec)) => spec.listeners.get(*index).map(|l| l.name.as_str()),
+                _ => None,
+            };
+            format!(
+                "listener `{}` of Gateway `{}/{}`",
+                listener.unwrap_or_default(),
+                gateway.namespace,
+                gateway.name
+            )
+        }
+        Node::Object(o) => format!("{} `{}/{}`", o.kind_name, o.namespace, o.name),
+        _ => return,
+    };
+    let mut names: Vec<String> = policies.iter().map(|p| format!("`{}`", p.name)).collect();
+    names.sort();
+    let target_name = ir.key_of(target).name.clone();
+    for policy in &policies {
+        let field = target_field(policy, &target_name);
+        let span = policy.origin.span_of(&field);
+        let kind_name = policy.kind_name;
+        out.push(
+            diagnostics::conflicting_caller_policies(span, &field, &what, kind_name, &names)
+                .with_resource(policy.resource()),
+        );
+    }
+}
+
+/// SecurityPolicy sections aigw does not apply are refused by name.
+fn unsupported(ir: &Ir, out: &mut Vec<Diagnostic>) {
+    for (_, policy) in ir.objects(Kind::SecurityPolicy) {
+        let Some(Spec::SecurityPolicy(spec)) = &policy.spec else {
+            continue;
+        };
+        for section in spec.unsupported() {
+            let field = format!("spec.{section}");
+            let span = policy.origin.span_of(&field);
+            out.push(
+                diagnostics::unsupported_policy(
+                    span,
+                    &field,
+                    &format!("SecurityPolicy `{section}` yet"),
+                    "aigw applies `apiKeyAuth`; until it applies this section, a request it should refuse would pass, so the policy is refused",
+                )
+                .with_resource(policy.resource()),
+            );
+        }
+    }
+}
+
+/// The `targetRefs` entry of `policy` that names `target`.
+fn target_field(policy: &Object, target: &str) -> String {
+    let fields: Vec<(String, &str)> = match &policy.spec {
+        Some(Spec::SecurityPolicy(spec)) => spec
+            .targets()
+            .into_iter()
+            .map(|(field, t)| (field, t.name.as_str()))
+            .collect(),
+        Some(Spec::ModelAccessPolicy(spec)) => spec
+            .target_refs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("spec.targetRefs[{i}]"), t.name.as_str()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    fields
+        .into_iter()
+        .find(|(_, name)| *name == target)
+        .map_or_else(|| "spec.targetRefs".to_owned(), |(field, _)| field)
+}

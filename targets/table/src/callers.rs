@@ -1,0 +1,122 @@
+//! The caller policies in the table: each SecurityPolicy with `apiKeyAuth` becomes one
+//! `callers` entry and each ModelAccessPolicy one `access` entry, and every Gateway, listener
+//! and route names the ones that target it directly (the data plane takes the route's, else
+//! the listener's, else the Gateway's). Secrets are named, never read.
+
+use aigw_ir::{Edge, Ir, Key, NodeId};
+use aigw_syntax::model::{ApiKeyAuth, ModelAccessPolicySpec};
+use aigw_syntax::{Kind, Object, Spec};
+use aigw_table as t;
+use std::collections::HashMap;
+
+/// The policies of the table and their indices by node.
+#[derive(Default)]
+pub(crate) struct Index {
+    pub callers: Vec<t::Callers>,
+    pub access: Vec<t::ModelAccess>,
+    caller_of: HashMap<NodeId, usize>,
+    access_of: HashMap<NodeId, usize>,
+}
+
+impl Index {
+    pub fn build(ir: &Ir) -> Self {
+        let mut index = Index::default();
+        for (id, object) in ir.objects(Kind::SecurityPolicy) {
+            if let Some(Spec::SecurityPolicy(spec)) = &object.spec
+                && let Some(auth) = &spec.api_key_auth
+            {
+                index.caller_of.insert(id, index.callers.len());
+                index.callers.push(callers(object, auth));
+            }
+        }
+        for (id, object) in ir.objects(Kind::ModelAccessPolicy) {
+            if let Some(Spec::ModelAccessPolicy(spec)) = &object.spec {
+                index.access_of.insert(id, index.access.len());
+                index.access.push(access(object, spec));
+            }
+        }
+        index
+    }
+
+    /// The policies that target `id` directly (the first by name of each kind: two are a
+    /// compile error).
+    pub fn of(&self, ir: &Ir, id: NodeId) -> t::CallerPolicies {
+        let mut sources: Vec<NodeId> = ir
+            .sources(id, |e| e == Edge::Targets)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        sources.sort_by_key(|p| ir.key_of(*p).clone());
+        t::CallerPolicies {
+            callers: sources.iter().find_map(|p| self.caller_of.get(p).copied()),
+            access: sources.iter().find_map(|p| self.access_of.get(p).copied()),
+        }
+    }
+
+    /// The policies of a Gateway's listener.
+    pub fn of_listener(&self, ir: &Ir, gateway: &Object, listener: &str) -> t::CallerPolicies {
+        let key = Key::object(Kind::Gateway, &gateway.namespace, &gateway.name)
+            .child(format!("listeners[{listener}]"));
+        ir.find(&key).map(|id| self.of(ir, id)).unwrap_or_default()
+    }
+}
+
+fn callers(policy: &Object, auth: &ApiKeyAuth) -> t::Callers {
+    let extract_from = auth
+        .extract_from
+        .iter()
+        .flat_map(|source| {
+            let headers = source
+                .headers
+                .iter()
+                .flatten()
+                .cloned()
+                .map(t::KeySource::Header);
+            let params = source
+                .params
+                .iter()
+                .flatten()
+                .cloned()
+                .map(t::KeySource::Param);
+            let cookies = source
+                .cookies
+                .iter()
+                .flatten()
+                .cloned()
+                .map(t::KeySource::Cookie);
+            headers.chain(params).chain(cookies)
+        })
+        .collect();
+    t::Callers {
+        name: crate::name(policy),
+        credentials: auth
+            .credential_refs
+            .iter()
+            .map(|secret| t::ObjectRef {
+                kind: "Secret".to_owned(),
+                namespace: secret
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| policy.namespace.clone()),
+                name: secret.name.clone(),
+            })
+            .collect(),
+        extract_from,
+        forward_client_id_header: auth.forward_client_id_header.clone(),
+        sanitize: auth.sanitize.unwrap_or(false),
+    }
+}
+
+fn access(policy: &Object, spec: &ModelAccessPolicySpec) -> t::ModelAccess {
+    t::ModelAccess {
+        name: crate::name(policy),
+        rules: spec
+            .rules
+            .iter()
+            .map(|r| t::AccessRule {
+                clients: r.clients.clone(),
+                models: r.models.clone(),
+            })
+            .collect(),
+    }
+}
