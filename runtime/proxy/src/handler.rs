@@ -100,7 +100,7 @@ async fn serve(
         // No AI route for the model: a plain route may still take the request as it came.
         parts.headers.remove(MODEL_HEADER);
         let plain = plain_request(&parts, &host);
-        if let Some((_, selected)) = crate::plain::select(generation, port, &plain) {
+        if let Some(selected) = crate::plain::select(generation, port, &plain) {
             let body = Body::full(bytes);
             return crate::plain::send(shared, generation, selected, parts, body).await;
         }
@@ -160,8 +160,7 @@ async fn plain_or(
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, incoming) = request.into_parts();
     let host = host(&parts.headers, &parts.uri);
-    let selected = crate::plain::select(generation, port, &plain_request(&parts, host))
-        .map(|(_, selected)| selected);
+    let selected = crate::plain::select(generation, port, &plain_request(&parts, host));
     match selected {
         Some(selected) => {
             crate::plain::send(

@@ -31,14 +31,26 @@ pub fn select<'g>(
         .find_map(|(id, _, _)| snapshot.select_plain(id, request).map(|s| (id, s)))
 }
 
-/// Proxies the request to a backend of `selected`.
+/// Proxies the request to a backend of `selected`, once the SecurityPolicy in force on
+/// `listener` for its route (if any) knows the caller.
 pub async fn send(
     shared: &Shared,
     generation: &Generation,
-    selected: ProxySelected<'_>,
-    parts: http::request::Parts,
+    (listener, selected): (ListenerId, ProxySelected<'_>),
+    mut parts: http::request::Parts,
     body: Body,
 ) -> Result<Response<Body>, ProxyError> {
+    let policies = Some(&selected.route.policies);
+    if let Some(callers) = generation
+        .callers
+        .in_force(&generation.snapshot, listener, policies)
+        .callers
+    {
+        let client = callers
+            .authenticate(&parts)
+            .map_err(|_| ProxyError::unauthorized("the API key is missing or not valid"))?;
+        callers.prepare(&mut parts.headers, &client);
+    }
     let backends = generation
         .plain
         .get(selected.route_index)

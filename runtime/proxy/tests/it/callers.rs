@@ -153,6 +153,30 @@ async fn keys_admit_callers_and_name_them_upstream() {
     assert_eq!(anthropic.json()["type"], "error");
     assert_eq!(anthropic.json()["error"]["type"], "authentication_error");
 
+    // A plain HTTPRoute on the Gateway is held to the same keys.
+    let docs = g.url("/docs/index.html");
+    let refused = send(&g.client, "GET", &docs, Bytes::new(), &[]).await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    let before = g.upstream.requests().len();
+    let served = send(
+        &g.client,
+        "GET",
+        &docs,
+        Bytes::new(),
+        &[("x-api-key", "sk-team-a")],
+    )
+    .await;
+    assert_ne!(served.status, 401, "{}", served.text());
+    let requests = g.upstream.requests();
+    assert_eq!(
+        requests.len(),
+        before + 1,
+        "the keyed request went upstream"
+    );
+    let seen = requests.last().expect("recorded");
+    assert_eq!(seen.header("x-client-id"), Some("team-a"));
+    assert_eq!(seen.header("x-api-key"), None);
+
     // The access log names the caller (its client ID), never its key.
     drop(g.runtime);
     let mut text = String::new();

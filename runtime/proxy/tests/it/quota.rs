@@ -317,7 +317,17 @@ async fn two_gateways_share_one_budget_through_redis() {
     let two = Gateway::start(&text, redis_config(&redis.url(), FailMode::Open)).await;
     // 20 tokens an hour in all: one request on each gateway spends it (13 + 13).
     assert_eq!(one.chat("metered", &[]).await.status, 200);
-    assert_eq!(two.chat("metered", &[]).await.status, 200);
+    // The first settlement is sent without waiting: until it lands, the first request's
+    // reservation holds the budget and the second would be refused.
+    let mut second = 0;
+    for _ in 0..50 {
+        second = two.chat("metered", &[]).await.status;
+        if second == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(second, 200, "the second gateway spends what is left");
     // Settlements are sent without waiting; give them a moment to land.
     let mut refused = (0, 0);
     for _ in 0..50 {
