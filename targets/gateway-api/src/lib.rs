@@ -9,6 +9,7 @@
 //!   as the reference's own `aigw translate` writes it (a live controller fills it in);
 //! - a backendRef that does not resolve (possible only with `--open`) is left out of its rule.
 
+pub mod crds;
 mod status;
 
 pub use status::{STATUS_KINDS, status};

@@ -1,0 +1,164 @@
+//! The CustomResourceDefinitions of aigw's own kinds (group `aigw.dev`), generated from the
+//! Rust types the compiler reads, with schemars: the schema an API server enforces is the one
+//! `aigw check` checks, field for field. Rendered as Kubernetes wants a structural schema:
+//! OpenAPI 3 with every subschema inlined, `nullable` for optional fields, and no
+//! `additionalProperties: false` (Kubernetes forbids it next to `properties`; it prunes unknown
+//! fields instead, where aigw reports them).
+//!
+//! The rendered files are committed under `targets/gateway-api/crds/`; a test fails when they
+//! are stale.
+
+use aigw_syntax::model::{AIGW_POLICY_GROUP, ModelAccessPolicySpec};
+use serde_json::{Value, json};
+
+/// One of aigw's kinds: its names and its spec's type.
+struct Crd {
+    kind: &'static str,
+    plural: &'static str,
+    version: &'static str,
+    description: &'static str,
+    spec: fn() -> Value,
+}
+
+const CRDS: &[Crd] = &[Crd {
+    kind: "ModelAccessPolicy",
+    plural: "modelaccesspolicies",
+    version: "v1alpha1",
+    description: "ModelAccessPolicy says which callers (the client IDs of the SecurityPolicy apiKeyAuth in force) may use which models, on the Gateways, HTTPRoutes and AIGatewayRoutes it targets.",
+    spec: schema::<ModelAccessPolicySpec>,
+}];
+
+/// Every CRD as `(file name, document)`, in a fixed order.
+pub fn crds() -> Vec<(String, Value)> {
+    CRDS.iter()
+        .map(|crd| {
+            let file = format!("{AIGW_POLICY_GROUP}_{}.yaml", crd.plural);
+            (file, document(crd))
+        })
+        .collect()
+}
+
+fn document(crd: &Crd) -> Value {
+    let singular = crd.kind.to_ascii_lowercase();
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{}.{AIGW_POLICY_GROUP}", crd.plural)},
+        "spec": {
+            "group": AIGW_POLICY_GROUP,
+            "names": {
+                "kind": crd.kind,
+                "listKind": format!("{}List", crd.kind),
+                "plural": crd.plural,
+                "singular": singular,
+                "categories": ["aigw"],
+            },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": crd.version,
+                "served": true,
+                "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {
+                    "description": crd.description,
+                    "type": "object",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": (crd.spec)(),
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    },
+                }},
+            }],
+        },
+    })
+}
+
+/// The structural schema of `T`.
+fn schema<T: schemars::JsonSchema>() -> Value {
+    let settings = schemars::generate::SchemaSettings::openapi3().with(|s| {
+        s.inline_subschemas = true;
+    });
+    let mut value = settings
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value();
+    structural(&mut value);
+    value
+}
+
+/// Removes what Kubernetes does not take in a structural schema.
+fn structural(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for key in ["$schema", "title", "components", "definitions", "$defs"] {
+                map.remove(key);
+            }
+            if map.contains_key("properties") {
+                map.remove("additionalProperties");
+            }
+            // schemars writes integer widths Kubernetes does not know (`uint`, `uint32`).
+            if map.get("format").and_then(Value::as_str).is_some_and(|f| {
+                !matches!(
+                    f,
+                    "int32" | "int64" | "float" | "double" | "byte" | "date-time"
+                )
+            }) {
+                map.remove("format");
+            }
+            for child in map.values_mut() {
+                structural(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(structural),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crds_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")
+    }
+
+    /// The committed CRDs are what the types give (`UPDATE_CRDS=1` rewrites them).
+    #[test]
+    fn committed_crds_are_fresh() {
+        for (file, document) in crds() {
+            let text = crate::to_yaml([document]).unwrap_or_else(|e| unreachable!("{e}"));
+            let path = crds_dir().join(&file);
+            if std::env::var_os("UPDATE_CRDS").is_some() {
+                std::fs::create_dir_all(crds_dir()).unwrap_or_else(|e| unreachable!("{e}"));
+                std::fs::write(&path, &text).unwrap_or_else(|e| unreachable!("{e}"));
+            }
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert_eq!(committed, text, "{file} is stale: run with UPDATE_CRDS=1");
+        }
+    }
+
+    #[test]
+    fn the_schema_is_structural_and_keeps_the_bounds() {
+        let (_, crd) = &crds()[0];
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let text = spec.to_string();
+        for absent in ["$ref", "$schema", "additionalProperties", "\"uint"] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+        assert_eq!(spec["required"], json!(["targetRefs", "rules"]));
+        let rules = &spec["properties"]["rules"];
+        assert_eq!(
+            (rules["minItems"].as_u64(), rules["maxItems"].as_u64()),
+            (Some(1), Some(128))
+        );
+        let clients = &rules["items"]["properties"]["clients"];
+        assert_eq!(clients["items"]["minLength"], 1);
+        assert_eq!(
+            spec["properties"]["targetRefs"]["items"]["properties"]["kind"]["maxLength"],
+            63
+        );
+    }
+}
