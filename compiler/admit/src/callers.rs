@@ -54,6 +54,82 @@ pub(crate) fn admit_security_policy(cx: &mut Cx<'_>, spec: &SecurityPolicySpec) 
     }
 }
 
+/// Envoy Gateway's rules on BackendTrafficPolicy that its `rateLimit` reaches.
+pub(crate) fn admit_traffic_policy(cx: &mut Cx<'_>, spec: &BackendTrafficPolicySpec) {
+    let selectors = spec
+        .target_selectors
+        .as_ref()
+        .and_then(|s| s.as_array())
+        .is_some_and(|s| !s.is_empty());
+    let (single, many) = (spec.target_ref.is_some(), !spec.target_refs.is_empty());
+    if single == many && !selectors {
+        cx.rule("spec", "either targetRef or targetRefs must be used");
+    }
+    const KINDS: [&str; 7] = [
+        "Gateway",
+        "ListenerSet",
+        "HTTPRoute",
+        "GRPCRoute",
+        "UDPRoute",
+        "TCPRoute",
+        "TLSRoute",
+    ];
+    for (field, target) in spec.targets() {
+        if target.group != GATEWAY_GROUP {
+            cx.rule(
+                &format!("{field}.group"),
+                "this policy can only have a targetRefs[*].group of gateway.networking.k8s.io",
+            );
+        }
+        if !KINDS.contains(&target.kind.as_str()) {
+            cx.rule(
+                &format!("{field}.kind"),
+                "this policy can only have a targetRefs[*].kind of Gateway/ListenerSet/HTTPRoute/GRPCRoute/TCPRoute/UDPRoute/TLSRoute",
+            );
+        }
+    }
+    for (at, global, rule) in spec.rules() {
+        for (i, selector) in rule.client_selectors.iter().enumerate() {
+            let any = selector.headers.is_some()
+                || selector.methods.is_some()
+                || selector.path.is_some()
+                || selector.source_cidr.is_some()
+                || selector.query_params.is_some();
+            if !any {
+                cx.rule(
+                    &format!("{at}.clientSelectors[{i}]"),
+                    "at least one of headers, methods, path, sourceCIDR or queryParams must be specified",
+                );
+            }
+        }
+        if let Some(cost) = &rule.cost {
+            if !global && cost.response.is_some() {
+                cx.rule(
+                    &format!("{at}.cost"),
+                    "response cost is not supported for Local Rate Limits",
+                );
+            }
+            for (side, specifier) in [("request", &cost.request), ("response", &cost.response)] {
+                if let Some(specifier) = specifier
+                    && specifier.number.is_some()
+                    && specifier.metadata.is_some()
+                {
+                    cx.rule(
+                        &format!("{at}.cost.{side}"),
+                        "only one of number or metadata can be specified",
+                    );
+                }
+            }
+        }
+        if !global && rule.limit.from_metadata.is_some() {
+            cx.rule(
+                &format!("{at}.limit"),
+                "limit fromMetadata is not supported for Local Rate Limits",
+            );
+        }
+    }
+}
+
 /// A ModelAccessPolicy attaches to a Gateway, an HTTPRoute or an AIGatewayRoute.
 pub(crate) fn admit_model_access(cx: &mut Cx<'_>, spec: &ModelAccessPolicySpec) {
     for (i, target) in spec.target_refs.iter().enumerate() {

@@ -31,6 +31,7 @@ pub fn admit(object: &Object) -> Vec<Diagnostic> {
         Some(Spec::QuotaPolicy(spec)) => route::admit_quota(&mut cx, spec),
         Some(Spec::SecurityPolicy(spec)) => callers::admit_security_policy(&mut cx, spec),
         Some(Spec::ModelAccessPolicy(spec)) => callers::admit_model_access(&mut cx, spec),
+        Some(Spec::BackendTrafficPolicy(spec)) => callers::admit_traffic_policy(&mut cx, spec),
         _ => {}
     }
     let resource = object.resource();

@@ -56,6 +56,8 @@ codes! {
     UNSUPPORTED_POLICY = "AIGW0049", "unsupported-policy";
     CONFLICTING_ACCESS_POLICIES = "AIGW0050", "conflicting-access-policies";
     ACCESS_WITHOUT_CALLERS = "AIGW0051", "access-without-callers";
+    POLICY_SECTION_IGNORED = "AIGW0052", "policy-section-ignored";
+    CONFLICTING_TRAFFIC_POLICIES = "AIGW0053", "conflicting-traffic-policies";
 }
 
 /// Looks a code up by its id (`AIGW0010`) or name (`unknown-field`).

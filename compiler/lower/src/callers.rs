@@ -1,22 +1,29 @@
-//! Whole-graph checks of the caller policies: SecurityPolicy sections aigw does not apply, two
-//! policies of one kind on one target, and a ModelAccessPolicy on a route where no caller is
+//! Whole-graph checks of the caller policies (SecurityPolicy, ModelAccessPolicy, and the
+//! BackendTrafficPolicy `rateLimit`): sections aigw does not apply, two policies of one kind on
+//! one target, and a ModelAccessPolicy on a route where no caller is
 //! authenticated (its client IDs are the SecurityPolicy `apiKeyAuth`'s in force there: the
 //! route's own, else its listener's, else its Gateway's, as Envoy Gateway ranks them).
 
 use crate::diagnostics;
 use aigw_diag::Diagnostic;
 use aigw_ir::{Edge, Ir, Node, NodeId};
+use aigw_syntax::model::{AI_GATEWAY_METADATA_NAMESPACE, RateLimitCostFrom, RateLimitRule};
 use aigw_syntax::{Kind, Object, Spec};
 
 pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
     unsupported(ir, out);
+    traffic(ir, out);
     for kind in [Kind::Gateway, Kind::HTTPRoute, Kind::AIGatewayRoute] {
         for (key, id) in ir.nodes_of(kind) {
             // Objects and listeners (a Gateway's parts); rules are no policy target.
             if !key.part.is_empty() && !key.part.starts_with("listeners[") {
                 continue;
             }
-            for policy in [Kind::SecurityPolicy, Kind::ModelAccessPolicy] {
+            for policy in [
+                Kind::SecurityPolicy,
+                Kind::ModelAccessPolicy,
+                Kind::BackendTrafficPolicy,
+            ] {
                 conflicts(ir, id, policy, out);
             }
         }
@@ -72,6 +79,7 @@ pub fn policy_of(ir: &Ir, id: NodeId, kind: Kind) -> Option<NodeId> {
 fn applies(policy: &Object) -> bool {
     match &policy.spec {
         Some(Spec::SecurityPolicy(spec)) => spec.authenticates(),
+        Some(Spec::BackendTrafficPolicy(spec)) => spec.rate_limit.is_some(),
         _ => true,
     }
 }
@@ -157,6 +165,97 @@ fn conflicts(ir: &Ir, target: NodeId, kind: Kind, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// BackendTrafficPolicy: rate-limit costs and limits from Envoy's metadata are refused by
+/// name (aigw has no such metadata); its sections other than `rateLimit` are Envoy's, noted.
+fn traffic(ir: &Ir, out: &mut Vec<Diagnostic>) {
+    const READ: [&str; 4] = ["targetRef", "targetRefs", "targetSelectors", "rateLimit"];
+    for (_, policy) in ir.objects(Kind::BackendTrafficPolicy) {
+        let Some(Spec::BackendTrafficPolicy(spec)) = &policy.spec else {
+            continue;
+        };
+        if spec.target_selectors.is_some() {
+            let field = "spec.targetSelectors";
+            let span = policy.origin.span_of(field);
+            out.push(
+                diagnostics::unsupported_policy(
+                    span,
+                    field,
+                    "`targetSelectors` yet",
+                    "name the targets in `targetRefs`",
+                )
+                .with_resource(policy.resource()),
+            );
+        }
+        for (at, _, rule) in spec.rules() {
+            for (field, what) in refused_costs(&at, rule) {
+                let span = policy.origin.span_of(&field);
+                out.push(
+                    diagnostics::unsupported_policy(
+                        span,
+                        &field,
+                        what,
+                        "count a fixed number, or a request cost of the route (`llmRequestCosts`) after the answer",
+                    )
+                    .with_resource(policy.resource()),
+                );
+            }
+        }
+        let sections = policy
+            .origin
+            .root
+            .get("spec")
+            .map(|spec| match &spec.value {
+                aigw_syntax::yaml::Value::Map(entries) => entries
+                    .iter()
+                    .map(|(key, _)| key.name.clone())
+                    .filter(|name| !READ.contains(&name.as_str()))
+                    .collect(),
+                _ => Vec::new(),
+            });
+        for section in sections.unwrap_or_default() {
+            let field = format!("spec.{section}");
+            let span = policy.origin.key_span_of(&field);
+            out.push(
+                diagnostics::policy_section_ignored(span, &field, "BackendTrafficPolicy")
+                    .with_resource(policy.resource()),
+            );
+        }
+    }
+}
+
+/// The parts of a rate-limit rule that read metadata aigw does not have.
+fn refused_costs(at: &str, rule: &RateLimitRule) -> Vec<(String, &'static str)> {
+    let mut refused = Vec::new();
+    if rule.limit.from_metadata.is_some() {
+        refused.push((
+            format!("{at}.limit.fromMetadata"),
+            "a limit read from Envoy's metadata",
+        ));
+    }
+    let Some(cost) = &rule.cost else {
+        return refused;
+    };
+    if cost
+        .request
+        .as_ref()
+        .is_some_and(|r| r.from == RateLimitCostFrom::Metadata)
+    {
+        refused.push((
+            format!("{at}.cost.request"),
+            "a request cost read from metadata: a request's costs are known after its answer",
+        ));
+    }
+    if let Some(metadata) = cost.response.as_ref().and_then(|r| r.metadata.as_ref())
+        && metadata.namespace != AI_GATEWAY_METADATA_NAMESPACE
+    {
+        refused.push((
+            format!("{at}.cost.response.metadata.namespace"),
+            "metadata outside `io.envoy.ai_gateway`: the request costs are the metadata aigw has",
+        ));
+    }
+    refused
+}
+
 /// SecurityPolicy sections aigw does not apply are refused by name.
 fn unsupported(ir: &Ir, out: &mut Vec<Diagnostic>) {
     for (_, policy) in ir.objects(Kind::SecurityPolicy) {
@@ -183,6 +282,11 @@ fn unsupported(ir: &Ir, out: &mut Vec<Diagnostic>) {
 fn target_field(policy: &Object, target: &str) -> String {
     let fields: Vec<(String, &str)> = match &policy.spec {
         Some(Spec::SecurityPolicy(spec)) => spec
+            .targets()
+            .into_iter()
+            .map(|(field, t)| (field, t.name.as_str()))
+            .collect(),
+        Some(Spec::BackendTrafficPolicy(spec)) => spec
             .targets()
             .into_iter()
             .map(|(field, t)| (field, t.name.as_str()))

@@ -169,10 +169,10 @@ pub(crate) fn conflicting_caller_policies(
     kind: &str,
     policies: &[String],
 ) -> Diagnostic {
-    let code = if kind == "SecurityPolicy" {
-        codes::CONFLICTING_SECURITY_POLICIES
-    } else {
-        codes::CONFLICTING_ACCESS_POLICIES
+    let code = match kind {
+        "SecurityPolicy" => codes::CONFLICTING_SECURITY_POLICIES,
+        "BackendTrafficPolicy" => codes::CONFLICTING_TRAFFIC_POLICIES,
+        _ => codes::CONFLICTING_ACCESS_POLICIES,
     };
     Diagnostic::error(
         code,
@@ -186,7 +186,7 @@ pub(crate) fn conflicting_caller_policies(
     .with_primary(span, "one target")
     .with_field(field)
     .with_help(format!(
-        "at most one {kind} may target a Gateway, a listener or a route: which one decides who may call is undefined (Envoy Gateway keeps the oldest and marks the others Conflicted)"
+        "at most one {kind} may target a Gateway, a listener or a route: which one applies is undefined (Envoy Gateway keeps the oldest and marks the others Conflicted)"
     ))
 }
 
@@ -200,4 +200,18 @@ pub(crate) fn access_without_callers(span: Span, route: &str) -> Diagnostic {
     .with_help(
         "attach a SecurityPolicy with `apiKeyAuth` to the route or its Gateway: its client IDs are the callers a ModelAccessPolicy names",
     )
+}
+
+/// A section of an Envoy Gateway policy that Envoy applies and aigw's data plane does not.
+pub(crate) fn policy_section_ignored(span: Span, field: &str, kind: &str) -> Diagnostic {
+    Diagnostic::warning(
+        codes::POLICY_SECTION_IGNORED,
+        about_field(
+            field,
+            format_args!("aigw's data plane does not apply this {kind} section; Envoy (Gateway) does"),
+        ),
+    )
+    .with_primary(span, "applied by Envoy only")
+    .with_field(field)
+    .with_help("served by `aigw run` or `aigw serve`, requests on this target go without it; `rateLimit` is what aigw applies")
 }

@@ -161,6 +161,13 @@ impl<'a> Cx {
                     }
                 }
             }
+            Some(Spec::BackendTrafficPolicy(spec)) => {
+                for (field, target) in spec.targets() {
+                    let section = target.section_name.as_deref();
+                    let (kind, name) = (&target.kind, &target.name);
+                    self.caller_target(object, id, field, kind, name, section, true);
+                }
+            }
             Some(Spec::ModelAccessPolicy(spec)) => {
                 for (i, target) in spec.target_refs.iter().enumerate() {
                     let field = format!("spec.targetRefs[{i}]");

@@ -281,6 +281,9 @@ fn read_object(info: &KindInfo, origin: Origin, out: &mut Vec<Diagnostic>) -> Op
         Kind::ModelAccessPolicy => typed(&origin, removed, &mut found, |s| {
             Spec::ModelAccessPolicy(Box::new(s))
         }),
+        Kind::BackendTrafficPolicy => typed(&origin, removed, &mut found, |s| {
+            Spec::BackendTrafficPolicy(Box::new(s))
+        }),
         Kind::Secret => {
             let secret = decode::<SecretManifest>(&origin, &[], &mut found);
             let meta = secret.as_ref().map(|s| s.metadata.clone());

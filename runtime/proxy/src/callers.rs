@@ -79,6 +79,8 @@ pub enum Refusal {
 pub struct InForce<'a> {
     pub callers: Option<&'a Callers>,
     pub access: Option<&'a Access>,
+    /// Index into the generation's rate limits.
+    pub rate_limit: Option<usize>,
 }
 
 impl Policies {
@@ -124,7 +126,12 @@ impl Policies {
             .flatten()
             .find_map(|p| p.access)
             .and_then(|i| self.access.get(i));
-        InForce { callers, access }
+        let rate_limit = levels.iter().flatten().find_map(|p| p.rate_limit);
+        InForce {
+            callers,
+            access,
+            rate_limit,
+        }
     }
 }
 

@@ -42,6 +42,8 @@ pub struct ProxyError {
     pub retry: bool,
     /// Seconds for the `Retry-After` header.
     pub retry_after: Option<u64>,
+    /// The `x-ratelimit-*` headers of a rate-limit refusal: limit, remaining, reset.
+    pub rate: Option<(u64, u64, u64)>,
 }
 
 impl ProxyError {
@@ -58,7 +60,22 @@ impl ProxyError {
             message: message.into(),
             retry: false,
             retry_after: None,
+            rate: None,
         }
+    }
+
+    /// 429: a BackendTrafficPolicy rate limit of this caller is reached (no other backend can
+    /// help: the limit is the caller's).
+    pub fn rate_limited(retry_after: u64, rate: Option<(u64, u64, u64)>) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Fault::Client,
+            "rate_limit_error",
+            "too many requests: a rate limit of this gateway is reached until its window ends",
+        );
+        error.retry_after = Some(retry_after.max(1));
+        error.rate = rate;
+        error
     }
 
     /// 429: a QuotaPolicy budget of the backend is spent until its window ends; another
@@ -229,6 +246,9 @@ impl ProxyError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(rate) = self.rate {
+            crate::ratelimit::headers(response.headers_mut(), rate);
         }
         response
     }

@@ -36,6 +36,8 @@ pub struct Generation {
     pub quotas: crate::quota::Quotas,
     /// Caller keys (digested) and model allowlists.
     pub callers: crate::callers::Policies,
+    /// Request-rate limits.
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 /// A backend, resolved.
@@ -137,6 +139,8 @@ pub enum BuildError {
     Quota(#[from] crate::quota::QuotaError),
     #[error(transparent)]
     Callers(#[from] crate::callers::PolicyError),
+    #[error(transparent)]
+    RateLimit(#[from] crate::ratelimit::RateLimitError),
     #[error("backend `{backend}`: {error}")]
     Aws {
         backend: String,
@@ -164,6 +168,7 @@ impl Generation {
         let costs = crate::costs::Costs::compile(&snapshot)?;
         let quotas = crate::quota::Quotas::compile(&snapshot)?;
         let callers = crate::callers::Policies::resolve(&snapshot, secrets)?;
+        let rate_limits = crate::ratelimit::RateLimits::compile(&snapshot)?;
         let loaded_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -176,6 +181,7 @@ impl Generation {
             costs,
             quotas,
             callers,
+            rate_limits,
         })
     }
 }

@@ -58,7 +58,7 @@ async fn serve(
         request.method() == method
     });
     let Some(endpoint) = endpoint else {
-        return plain_or(shared, generation, port, request, |request| {
+        return plain_or(shared, generation, (port, peer), request, |request| {
             let path = request.uri().path();
             match Endpoint::of(path) {
                 Some(_) => ProxyError::method_not_allowed(request.method(), path),
@@ -102,7 +102,7 @@ async fn serve(
         let plain = plain_request(&parts, &host);
         if let Some(selected) = crate::plain::select(generation, port, &plain) {
             let body = Body::full(bytes);
-            return crate::plain::send(shared, generation, selected, parts, body).await;
+            return crate::plain::send(shared, generation, selected, parts, peer, body).await;
         }
         return Ok(route_not_found());
     };
@@ -131,6 +131,20 @@ async fn serve(
             return Err(error);
         }
     }
+    let mut verdict = crate::ratelimit::limit(
+        shared,
+        generation,
+        &in_force,
+        &selected.route.name,
+        &parts,
+        peer,
+    )
+    .await;
+    if let Some(error) = verdict.refusal() {
+        record.status(error.status.as_u16());
+        return Err(error);
+    }
+    record.rate_owed(verdict.owed.take());
     let exchange = Exchange {
         generation,
         listener,
@@ -141,7 +155,10 @@ async fn serve(
         peek: &peek,
         peer,
     };
-    let result = forward::send(shared, exchange, &mut record).await;
+    let mut result = forward::send(shared, exchange, &mut record).await;
+    if let (Ok(response), Some(rate)) = (&mut result, verdict.headers) {
+        crate::ratelimit::headers(response.headers_mut(), rate);
+    }
     // An answer whose body is relayed took the record along, with its status.
     match &result {
         Ok(response) => record.status(response.status().as_u16()),
@@ -154,7 +171,7 @@ async fn serve(
 async fn plain_or(
     shared: &Shared,
     generation: &Generation,
-    port: u16,
+    (port, peer): (u16, std::net::IpAddr),
     request: Request<hyper::body::Incoming>,
     otherwise: impl FnOnce(&Request<hyper::body::Incoming>) -> ProxyError,
 ) -> Result<Response<Body>, ProxyError> {
@@ -168,6 +185,7 @@ async fn plain_or(
                 generation,
                 selected,
                 parts,
+                peer,
                 crate::plain::streamed(incoming),
             )
             .await

@@ -32,10 +32,13 @@ pub mod handler;
 pub mod metrics;
 pub mod plain;
 pub mod quota;
+pub mod ratelimit;
 pub mod record;
+pub mod redis_link;
 pub mod relay;
 pub mod reload;
 pub mod secrets;
+mod select;
 pub mod serve;
 pub mod server;
 pub mod token;
@@ -130,6 +133,8 @@ pub struct Shared {
     pub recorder: record::Recorder,
     /// QuotaPolicy counts, kept across reloads.
     pub quotas: Arc<quota::Store>,
+    /// Rate-limit counts, kept across reloads.
+    pub limits: Arc<ratelimit::Counters>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -145,9 +150,19 @@ impl Shared {
     /// Redis URL cannot be read.
     pub fn new(config: Config) -> std::io::Result<Self> {
         let metrics = metrics::Metrics::default();
-        let quotas = match &config.quota_redis {
-            Some(url) => quota::Store::redis(url, config.quota_fail, metrics.clone())
-                .map_err(std::io::Error::other)?,
+        let redis = config
+            .quota_redis
+            .as_deref()
+            .map(|url| redis_link::Link::new(url).map(Arc::new))
+            .transpose()
+            .map_err(std::io::Error::other)?;
+        let limits = Arc::new(ratelimit::Counters::new(
+            redis.clone(),
+            config.quota_fail,
+            metrics.clone(),
+        ));
+        let quotas = match &redis {
+            Some(link) => quota::Store::redis(link.clone(), config.quota_fail, metrics.clone()),
             None => quota::Store::local(),
         };
         let log = config
@@ -175,6 +190,7 @@ impl Shared {
             metrics,
             clients,
             quotas: Arc::new(quotas),
+            limits,
         })
     }
 
@@ -199,6 +215,11 @@ impl Shared {
             &self.config.endpoints,
         ) {
             Ok(generation) => {
+                if generation.rate_limits.any_global() && !self.limits.shared() {
+                    tracing::warn!(
+                        "global rate limits are counted per replica: no Redis is configured (--quota-redis)"
+                    );
+                }
                 self.current.store(Some(Arc::new(generation)));
                 self.metrics.reload(true, number);
                 Ok(number)

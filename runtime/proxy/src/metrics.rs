@@ -11,7 +11,7 @@
 //!   `gen_ai_response_model` (and `error_type` on the duration), with the conventions' bucket
 //!   boundaries;
 //! - `aigw_*`: what the gateway does (requests by status and by route, backend and status,
-//!   upstream attempts, every kind of token, costs, access-log drops, spans exported and dropped,
+//!   upstream attempts, every kind of token, costs, rate-limit refusals, access-log drops, spans exported and dropped,
 //!   reloads).
 //!
 //! Label values that come from clients (the model) are only those a rule took, cut to 128
@@ -118,6 +118,7 @@ struct Inner {
     tokens: Family<Tokens, Counter>,
     costs: Family<CostKey, Counter>,
     quota_rejections: Family<Bucket, Counter>,
+    rate_limited: Family<Bucket, Counter>,
     quota_store_errors: Counter,
     log_dropped: Counter,
     spans: Family<Outcome, Counter>,
@@ -171,6 +172,7 @@ impl Default for Metrics {
             (Counter::default(), Family::default(), Gauge::default());
         let (quota_rejections, quota_store_errors) = (Family::default(), Counter::default());
         let spans = Family::default();
+        let rate_limited = Family::default();
         let gateway = registry.sub_registry_with_prefix("aigw");
         gateway.register(
             "requests",
@@ -201,6 +203,11 @@ impl Default for Metrics {
             "quota_rejections",
             "Requests a QuotaPolicy bucket refused, by bucket (policy, quota and rule)",
             Family::<Bucket, Counter>::clone(&quota_rejections),
+        );
+        gateway.register(
+            "rate_limited",
+            "Requests a BackendTrafficPolicy rate-limit rule refused, by rule (policy and rule index) as `bucket`",
+            Family::<Bucket, Counter>::clone(&rate_limited),
         );
         gateway.register(
             "quota_store_errors",
@@ -239,6 +246,7 @@ impl Default for Metrics {
             tokens,
             costs,
             quota_rejections,
+            rate_limited,
             quota_store_errors,
             log_dropped,
             spans,
@@ -361,6 +369,15 @@ impl Metrics {
             .quota_rejections
             .get_or_create(&Bucket {
                 bucket: bucket.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn rate_limited(&self, rule: &str) {
+        self.0
+            .rate_limited
+            .get_or_create(&Bucket {
+                bucket: rule.to_owned(),
             })
             .inc();
     }

@@ -38,18 +38,27 @@ pub async fn send(
     generation: &Generation,
     (listener, selected): (ListenerId, ProxySelected<'_>),
     mut parts: http::request::Parts,
+    peer: std::net::IpAddr,
     body: Body,
 ) -> Result<Response<Body>, ProxyError> {
     let policies = Some(&selected.route.policies);
-    if let Some(callers) = generation
+    let in_force = generation
         .callers
-        .in_force(&generation.snapshot, listener, policies)
-        .callers
-    {
+        .in_force(&generation.snapshot, listener, policies);
+    if let Some(callers) = in_force.callers {
         let client = callers
             .authenticate(&parts)
             .map_err(|_| ProxyError::unauthorized("the API key is missing or not valid"))?;
         callers.prepare(&mut parts.headers, &client);
+    }
+    let route = &selected.route.name;
+    let verdict = crate::ratelimit::limit(shared, generation, &in_force, route, &parts, peer).await;
+    if let Some(error) = verdict.refusal() {
+        return Err(error);
+    }
+    // A plain route records no request costs: only fixed response costs apply.
+    if let Some(owed) = verdict.owed {
+        owed.settle(&[]);
     }
     let backends = generation
         .plain

@@ -59,6 +59,8 @@ struct Open {
     output: Option<String>,
     /// The caller's client ID, when a SecurityPolicy authenticated it.
     caller: Option<Arc<str>>,
+    /// What the answer owes the rate limits (their response costs).
+    owed: Option<crate::ratelimit::Owed>,
 }
 
 impl std::fmt::Debug for Record {
@@ -119,6 +121,7 @@ impl Record {
                 span,
                 output: capture.then(String::new),
                 caller: None,
+                owed: None,
             })),
         }
     }
@@ -177,6 +180,13 @@ impl Record {
                 route: "",
             };
             earlier.settle(None, &vars);
+        }
+    }
+
+    /// What the answer will owe the rate limits, taken when the record closes.
+    pub fn rate_owed(&mut self, owed: Option<crate::ratelimit::Owed>) {
+        if let Some(open) = &mut self.open {
+            open.owed = owed;
         }
     }
 
@@ -258,6 +268,9 @@ impl Open {
             ),
             None => Vec::new(),
         };
+        if let Some(owed) = self.owed.take() {
+            owed.settle(&costs);
+        }
         if let Some(charge) = self.charge.take() {
             // Only a successful answer used tokens; anything else releases the reservation.
             let usage = self.usage.as_ref().filter(|_| self.status < 400);

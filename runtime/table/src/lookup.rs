@@ -347,6 +347,12 @@ fn validate(table: &Table) -> Result<(), TableError> {
         if let Some(a) = p.access.filter(|a| *a >= table.access.len()) {
             return Err(invalid(format!("{at}.access"), out_of_range(a, "access")));
         }
+        if let Some(r) = p.rate_limit.filter(|r| *r >= table.rate_limits.len()) {
+            return Err(invalid(
+                format!("{at}.rate_limit"),
+                out_of_range(r, "rate_limits"),
+            ));
+        }
     }
     for (g, gateway) in table.gateways.iter().enumerate() {
         for (l, listener) in gateway.listeners.iter().enumerate() {

@@ -48,6 +48,58 @@ pub struct Table {
     /// Model allowlists (ModelAccessPolicy), named by index like `callers` (since 1.3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access: Vec<ModelAccess>,
+    /// Request-rate limits (BackendTrafficPolicy `rateLimit`), named by index like `callers`
+    /// (since 1.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimit>,
+}
+
+/// A BackendTrafficPolicy's `rateLimit`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// The policy, `namespace/name`.
+    pub name: String,
+    pub rules: Vec<RateRule>,
+}
+
+/// One limit: `requests` per fixed window of `window_ms`, for the requests all of whose client
+/// selectors hold (Envoy Gateway's rate-limit select conditions, as `BucketRule` carries them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateRule {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_selectors: Vec<serde_json::Value>,
+    pub requests: u64,
+    pub window_ms: u64,
+    /// Counted in the shared store (Redis) rather than per replica.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub global: bool,
+    /// One counter for every route the policy targets, not one per route.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+    /// Count and report, never refuse.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow_mode: bool,
+    /// No `x-ratelimit-*` headers on answers (`xRateLimitHeaders: Off`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_headers: bool,
+    /// Taken from the counter on the request path (`cost.request.number`); 0 checks only.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub request_cost: u64,
+    /// Taken after the answer: a fixed number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_cost: Option<u64>,
+    /// Taken after the answer: the request cost (`llmRequestCosts` metadata key) the route
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_cost_key: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 /// Which caller policy and allowlist apply to a Gateway, a listener or a route (indices into
@@ -59,11 +111,14 @@ pub struct CallerPolicies {
     pub callers: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<usize>,
+    /// Index into the table's `rate_limits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<usize>,
 }
 
 impl CallerPolicies {
     pub fn is_empty(&self) -> bool {
-        self.callers.is_none() && self.access.is_none()
+        self.callers.is_none() && self.access.is_none() && self.rate_limit.is_none()
     }
 }
 

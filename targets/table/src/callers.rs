@@ -1,10 +1,13 @@
 //! The caller policies in the table: each SecurityPolicy with `apiKeyAuth` becomes one
-//! `callers` entry and each ModelAccessPolicy one `access` entry, and every Gateway, listener
+//! `callers` entry, each ModelAccessPolicy one `access` entry and each BackendTrafficPolicy with
+//! a `rateLimit` one `rate_limits` entry, and every Gateway, listener
 //! and route names the ones that target it directly (the data plane takes the route's, else
 //! the listener's, else the Gateway's). Secrets are named, never read.
 
 use aigw_ir::{Edge, Ir, Key, NodeId};
-use aigw_syntax::model::{ApiKeyAuth, ModelAccessPolicySpec};
+use aigw_syntax::model::{
+    ApiKeyAuth, BackendTrafficPolicySpec, ModelAccessPolicySpec, XRateLimitHeaders,
+};
 use aigw_syntax::{Kind, Object, Spec};
 use aigw_table as t;
 use std::collections::HashMap;
@@ -14,8 +17,10 @@ use std::collections::HashMap;
 pub(crate) struct Index {
     pub callers: Vec<t::Callers>,
     pub access: Vec<t::ModelAccess>,
+    pub rate_limits: Vec<t::RateLimit>,
     caller_of: HashMap<NodeId, usize>,
     access_of: HashMap<NodeId, usize>,
+    limit_of: HashMap<NodeId, usize>,
 }
 
 impl Index {
@@ -27,6 +32,14 @@ impl Index {
             {
                 index.caller_of.insert(id, index.callers.len());
                 index.callers.push(callers(object, auth));
+            }
+        }
+        for (id, object) in ir.objects(Kind::BackendTrafficPolicy) {
+            if let Some(Spec::BackendTrafficPolicy(spec)) = &object.spec
+                && spec.rate_limit.is_some()
+            {
+                index.limit_of.insert(id, index.rate_limits.len());
+                index.rate_limits.push(rate_limit(object, spec));
             }
         }
         for (id, object) in ir.objects(Kind::ModelAccessPolicy) {
@@ -50,6 +63,7 @@ impl Index {
         t::CallerPolicies {
             callers: sources.iter().find_map(|p| self.caller_of.get(p).copied()),
             access: sources.iter().find_map(|p| self.access_of.get(p).copied()),
+            rate_limit: sources.iter().find_map(|p| self.limit_of.get(p).copied()),
         }
     }
 
@@ -104,6 +118,47 @@ fn callers(policy: &Object, auth: &ApiKeyAuth) -> t::Callers {
         extract_from,
         forward_client_id_header: auth.forward_client_id_header.clone(),
         sanitize: auth.sanitize.unwrap_or(false),
+    }
+}
+
+fn rate_limit(policy: &Object, spec: &BackendTrafficPolicySpec) -> t::RateLimit {
+    let rules = spec
+        .rules()
+        .into_iter()
+        .map(|(at, global, rule)| t::RateRule {
+            client_selectors: policy
+                .origin
+                .node_at(&format!("{at}.clientSelectors"))
+                .and_then(|n| n.to_json().as_array().cloned())
+                .unwrap_or_default(),
+            requests: u64::from(rule.limit.requests),
+            window_ms: rule.limit.unit.millis(),
+            global,
+            shared: rule.shared.unwrap_or(false),
+            shadow_mode: rule.shadow_mode.unwrap_or(false),
+            no_headers: rule.x_rate_limit_headers == Some(XRateLimitHeaders::Off),
+            request_cost: rule
+                .cost
+                .as_ref()
+                .and_then(|c| c.request.as_ref())
+                .and_then(|r| r.number)
+                .unwrap_or(1),
+            response_cost: rule
+                .cost
+                .as_ref()
+                .and_then(|c| c.response.as_ref())
+                .and_then(|r| r.number),
+            response_cost_key: rule
+                .cost
+                .as_ref()
+                .and_then(|c| c.response.as_ref())
+                .and_then(|r| r.metadata.as_ref())
+                .map(|m| m.key.clone()),
+        })
+        .collect();
+    t::RateLimit {
+        name: crate::name(policy),
+        rules,
     }
 }
 

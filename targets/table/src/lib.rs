@@ -90,6 +90,7 @@ pub fn table(ir: &Ir) -> t::Table {
         http_matches,
         callers: policies.callers,
         access: policies.access,
+        rate_limits: policies.rate_limits,
     }
 }
 

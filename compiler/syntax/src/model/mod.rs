@@ -14,6 +14,7 @@ pub mod mcp;
 pub mod quota;
 pub mod route;
 pub mod security;
+pub mod traffic;
 
 pub use access::*;
 pub use client_security::*;
@@ -24,6 +25,7 @@ pub use mcp::*;
 pub use quota::*;
 pub use route::*;
 pub use security::*;
+pub use traffic::*;
 
 use crate::yaml::Node;
 use aigw_diag::{ResourceRef, Span};
@@ -62,6 +64,8 @@ pub enum Kind {
     SecurityPolicy,
     /// aigw's own ModelAccessPolicy: which callers may use which models.
     ModelAccessPolicy,
+    /// Envoy Gateway's BackendTrafficPolicy: its `rateLimit`.
+    BackendTrafficPolicy,
     /// An Envoy Gateway kind we carry without compiling (EnvoyProxy, policies, filters).
     EnvoyGatewayCarried,
 }
@@ -181,7 +185,7 @@ pub(crate) const KINDS: &[KindInfo] = &[
         versions: &["v1alpha1"],
     },
     KindInfo {
-        kind: Kind::EnvoyGatewayCarried,
+        kind: Kind::BackendTrafficPolicy,
         group: ENVOY_GATEWAY_GROUP,
         name: "BackendTrafficPolicy",
         versions: &["v1alpha1"],
@@ -295,6 +299,7 @@ pub enum Spec {
     Backend(Box<BackendSpec>),
     SecurityPolicy(Box<SecurityPolicySpec>),
     ModelAccessPolicy(Box<ModelAccessPolicySpec>),
+    BackendTrafficPolicy(Box<BackendTrafficPolicySpec>),
     /// A Secret: only its key names.
     Secret(Vec<String>),
     /// A recognised kind carried without compiling (InferencePool, Envoy Gateway policies).

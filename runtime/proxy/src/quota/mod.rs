@@ -24,15 +24,14 @@
 //! Where the counts live: [`store`] (in process, the default; or Redis, shared by replicas).
 
 mod redis;
-mod select;
 mod store;
 
 pub use store::{FailMode, Store, StoreError};
 
 use crate::costs::{Cel, Vars};
+use crate::select::{self, Selector};
 use aigw_providers::Usage;
 use aigw_table::Snapshot;
-use select::Selector;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -87,11 +86,7 @@ pub struct QuotaError {
 
 /// What a request looks like to the selectors and the estimate.
 pub struct Request<'a> {
-    pub headers: &'a http::HeaderMap,
-    pub method: &'a http::Method,
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub peer: Option<std::net::IpAddr>,
+    pub client: select::Request<'a>,
     /// The body's length, for the input estimate.
     pub body_len: usize,
     /// The request's own output limit (`max_tokens` and its kin), read with the model.
@@ -249,7 +244,7 @@ impl Quotas {
             let index = costs.len();
             costs.push(quota.cost.clone());
             for bucket in &quota.buckets {
-                let Some(distinct) = select::all_match(&bucket.selectors, request) else {
+                let Some(distinct) = select::all_match(&bucket.selectors, &request.client) else {
                     continue;
                 };
                 let window = bucket.window_ms.max(1);

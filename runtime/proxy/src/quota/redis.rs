@@ -5,21 +5,13 @@
 //! second script sent without waiting, pipelined by the multiplexed connection with the other
 //! requests' commands.
 //!
-//! Redis down or slow: every call is bounded by [`TIMEOUT`]; the error is logged and counted
-//! (`aigw_quota_store_errors_total`) and the request goes through uncharged (fail open, the
-//! default) or is refused with a 503 (fail closed, `--quota-fail closed`). The connection is
-//! made on first use and remade after a failure, at most once per [`REDIAL`].
+//! Redis down or slow: every call is bounded ([`crate::redis_link`]); the error is logged and
+//! counted (`aigw_quota_store_errors_total`) and the request goes through uncharged (fail open,
+//! the default) or is refused with a 503 (fail closed, `--quota-fail closed`).
 
 use super::Part;
-use super::store::{FailMode, StoreError};
-use redis::aio::ConnectionManager;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// The most a quota call to Redis may take.
-pub const TIMEOUT: Duration = Duration::from_millis(250);
-/// After a failed dial, the next waits this long.
-const REDIAL: Duration = Duration::from_secs(1);
+use super::store::FailMode;
+use crate::redis_link::{Link, StoreError, bounded};
 
 /// Check every bucket, then reserve in every bucket; the 1-based index of a full bucket, or 0.
 /// `ARGV` per key: estimate, limit, ttl (ms), enforce (`1`/`0`).
@@ -58,23 +50,9 @@ end
 return 0
 ";
 
-/// A Redis call within [`TIMEOUT`].
-async fn bounded<T>(
-    call: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout(TIMEOUT, call)
-        .await
-        .map_err(|_| StoreError::Timeout(TIMEOUT.as_millis() as u64))?
-        .map_err(|e| StoreError::Redis(e.to_string()))
-}
-
 pub struct Redis {
-    client: redis::Client,
+    link: std::sync::Arc<Link>,
     fail: FailMode,
-    connection: Mutex<Option<ConnectionManager>>,
-    /// Held by the one dial in progress.
-    dialling: tokio::sync::Mutex<()>,
-    last_dial: Mutex<Option<Instant>>,
     reserve: redis::Script,
     settle: redis::Script,
     metrics: crate::metrics::Metrics,
@@ -82,59 +60,21 @@ pub struct Redis {
 
 impl Redis {
     pub fn new(
-        url: &str,
+        link: std::sync::Arc<Link>,
         fail: FailMode,
         metrics: crate::metrics::Metrics,
-    ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Redis(e.to_string()))?;
-        Ok(Redis {
-            client,
+    ) -> Self {
+        Redis {
+            link,
             fail,
-            connection: Mutex::new(None),
-            dialling: tokio::sync::Mutex::new(()),
-            last_dial: Mutex::new(None),
             reserve: redis::Script::new(RESERVE),
             settle: redis::Script::new(SETTLE),
             metrics,
-        })
+        }
     }
 
     pub fn fail_mode(&self) -> FailMode {
         self.fail
-    }
-
-    /// The connection, dialled on first use (bounded, and not again within [`REDIAL`]).
-    fn current(&self) -> Option<ConnectionManager> {
-        self.connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        if let Some(connection) = self.current() {
-            return Ok(connection);
-        }
-        let _dialling = self.dialling.lock().await;
-        if let Some(connection) = self.current() {
-            return Ok(connection);
-        }
-        {
-            let mut last = self
-                .last_dial
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if last.is_some_and(|at| at.elapsed() < REDIAL) {
-                return Err(StoreError::Redis("not connected (redialling soon)".into()));
-            }
-            *last = Some(Instant::now());
-        }
-        let dialled = bounded(ConnectionManager::new(self.client.clone())).await?;
-        *self
-            .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dialled.clone());
-        Ok(dialled)
     }
 
     fn failed(&self, error: &StoreError) {
@@ -144,7 +84,7 @@ impl Redis {
 
     pub async fn reserve(&self, parts: &[Part]) -> Result<Option<usize>, StoreError> {
         let result = async {
-            let mut connection = self.connection().await?;
+            let mut connection = self.link.connection().await?;
             let mut call = self.reserve.prepare_invoke();
             for part in parts {
                 call.key(&part.key);
@@ -167,7 +107,7 @@ impl Redis {
 
     pub fn settle(&self, parts: Vec<Part>, actual: Vec<u64>) {
         let script = self.settle.clone();
-        let Some(mut connection) = self.current() else {
+        let Some(mut connection) = self.link.current() else {
             self.failed(&StoreError::Redis(
                 "not connected; a settlement is lost".into(),
             ));

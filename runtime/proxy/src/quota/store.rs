@@ -28,14 +28,7 @@ pub enum FailMode {
     Closed,
 }
 
-/// Why the store could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("Redis: {0}")]
-    Redis(String),
-    #[error("Redis did not answer within {0} ms")]
-    Timeout(u64),
-}
+pub use crate::redis_link::StoreError;
 
 /// The quota store of the process (kept across table reloads, so budgets are too).
 pub enum Store {
@@ -57,13 +50,13 @@ impl Store {
         Store::Local(Box::default())
     }
 
-    /// A Redis store at `url` (`redis://host:port/db`); nothing is dialled until first use.
+    /// The store in the Redis of `link`.
     pub fn redis(
-        url: &str,
+        link: std::sync::Arc<crate::redis_link::Link>,
         fail: FailMode,
         metrics: crate::metrics::Metrics,
-    ) -> Result<Self, StoreError> {
-        super::redis::Redis::new(url, fail, metrics).map(|r| Store::Redis(Box::new(r)))
+    ) -> Self {
+        Store::Redis(Box::new(super::redis::Redis::new(link, fail, metrics)))
     }
 
     pub fn fail_mode(&self) -> FailMode {

@@ -27,16 +27,26 @@ struct Gateway {
 
 impl Gateway {
     async fn start() -> Self {
+        Self::start_with(Config::loopback()).await
+    }
+
+    async fn start_with(config: Config) -> Self {
+        Self::start_case(
+            config,
+            &std::fs::read_to_string(CASE).expect("the caller case"),
+        )
+        .await
+    }
+
+    async fn start_case(config: Config, case: &str) -> Self {
         let upstream = MockUpstream::start("a").await.expect("upstream");
-        let manifests = std::fs::read_to_string(CASE)
-            .expect("the caller case")
-            .replace("65001", &upstream.port().to_string());
+        let manifests = case.replace("65001", &upstream.port().to_string());
         let (snapshot, secrets) = compile(&manifests);
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("access.log");
         let config = Config {
             access_log: Some(aigw_proxy::access_log::Target::File(log.clone())),
-            ..Config::loopback()
+            ..config
         };
         let runtime = Runtime::start(config, snapshot, &secrets)
             .await
@@ -341,7 +351,161 @@ async fn the_sdks_see_their_own_error_types() {
     let report = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the SDK tests failed:\n{report}");
     assert!(
-        report.contains("Ran 7 tests"),
+        report.contains("Ran 8 tests"),
         "every SDK test ran:\n{report}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_count_per_caller_and_answer_429() {
+    let g = Gateway::start().await;
+    let team = [("authorization", "Bearer sk-team-a")];
+    for remaining in (0..5).rev() {
+        let reply = g.chat("gpt-mini", &team).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-ratelimit-limit"), Some("5"));
+        assert_eq!(
+            reply.header("x-ratelimit-remaining"),
+            Some(remaining.to_string().as_str())
+        );
+        let reset: u64 = reply
+            .header("x-ratelimit-reset")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        assert!((1..=60).contains(&reset), "{reset}");
+    }
+    let refused = g.chat("gpt-mini", &team).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["type"], "rate_limit_error");
+    assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
+    let after: u64 = refused
+        .header("retry-after")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=60).contains(&after), "Retry-After {after}");
+    assert_eq!(
+        g.upstream.requests().len(),
+        5,
+        "the refused request went nowhere"
+    );
+    // Another caller has a count of its own (`Distinct` on the forwarded client ID).
+    let ci = g
+        .chat("gpt-mini", &[("authorization", "Bearer sk-ci-bot")])
+        .await;
+    assert_eq!(ci.status, 200, "{}", ci.text());
+    assert_eq!(ci.header("x-ratelimit-remaining"), Some("4"));
+    let metrics = crate::governance::reqwest_like_get(&format!(
+        "http://{}/metrics",
+        g.runtime.admin_addr().expect("admin")
+    ))
+    .await;
+    assert!(
+        metrics.contains("aigw_rate_limited_total{bucket=\"default/per-caller/rule/0\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_limit_is_shared_by_replicas_through_redis() {
+    let Some(redis) = crate::quota::RedisServer::start().await else {
+        return;
+    };
+    let config = || Config {
+        quota_redis: Some(redis.url()),
+        ..Config::loopback()
+    };
+    let one = Gateway::start_with(config()).await;
+    let two = Gateway::start_with(config()).await;
+    let nightly = |g: &Gateway| {
+        let url = g.url("/v1/chat/completions?key=sk-nightly");
+        let client = g.client.clone();
+        async move {
+            let body = Bytes::from(chat_body("batch-model").to_string());
+            send(
+                &client,
+                "POST",
+                &url,
+                body,
+                &[("content-type", "application/json")],
+            )
+            .await
+        }
+    };
+    // Two a minute in all: one on each replica, then both refuse.
+    assert_eq!(nightly(&one).await.status, 200);
+    assert_eq!(nightly(&two).await.status, 200);
+    assert_eq!(nightly(&one).await.status, 429);
+    let refused = nightly(&two).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some());
+    // Redis gone: the default fail mode lets requests through, uncounted, without hanging.
+    drop(redis);
+    let started = std::time::Instant::now();
+    assert_eq!(nightly(&one).await.status, 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+/// The reference's token rate limit (its `token_ratelimit` example): a rule that only checks on
+/// the request path (`cost.request.number: 0`) and takes the route's request cost after the
+/// answer (`cost.response` from the `io.envoy.ai_gateway` metadata key of an
+/// `llmRequestCosts` entry), so a caller is refused once its tokens pass the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_limit_takes_each_answers_cost() {
+    let case = std::fs::read_to_string(CASE).expect("case");
+    let case = case.replacen(
+        "  name: chat\n  namespace: default\nspec:\n",
+        "  name: chat\n  namespace: default\nspec:\n  llmRequestCosts:\n    - {metadataKey: llm_total_token, type: TotalToken}\n",
+        1,
+    ) + r#"---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata:
+  name: tokens
+  namespace: default
+spec:
+  targetRefs:
+    - {group: gateway.networking.k8s.io, kind: HTTPRoute, name: chat}
+  rateLimit:
+    global:
+      rules:
+        - clientSelectors:
+            - headers:
+                - {name: x-client-id, type: Distinct}
+          limit: {requests: 20, unit: Hour}
+          cost:
+            request: {from: Number, number: 0}
+            response:
+              from: Metadata
+              metadata: {namespace: io.envoy.ai_gateway, key: llm_total_token}
+"#;
+    let g = Gateway::start_case(Config::loopback(), &case).await;
+    let team = [("authorization", "Bearer sk-team-a")];
+    // Each answer costs 13 tokens (10 in, 3 out): 0 and 13 are under 20, 26 is not.
+    let metrics = format!("http://{}/metrics", g.runtime.admin_addr().expect("admin"));
+    for used in [0, 13] {
+        let reply = g.chat("gpt-a", &team).await;
+        assert_eq!(reply.status, 200, "after {used} tokens: {}", reply.text());
+        assert_eq!(
+            reply.header("x-ratelimit-remaining"),
+            Some((20 - used).to_string().as_str())
+        );
+        // The cost is taken when the answer's record closes, just after its last byte: wait
+        // for the record to count it.
+        let closed = format!("key=\"llm_total_token\"}} {}", used + 13);
+        let mut seen = String::new();
+        for _ in 0..200 {
+            seen = crate::governance::reqwest_like_get(&metrics).await;
+            if seen.contains(&closed) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(seen.contains(&closed), "{seen}");
+    }
+    let refused = g.chat("gpt-a", &team).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    let ci = g
+        .chat("gpt-mini", &[("authorization", "Bearer sk-ci-bot")])
+        .await;
+    assert_eq!(ci.status, 200, "another caller has tokens of its own");
 }

@@ -236,7 +236,7 @@ async fn burst(gw: &std::sync::Arc<Gateway>, n: usize) -> (u64, u64) {
 }
 
 /// A `redis-server` on a free loopback port, stopped when dropped.
-struct RedisServer {
+pub(crate) struct RedisServer {
     child: std::process::Child,
     port: u16,
 }
@@ -250,7 +250,7 @@ impl Drop for RedisServer {
 
 impl RedisServer {
     /// `None` (after saying SKIP) where no redis-server is installed, outside CI.
-    async fn start() -> Option<Self> {
+    pub(crate) async fn start() -> Option<Self> {
         let port = crate::harness::dead_port();
         let child = std::process::Command::new("redis-server")
             .args([
@@ -294,7 +294,7 @@ impl RedisServer {
         Some(server)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 }

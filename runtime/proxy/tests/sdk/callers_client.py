@@ -45,6 +45,18 @@ class OpenAI(unittest.TestCase):
             client("sk-nobody").models.list()
 
 
+class RateLimits(unittest.TestCase):
+    def test_past_the_limit_is_a_rate_limit_error(self):
+        # Five a minute per caller on the chat route; ci-bot has used none of them here.
+        with self.assertRaises(openai.RateLimitError) as raised:
+            for _ in range(10):
+                client("sk-ci-bot").chat.completions.create(model="gpt-mini", messages=MESSAGES)
+        self.assertEqual(raised.exception.status_code, 429)
+        headers = raised.exception.response.headers
+        self.assertEqual(headers["x-ratelimit-remaining"], "0")
+        self.assertGreaterEqual(int(headers["retry-after"]), 1)
+
+
 class Anthropic(unittest.TestCase):
     def claude(self, key):
         return anthropic.Anthropic(

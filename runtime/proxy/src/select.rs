@@ -1,11 +1,19 @@
-//! The client selectors of a QuotaPolicy bucket rule (Envoy Gateway's rate-limit select
-//! conditions): headers and query parameters (`Exact`, `RegularExpression` or `Distinct`),
+//! Client selectors (Envoy Gateway's rate-limit select conditions), shared by QuotaPolicy bucket
+//! rules and BackendTrafficPolicy rate limits: headers and query parameters (`Exact`, `RegularExpression` or `Distinct`),
 //! methods, the path (`Exact`, `PathPrefix`, `RegularExpression`) and the source address
 //! (`sourceCIDR`, `Exact` or `Distinct`), each of which may be inverted. A rule applies when
 //! every condition of every selector holds; `Distinct` conditions add their value to the
 //! bucket's key, so each client value gets a budget of its own.
 
-use super::Request;
+/// What the selectors look at.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub headers: &'a http::HeaderMap,
+    pub method: &'a http::Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub peer: Option<std::net::IpAddr>,
+}
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -174,7 +182,7 @@ impl Selector {
 }
 
 /// When every selector holds: the `Distinct` values that key the bucket (`""` for none).
-pub(super) fn all_match(selectors: &[Selector], request: &Request<'_>) -> Option<String> {
+pub fn all_match(selectors: &[Selector], request: &Request<'_>) -> Option<String> {
     let mut distinct = String::new();
     for selector in selectors {
         for condition in &selector.0 {
@@ -292,8 +300,6 @@ mod tests {
             path: "/v1/chat/completions",
             query: Some("team=blue&x=1"),
             peer: peer.parse().ok(),
-            body_len: 2,
-            max_output: None,
         }
     }
 
