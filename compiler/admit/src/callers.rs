@@ -130,9 +130,48 @@ pub(crate) fn admit_traffic_policy(cx: &mut Cx<'_>, spec: &BackendTrafficPolicyS
     }
 }
 
+/// A PromptGuardPolicy: targets as a ModelAccessPolicy's, one of `detector` and `pattern` per
+/// check, and patterns that compile.
+pub(crate) fn admit_prompt_guard(cx: &mut Cx<'_>, spec: &PromptGuardPolicySpec) {
+    admit_targets(cx, &spec.target_refs);
+    let checks = spec
+        .request
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.request[{i}]"), c))
+        .chain(
+            spec.response
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("spec.response[{i}]"), c)),
+        );
+    for (field, check) in checks {
+        if check.detector.is_some() == check.pattern.is_some() {
+            cx.rule(
+                &field,
+                "exactly one of detector or pattern must be specified",
+            );
+        }
+        if let Some(pattern) = &check.pattern {
+            crate::route::check_regex(cx, &format!("{field}.pattern"), pattern);
+        }
+    }
+    if spec.request.is_empty() && spec.response.is_empty() {
+        cx.rule(
+            "spec",
+            "at least one of request or response must be specified",
+        );
+    }
+}
+
 /// A ModelAccessPolicy attaches to a Gateway, an HTTPRoute or an AIGatewayRoute.
 pub(crate) fn admit_model_access(cx: &mut Cx<'_>, spec: &ModelAccessPolicySpec) {
-    for (i, target) in spec.target_refs.iter().enumerate() {
+    admit_targets(cx, &spec.target_refs);
+}
+
+/// aigw's policies attach to a Gateway, an HTTPRoute or an AIGatewayRoute.
+fn admit_targets(cx: &mut Cx<'_>, targets: &[LocalPolicyTargetReference]) {
+    for (i, target) in targets.iter().enumerate() {
         let valid = matches!(
             (target.group.as_str(), target.kind.as_str()),
             (GATEWAY_GROUP, "Gateway" | "HTTPRoute") | (AIGW_GROUP, "AIGatewayRoute")

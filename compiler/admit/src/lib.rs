@@ -32,6 +32,7 @@ pub fn admit(object: &Object) -> Vec<Diagnostic> {
         Some(Spec::SecurityPolicy(spec)) => callers::admit_security_policy(&mut cx, spec),
         Some(Spec::ModelAccessPolicy(spec)) => callers::admit_model_access(&mut cx, spec),
         Some(Spec::BackendTrafficPolicy(spec)) => callers::admit_traffic_policy(&mut cx, spec),
+        Some(Spec::PromptGuardPolicy(spec)) => callers::admit_prompt_guard(&mut cx, spec),
         _ => {}
     }
     let resource = object.resource();

@@ -212,7 +212,7 @@ fn check_cel(cx: &mut Cx<'_>, field: &str, expr: &str) {
     ));
 }
 
-fn check_regex(cx: &mut Cx<'_>, field: &str, pattern: &str) {
+pub(crate) fn check_regex(cx: &mut Cx<'_>, field: &str, pattern: &str) {
     if let Err(error) = regex::Regex::new(pattern) {
         let reason = error.to_string();
         let reason = reason

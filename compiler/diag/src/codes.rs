@@ -58,6 +58,7 @@ codes! {
     ACCESS_WITHOUT_CALLERS = "AIGW0051", "access-without-callers";
     POLICY_SECTION_IGNORED = "AIGW0052", "policy-section-ignored";
     CONFLICTING_TRAFFIC_POLICIES = "AIGW0053", "conflicting-traffic-policies";
+    CONFLICTING_GUARD_POLICIES = "AIGW0054", "conflicting-guard-policies";
 }
 
 /// Looks a code up by its id (`AIGW0010`) or name (`unknown-field`).

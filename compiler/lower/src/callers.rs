@@ -23,6 +23,7 @@ pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
                 Kind::SecurityPolicy,
                 Kind::ModelAccessPolicy,
                 Kind::BackendTrafficPolicy,
+                Kind::PromptGuardPolicy,
             ] {
                 conflicts(ir, id, policy, out);
             }
@@ -290,6 +291,12 @@ fn target_field(policy: &Object, target: &str) -> String {
             .targets()
             .into_iter()
             .map(|(field, t)| (field, t.name.as_str()))
+            .collect(),
+        Some(Spec::PromptGuardPolicy(spec)) => spec
+            .target_refs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("spec.targetRefs[{i}]"), t.name.as_str()))
             .collect(),
         Some(Spec::ModelAccessPolicy(spec)) => spec
             .target_refs

@@ -172,6 +172,7 @@ pub(crate) fn conflicting_caller_policies(
     let code = match kind {
         "SecurityPolicy" => codes::CONFLICTING_SECURITY_POLICIES,
         "BackendTrafficPolicy" => codes::CONFLICTING_TRAFFIC_POLICIES,
+        "PromptGuardPolicy" => codes::CONFLICTING_GUARD_POLICIES,
         _ => codes::CONFLICTING_ACCESS_POLICIES,
     };
     Diagnostic::error(

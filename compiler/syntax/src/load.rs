@@ -284,6 +284,9 @@ fn read_object(info: &KindInfo, origin: Origin, out: &mut Vec<Diagnostic>) -> Op
         Kind::BackendTrafficPolicy => typed(&origin, removed, &mut found, |s| {
             Spec::BackendTrafficPolicy(Box::new(s))
         }),
+        Kind::PromptGuardPolicy => typed(&origin, removed, &mut found, |s| {
+            Spec::PromptGuardPolicy(Box::new(s))
+        }),
         Kind::Secret => {
             let secret = decode::<SecretManifest>(&origin, &[], &mut found);
             let meta = secret.as_ref().map(|s| s.metadata.clone());

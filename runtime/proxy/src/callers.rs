@@ -81,6 +81,8 @@ pub struct InForce<'a> {
     pub access: Option<&'a Access>,
     /// Index into the generation's rate limits.
     pub rate_limit: Option<usize>,
+    /// Index into the generation's prompt guards.
+    pub guard: Option<usize>,
 }
 
 impl Policies {
@@ -127,10 +129,12 @@ impl Policies {
             .find_map(|p| p.access)
             .and_then(|i| self.access.get(i));
         let rate_limit = levels.iter().flatten().find_map(|p| p.rate_limit);
+        let guard = levels.iter().flatten().find_map(|p| p.guard);
         InForce {
             callers,
             access,
             rate_limit,
+            guard,
         }
     }
 }

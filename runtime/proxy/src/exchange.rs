@@ -115,6 +115,8 @@ pub struct Exchange<'a> {
     pub peek: &'a Peek<'a>,
     /// The client's address (the quota selectors' `sourceCIDR`).
     pub peer: std::net::IpAddr,
+    /// The prompt guard in force, when it checks answers.
+    pub answer_guard: Option<usize>,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never passed on, in either direction.

@@ -114,6 +114,9 @@ pub async fn send(
             }
             Ok((response, None)) => {
                 shared.metrics.attempt("answered");
+                if exchange.answer_guard.is_some() && !is_sse(&response) {
+                    return respond_guarded(shared, &exchange, response, deadline, record).await;
+                }
                 return Ok(respond(&exchange, response, usage_chunk, deadline, record));
             }
             Err(error) if error.retry && !final_attempt => {
@@ -457,13 +460,10 @@ fn respond(
     for name in HOP_BY_HOP {
         parts.headers.remove(*name);
     }
-    let sse = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let sse = is_sse_headers(&parts.headers);
     let strip_usage = sse && usage_chunk;
-    if strip_usage {
+    // A stripped usage chunk or a masked event changes the length.
+    if strip_usage || exchange.answer_guard.is_some() {
         parts.headers.remove(header::CONTENT_LENGTH);
     }
     let idle = exchange
@@ -478,6 +478,73 @@ fn respond(
     };
     let usage = exchange.endpoint.has_usage() && parts.status.is_success();
     record.status(parts.status.as_u16());
-    let relay = Relay::new(incoming, mode, usage, Some(deadline), idle, record.take());
+    let relay = Relay::new(incoming, mode, usage, Some(deadline), idle, record.take())
+        .guarded(exchange.generation, exchange.answer_guard);
     Response::from_parts(parts, Body::stream(relay))
+}
+
+fn is_sse(response: &Response<hyper::body::Incoming>) -> bool {
+    is_sse_headers(response.headers())
+}
+
+fn is_sse_headers(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// A whole answer in the client's API as the prompt guard in force leaves it: masked, or
+/// refused with a 502 (the backend's answer is not passed on).
+pub(crate) fn guard_answer(
+    exchange: &Exchange<'_>,
+    body: bytes::Bytes,
+) -> Result<bytes::Bytes, ProxyError> {
+    let Some(index) = exchange.answer_guard else {
+        return Ok(body);
+    };
+    match exchange.generation.guards.answer(index, &body) {
+        Ok(None) => Ok(body),
+        Ok(Some(masked)) => Ok(masked.into()),
+        Err(refused) => Err(ProxyError::bad_gateway(format!(
+            "the answer was refused by the prompt guard `{}`: it contains {}",
+            refused.policy, refused.found
+        ))),
+    }
+}
+
+/// A whole passthrough answer, read before anything is sent so the prompt guard can refuse
+/// it; its usage read as the relay reads it.
+async fn respond_guarded(
+    shared: &Shared,
+    exchange: &Exchange<'_>,
+    response: Response<hyper::body::Incoming>,
+    deadline: Instant,
+    record: &mut Record,
+) -> Result<Response<Body>, ProxyError> {
+    let (mut parts, incoming) = response.into_parts();
+    for name in HOP_BY_HOP.iter().chain([&"content-length"]) {
+        parts.headers.remove(*name);
+    }
+    let limit = shared.config.body_limit;
+    let collect = http_body_util::BodyExt::collect(http_body_util::Limited::new(incoming, limit));
+    let body = match tokio::time::timeout_at(deadline, collect).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) => {
+            return Err(ProxyError::bad_gateway(
+                "the answer could not be read whole",
+            ));
+        }
+        Err(_) => return Err(ProxyError::timeout("the request timed out")),
+    };
+    record.status(parts.status.as_u16());
+    if exchange.endpoint.has_usage() && parts.status.is_success() {
+        relay::whole_usage(&body, record);
+    }
+    let body = if parts.status.is_success() {
+        guard_answer(exchange, body)?
+    } else {
+        body
+    };
+    Ok(Response::from_parts(parts, Body::full(body)))
 }

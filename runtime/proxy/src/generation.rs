@@ -38,6 +38,8 @@ pub struct Generation {
     pub callers: crate::callers::Policies,
     /// Request-rate limits.
     pub rate_limits: crate::ratelimit::RateLimits,
+    /// Prompt guards.
+    pub guards: crate::guard::Guards,
 }
 
 /// A backend, resolved.
@@ -141,6 +143,8 @@ pub enum BuildError {
     Callers(#[from] crate::callers::PolicyError),
     #[error(transparent)]
     RateLimit(#[from] crate::ratelimit::RateLimitError),
+    #[error(transparent)]
+    Guard(#[from] crate::guard::GuardError),
     #[error("backend `{backend}`: {error}")]
     Aws {
         backend: String,
@@ -169,6 +173,7 @@ impl Generation {
         let quotas = crate::quota::Quotas::compile(&snapshot)?;
         let callers = crate::callers::Policies::resolve(&snapshot, secrets)?;
         let rate_limits = crate::ratelimit::RateLimits::compile(&snapshot)?;
+        let guards = crate::guard::Guards::compile(&snapshot)?;
         let loaded_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -182,6 +187,7 @@ impl Generation {
             quotas,
             callers,
             rate_limits,
+            guards,
         })
     }
 }

@@ -145,15 +145,30 @@ async fn serve(
         return Err(error);
     }
     record.rate_owed(verdict.owed.take());
+    let body = match in_force.guard.map(|g| generation.guards.request(g, &bytes)) {
+        None | Some(Ok(None)) => bytes.clone(),
+        Some(Ok(Some(masked))) => bytes::Bytes::from(masked),
+        Some(Err(refused)) => {
+            let error = ProxyError::bad_request(format!(
+                "the request was refused by the prompt guard `{}`: it contains {}",
+                refused.policy, refused.found
+            ));
+            record.status(error.status.as_u16());
+            return Err(error);
+        }
+    };
     let exchange = Exchange {
         generation,
         listener,
         selected,
         endpoint,
         parts: &parts,
-        body: &bytes,
+        body: &body,
         peek: &peek,
         peer,
+        answer_guard: in_force
+            .guard
+            .filter(|g| generation.guards.checks_answers(*g)),
     };
     let mut result = forward::send(shared, exchange, &mut record).await;
     if let (Ok(response), Some(rate)) = (&mut result, verdict.headers) {

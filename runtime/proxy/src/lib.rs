@@ -28,6 +28,7 @@ pub mod error;
 pub mod exchange;
 pub mod forward;
 pub mod generation;
+pub mod guard;
 pub mod handler;
 pub mod metrics;
 pub mod plain;

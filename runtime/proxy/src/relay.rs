@@ -52,6 +52,8 @@ pub struct Relay {
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
     record: Record,
     finished: bool,
+    /// The prompt guard that masks the answer's events, and its generation.
+    guard: Option<(std::sync::Arc<crate::generation::Generation>, usize)>,
 }
 
 impl Relay {
@@ -73,6 +75,28 @@ impl Relay {
             idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
             record,
             finished: false,
+            guard: None,
+        }
+    }
+
+    /// Masks the answer's events with prompt guard `index` of `generation`.
+    pub fn guarded(
+        mut self,
+        generation: &std::sync::Arc<crate::generation::Generation>,
+        index: Option<usize>,
+    ) -> Self {
+        self.guard = index.map(|i| (generation.clone(), i));
+        self
+    }
+
+    /// `chunk` (whole events) as the guard leaves it.
+    fn guard(&self, chunk: Bytes) -> Bytes {
+        match &self.guard {
+            Some((generation, index)) => generation
+                .guards
+                .events(*index, &chunk)
+                .map_or(chunk, Bytes::from),
+            None => chunk,
         }
     }
 
@@ -100,7 +124,7 @@ impl Relay {
                 out.extend_from_slice(&event);
             }
         }
-        (!out.is_empty()).then(|| out.freeze())
+        (!out.is_empty()).then(|| self.guard(out.freeze()))
     }
 
     fn finish(&mut self) {
@@ -158,6 +182,7 @@ impl http_body::Body for Relay {
                             crate::content::events(&this.held, text);
                         }
                         let rest = this.held.split().freeze();
+                        let rest = this.guard(rest);
                         this.finish();
                         return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(rest))));
                     }
@@ -182,7 +207,9 @@ impl http_body::Body for Relay {
                         crate::content::events(&this.held, text);
                     }
                     if !this.held.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(this.held.split().freeze()))));
+                        let chunk = this.held.split().freeze();
+                        let chunk = this.guard(chunk);
+                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
                     }
                 }
                 Mode::Whole => {
@@ -250,6 +277,13 @@ fn event_usage(event: &[u8], record: &mut Record) -> (Option<Usage>, bool) {
         }
     }
     found
+}
+
+/// Records the usage (and model) of a whole JSON answer read elsewhere.
+pub(crate) fn whole_usage(body: &[u8], record: &mut Record) {
+    if let Some(usage) = json_usage(body, record) {
+        record.usage(usage);
+    }
 }
 
 fn json_usage(body: &[u8], record: &mut Record) -> Option<Usage> {

@@ -181,7 +181,8 @@ impl Answer<'_> {
                     self.record.status(200);
                     self.record.take()
                 },
-            );
+            )
+            .guarded(self.exchange.generation, self.exchange.answer_guard);
             parts.status = StatusCode::OK;
             return Ok(Response::from_parts(parts, Body::stream(relay)));
         }
@@ -199,12 +200,13 @@ impl Answer<'_> {
             }
             Ok((out, usage)) => {
                 self.record.usage(usage);
+                let out = crate::forward::guard_answer(self.exchange, out.into())?;
                 if let Some(text) = self.record.output()
                     && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&out)
                 {
                     crate::content::answer(&value, text);
                 }
-                Ok(json_response(StatusCode::OK, out.into()))
+                Ok(json_response(StatusCode::OK, out))
             }
             Err(out) => Ok(json_response(StatusCode::BAD_GATEWAY, out.into())),
         }

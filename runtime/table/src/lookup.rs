@@ -347,6 +347,9 @@ fn validate(table: &Table) -> Result<(), TableError> {
         if let Some(a) = p.access.filter(|a| *a >= table.access.len()) {
             return Err(invalid(format!("{at}.access"), out_of_range(a, "access")));
         }
+        if let Some(g) = p.guard.filter(|g| *g >= table.guards.len()) {
+            return Err(invalid(format!("{at}.guard"), out_of_range(g, "guards")));
+        }
         if let Some(r) = p.rate_limit.filter(|r| *r >= table.rate_limits.len()) {
             return Err(invalid(
                 format!("{at}.rate_limit"),

@@ -52,6 +52,31 @@ pub struct Table {
     /// (since 1.3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RateLimit>,
+    /// Prompt guards (PromptGuardPolicy), named by index like `callers` (since 1.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<Guard>,
+}
+
+/// A PromptGuardPolicy: checks on prompts and answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guard {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request: Vec<GuardCheck>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response: Vec<GuardCheck>,
+}
+
+/// A built-in detector (`Email`, `Phone`, `CreditCard`, `IBAN`, `USSSN`, `APIKey`) or a
+/// pattern, and whether what it finds is masked (else the request is refused).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mask: bool,
 }
 
 /// A BackendTrafficPolicy's `rateLimit`.
@@ -114,11 +139,17 @@ pub struct CallerPolicies {
     /// Index into the table's `rate_limits`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<usize>,
+    /// Index into the table's `guards`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<usize>,
 }
 
 impl CallerPolicies {
     pub fn is_empty(&self) -> bool {
-        self.callers.is_none() && self.access.is_none() && self.rate_limit.is_none()
+        self.callers.is_none()
+            && self.access.is_none()
+            && self.rate_limit.is_none()
+            && self.guard.is_none()
     }
 }
 

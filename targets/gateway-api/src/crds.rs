@@ -8,7 +8,7 @@
 //! The rendered files are committed under `targets/gateway-api/crds/`; a test fails when they
 //! are stale.
 
-use aigw_syntax::model::{AIGW_POLICY_GROUP, ModelAccessPolicySpec};
+use aigw_syntax::model::{AIGW_POLICY_GROUP, ModelAccessPolicySpec, PromptGuardPolicySpec};
 use serde_json::{Value, json};
 
 /// One of aigw's kinds: its names and its spec's type.
@@ -20,13 +20,22 @@ struct Crd {
     spec: fn() -> Value,
 }
 
-const CRDS: &[Crd] = &[Crd {
-    kind: "ModelAccessPolicy",
-    plural: "modelaccesspolicies",
-    version: "v1alpha1",
-    description: "ModelAccessPolicy says which callers (the client IDs of the SecurityPolicy apiKeyAuth in force) may use which models, on the Gateways, HTTPRoutes and AIGatewayRoutes it targets.",
-    spec: schema::<ModelAccessPolicySpec>,
-}];
+const CRDS: &[Crd] = &[
+    Crd {
+        kind: "ModelAccessPolicy",
+        plural: "modelaccesspolicies",
+        version: "v1alpha1",
+        description: "ModelAccessPolicy says which callers (the client IDs of the SecurityPolicy apiKeyAuth in force) may use which models, on the Gateways, HTTPRoutes and AIGatewayRoutes it targets.",
+        spec: schema::<ModelAccessPolicySpec>,
+    },
+    Crd {
+        kind: "PromptGuardPolicy",
+        plural: "promptguardpolicies",
+        version: "v1alpha1",
+        description: "PromptGuardPolicy checks the prompts (and optionally the answers) of the AI requests on its targets with built-in PII detectors and regular expressions, rejecting the request or masking what it finds.",
+        spec: schema::<PromptGuardPolicySpec>,
+    },
+];
 
 /// Every CRD as `(file name, document)`, in a fixed order.
 pub fn crds() -> Vec<(String, Value)> {

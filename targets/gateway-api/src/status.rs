@@ -32,6 +32,7 @@ pub const STATUS_KINDS: &[(Kind, &str)] = &[
     // aigw's own kind. (A SecurityPolicy's status is Envoy Gateway's PolicyStatus, by
     // ancestor: the controller's to write, not this list's.)
     (Kind::ModelAccessPolicy, "ModelAccessPolicy accepted"),
+    (Kind::PromptGuardPolicy, "PromptGuardPolicy accepted"),
 ];
 
 /// One document per object of a [`STATUS_KINDS`] kind, in that order, then by namespace and name.

@@ -6,7 +6,8 @@
 
 use aigw_ir::{Edge, Ir, Key, NodeId};
 use aigw_syntax::model::{
-    ApiKeyAuth, BackendTrafficPolicySpec, ModelAccessPolicySpec, XRateLimitHeaders,
+    ApiKeyAuth, BackendTrafficPolicySpec, GuardAction, GuardCheck, ModelAccessPolicySpec,
+    PromptGuardPolicySpec, XRateLimitHeaders,
 };
 use aigw_syntax::{Kind, Object, Spec};
 use aigw_table as t;
@@ -18,7 +19,9 @@ pub(crate) struct Index {
     pub callers: Vec<t::Callers>,
     pub access: Vec<t::ModelAccess>,
     pub rate_limits: Vec<t::RateLimit>,
+    pub guards: Vec<t::Guard>,
     caller_of: HashMap<NodeId, usize>,
+    guard_of: HashMap<NodeId, usize>,
     access_of: HashMap<NodeId, usize>,
     limit_of: HashMap<NodeId, usize>,
 }
@@ -40,6 +43,12 @@ impl Index {
             {
                 index.limit_of.insert(id, index.rate_limits.len());
                 index.rate_limits.push(rate_limit(object, spec));
+            }
+        }
+        for (id, object) in ir.objects(Kind::PromptGuardPolicy) {
+            if let Some(Spec::PromptGuardPolicy(spec)) = &object.spec {
+                index.guard_of.insert(id, index.guards.len());
+                index.guards.push(guard(object, spec));
             }
         }
         for (id, object) in ir.objects(Kind::ModelAccessPolicy) {
@@ -64,6 +73,7 @@ impl Index {
             callers: sources.iter().find_map(|p| self.caller_of.get(p).copied()),
             access: sources.iter().find_map(|p| self.access_of.get(p).copied()),
             rate_limit: sources.iter().find_map(|p| self.limit_of.get(p).copied()),
+            guard: sources.iter().find_map(|p| self.guard_of.get(p).copied()),
         }
     }
 
@@ -159,6 +169,24 @@ fn rate_limit(policy: &Object, spec: &BackendTrafficPolicySpec) -> t::RateLimit 
     t::RateLimit {
         name: crate::name(policy),
         rules,
+    }
+}
+
+fn guard(policy: &Object, spec: &PromptGuardPolicySpec) -> t::Guard {
+    let checks = |checks: &[GuardCheck]| {
+        checks
+            .iter()
+            .map(|c| t::GuardCheck {
+                detector: c.detector.map(|d| d.as_str().to_owned()),
+                pattern: c.pattern.clone(),
+                mask: c.action == GuardAction::Mask,
+            })
+            .collect()
+    };
+    t::Guard {
+        name: crate::name(policy),
+        request: checks(&spec.request),
+        response: checks(&spec.response),
     }
 }
 

@@ -91,6 +91,7 @@ pub fn table(ir: &Ir) -> t::Table {
         callers: policies.callers,
         access: policies.access,
         rate_limits: policies.rate_limits,
+        guards: policies.guards,
     }
 }
 

@@ -53,6 +53,7 @@ pub(crate) fn routes(
             rules: spec.rules.iter().map(|r| rule(ir, object, r)).collect(),
             policies: t::CallerPolicies {
                 access: None,
+                guard: None,
                 ..policies.of(ir, id)
             },
         });

@@ -10,6 +10,7 @@ pub mod client_security;
 pub mod common;
 pub mod gateway;
 pub mod gateway_config;
+pub mod guard;
 pub mod mcp;
 pub mod quota;
 pub mod route;
@@ -21,6 +22,7 @@ pub use client_security::*;
 pub use common::*;
 pub use gateway::*;
 pub use gateway_config::*;
+pub use guard::*;
 pub use mcp::*;
 pub use quota::*;
 pub use route::*;
@@ -66,6 +68,8 @@ pub enum Kind {
     ModelAccessPolicy,
     /// Envoy Gateway's BackendTrafficPolicy: its `rateLimit`.
     BackendTrafficPolicy,
+    /// aigw's own PromptGuardPolicy: PII detectors and patterns on prompts and answers.
+    PromptGuardPolicy,
     /// An Envoy Gateway kind we carry without compiling (EnvoyProxy, policies, filters).
     EnvoyGatewayCarried,
 }
@@ -203,6 +207,12 @@ pub(crate) const KINDS: &[KindInfo] = &[
         versions: &["v1alpha1"],
     },
     KindInfo {
+        kind: Kind::PromptGuardPolicy,
+        group: AIGW_POLICY_GROUP,
+        name: "PromptGuardPolicy",
+        versions: &["v1alpha1"],
+    },
+    KindInfo {
         kind: Kind::EnvoyGatewayCarried,
         group: ENVOY_GATEWAY_GROUP,
         name: "HTTPRouteFilter",
@@ -300,6 +310,7 @@ pub enum Spec {
     SecurityPolicy(Box<SecurityPolicySpec>),
     ModelAccessPolicy(Box<ModelAccessPolicySpec>),
     BackendTrafficPolicy(Box<BackendTrafficPolicySpec>),
+    PromptGuardPolicy(Box<PromptGuardPolicySpec>),
     /// A Secret: only its key names.
     Secret(Vec<String>),
     /// A recognised kind carried without compiling (InferencePool, Envoy Gateway policies).
