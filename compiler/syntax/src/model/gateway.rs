@@ -82,7 +82,7 @@ pub struct HttpRouteSpec {
     pub use_default_gateways: Option<String>,
 }
 
-/// One HTTPRoute rule; filters, retry and session persistence are carried opaque.
+/// One HTTPRoute rule; retry and session persistence are carried opaque.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteRule {
@@ -91,7 +91,8 @@ pub struct HttpRouteRule {
     #[schemars(length(max = 64))]
     pub matches: Vec<HttpRouteMatch>,
     #[serde(default)]
-    pub filters: Vec<serde_json::Value>,
+    #[schemars(length(max = 16))]
+    pub filters: Vec<super::filters::HttpRouteFilter>,
     #[serde(default)]
     pub backend_refs: Vec<WeightedBackendRef>,
     pub timeouts: Option<serde_json::Value>,

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod client_security;
 pub mod common;
+pub mod filters;
 pub mod gateway;
 pub mod gateway_config;
 pub mod guard;
@@ -20,6 +21,7 @@ pub mod traffic;
 pub use access::*;
 pub use client_security::*;
 pub use common::*;
+pub use filters::*;
 pub use gateway::*;
 pub use gateway_config::*;
 pub use guard::*;

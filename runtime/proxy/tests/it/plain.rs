@@ -134,3 +134,40 @@ async fn plain_rule_timeouts_and_ai_requests_without_an_ai_route() {
         Some("Bearer sk-a-secret")
     );
 }
+
+/// Gateway API filters (issue #17): request and response headers edited, the URL rewritten
+/// (host and matched prefix), and a redirect answered by the gateway itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_edit_headers_rewrite_urls_and_redirect() {
+    let gw = Harness::start().await;
+    let reply = gw
+        .send(
+            "GET",
+            &gw.url("/old/page?x=1"),
+            Bytes::new(),
+            &[("x-drop", "1"), ("x-env", "dev")],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-served-by"), Some("aigw"));
+    let seen = gw.a.last().expect("a got it");
+    assert_eq!(seen.uri, "/new/page?x=1");
+    assert_eq!(
+        seen.header("host").or(seen.authority.as_deref()),
+        Some("internal.example")
+    );
+    assert_eq!(seen.header("x-env"), Some("prod"), "set replaces");
+    assert_eq!(seen.header("x-tag"), Some("aigw"));
+    assert_eq!(seen.header("x-drop"), None);
+
+    let before = gw.a.requests().len();
+    let moved = gw
+        .send("GET", &gw.url("/moved?q=2"), Bytes::new(), &[])
+        .await;
+    assert_eq!(moved.status, 301);
+    assert_eq!(
+        moved.header("location"),
+        Some("https://example.com/moved?q=2")
+    );
+    assert_eq!(gw.a.requests().len(), before, "a redirect calls no backend");
+}
