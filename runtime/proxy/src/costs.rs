@@ -116,14 +116,15 @@ impl Costs {
         Ok(Costs { routes })
     }
 
-    /// The costs of route `index` for `usage`: (key, value) in declaration order.
-    pub fn evaluate(&self, route: usize, usage: &Usage, vars: &Vars<'_>) -> Vec<(Arc<str>, u64)> {
+    /// The costs of route `index` for `usage`: (key, value) in declaration order. The keys
+    /// are borrowed from the generation: no shared reference count is touched per request.
+    pub fn evaluate(&self, route: usize, usage: &Usage, vars: &Vars<'_>) -> Vec<(&str, u64)> {
         let Some(costs) = self.routes.get(route) else {
             return Vec::new();
         };
         costs
             .iter()
-            .map(|cost| (cost.key.clone(), cost.value(usage, vars)))
+            .map(|cost| (&*cost.key, cost.value(usage, vars)))
             .collect()
     }
 }

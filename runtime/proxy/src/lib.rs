@@ -132,7 +132,7 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     pub clients: upstream::Clients,
     /// Where each AI request's account goes when it ends (metrics, access log).
-    pub recorder: record::Recorder,
+    pub recorder: Arc<record::Recorder>,
     /// QuotaPolicy counts, kept across reloads.
     pub quotas: Arc<quota::Store>,
     /// Rate-limit counts, kept across reloads.
@@ -183,11 +183,11 @@ impl Shared {
         Ok(Shared {
             current: ArcSwapOption::empty(),
             loads: AtomicU64::new(0),
-            recorder: record::Recorder {
+            recorder: Arc::new(record::Recorder {
                 metrics: metrics.clone(),
                 log,
                 traces,
-            },
+            }),
             config,
             metrics,
             clients,

@@ -268,7 +268,7 @@ pub struct Finished<'a> {
     pub backend: &'a str,
     pub status: u16,
     pub usage: Option<&'a aigw_providers::Usage>,
-    pub costs: &'a [(Arc<str>, u64)],
+    pub costs: &'a [(&'a str, u64)],
     pub duration: std::time::Duration,
     pub first_token: Option<std::time::Duration>,
 }
@@ -309,14 +309,17 @@ impl Metrics {
         if let Some(usage) = f.usage {
             self.usage(f, usage);
         }
-        for (key, value) in f.costs {
-            inner
-                .costs
-                .get_or_create(&CostKey {
-                    route: f.route.to_owned(),
-                    key: key.to_string(),
-                })
-                .inc_by(*value);
+        if !f.costs.is_empty() {
+            // One label set, its key changed between the costs.
+            let mut label = CostKey {
+                route: f.route.to_owned(),
+                key: String::new(),
+            };
+            for (key, value) in f.costs {
+                label.key.clear();
+                label.key.push_str(key);
+                inner.costs.get_or_create(&label).inc_by(*value);
+            }
         }
     }
 

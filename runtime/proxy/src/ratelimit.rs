@@ -333,13 +333,16 @@ impl Owed {
     /// Takes what the answer owes: each rule's fixed response cost, or the request cost the
     /// route recorded under its key (`costs`, as the record evaluated them). Redis is not
     /// waited for.
-    pub fn settle(self, costs: &[(Arc<str>, u64)]) {
+    pub fn settle(self, costs: &[(&str, u64)]) {
         let now = now_ms();
         let mut remote: Vec<(String, u64, u64)> = Vec::new();
         for (rule, key, later) in self.items {
             let amount = match &later {
                 Later::Number(n) => *n,
-                Later::Cost(name) => costs.iter().find(|(k, _)| k == name).map_or(0, |(_, v)| *v),
+                Later::Cost(name) => costs
+                    .iter()
+                    .find(|(k, _)| *k == &**name)
+                    .map_or(0, |(_, v)| *v),
             };
             if amount == 0 {
                 continue;

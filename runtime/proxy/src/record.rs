@@ -34,7 +34,7 @@ pub struct Record {
 }
 
 struct Open {
-    recorder: Recorder,
+    recorder: Arc<Recorder>,
     generation: Arc<Generation>,
     at: SystemTime,
     started: Instant,
@@ -86,7 +86,7 @@ pub struct Taken<'a> {
 }
 
 impl Record {
-    pub fn open(recorder: &Recorder, taken: &Taken<'_>) -> Self {
+    pub fn open(recorder: &Arc<Recorder>, taken: &Taken<'_>) -> Self {
         let span = recorder
             .traces
             .as_ref()

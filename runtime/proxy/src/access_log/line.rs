@@ -6,7 +6,6 @@
 //! bytes needs a JSON escape (RFC 8259 §7). The tests parse what it writes with serde_json.
 
 use aigw_providers::Usage;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What one AI request did (see [`crate::record`]: nothing the client sent besides the model).
@@ -25,7 +24,7 @@ pub struct Line<'a> {
     pub stream: bool,
     pub usage: Option<&'a Usage>,
     /// The request's costs, in declaration order.
-    pub costs: &'a [(Arc<str>, u64)],
+    pub costs: &'a [(&'a str, u64)],
     pub duration: Duration,
     pub first_byte: Option<Duration>,
 }
@@ -213,11 +212,7 @@ mod tests {
             .unwrap_or_else(|e| unreachable!("{e}: {}", String::from_utf8_lossy(&out)))
     }
 
-    fn line<'a>(
-        model: &'a str,
-        costs: &'a [(Arc<str>, u64)],
-        usage: Option<&'a Usage>,
-    ) -> Line<'a> {
+    fn line<'a>(model: &'a str, costs: &'a [(&'a str, u64)], usage: Option<&'a Usage>) -> Line<'a> {
         Line {
             at: UNIX_EPOCH + Duration::from_millis(1_764_750_600_123),
             endpoint: "/v1/chat/completions",
@@ -247,10 +242,7 @@ mod tests {
             reasoning: 1,
             total: None,
         };
-        let costs: [(Arc<str>, u64); 2] = [
-            ("llm_total_token".into(), 14),
-            ("weighted".into(), u64::MAX),
-        ];
+        let costs: [(&str, u64); 2] = [("llm_total_token", 14), ("weighted", u64::MAX)];
         let value = parse(&line("gpt-4o", &costs, Some(&usage)));
         assert_eq!(
             value,

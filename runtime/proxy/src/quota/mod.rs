@@ -98,8 +98,6 @@ pub struct Request<'a> {
 #[derive(Clone, Debug)]
 pub struct Part {
     pub key: String,
-    /// The bucket's id, without the client values and the window the key adds.
-    pub bucket: Arc<str>,
     pub reserved: u64,
     pub limit: u64,
     pub enforce: bool,
@@ -231,6 +229,9 @@ impl Quotas {
         let estimate = estimate(request);
         let now = now_ms();
         let mut parts = Vec::new();
+        // The bucket of each part, for a refusal's message (borrowed: no reference count is
+        // touched per request).
+        let mut ids: Vec<&str> = Vec::new();
         let mut costs = Vec::new();
         // Per policy: the model's quota when it has one, else the service quota.
         for policy in quotas {
@@ -249,9 +250,9 @@ impl Quotas {
                 };
                 let window = bucket.window_ms.max(1);
                 let start = now - now % window;
+                ids.push(&bucket.id);
                 parts.push(Part {
                     key: key(&bucket.id, &distinct, start),
-                    bucket: bucket.id.clone(),
                     reserved: cost,
                     limit: bucket.limit,
                     enforce: !bucket.shadow,
@@ -273,7 +274,7 @@ impl Quotas {
             Ok(Some(full)) => {
                 let part = &parts[full];
                 Err(Refusal::Exhausted {
-                    bucket: part.bucket.to_string(),
+                    bucket: ids[full].to_owned(),
                     retry_after: part.window_end_ms.saturating_sub(now).div_ceil(1000),
                 })
             }

@@ -194,7 +194,6 @@ mod tests {
     fn part(key: &str, reserved: u64, limit: u64) -> Part {
         Part {
             key: key.into(),
-            bucket: key.into(),
             reserved,
             limit,
             enforce: true,
