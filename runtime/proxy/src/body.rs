@@ -142,7 +142,7 @@ pub fn multipart_model<'a>(content_type: &str, body: &'a [u8]) -> Option<&'a str
     let delimiter = format!("--{boundary}");
     let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
     let starts: Vec<usize> = finder.find_iter(body).collect();
-    starts.windows(2).find_map(|pair| {
+    let mut models = starts.windows(2).filter_map(|pair| {
         let part = &body[pair[0] + delimiter.len()..pair[1]];
         let head_end = memchr::memmem::find(part, b"\r\n\r\n")?;
         let head = std::str::from_utf8(&part[..head_end]).ok()?;
@@ -159,7 +159,11 @@ pub fn multipart_model<'a>(content_type: &str, body: &'a [u8]) -> Option<&'a str
         let value = &part[head_end + 4..];
         let value = value.strip_suffix(b"\r\n").unwrap_or(value);
         std::str::from_utf8(value).ok()
-    })
+    });
+    // Two `model` parts are refused: a backend that takes the last would run another model
+    // than the one routed and allowed.
+    let model = models.next()?;
+    models.next().is_none().then_some(model)
 }
 
 /// How one backend wants the JSON body changed.
@@ -243,6 +247,12 @@ mod tests {
         );
         assert_eq!(
             multipart_model("multipart/form-data; boundary=other", form),
+            None
+        );
+        // Two models: a backend that reads the last would run one nobody routed or allowed.
+        let twice = b"--xyz\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nallowed\r\n--xyz\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ndenied\r\n--xyz--\r\n";
+        assert_eq!(
+            multipart_model("multipart/form-data; boundary=xyz", twice),
             None
         );
     }

@@ -171,7 +171,7 @@ impl InForce<'_> {
             )));
         }
         if let (Some(callers), Some(client)) = (self.callers, &client) {
-            callers.prepare(&mut parts.headers, client);
+            callers.prepare(parts, client);
         }
         Ok(client)
     }
@@ -248,20 +248,24 @@ impl Callers {
         Ok(client.clone())
     }
 
-    /// Before the request is forwarded: the key removed when the policy says so, the client ID
-    /// added in its header.
-    pub fn prepare(&self, headers: &mut HeaderMap, client: &str) {
+    /// Before the request is forwarded: the key removed wherever it may be when the policy
+    /// says so (headers, query parameters, cookies), the client ID added in its header.
+    pub fn prepare(&self, parts: &mut http::request::Parts, client: &str) {
         if self.sanitize {
             for source in &self.sources {
-                if let aigw_table::KeySource::Header(name) = source {
-                    headers.remove(name.as_str());
+                match source {
+                    aigw_table::KeySource::Header(name) => {
+                        parts.headers.remove(name.as_str());
+                    }
+                    aigw_table::KeySource::Param(name) => without_param(&mut parts.uri, name),
+                    aigw_table::KeySource::Cookie(name) => without_cookie(&mut parts.headers, name),
                 }
             }
         }
         if let Some(header) = &self.forward
             && let Ok(value) = http::HeaderValue::from_str(client)
         {
-            headers.insert(header.clone(), value);
+            parts.headers.insert(header.clone(), value);
         }
     }
 }
@@ -303,6 +307,55 @@ fn presented(source: &aigw_table::KeySource, parts: &http::request::Parts) -> Op
             .map(|(_, v)| v.to_owned())?,
     };
     (!value.is_empty()).then_some(value)
+}
+
+/// `uri` without the query parameter `name`.
+fn without_param(uri: &mut http::Uri, name: &str) {
+    let Some(query) = uri.query() else { return };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            form_urlencoded::parse(key.as_bytes())
+                .next()
+                .map_or(key != name, |(k, _)| k != name)
+        })
+        .collect();
+    let path = uri.path();
+    let rebuilt = if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    };
+    let mut builder = http::uri::Builder::new();
+    if let Some(scheme) = uri.scheme() {
+        builder = builder.scheme(scheme.clone());
+    }
+    if let Some(authority) = uri.authority() {
+        builder = builder.authority(authority.clone());
+    }
+    if let Ok(new) = builder.path_and_query(rebuilt).build() {
+        *uri = new;
+    }
+}
+
+/// The `Cookie` headers without the cookie `name`.
+fn without_cookie(headers: &mut HeaderMap, name: &str) {
+    let kept: Vec<String> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(name))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(http::header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(value) = http::HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(http::header::COOKIE, value);
+    }
 }
 
 fn strip_bearer(value: &str) -> &str {

@@ -31,6 +31,9 @@ use tokio::time::Instant;
 const REPLACED: &[&str] = &[
     "host",
     "content-length",
+    // The gateway reads every AI answer (its usage, the prompt guards): an encoded one could
+    // be neither counted nor checked, so the backend answers in identity.
+    "accept-encoding",
     "proxy-authorization",
     "authorization",
     "api-key",

@@ -13,8 +13,9 @@
 //! - **Detectors** validate what their pattern finds: card numbers pass the Luhn check, IBANs
 //!   the ISO 13616 mod-97 check, US SSNs leave out the numbers never issued, phone numbers have
 //!   10 to 15 digits.
-//! - **Streams** are checked event by event, masking: once an answer has begun, a rejecting
-//!   check masks instead, as no status can change. A match split across two events is not seen.
+//! - **Streams** are masked event by event; a match split across two events is not seen. A
+//!   streamed request under a policy with a rejecting answer check is refused up front: once
+//!   a stream has begun no status can change, and masking a split match cannot be promised.
 
 use aigw_table::Snapshot;
 use regex::Regex;
@@ -95,6 +96,15 @@ impl Guards {
         self.policies
             .get(index)
             .is_some_and(|p| !p.response.is_empty())
+    }
+
+    /// The policy's name when one of its answer checks rejects: a stream, whose status is sent
+    /// before its text, cannot be held to it, so streamed requests are refused.
+    pub fn rejects_answers(&self, index: usize) -> Option<&str> {
+        self.policies
+            .get(index)
+            .filter(|p| p.response.iter().any(|c| !c.mask))
+            .map(|p| &*p.name)
     }
 
     /// Checks a request body: `Ok(None)` when it passes as it is, `Ok(Some(body))` masked.
@@ -280,10 +290,11 @@ fn detector_pattern(name: &str) -> Result<(Kind, String), String> {
             Kind::Email,
             r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
         ),
-        "Phone" => (Kind::Phone, r"\+?\(?\d[\d ().-]{8,}\d"),
-        "CreditCard" => (Kind::CreditCard, r"\b\d(?:[ -]?\d){12,18}\b"),
-        "IBAN" => (Kind::Iban, r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
-        "USSSN" => (Kind::Ssn, r"\b\d{3}-\d{2}-\d{4}\b"),
+        // ASCII classes: a detector's validation reads digits by byte position.
+        "Phone" => (Kind::Phone, r"(?-u)\+?\(?\d[\d ().-]{8,}\d"),
+        "CreditCard" => (Kind::CreditCard, r"(?-u)\b\d(?:[ -]?\d){12,18}\b"),
+        "IBAN" => (Kind::Iban, r"(?-u)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
+        "USSSN" => (Kind::Ssn, r"(?-u)\b\d{3}-\d{2}-\d{4}\b"),
         "APIKey" => (
             Kind::ApiKey,
             r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})",
@@ -326,7 +337,11 @@ impl Kind {
             Kind::CreditCard => (13..=19).contains(&digits.len()) && luhn(&digits),
             Kind::Iban => iban(found),
             Kind::Ssn => {
-                let (area, group, serial) = (&found[0..3], &found[4..6], &found[7..11]);
+                let (Some(area), Some(group), Some(serial)) =
+                    (found.get(0..3), found.get(4..6), found.get(7..11))
+                else {
+                    return false;
+                };
                 area != "000"
                     && area != "666"
                     && !area.starts_with('9')
@@ -432,6 +447,18 @@ mod tests {
             ["sk-proj-abcdefghijklmnopqrstuvwx", "AKIAIOSFODNN7EXAMPLE"]
         );
         assert!(found("APIKey", "sk-short").is_empty());
+        // Digits of other scripts are not ASCII digits: no match, and no panic on the byte
+        // positions the SSN check reads.
+        for text in [
+            "ssn ١٢٣-٤٥-٦٧٨٩",
+            "ssn １２３-４５-６７８９",
+            "card ４１１１ １１１１ １１１１ １１１１",
+        ] {
+            assert!(
+                found("USSSN", text).is_empty() && found("CreditCard", text).is_empty(),
+                "{text}"
+            );
+        }
     }
 
     fn guards(request: Vec<aigw_table::GuardCheck>) -> Guards {

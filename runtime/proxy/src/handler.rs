@@ -80,8 +80,9 @@ async fn serve(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let peek = if endpoint.multipart() {
-        let model = body::multipart_model(content_type, &bytes)
-            .ok_or_else(|| ProxyError::bad_request("the multipart body has no `model` field"))?;
+        let model = body::multipart_model(content_type, &bytes).ok_or_else(|| {
+            ProxyError::bad_request("the multipart body has no `model` field, or more than one")
+        })?;
         body::Peek {
             model: Some(model.into()),
             ..body::Peek::default()
@@ -157,6 +158,17 @@ async fn serve(
             return Err(error);
         }
     };
+    if let Some(policy) = in_force
+        .guard
+        .and_then(|g| generation.guards.rejects_answers(g))
+        && peek.streaming()
+    {
+        let error = ProxyError::bad_request(format!(
+            "the prompt guard `{policy}` refuses answers in which it finds something, which a stream already under way cannot be: ask without `stream`"
+        ));
+        record.status(error.status.as_u16());
+        return Err(error);
+    }
     let exchange = Exchange {
         generation,
         listener,

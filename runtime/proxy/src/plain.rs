@@ -49,7 +49,7 @@ pub async fn send(
         let client = callers
             .authenticate(&parts)
             .map_err(|_| ProxyError::unauthorized("the API key is missing or not valid"))?;
-        callers.prepare(&mut parts.headers, &client);
+        callers.prepare(&mut parts, &client);
     }
     let route = &selected.route.name;
     let verdict = crate::ratelimit::limit(shared, generation, &in_force, route, &parts, peer).await;

@@ -131,10 +131,21 @@ async fn keys_admit_callers_and_name_them_upstream() {
 
     // The SDKs' `Authorization: Bearer` and Anthropic's bare `x-api-key` both carry a key.
     let bearer = g
-        .chat("gpt-a", &[("authorization", "Bearer sk-team-a")])
+        .chat(
+            "gpt-a",
+            &[
+                ("authorization", "Bearer sk-team-a"),
+                ("accept-encoding", "gzip"),
+            ],
+        )
         .await;
     assert_eq!(bearer.status, 200, "{}", bearer.text());
     let seen = g.upstream.last().expect("the request went upstream");
+    assert_eq!(
+        seen.header("accept-encoding"),
+        None,
+        "the gateway reads every answer, so it asks for it in identity"
+    );
     assert_eq!(seen.header("x-client-id"), Some("team-a"));
     assert_eq!(
         seen.header("authorization"),
@@ -263,6 +274,11 @@ async fn the_allowlist_refuses_other_models_and_filters_the_list() {
         )
         .await;
     assert_eq!(nightly.status, 200, "{}", nightly.text());
+    let seen = g.upstream.last().expect("upstream");
+    assert_eq!(
+        seen.uri, "/v1/chat/completions",
+        "sanitize: the key parameter is removed"
+    );
     let gateway_key = g.chat("batch-model", &ci).await;
     assert_eq!(
         gateway_key.status, 401,
@@ -582,4 +598,36 @@ spec:
         "{text}"
     );
     assert!(!text.contains("tok1"), "{text}");
+
+    // A rejecting answer check cannot hold a stream, whose status goes first: refused up front.
+    let rejecting = std::fs::read_to_string(CASE).expect("case")
+        + r#"---
+apiVersion: aigw.dev/v1alpha1
+kind: PromptGuardPolicy
+metadata:
+  name: strict
+  namespace: default
+spec:
+  targetRefs:
+    - {group: gateway.networking.k8s.io, kind: Gateway, name: gw}
+  response:
+    - {detector: APIKey, action: Reject}
+"#;
+    let strict = Gateway::start_case(Config::loopback(), &rejecting).await;
+    let mut body = ask("hi");
+    body["stream"] = json!(true);
+    let refused = strict.post("/v1/chat/completions", body, &team).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.error_message().contains("`default/strict`"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        strict
+            .post("/v1/chat/completions", ask("hi"), &team)
+            .await
+            .status,
+        200
+    );
 }
