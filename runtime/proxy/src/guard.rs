@@ -270,16 +270,45 @@ impl Check {
 
     /// Whether anything valid is found (the pre-scan of a whole body).
     fn find(&self, text: &str) -> bool {
-        self.finder
-            .find_iter(text)
-            .any(|m| self.kind.valid(m.as_str()))
+        !self.matches(text).is_empty()
     }
 
+    /// The ranges of what the check finds. A pattern takes the longest run it can, so a card
+    /// number followed by other digits (`4111 1111 1111 1111 12/25`) or an IBAN followed by a
+    /// BIC is one run that fails its check: the runs of a card or an IBAN are then tried cut
+    /// at their separators, and the longest valid cut is what was found.
     fn matches(&self, text: &str) -> Vec<std::ops::Range<usize>> {
         self.finder
             .find_iter(text)
-            .filter(|m| self.kind.valid(m.as_str()))
-            .map(|m| m.range())
+            .filter_map(|m| {
+                if self.kind.valid(m.as_str()) {
+                    return Some(m.range());
+                }
+                if !matches!(self.kind, Kind::CreditCard | Kind::Iban) {
+                    return None;
+                }
+                let run = m.as_str();
+                let cuts: Vec<usize> = run
+                    .char_indices()
+                    .filter(|(_, c)| *c == ' ' || *c == '-')
+                    .map(|(i, _)| i)
+                    .collect();
+                let starts = std::iter::once(0).chain(cuts.iter().map(|i| i + 1));
+                let ends: Vec<usize> = cuts
+                    .iter()
+                    .copied()
+                    .chain(std::iter::once(run.len()))
+                    .collect();
+                starts
+                    .flat_map(|start| {
+                        ends.iter()
+                            .filter(move |end| **end > start)
+                            .map(move |end| start..*end)
+                    })
+                    .filter(|cut| self.kind.valid(&run[cut.clone()]))
+                    .max_by_key(|cut| cut.len())
+                    .map(|cut| m.start() + cut.start..m.start() + cut.end)
+            })
             .collect()
     }
 }
@@ -429,6 +458,15 @@ mod tests {
             ["4111 1111 1111 1111"]
         );
         assert!(found("CreditCard", "card 4111 1111 1111 1112").is_empty());
+        // A card followed or preceded by other digits is still found.
+        assert_eq!(
+            found("CreditCard", "4111 1111 1111 1111 12/25"),
+            ["4111 1111 1111 1111"]
+        );
+        assert_eq!(
+            found("CreditCard", "1 4111 1111 1111 1111"),
+            ["4111 1111 1111 1111"]
+        );
         assert_eq!(
             found("IBAN", "IBAN GB82 WEST 1234 5698 7654 32 please"),
             ["GB82 WEST 1234 5698 7654 32"]
@@ -436,6 +474,10 @@ mod tests {
         assert!(
             found("IBAN", "GB83 WEST 1234 5698 7654 32").is_empty(),
             "bad check digits"
+        );
+        assert_eq!(
+            found("IBAN", "DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX"),
+            ["DE89 3704 0044 0532 0130 00"]
         );
         assert_eq!(found("USSSN", "ssn 123-45-6789"), ["123-45-6789"]);
         assert!(found("USSSN", "ssn 666-45-6789 or 123-00-6789 or 900-12-3456").is_empty());

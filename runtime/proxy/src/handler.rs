@@ -269,7 +269,20 @@ fn models(
     let snapshot = &generation.snapshot;
     let mut seen = std::collections::HashSet::new();
     let mut data = Vec::new();
-    for (id, _, _) in snapshot.listeners().filter(|(_, _, l)| l.port == port) {
+    // The listeners of this port that serve this host: another host's keys do not apply.
+    let bare = match host.rsplit_once(':') {
+        Some((name, port)) if !host.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    };
+    let serving = snapshot.listeners().filter(|(_, _, l)| {
+        l.port == port
+            && l.hostname
+                .as_deref()
+                .is_none_or(|pattern| aigw_table::host_matches(pattern, bare))
+    });
+    for (id, _, _) in serving {
         if let Some(callers) = generation.callers.in_force(snapshot, id, None).callers
             && callers.authenticate(parts).is_err()
         {
