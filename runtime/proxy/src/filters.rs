@@ -62,21 +62,22 @@ pub fn rewrite_path(rewrite: &PathRewrite, path: &str) -> String {
     }
 }
 
-/// The redirect answer for a request to `host` (its `Host`, maybe with a port) at `path`
-/// (with its query), over `scheme`.
+/// The redirect answer for a request to `host` (its `Host`) at `path` (with its query), that
+/// came over `scheme` to a listener on `listener_port`.
 pub fn redirect(
     redirect: &Redirect,
-    scheme: &str,
+    (scheme, listener_port): (&str, u16),
     host: &str,
     path_and_query: &str,
 ) -> http::Response<crate::body::Body> {
-    let (host_name, host_port) = split_host(host);
+    let (host_name, _) = split_host(host);
     let to_scheme = redirect.scheme.as_deref().unwrap_or(scheme);
     let to_host = redirect.hostname.as_deref().unwrap_or(host_name);
-    // Gateway API: the port is the filter's, else the request's unless the scheme changed.
+    // Gateway API: the filter's port; else the well-known port of the filter's scheme when it
+    // gives one; else the listener's port.
     let to_port = redirect
         .port
-        .or_else(|| host_port.filter(|_| to_scheme == scheme));
+        .or_else(|| redirect.scheme.is_none().then_some(listener_port));
     let default_port = if to_scheme == "https" { 443 } else { 80 };
     let authority = match to_port.filter(|p| *p != default_port) {
         Some(port) => format!("{to_host}:{port}"),
@@ -173,7 +174,7 @@ mod tests {
             status: 301,
             ..Redirect::default()
         };
-        let response = redirect(&to_https, "http", "example.com:8080", "/a?b=1");
+        let response = redirect(&to_https, ("http", 8080), "example.com:8080", "/a?b=1");
         assert_eq!(response.status(), 301);
         assert_eq!(
             response.headers()[http::header::LOCATION],
@@ -188,7 +189,7 @@ mod tests {
             status: 302,
             ..Redirect::default()
         };
-        let response = redirect(&moved, "http", "old.example.com:8080", "/x");
+        let response = redirect(&moved, ("http", 8080), "old.example.com", "/x");
         assert_eq!(
             response.headers()[http::header::LOCATION],
             "http://new.example.com:8080/landing"

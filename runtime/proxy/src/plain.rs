@@ -72,6 +72,7 @@ pub async fn send(
             Some(aigw_table::Protocol::Https) => "https",
             _ => "http",
         };
+        let port = listener.map_or(80, |l| l.port);
         let host = parts
             .headers
             .get(http::header::HOST)
@@ -79,7 +80,12 @@ pub async fn send(
             .or_else(|| parts.uri.authority().map(|a| a.as_str()))
             .unwrap_or_default();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        return Ok(crate::filters::redirect(redirect, scheme, host, path));
+        return Ok(crate::filters::redirect(
+            redirect,
+            (scheme, port),
+            host,
+            path,
+        ));
     }
     let backends = generation
         .plain

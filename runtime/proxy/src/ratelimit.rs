@@ -73,7 +73,8 @@ enum Later {
     Cost(Arc<str>),
 }
 
-/// What a request owes its rules after its answer: settled when its record closes.
+/// What a request owes its rules after its answer: settled when its record closes. Each item
+/// is a rule, its counter's key without the window, and what the answer takes.
 #[derive(Debug)]
 pub struct Owed {
     counters: Arc<Counters>,
@@ -203,7 +204,10 @@ impl RateLimits {
             .iter()
             .filter_map(|(rule, key, _)| {
                 let later = rule.response.clone()?;
-                Some(((*rule).clone(), key.clone(), later))
+                // The counter's key without its window: the answer is charged to the window
+                // it ends in, as Envoy applies a response cost when the response ends.
+                let prefix = key.rsplit_once(':').map_or("", |(prefix, _)| prefix);
+                Some(((*rule).clone(), prefix.to_owned(), later))
             })
             .collect();
         if !owed.is_empty() {
@@ -336,7 +340,9 @@ impl Owed {
     pub fn settle(self, costs: &[(&str, u64)]) {
         let now = now_ms();
         let mut remote: Vec<(String, u64, u64)> = Vec::new();
-        for (rule, key, later) in self.items {
+        for (rule, prefix, later) in self.items {
+            let start = now - now % rule.window_ms;
+            let key = format!("{prefix}:{start}");
             let amount = match &later {
                 Later::Number(n) => *n,
                 Later::Cost(name) => costs
@@ -350,8 +356,8 @@ impl Owed {
             if rule.global && self.counters.redis.is_some() {
                 remote.push((key, amount, rule.window_ms * 2));
             } else {
-                let end = now - now % rule.window_ms + rule.window_ms;
-                self.counters.local(&key, amount, end, now);
+                self.counters
+                    .local(&key, amount, start + rule.window_ms, now);
             }
         }
         if remote.is_empty() {
