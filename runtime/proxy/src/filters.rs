@@ -70,9 +70,8 @@ pub fn redirect(
     host: &str,
     path_and_query: &str,
 ) -> http::Response<crate::body::Body> {
-    let (host_name, _) = split_host(host);
     let to_scheme = redirect.scheme.as_deref().unwrap_or(scheme);
-    let to_host = redirect.hostname.as_deref().unwrap_or(host_name);
+    let to_host = redirect.hostname.as_deref().unwrap_or(host_name(host));
     // Gateway API: the filter's port; else the well-known port of the filter's scheme when it
     // gives one; else the listener's port.
     let to_port = redirect
@@ -103,13 +102,13 @@ pub fn redirect(
     response
 }
 
-fn split_host(host: &str) -> (&str, Option<u16>) {
+/// The host name of a `Host` (brackets of an IPv6 literal kept, for the `Location`).
+fn host_name(host: &str) -> &str {
     match host.rsplit_once(':') {
-        Some((name, port)) if !name.ends_with(']') || name.starts_with('[') => match port.parse() {
-            Ok(port) => (name, Some(port)),
-            Err(_) => (host, None),
-        },
-        _ => (host, None),
+        Some((name, port)) if !host.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
     }
 }
 

@@ -153,13 +153,7 @@ async fn reserve(
         return Ok(None);
     }
     let request = crate::quota::Request {
-        client: crate::select::Request {
-            headers: &exchange.parts.headers,
-            method: &exchange.parts.method,
-            path: exchange.parts.uri.path(),
-            query: exchange.parts.uri.query(),
-            peer: Some(exchange.peer),
-        },
+        client: crate::select::Request::of(exchange.parts, exchange.peer),
         body_len: exchange.body.len(),
         max_output: exchange.peek.max_output(),
     };

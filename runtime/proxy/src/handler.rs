@@ -270,12 +270,7 @@ fn models(
     let mut seen = std::collections::HashSet::new();
     let mut data = Vec::new();
     // The listeners of this port that serve this host: another host's keys do not apply.
-    let bare = match host.rsplit_once(':') {
-        Some((name, port)) if !host.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name
-        }
-        _ => host,
-    };
+    let bare = aigw_table::strip_port(host);
     let serving = snapshot.listeners().filter(|(_, _, l)| {
         l.port == port
             && l.hostname

@@ -255,10 +255,11 @@ impl Counters {
     /// asked.
     async fn count(&self, keyed: &[(&Arc<Rule>, String, u64)], now: u64) -> Result<Vec<u64>, bool> {
         let mut counts = vec![0; keyed.len()];
-        let mut remote = Vec::new();
+        let (mut remote, mut remote_at) = (Vec::new(), Vec::new());
         for (i, (rule, key, end)) in keyed.iter().enumerate() {
             if rule.global && self.redis.is_some() {
                 remote.push((key.as_str(), rule.request_cost, rule.window_ms * 2));
+                remote_at.push(i);
             } else {
                 counts[i] = self.local(key, rule.request_cost, *end, now);
             }
@@ -266,12 +267,6 @@ impl Counters {
         if remote.is_empty() {
             return Ok(counts);
         }
-        let remote_at: Vec<usize> = keyed
-            .iter()
-            .enumerate()
-            .filter(|(_, (rule, _, _))| rule.global)
-            .map(|(i, _)| i)
-            .collect();
         match self.remote(&remote).await {
             Ok(found) => {
                 for (i, n) in remote_at.into_iter().zip(found) {
@@ -283,12 +278,8 @@ impl Counters {
                 self.metrics.quota_store_error();
                 tracing::warn!(%error, "rate limit store call failed");
                 match self.fail {
-                    crate::quota::FailMode::Open => {
-                        for i in remote_at {
-                            counts[i] = 0;
-                        }
-                        Ok(counts)
-                    }
+                    // Uncounted: the remote counters stay 0.
+                    crate::quota::FailMode::Open => Ok(counts),
                     crate::quota::FailMode::Closed => Err(true),
                 }
             }
@@ -389,13 +380,7 @@ pub async fn limit(
     let Some(index) = in_force.rate_limit else {
         return Verdict::default();
     };
-    let request = select::Request {
-        headers: &parts.headers,
-        method: &parts.method,
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        peer: Some(peer),
-    };
+    let request = select::Request::of(parts, peer);
     generation
         .rate_limits
         .check(&shared.limits, index, route, &request)

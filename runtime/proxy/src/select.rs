@@ -14,6 +14,19 @@ pub struct Request<'a> {
     pub query: Option<&'a str>,
     pub peer: Option<std::net::IpAddr>,
 }
+
+impl<'a> Request<'a> {
+    /// What the selectors see of a request from `peer`.
+    pub fn of(parts: &'a http::request::Parts, peer: std::net::IpAddr) -> Self {
+        Request {
+            headers: &parts.headers,
+            method: &parts.method,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            peer: Some(peer),
+        }
+    }
+}
 use serde::Deserialize;
 use std::net::IpAddr;
 

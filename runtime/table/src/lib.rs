@@ -10,7 +10,7 @@ mod lookup;
 mod plain;
 pub mod schema;
 
-pub use lookup::{ListenerId, Selected, Snapshot, host_matches};
+pub use lookup::{ListenerId, Selected, Snapshot, host_matches, strip_port};
 pub use plain::{ProxySelected, Request as PlainRequest};
 pub use schema::*;
 

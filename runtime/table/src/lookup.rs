@@ -249,7 +249,8 @@ pub(crate) fn per_listener<'t>(
         .collect()
 }
 
-pub(crate) fn strip_port(host: &str) -> &str {
+/// A `Host` without its port (`[v6]:port`, `name:port`, or bare).
+pub fn strip_port(host: &str) -> &str {
     // `[v6]:port`, `name:port`, or bare.
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);

@@ -180,3 +180,17 @@ pub fn service_kind() -> String {
 pub fn default_true() -> bool {
     true
 }
+
+/// The targets of an Envoy Gateway policy (its deprecated `targetRef` first, then
+/// `targetRefs`), each with its field path.
+pub fn policy_targets<'a>(
+    single: Option<&'a PolicyTargetReferenceWithSectionName>,
+    many: &'a [PolicyTargetReferenceWithSectionName],
+) -> Vec<(String, &'a PolicyTargetReferenceWithSectionName)> {
+    let single = single.map(|t| ("spec.targetRef".to_owned(), t));
+    let many = many
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("spec.targetRefs[{i}]"), t));
+    single.into_iter().chain(many).collect()
+}

@@ -25,16 +25,7 @@ pub struct BackendTrafficPolicySpec {
 impl BackendTrafficPolicySpec {
     /// Every target, the deprecated `targetRef` first, with its field path.
     pub fn targets(&self) -> Vec<(String, &PolicyTargetReferenceWithSectionName)> {
-        let single = self
-            .target_ref
-            .iter()
-            .map(|t| ("spec.targetRef".to_owned(), t));
-        let many = self
-            .target_refs
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (format!("spec.targetRefs[{i}]"), t));
-        single.chain(many).collect()
+        policy_targets(self.target_ref.as_ref(), &self.target_refs)
     }
 
     /// Its rules with their field paths and whether each is global.
