@@ -7,6 +7,7 @@
 
 mod callers;
 pub mod cel;
+mod client_auth;
 mod diagnostics;
 mod http_route;
 mod mcp;
@@ -30,7 +31,10 @@ pub fn admit(object: &Object) -> Vec<Diagnostic> {
         Some(Spec::GatewayConfig(spec)) => route::admit_gateway_config(&mut cx, spec),
         Some(Spec::MCPRoute(spec)) => mcp::admit(&mut cx, spec),
         Some(Spec::QuotaPolicy(spec)) => route::admit_quota(&mut cx, spec),
-        Some(Spec::SecurityPolicy(spec)) => callers::admit_security_policy(&mut cx, spec),
+        Some(Spec::SecurityPolicy(spec)) => {
+            callers::admit_security_policy(&mut cx, spec);
+            client_auth::admit_client_auth(&mut cx, spec);
+        }
         Some(Spec::ModelAccessPolicy(spec)) => callers::admit_model_access(&mut cx, spec),
         Some(Spec::BackendTrafficPolicy(spec)) => callers::admit_traffic_policy(&mut cx, spec),
         Some(Spec::PromptGuardPolicy(spec)) => callers::admit_prompt_guard(&mut cx, spec),

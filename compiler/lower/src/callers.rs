@@ -33,11 +33,13 @@ pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
         let Some(access) = policy_of(ir, id, Kind::ModelAccessPolicy) else {
             continue;
         };
-        if policy_of(ir, id, Kind::SecurityPolicy).is_none()
-            && gateways(ir, id)
+        let authenticated = match policy_of(ir, id, Kind::SecurityPolicy) {
+            Some(policy) => authenticates(ir, policy),
+            None => gateways(ir, id)
                 .iter()
-                .any(|g| callers_on_gateway(ir, *g).is_none())
-        {
+                .all(|g| authenticated_on_gateway(ir, *g)),
+        };
+        if !authenticated {
             out.push(unauthenticated(ir, access, route));
         }
     }
@@ -58,7 +60,7 @@ pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
                 policy_of(ir, r, Kind::SecurityPolicy).is_none()
                     && policy_of(ir, r, Kind::ModelAccessPolicy).is_none()
             });
-        if uncovered && callers_on_gateway(ir, id).is_none() {
+        if uncovered && !authenticated_on_gateway(ir, id) {
             out.push(unauthenticated(ir, access, gateway));
         }
     }
@@ -76,31 +78,41 @@ pub fn policy_of(ir: &Ir, id: NodeId, kind: Kind) -> Option<NodeId> {
     policies.first().copied()
 }
 
-/// A SecurityPolicy counts only with `apiKeyAuth` (the sections aigw applies).
+/// A SecurityPolicy counts only with a section aigw applies.
 fn applies(policy: &Object) -> bool {
     match &policy.spec {
-        Some(Spec::SecurityPolicy(spec)) => spec.authenticates(),
+        Some(Spec::SecurityPolicy(spec)) => spec.applies(),
         Some(Spec::BackendTrafficPolicy(spec)) => spec.rate_limit.is_some(),
         _ => true,
     }
 }
 
-/// The SecurityPolicy of a Gateway or of every one of its listeners.
-fn callers_on_gateway(ir: &Ir, gateway: NodeId) -> Option<NodeId> {
-    if let Some(policy) = policy_of(ir, gateway, Kind::SecurityPolicy) {
-        return Some(policy);
-    }
+/// Whether the SecurityPolicy `policy` authenticates callers (`apiKeyAuth` or `jwt`): one
+/// with only `cors` or `authorization` leaves them unknown, and it replaces a Gateway's.
+fn authenticates(ir: &Ir, policy: NodeId) -> bool {
+    ir.object(policy).is_some_and(|o| match &o.spec {
+        Some(Spec::SecurityPolicy(spec)) => spec.authenticates(),
+        _ => false,
+    })
+}
+
+/// Whether every listener of a Gateway authenticates callers: its own SecurityPolicy, else
+/// the Gateway's.
+fn authenticated_on_gateway(ir: &Ir, gateway: NodeId) -> bool {
+    let on_gateway = policy_of(ir, gateway, Kind::SecurityPolicy);
     let listeners: Vec<NodeId> = ir
         .targets(gateway, |e| e == Edge::Part)
         .into_iter()
         .map(|(_, l)| l)
         .collect();
-    let each: Option<Vec<NodeId>> = listeners
-        .iter()
-        .map(|l| policy_of(ir, *l, Kind::SecurityPolicy))
-        .collect();
-    each.filter(|e| !e.is_empty())
-        .and_then(|e| e.first().copied())
+    if listeners.is_empty() {
+        return on_gateway.is_some_and(|p| authenticates(ir, p));
+    }
+    listeners.iter().all(|l| {
+        policy_of(ir, *l, Kind::SecurityPolicy)
+            .or(on_gateway)
+            .is_some_and(|p| authenticates(ir, p))
+    })
 }
 
 fn gateways(ir: &Ir, route: NodeId) -> Vec<NodeId> {
@@ -263,15 +275,14 @@ fn unsupported(ir: &Ir, out: &mut Vec<Diagnostic>) {
         let Some(Spec::SecurityPolicy(spec)) = &policy.spec else {
             continue;
         };
-        for section in spec.unsupported() {
-            let field = format!("spec.{section}");
+        for (field, what) in spec.unsupported() {
             let span = policy.origin.span_of(&field);
             out.push(
                 diagnostics::unsupported_policy(
                     span,
                     &field,
-                    &format!("SecurityPolicy `{section}` yet"),
-                    "aigw applies `apiKeyAuth`; until it applies this section, a request it should refuse would pass, so the policy is refused",
+                    &what,
+                    "aigw applies `apiKeyAuth`, `jwt`, `authorization` and `cors` without it; until it applies this too, a request it should refuse could pass, so the policy is refused",
                 )
                 .with_resource(policy.resource()),
             );

@@ -1,6 +1,12 @@
-//! Who is calling: the SecurityPolicy `apiKeyAuth` and the ModelAccessPolicy in force for a
-//! request, resolved once per table generation.
+//! Who is calling: the SecurityPolicy (`apiKeyAuth` here, `jwt` in [`crate::jwt`],
+//! `authorization` in [`crate::authz`], `cors` in [`crate::cors`]) and the ModelAccessPolicy
+//! in force for a request, resolved once per table generation.
 //!
+//! - **Order**, Envoy Gateway's filter order: API key, then JWT, then the headers prepared
+//!   for the backend (key removed, client ID and claims copied in), then `authorization`
+//!   (which so sees them), then the allowlist. Every authentication the policy has must pass.
+//! - **The caller's identity** (logs, metrics, quotas, the allowlist) is the API key's client
+//!   ID; without `apiKeyAuth`, the verified JWT's `sub`.
 //! - **Keys are never kept.** At load, every key of the policy's Secrets is hashed with
 //!   SHA-256 and only the digest is held, by client ID. A presented key is hashed the same way
 //!   and looked up by its digest; the decision never compares a secret byte by byte, so its
@@ -41,6 +47,16 @@ pub struct Callers {
     sources: Vec<aigw_table::KeySource>,
     forward: Option<http::HeaderName>,
     sanitize: bool,
+    jwt: Option<crate::jwt::JwtAuth>,
+    authz: Option<crate::authz::Authz>,
+    pub cors: Option<crate::cors::Cors>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Default)]
+pub struct Caller {
+    pub client: Option<Arc<str>>,
+    token: Option<crate::jwt::Verified>,
 }
 
 impl std::fmt::Debug for Callers {
@@ -72,6 +88,38 @@ pub enum Refusal {
     NoKey,
     /// 401: a key no client has.
     UnknownKey,
+    /// 401 or 403: the JWT.
+    Jwt(crate::jwt::Refused),
+    /// 403: `authorization`.
+    Denied,
+}
+
+impl Refusal {
+    /// The answer, in Envoy's words where Envoy answers it.
+    pub fn error(self, parts: &http::request::Parts) -> crate::error::ProxyError {
+        use crate::error::ProxyError;
+        use crate::jwt::Refused;
+        match self {
+            Refusal::NoKey => ProxyError::unauthorized(
+                "this gateway needs an API key: none was sent where it is read",
+            ),
+            Refusal::UnknownKey => ProxyError::unauthorized("the API key is not valid"),
+            Refusal::Jwt(Refused::Missing) => {
+                let mut error = ProxyError::unauthorized("Jwt is missing");
+                error.challenge = crate::jwt::challenge(parts, false).map(Box::new);
+                error
+            }
+            Refusal::Jwt(Refused::Invalid(text)) => {
+                let mut error = ProxyError::unauthorized(text);
+                error.challenge = crate::jwt::challenge(parts, true).map(Box::new);
+                error
+            }
+            Refusal::Jwt(Refused::Audience) => {
+                ProxyError::forbidden("Audiences in Jwt are not allowed")
+            }
+            Refusal::Denied => ProxyError::forbidden("RBAC: access denied"),
+        }
+    }
 }
 
 /// What applies to one request.
@@ -86,12 +134,16 @@ pub struct InForce<'a> {
 }
 
 impl Policies {
-    pub fn resolve(snapshot: &Snapshot, secrets: &Secrets) -> Result<Self, PolicyError> {
+    pub fn resolve(
+        snapshot: &Snapshot,
+        secrets: &Secrets,
+        client: &crate::upstream::Client,
+    ) -> Result<Self, PolicyError> {
         let table = snapshot.table();
         let callers = table
             .callers
             .iter()
-            .map(|c| Callers::resolve(c, secrets))
+            .map(|c| Callers::resolve(c, secrets, client))
             .collect::<Result<_, _>>()?;
         let access = table
             .access
@@ -140,50 +192,53 @@ impl Policies {
 }
 
 impl InForce<'_> {
-    /// Authenticates the request and checks `model` against the allowlist: the caller's
-    /// client ID (none where no policy authenticates), its headers prepared for the backend.
-    pub fn admit(
+    /// Authenticates and authorizes the request and checks `model` (none: a plain route)
+    /// against the allowlist: the caller's client ID (none where no policy knows it), its
+    /// headers prepared for the backend.
+    pub async fn admit(
         &self,
         parts: &mut http::request::Parts,
-        model: &str,
+        model: Option<&str>,
+        peer: std::net::IpAddr,
     ) -> Result<Option<Arc<str>>, crate::error::ProxyError> {
-        use crate::error::ProxyError;
         let client = match self.callers {
             None => None,
-            Some(callers) => match callers.authenticate(parts) {
-                Ok(client) => Some(client),
-                Err(Refusal::NoKey) => {
-                    return Err(ProxyError::unauthorized(
-                        "this gateway needs an API key: none was sent where it is read",
-                    ));
-                }
-                Err(Refusal::UnknownKey) => {
-                    return Err(ProxyError::unauthorized("the API key is not valid"));
-                }
-            },
+            Some(callers) => {
+                let caller = callers
+                    .authenticate(parts)
+                    .await
+                    .map_err(|r| r.error(parts))?;
+                callers.prepare(parts, &caller);
+                callers
+                    .authorize(parts, peer, &caller)
+                    .map_err(|r| r.error(parts))?;
+                caller.client
+            }
         };
-        if let Some(access) = self.access
+        if let (Some(access), Some(model)) = (self.access, model)
             && !access.allows(client.as_deref().unwrap_or_default(), model)
         {
-            return Err(ProxyError::forbidden(format!(
+            return Err(crate::error::ProxyError::forbidden(format!(
                 "this caller may not use the model `{}`",
                 crate::metrics::model_label(model)
             )));
-        }
-        if let (Some(callers), Some(client)) = (self.callers, &client) {
-            callers.prepare(parts, client);
         }
         Ok(client)
     }
 
     /// Whether the caller of `parts` may see `model` in `/v1/models`: with no allowlist,
     /// whoever the policy admits; with one, those it names.
-    pub fn lists(&self, parts: &http::request::Parts, model: &str) -> bool {
+    pub async fn lists(
+        &self,
+        parts: &http::request::Parts,
+        peer: std::net::IpAddr,
+        model: &str,
+    ) -> bool {
         let client = match self.callers {
             None => None,
-            Some(callers) => match callers.authenticate(parts) {
-                Ok(client) => Some(client),
-                Err(_) => return false,
+            Some(callers) => match callers.authenticate(parts).await {
+                Ok(caller) if callers.authorize(parts, peer, &caller).is_ok() => caller.client,
+                _ => return false,
             },
         };
         self.access
@@ -191,8 +246,19 @@ impl InForce<'_> {
     }
 }
 
+impl<'a> InForce<'a> {
+    /// The `cors` of the policy in force.
+    pub fn cors(&self) -> Option<&'a crate::cors::Cors> {
+        self.callers.and_then(|c| c.cors.as_ref())
+    }
+}
+
 impl Callers {
-    fn resolve(wire: &aigw_table::Callers, secrets: &Secrets) -> Result<Self, PolicyError> {
+    fn resolve(
+        wire: &aigw_table::Callers,
+        secrets: &Secrets,
+        client: &crate::upstream::Client,
+    ) -> Result<Self, PolicyError> {
         let error = |reason: String| PolicyError::Callers {
             policy: wire.name.clone(),
             reason,
@@ -221,17 +287,75 @@ impl Callers {
                     .map_err(|_| error(format!("`{h}` is not a header name")))
             })
             .transpose()?;
+        let jwt = wire
+            .jwt
+            .as_ref()
+            .map(|j| crate::jwt::JwtAuth::resolve(j, client))
+            .transpose()
+            .map_err(error)?;
+        let authz = wire
+            .authorization
+            .as_ref()
+            .map(crate::authz::Authz::compile)
+            .transpose()
+            .map_err(error)?;
         Ok(Callers {
             name: wire.name.clone(),
             keys,
             sources: wire.extract_from.clone(),
             forward,
             sanitize: wire.sanitize,
+            jwt,
+            authz,
+            cors: wire.cors.as_ref().map(crate::cors::Cors::compile),
         })
     }
 
+    /// Every authentication of the policy: the API key's client ID, the verified JWT.
+    pub async fn authenticate(&self, parts: &http::request::Parts) -> Result<Caller, Refusal> {
+        let client = if self.sources.is_empty() {
+            None
+        } else {
+            Some(self.api_key(parts)?)
+        };
+        let token = match &self.jwt {
+            None => None,
+            Some(jwt) => jwt.verify(parts).await.map_err(Refusal::Jwt)?,
+        };
+        let client = client.or_else(|| {
+            token
+                .as_ref()
+                .and_then(|t| t.claims.get("sub")?.as_str().map(Arc::from))
+        });
+        Ok(Caller { client, token })
+    }
+
+    /// `authorization`, on the request as authentication prepared it.
+    pub fn authorize(
+        &self,
+        parts: &http::request::Parts,
+        peer: std::net::IpAddr,
+        caller: &Caller,
+    ) -> Result<(), Refusal> {
+        let Some(authz) = &self.authz else {
+            return Ok(());
+        };
+        let token = caller
+            .token
+            .as_ref()
+            .map(|t| (crate::authz::provider_name(self.jwt.as_ref(), t), t));
+        let subject = crate::authz::Subject { parts, peer, token };
+        match authz.allows(&subject) {
+            (true, _) => Ok(()),
+            (false, rule) => {
+                tracing::debug!(policy = %self.name, rule = rule.unwrap_or("default"), "authorization denied the request");
+                Err(Refusal::Denied)
+            }
+        }
+    }
+
     /// The client ID of the key the request carries.
-    pub fn authenticate(&self, parts: &http::request::Parts) -> Result<Arc<str>, Refusal> {
+    fn api_key(&self, parts: &http::request::Parts) -> Result<Arc<str>, Refusal> {
         let key = self
             .sources
             .iter()
@@ -249,8 +373,35 @@ impl Callers {
     }
 
     /// Before the request is forwarded: the key removed wherever it may be when the policy
-    /// says so (headers, query parameters, cookies), the client ID added in its header.
-    pub fn prepare(&self, parts: &mut http::request::Parts, client: &str) {
+    /// says so (headers, query parameters, cookies), the client ID added in its header, the
+    /// claims copied into theirs.
+    pub fn prepare(&self, parts: &mut http::request::Parts, caller: &Caller) {
+        if let Some(jwt) = &self.jwt {
+            // A caller must not set a header the policy fills from its token.
+            for provider in &jwt.providers {
+                for (header, _) in &provider.claim_to_headers {
+                    parts.headers.remove(header);
+                }
+            }
+            let verified = caller
+                .token
+                .as_ref()
+                .and_then(|t| Some((t, jwt.providers.get(t.provider)?)));
+            if let Some((token, provider)) = verified {
+                for (header, claim) in &provider.claim_to_headers {
+                    let value = crate::jwt::claim(&token.claims, claim);
+                    if let Some(value) = value.and_then(crate::jwt::claim_header) {
+                        parts.headers.insert(header.clone(), value);
+                    }
+                }
+            }
+        }
+        if self.sources.is_empty() {
+            return;
+        }
+        let Some(client) = caller.client.as_deref() else {
+            return;
+        };
         if self.sanitize {
             for source in &self.sources {
                 match source {

@@ -44,6 +44,8 @@ pub struct ProxyError {
     pub retry_after: Option<u64>,
     /// The `x-ratelimit-*` headers of a rate-limit refusal: limit, remaining, reset.
     pub rate: Option<(u64, u64, u64)>,
+    /// The `WWW-Authenticate` challenge of a 401 for a missing or invalid JWT.
+    pub challenge: Option<Box<HeaderValue>>,
 }
 
 impl ProxyError {
@@ -60,6 +62,7 @@ impl ProxyError {
             message: message.into(),
             retry: false,
             retry_after: None,
+            challenge: None,
             rate: None,
         }
     }
@@ -249,6 +252,11 @@ impl ProxyError {
         }
         if let Some(rate) = self.rate {
             crate::ratelimit::headers(response.headers_mut(), rate);
+        }
+        if let Some(challenge) = &self.challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, (**challenge).clone());
         }
         response
     }

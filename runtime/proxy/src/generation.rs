@@ -171,7 +171,7 @@ impl Generation {
         let plain = plain(&snapshot, secrets, clients)?;
         let costs = crate::costs::Costs::compile(&snapshot)?;
         let quotas = crate::quota::Quotas::compile(&snapshot)?;
-        let callers = crate::callers::Policies::resolve(&snapshot, secrets)?;
+        let callers = crate::callers::Policies::resolve(&snapshot, secrets, &clients.plain())?;
         let rate_limits = crate::ratelimit::RateLimits::compile(&snapshot)?;
         let guards = crate::guard::Guards::compile(&snapshot)?;
         let loaded_at = std::time::SystemTime::now()

@@ -26,7 +26,9 @@ pub async fn handle(
     let Some(generation) = shared.generation() else {
         return ProxyError::unavailable("no routing table is loaded yet").response_for(api);
     };
-    let response = match serve(&shared, &generation, port, peer, request).await {
+    let origin = request.headers().get(http::header::ORIGIN).cloned();
+    let mut cors = None;
+    let mut response = match serve(&shared, &generation, (port, peer), request, &mut cors).await {
         Ok(response) => response,
         Err(error) => {
             if error.fault != crate::error::Fault::Client {
@@ -35,17 +37,28 @@ pub async fn handle(
             error.response_for(api)
         }
     };
+    if let (Some(origin), Some(cors)) = (&origin, cors) {
+        cors.decorate(origin, response.headers_mut());
+    }
     shared.metrics.request(response.status());
     response
 }
 
-async fn serve(
+/// `cors` is set to the CORS policy in force as soon as it is known, for the answer
+/// whatever it is.
+async fn serve<'g>(
     shared: &Shared,
-    generation: &Arc<Generation>,
-    port: u16,
-    peer: std::net::IpAddr,
+    generation: &'g Arc<Generation>,
+    (port, peer): (u16, std::net::IpAddr),
     request: Request<hyper::body::Incoming>,
+    cors: &mut Option<&'g crate::cors::Cors>,
 ) -> Result<Response<Body>, ProxyError> {
+    if crate::cors::is_preflight(request.method(), request.headers()) {
+        let host = host(request.headers(), request.uri());
+        if let Some(policy) = preflight_cors(generation, port, host, &request) {
+            return Ok(policy.preflight(request.headers()));
+        }
+    }
     let path = request.uri().path();
     // The AI API: its endpoints with the method it uses. Everything else is for the plain
     // HTTPRoutes, and an AI request no AIGatewayRoute takes goes to them too.
@@ -58,7 +71,7 @@ async fn serve(
         request.method() == method
     });
     let Some(endpoint) = endpoint else {
-        return plain_or(shared, generation, (port, peer), request, |request| {
+        return plain_or(shared, generation, (port, peer), request, cors, |request| {
             let path = request.uri().path();
             match Endpoint::of(path) {
                 Some(_) => ProxyError::method_not_allowed(request.method(), path),
@@ -70,7 +83,7 @@ async fn serve(
     let host = host(request.headers(), request.uri()).to_owned();
     if endpoint == Endpoint::Models {
         let (parts, _) = request.into_parts();
-        return models(generation, port, &host, &parts);
+        return models(generation, (port, peer), &host, &parts).await;
     }
     let (mut parts, incoming) = request.into_parts();
     let bytes = body::read(incoming, shared.config.body_limit).await?;
@@ -103,7 +116,8 @@ async fn serve(
         let plain = plain_request(&parts, &host);
         if let Some(selected) = crate::plain::select(generation, port, &plain) {
             let body = Body::full(bytes);
-            return crate::plain::send(shared, generation, selected, parts, peer, body).await;
+            return crate::plain::send(shared, generation, selected, (parts, peer), body, cors)
+                .await;
         }
         return Ok(route_not_found());
     };
@@ -125,7 +139,8 @@ async fn serve(
         listener,
         Some(&selected.route.policies),
     );
-    match in_force.admit(&mut parts, model) {
+    *cors = in_force.cors();
+    match in_force.admit(&mut parts, Some(model), peer).await {
         Ok(client) => record.caller(client),
         Err(error) => {
             record.status(error.status.as_u16());
@@ -195,11 +210,12 @@ async fn serve(
 }
 
 /// Sends `request` to the plain route that takes it, or answers `otherwise`'s error.
-async fn plain_or(
+async fn plain_or<'g>(
     shared: &Shared,
-    generation: &Generation,
+    generation: &'g Generation,
     (port, peer): (u16, std::net::IpAddr),
     request: Request<hyper::body::Incoming>,
+    cors: &mut Option<&'g crate::cors::Cors>,
     otherwise: impl FnOnce(&Request<hyper::body::Incoming>) -> ProxyError,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, incoming) = request.into_parts();
@@ -211,9 +227,9 @@ async fn plain_or(
                 shared,
                 generation,
                 selected,
-                parts,
-                peer,
+                (parts, peer),
                 crate::plain::streamed(incoming),
+                cors,
             )
             .await
         }
@@ -232,6 +248,56 @@ fn plain_request<'a>(
         query: parts.uri.query(),
         headers: &parts.headers,
     }
+}
+
+/// The CORS policy that answers a preflight: its plain route's; for the AI API, whose route
+/// the model in a body decides (and a preflight has none), the listener's or Gateway's, else
+/// that of the first route of the listener that has one.
+fn preflight_cors<'g, B>(
+    generation: &'g Generation,
+    port: u16,
+    host: &str,
+    request: &Request<B>,
+) -> Option<&'g crate::cors::Cors> {
+    let snapshot = &generation.snapshot;
+    let plain = aigw_table::PlainRequest {
+        host,
+        method: request.method(),
+        path: request.uri().path(),
+        query: request.uri().query(),
+        headers: request.headers(),
+    };
+    if let Some((listener, selected)) = crate::plain::select(generation, port, &plain) {
+        return generation
+            .callers
+            .in_force(snapshot, listener, Some(&selected.route.policies))
+            .cors();
+    }
+    Endpoint::of(request.uri().path())?;
+    let bare = aigw_table::strip_port(host);
+    snapshot
+        .listeners()
+        .filter(|(_, _, l)| {
+            l.port == port
+                && l.hostname
+                    .as_deref()
+                    .is_none_or(|pattern| aigw_table::host_matches(pattern, bare))
+        })
+        .find_map(|(id, _, _)| {
+            generation
+                .callers
+                .in_force(snapshot, id, None)
+                .cors()
+                .or_else(|| {
+                    snapshot
+                        .routed_models(id, host)
+                        .into_iter()
+                        .find_map(|(route, _)| {
+                            let policies = snapshot.table().routes.get(route).map(|r| &r.policies);
+                            generation.callers.in_force(snapshot, id, policies).cors()
+                        })
+                })
+        })
 }
 
 /// The `Host` (HTTP/1.1) or `:authority` (HTTP/2) of a request.
@@ -260,9 +326,9 @@ fn select<'g>(
 /// `/v1/models`: the models of the rules served on this port for this host, as OpenAI lists
 /// them, less those the caller may not use. A listener whose own (or Gateway's) SecurityPolicy
 /// does not know the caller answers 401, as its routes would.
-fn models(
+async fn models(
     generation: &Generation,
-    port: u16,
+    (port, peer): (u16, std::net::IpAddr),
     host: &str,
     parts: &http::request::Parts,
 ) -> Result<Response<Body>, ProxyError> {
@@ -279,7 +345,7 @@ fn models(
     });
     for (id, _, _) in serving {
         if let Some(callers) = generation.callers.in_force(snapshot, id, None).callers
-            && callers.authenticate(parts).is_err()
+            && callers.authenticate(parts).await.is_err()
         {
             return Err(ProxyError::unauthorized(
                 "the API key is missing or not valid",
@@ -288,7 +354,7 @@ fn models(
         for (route, model) in snapshot.routed_models(id, host) {
             let policies = snapshot.table().routes.get(route).map(|r| &r.policies);
             let in_force = generation.callers.in_force(snapshot, id, policies);
-            if in_force.lists(parts, &model.name) && seen.insert(model.name.as_str()) {
+            if in_force.lists(parts, peer, &model.name).await && seen.insert(model.name.as_str()) {
                 data.push(serde_json::json!({
                     "id": model.name,
                     "object": "model",

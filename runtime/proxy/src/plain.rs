@@ -33,24 +33,20 @@ pub fn select<'g>(
 
 /// Proxies the request to a backend of `selected`, once the SecurityPolicy in force on
 /// `listener` for its route (if any) knows the caller.
-pub async fn send(
+pub async fn send<'g>(
     shared: &Shared,
-    generation: &Generation,
+    generation: &'g Generation,
     (listener, selected): (ListenerId, ProxySelected<'_>),
-    mut parts: http::request::Parts,
-    peer: std::net::IpAddr,
+    (mut parts, peer): (http::request::Parts, std::net::IpAddr),
     body: Body,
+    cors: &mut Option<&'g crate::cors::Cors>,
 ) -> Result<Response<Body>, ProxyError> {
     let policies = Some(&selected.route.policies);
     let in_force = generation
         .callers
         .in_force(&generation.snapshot, listener, policies);
-    if let Some(callers) = in_force.callers {
-        let client = callers
-            .authenticate(&parts)
-            .map_err(|_| ProxyError::unauthorized("the API key is missing or not valid"))?;
-        callers.prepare(&mut parts, &client);
-    }
+    *cors = in_force.cors();
+    in_force.admit(&mut parts, None, peer).await?;
     let route = &selected.route.name;
     let verdict = crate::ratelimit::limit(shared, generation, &in_force, route, &parts, peer).await;
     if let Some(error) = verdict.refusal() {

@@ -271,7 +271,7 @@ fn matches_text(text: &Text, value: Option<&str>, invert: bool) -> Option<Option
 }
 
 /// `10.0.0.0/8` or `2001:db8::/32` (a bare address is a /32 or /128).
-fn cidr(text: &str) -> Option<(IpAddr, u8)> {
+pub(crate) fn cidr(text: &str) -> Option<(IpAddr, u8)> {
     let (addr, bits) = match text.split_once('/') {
         Some((a, b)) => (a.parse::<IpAddr>().ok()?, b.parse::<u8>().ok()?),
         None => {
@@ -284,7 +284,7 @@ fn cidr(text: &str) -> Option<(IpAddr, u8)> {
 }
 
 /// Whether `ip` is in `net/bits` (an IPv4 peer mapped into IPv6 counts as IPv4).
-fn within(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+pub(crate) fn within(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -6,16 +6,18 @@
 //! This crate knows neither the compiler nor tokio/hyper: the compiler depends on it, never the
 //! other way round, and a lean data-plane binary needs nothing else to serve.
 
+pub mod caller_auth;
 mod lookup;
 mod plain;
 pub mod schema;
 
+pub use caller_auth::*;
 pub use lookup::{ListenerId, Selected, Snapshot, host_matches, strip_port};
-pub use plain::{ProxySelected, Request as PlainRequest};
+pub use plain::{Path as PathTest, ProxySelected, Request as PlainRequest};
 pub use schema::*;
 
 /// The version this crate writes. Readers accept any table of the same major version.
-pub const SCHEMA_VERSION: &str = "1.3";
+pub const SCHEMA_VERSION: &str = "1.4";
 
 /// The body of the 404 when no rule takes a request (the reference's text, which users search
 /// for); the Gateway API and Envoy targets write it too.

@@ -31,12 +31,35 @@ struct Compiled {
     query: Vec<(String, Value)>,
 }
 
+/// A compiled [`PathMatch`] (Gateway API's: prefixes match whole segments, expressions the
+/// whole path).
 #[derive(Debug)]
-enum Path {
+pub enum Path {
     Exact(String),
     /// Without a trailing `/` (so `/a/` and `/a` both take `/a/b`), empty for `/`.
     Prefix(String),
     Regex(Regex),
+}
+
+impl Path {
+    /// `at` names the match in an error.
+    pub fn compile(p: &PathMatch, at: impl Fn() -> String) -> Result<Self, TableError> {
+        Ok(match p.kind {
+            PathKind::Exact => Path::Exact(p.value.clone()),
+            PathKind::PathPrefix => Path::Prefix(p.value.trim_end_matches('/').to_owned()),
+            PathKind::RegularExpression => Path::Regex(full_match(&p.value, at)?),
+        })
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            Path::Exact(value) => path == value,
+            Path::Prefix(prefix) => path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+            Path::Regex(regex) => regex.is_match(path),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -101,15 +124,7 @@ pub struct Request<'a> {
 
 impl Compiled {
     fn matches(&self, request: &Request<'_>) -> bool {
-        let path_ok = match &self.path {
-            None => true,
-            Some(Path::Exact(value)) => request.path == value,
-            Some(Path::Prefix(prefix)) => request
-                .path
-                .strip_prefix(prefix.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
-            Some(Path::Regex(regex)) => regex.is_match(request.path),
-        };
+        let path_ok = self.path.as_ref().is_none_or(|p| p.matches(request.path));
         path_ok
             && self.method.as_ref().is_none_or(|m| m == request.method)
             && self.headers.iter().all(|h| h.matches(request.headers))
@@ -138,11 +153,7 @@ fn compile(m: usize, entry: &HttpMatchEntry) -> Result<Compiled, TableError> {
     let at = |what: &str| format!("http_matches[{m}].{what}");
     let path = match &entry.path {
         None => None,
-        Some(p) => Some(match p.kind {
-            PathKind::Exact => Path::Exact(p.value.clone()),
-            PathKind::PathPrefix => Path::Prefix(p.value.trim_end_matches('/').to_owned()),
-            PathKind::RegularExpression => Path::Regex(full_match(&p.value, || at("path"))?),
-        }),
+        Some(p) => Some(Path::compile(p, || at("path"))?),
     };
     let method = entry
         .method

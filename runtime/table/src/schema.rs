@@ -153,15 +153,18 @@ impl CallerPolicies {
     }
 }
 
-/// A SecurityPolicy's `apiKeyAuth`: the callers and where their key is read from.
+/// A SecurityPolicy: its `apiKeyAuth` (the callers and where their key is read from; none
+/// when `extract_from` is empty), and since 1.4 its `jwt`, `authorization` and `cors`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Callers {
     /// The SecurityPolicy, `namespace/name`.
     pub name: String,
     /// Opaque Secrets whose every key is a client ID and its value the client's API key (the
     /// first Secret wins for a client ID in two).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub credentials: Vec<ObjectRef>,
     /// Where the key is looked for, in order; the first that has one is used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extract_from: Vec<KeySource>,
     /// The header the client ID is forwarded to the backend in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,6 +172,12 @@ pub struct Callers {
     /// The key is removed from the request before it is forwarded.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sanitize: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<crate::Jwt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<crate::Authorization>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<crate::Cors>,
 }
 
 /// One place a caller's key may be.
@@ -388,7 +397,7 @@ pub struct HttpMatchEntry {
     pub query_params: Vec<HeaderMatch>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathMatch {
     #[serde(rename = "type")]
     pub kind: PathKind,

@@ -16,7 +16,7 @@
 //! [`TokenEndpoint`] is a strict loopback OAuth2 token endpoint (Google's JWT-bearer grant,
 //! Azure's client credentials, and the federated exchanges); [`MetadataServer`] the credential
 //! services a workload finds beside it in a cloud (IMDSv2, the EKS Pod Identity agent, the GCE
-//! metadata server).
+//! metadata server). [`JwksServer`] publishes a JWK set, as an identity provider does.
 //!
 //! How it misbehaves, per server ([`Behavior`], changeable while it runs): a canned status and
 //! body, a delay before the answer, a TCP reset instead of any answer, or a stream cut after
@@ -27,6 +27,7 @@
 //! of the request than the `model` and `stream` fields.
 
 mod identity;
+mod jwks;
 mod metadata;
 mod providers;
 mod python;
@@ -41,6 +42,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use identity::{Federation, Seen};
+pub use jwks::JwksServer;
 pub use metadata::{
     AwsKeys, Call, GCP_PROJECT, IMDS_KEYS, IMDS_ROLE, Metadata, MetadataServer, POD_IDENTITY_KEYS,
 };

@@ -7,7 +7,7 @@
 use aigw_ir::{Edge, Ir, Key, NodeId};
 use aigw_syntax::model::{
     ApiKeyAuth, BackendTrafficPolicySpec, GuardAction, GuardCheck, ModelAccessPolicySpec,
-    PromptGuardPolicySpec, XRateLimitHeaders,
+    PromptGuardPolicySpec, SecurityPolicySpec, XRateLimitHeaders,
 };
 use aigw_syntax::{Kind, Object, Spec};
 use aigw_table as t;
@@ -31,10 +31,10 @@ impl Index {
         let mut index = Index::default();
         for (id, object) in ir.objects(Kind::SecurityPolicy) {
             if let Some(Spec::SecurityPolicy(spec)) = &object.spec
-                && let Some(auth) = &spec.api_key_auth
+                && spec.applies()
             {
                 index.caller_of.insert(id, index.callers.len());
-                index.callers.push(callers(object, auth));
+                index.callers.push(callers(object, spec));
             }
         }
         for (id, object) in ir.objects(Kind::BackendTrafficPolicy) {
@@ -85,7 +85,24 @@ impl Index {
     }
 }
 
-fn callers(policy: &Object, auth: &ApiKeyAuth) -> t::Callers {
+fn callers(policy: &Object, spec: &SecurityPolicySpec) -> t::Callers {
+    let mut callers = t::Callers {
+        name: crate::name(policy),
+        jwt: spec.jwt.as_ref().map(crate::caller_auth::jwt),
+        authorization: spec
+            .authorization
+            .as_ref()
+            .map(crate::caller_auth::authorization),
+        cors: spec.cors.as_ref().map(crate::caller_auth::cors),
+        ..t::Callers::default()
+    };
+    if let Some(auth) = &spec.api_key_auth {
+        api_keys(policy, auth, &mut callers);
+    }
+    callers
+}
+
+fn api_keys(policy: &Object, auth: &ApiKeyAuth, callers: &mut t::Callers) {
     let extract_from = auth
         .extract_from
         .iter()
@@ -111,24 +128,21 @@ fn callers(policy: &Object, auth: &ApiKeyAuth) -> t::Callers {
             headers.chain(params).chain(cookies)
         })
         .collect();
-    t::Callers {
-        name: crate::name(policy),
-        credentials: auth
-            .credential_refs
-            .iter()
-            .map(|secret| t::ObjectRef {
-                kind: "Secret".to_owned(),
-                namespace: secret
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| policy.namespace.clone()),
-                name: secret.name.clone(),
-            })
-            .collect(),
-        extract_from,
-        forward_client_id_header: auth.forward_client_id_header.clone(),
-        sanitize: auth.sanitize.unwrap_or(false),
-    }
+    callers.credentials = auth
+        .credential_refs
+        .iter()
+        .map(|secret| t::ObjectRef {
+            kind: "Secret".to_owned(),
+            namespace: secret
+                .namespace
+                .clone()
+                .unwrap_or_else(|| policy.namespace.clone()),
+            name: secret.name.clone(),
+        })
+        .collect();
+    callers.extract_from = extract_from;
+    callers.forward_client_id_header = auth.forward_client_id_header.clone();
+    callers.sanitize = auth.sanitize.unwrap_or(false);
 }
 
 fn rate_limit(policy: &Object, spec: &BackendTrafficPolicySpec) -> t::RateLimit {

@@ -17,6 +17,7 @@
 
 mod ambient;
 mod backends;
+mod caller_auth;
 mod callers;
 mod plain;
 

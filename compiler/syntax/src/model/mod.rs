@@ -6,6 +6,7 @@
 //! `schema.rs` checks documents against, so the types are the single source of truth.
 
 pub mod access;
+pub mod client_auth;
 pub mod client_security;
 pub mod common;
 pub mod filters;
@@ -19,6 +20,7 @@ pub mod security;
 pub mod traffic;
 
 pub use access::*;
+pub use client_auth::*;
 pub use client_security::*;
 pub use common::*;
 pub use filters::*;

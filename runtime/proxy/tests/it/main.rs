@@ -13,6 +13,7 @@ mod cloud;
 mod federation;
 mod governance;
 mod harness;
+mod jwt;
 mod plain;
 mod providers;
 mod quota;
