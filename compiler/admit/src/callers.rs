@@ -164,6 +164,25 @@ pub(crate) fn admit_prompt_guard(cx: &mut Cx<'_>, spec: &PromptGuardPolicySpec) 
     }
 }
 
+/// A ResponseCachePolicy: targets as a ModelAccessPolicy's; an entry no larger than the store.
+pub(crate) fn admit_response_cache(cx: &mut Cx<'_>, spec: &ResponseCachePolicySpec) {
+    admit_targets(cx, &spec.target_refs);
+    if let (Some(entry), Some(total)) = (spec.max_entry_bytes, spec.max_bytes)
+        && entry > total
+    {
+        cx.rule(
+            "spec.maxEntryBytes",
+            "maxEntryBytes must not be larger than maxBytes",
+        );
+    }
+    if spec.store == CacheStore::Redis && spec.max_bytes.is_some() {
+        cx.rule(
+            "spec.maxBytes",
+            "maxBytes bounds the Memory store; a Redis store is bounded by Redis's maxmemory",
+        );
+    }
+}
+
 /// A ModelAccessPolicy attaches to a Gateway, an HTTPRoute or an AIGatewayRoute.
 pub(crate) fn admit_model_access(cx: &mut Cx<'_>, spec: &ModelAccessPolicySpec) {
     admit_targets(cx, &spec.target_refs);

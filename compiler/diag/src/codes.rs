@@ -59,6 +59,7 @@ codes! {
     POLICY_SECTION_IGNORED = "AIGW0052", "policy-section-ignored";
     CONFLICTING_TRAFFIC_POLICIES = "AIGW0053", "conflicting-traffic-policies";
     CONFLICTING_GUARD_POLICIES = "AIGW0054", "conflicting-guard-policies";
+    CONFLICTING_CACHE_POLICIES = "AIGW0055", "conflicting-cache-policies";
 }
 
 /// Looks a code up by its id (`AIGW0010`) or name (`unknown-field`).

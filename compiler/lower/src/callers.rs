@@ -24,6 +24,7 @@ pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
                 Kind::ModelAccessPolicy,
                 Kind::BackendTrafficPolicy,
                 Kind::PromptGuardPolicy,
+                Kind::ResponseCachePolicy,
             ] {
                 conflicts(ir, id, policy, out);
             }
@@ -304,6 +305,12 @@ fn target_field(policy: &Object, target: &str) -> String {
             .map(|(field, t)| (field, t.name.as_str()))
             .collect(),
         Some(Spec::PromptGuardPolicy(spec)) => spec
+            .target_refs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("spec.targetRefs[{i}]"), t.name.as_str()))
+            .collect(),
+        Some(Spec::ResponseCachePolicy(spec)) => spec
             .target_refs
             .iter()
             .enumerate()

@@ -173,6 +173,7 @@ pub(crate) fn conflicting_caller_policies(
         "SecurityPolicy" => codes::CONFLICTING_SECURITY_POLICIES,
         "BackendTrafficPolicy" => codes::CONFLICTING_TRAFFIC_POLICIES,
         "PromptGuardPolicy" => codes::CONFLICTING_GUARD_POLICIES,
+        "ResponseCachePolicy" => codes::CONFLICTING_CACHE_POLICIES,
         _ => codes::CONFLICTING_ACCESS_POLICIES,
     };
     Diagnostic::error(

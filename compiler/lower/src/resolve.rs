@@ -175,6 +175,13 @@ impl<'a> Cx {
                     self.caller_target(object, id, field, &target.kind, &target.name, None, false);
                 }
             }
+            Some(Spec::ResponseCachePolicy(spec)) => {
+                for (i, target) in spec.target_refs.iter().enumerate() {
+                    let field = format!("spec.targetRefs[{i}]");
+                    // Its admission refuses other kinds already.
+                    self.caller_target(object, id, field, &target.kind, &target.name, None, false);
+                }
+            }
             Some(Spec::ModelAccessPolicy(spec)) => {
                 for (i, target) in spec.target_refs.iter().enumerate() {
                     let field = format!("spec.targetRefs[{i}]");

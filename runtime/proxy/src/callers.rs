@@ -131,6 +131,8 @@ pub struct InForce<'a> {
     pub rate_limit: Option<usize>,
     /// Index into the generation's prompt guards.
     pub guard: Option<usize>,
+    /// Index into the generation's response caches.
+    pub cache: Option<usize>,
 }
 
 impl Policies {
@@ -182,11 +184,13 @@ impl Policies {
             .and_then(|i| self.access.get(i));
         let rate_limit = levels.iter().flatten().find_map(|p| p.rate_limit);
         let guard = levels.iter().flatten().find_map(|p| p.guard);
+        let cache = levels.iter().flatten().find_map(|p| p.cache);
         InForce {
             callers,
             access,
             rate_limit,
             guard,
+            cache,
         }
     }
 }

@@ -80,6 +80,12 @@ impl Endpoint {
         )
     }
 
+    /// Endpoints whose answers a response cache may keep: JSON requests for generated text or
+    /// embeddings.
+    pub fn cacheable(self) -> bool {
+        self.has_usage()
+    }
+
     /// Endpoints whose responses carry token usage.
     pub fn has_usage(self) -> bool {
         matches!(

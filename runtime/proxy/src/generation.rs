@@ -40,6 +40,8 @@ pub struct Generation {
     pub rate_limits: crate::ratelimit::RateLimits,
     /// Prompt guards.
     pub guards: crate::guard::Guards,
+    /// Response caches.
+    pub caches: crate::cache::Caches,
 }
 
 /// A backend, resolved.
@@ -145,6 +147,8 @@ pub enum BuildError {
     RateLimit(#[from] crate::ratelimit::RateLimitError),
     #[error(transparent)]
     Guard(#[from] crate::guard::GuardError),
+    #[error("{0}")]
+    Cache(String),
     #[error("backend `{backend}`: {error}")]
     Aws {
         backend: String,
@@ -161,6 +165,7 @@ impl Generation {
         secrets: &Secrets,
         clients: &Clients,
         endpoints: &Endpoints,
+        (stores, metrics): (&crate::cache::Stores, &crate::metrics::Metrics),
     ) -> Result<Self, BuildError> {
         let backends = snapshot
             .table()
@@ -174,6 +179,8 @@ impl Generation {
         let callers = crate::callers::Policies::resolve(&snapshot, secrets, &clients.plain())?;
         let rate_limits = crate::ratelimit::RateLimits::compile(&snapshot)?;
         let guards = crate::guard::Guards::compile(&snapshot)?;
+        let caches =
+            crate::cache::Caches::compile(&snapshot, stores, metrics).map_err(BuildError::Cache)?;
         let loaded_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -188,6 +195,7 @@ impl Generation {
             callers,
             rate_limits,
             guards,
+            caches,
         })
     }
 }

@@ -140,13 +140,16 @@ async fn serve<'g>(
         Some(&selected.route.policies),
     );
     *cors = in_force.cors();
-    match in_force.admit(&mut parts, Some(model), peer).await {
-        Ok(client) => record.caller(client),
+    let caller = match in_force.admit(&mut parts, Some(model), peer).await {
+        Ok(client) => {
+            record.caller(client.clone());
+            client
+        }
         Err(error) => {
             record.status(error.status.as_u16());
             return Err(error);
         }
-    }
+    };
     let mut verdict = crate::ratelimit::limit(
         shared,
         generation,
@@ -184,6 +187,37 @@ async fn serve<'g>(
         record.status(error.status.as_u16());
         return Err(error);
     }
+    let lookup = generation.caches.lookup(
+        in_force.cache,
+        &crate::cache::Request {
+            headers: &parts.headers,
+            endpoint,
+            route: &selected.route.name,
+            client: caller.as_deref(),
+            body: &body,
+            stream: peek.streaming(),
+        },
+    );
+    let (key, bypass) = match lookup {
+        crate::cache::Lookup::Key(key) => {
+            if let Some(entry) = generation.caches.get(&key).await {
+                record.cache("hit", entry.usage);
+                record.status(200);
+                let mut response = entry.response();
+                if let Some(rate) = verdict.headers {
+                    crate::ratelimit::headers(response.headers_mut(), rate);
+                }
+                return Ok(response);
+            }
+            record.cache("miss", None);
+            (Some(key), false)
+        }
+        crate::cache::Lookup::Bypass => {
+            record.cache("bypass", None);
+            (None, true)
+        }
+        crate::cache::Lookup::Off => (None, false),
+    };
     let exchange = Exchange {
         generation,
         listener,
@@ -198,6 +232,18 @@ async fn serve<'g>(
             .filter(|g| generation.guards.checks_answers(*g)),
     };
     let mut result = forward::send(shared, exchange, &mut record).await;
+    result = result.map(|response| match key {
+        Some(key) => generation.caches.keep(key, response),
+        None if bypass => {
+            let mut response = response;
+            response.headers_mut().insert(
+                crate::cache::CACHE_HEADER,
+                HeaderValue::from_static("bypass"),
+            );
+            response
+        }
+        None => response,
+    });
     if let (Ok(response), Some(rate)) = (&mut result, verdict.headers) {
         crate::ratelimit::headers(response.headers_mut(), rate);
     }

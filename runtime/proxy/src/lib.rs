@@ -21,6 +21,7 @@ mod ambient;
 pub mod auth;
 pub mod authz;
 pub mod body;
+pub mod cache;
 pub mod callers;
 mod content;
 pub mod cors;
@@ -140,6 +141,8 @@ pub struct Shared {
     pub quotas: Arc<quota::Store>,
     /// Rate-limit counts, kept across reloads.
     pub limits: Arc<ratelimit::Counters>,
+    /// Response caches' stores, kept across reloads.
+    pub caches: cache::Stores,
 }
 
 impl std::fmt::Debug for Shared {
@@ -161,6 +164,7 @@ impl Shared {
             .map(|url| redis_link::Link::new(url).map(Arc::new))
             .transpose()
             .map_err(std::io::Error::other)?;
+        let caches = cache::Stores::new(redis.clone());
         let limits = Arc::new(ratelimit::Counters::new(
             redis.clone(),
             config.quota_fail,
@@ -196,6 +200,7 @@ impl Shared {
             clients,
             quotas: Arc::new(quotas),
             limits,
+            caches,
         })
     }
 
@@ -218,6 +223,7 @@ impl Shared {
             secrets,
             &self.clients,
             &self.config.endpoints,
+            (&self.caches, &self.metrics),
         ) {
             Ok(generation) => {
                 if generation.rate_limits.any_global() && !self.limits.shared() {

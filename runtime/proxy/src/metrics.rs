@@ -95,6 +95,12 @@ struct Bucket {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLookup {
+    policy: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CostKey {
     route: String,
     key: String,
@@ -119,6 +125,7 @@ struct Inner {
     costs: Family<CostKey, Counter>,
     quota_rejections: Family<Bucket, Counter>,
     rate_limited: Family<Bucket, Counter>,
+    cache_lookups: Family<CacheLookup, Counter>,
     quota_store_errors: Counter,
     log_dropped: Counter,
     spans: Family<Outcome, Counter>,
@@ -173,6 +180,7 @@ impl Default for Metrics {
         let (quota_rejections, quota_store_errors) = (Family::default(), Counter::default());
         let spans = Family::default();
         let rate_limited = Family::default();
+        let cache_lookups = Family::default();
         let gateway = registry.sub_registry_with_prefix("aigw");
         gateway.register(
             "requests",
@@ -208,6 +216,11 @@ impl Default for Metrics {
             "rate_limited",
             "Requests a BackendTrafficPolicy rate-limit rule refused, by rule (policy and rule index) as `bucket`",
             Family::<Bucket, Counter>::clone(&rate_limited),
+        );
+        gateway.register(
+            "cache_lookups",
+            "AI requests a ResponseCachePolicy looked at, by policy and result (hit, miss, bypass)",
+            Family::<CacheLookup, Counter>::clone(&cache_lookups),
         );
         gateway.register(
             "quota_store_errors",
@@ -247,6 +260,7 @@ impl Default for Metrics {
             costs,
             quota_rejections,
             rate_limited,
+            cache_lookups,
             quota_store_errors,
             log_dropped,
             spans,
@@ -383,6 +397,19 @@ impl Metrics {
                 bucket: rule.to_owned(),
             })
             .inc();
+    }
+
+    /// The hit, miss and bypass counters of a cache policy, taken once per generation.
+    pub fn cache_counters(&self, policy: &str) -> [Counter; 3] {
+        ["hit", "miss", "bypass"].map(|result| {
+            self.0
+                .cache_lookups
+                .get_or_create(&CacheLookup {
+                    policy: policy.to_owned(),
+                    result,
+                })
+                .clone()
+        })
     }
 
     pub fn quota_store_error(&self) {

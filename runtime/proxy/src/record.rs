@@ -61,6 +61,8 @@ struct Open {
     caller: Option<Arc<str>>,
     /// What the answer owes the rate limits (their response costs).
     owed: Option<crate::ratelimit::Owed>,
+    /// What a response cache did.
+    cache: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Record {
@@ -122,6 +124,7 @@ impl Record {
                 output: capture.then(String::new),
                 caller: None,
                 owed: None,
+                cache: None,
             })),
         }
     }
@@ -197,6 +200,16 @@ impl Record {
         }
     }
 
+    /// What a response cache did: `miss`, `bypass`, or `hit` with the kept answer's usage.
+    pub fn cache(&mut self, result: &'static str, usage: Option<Usage>) {
+        if let Some(open) = &mut self.open {
+            open.cache = Some(result);
+            if usage.is_some() {
+                open.usage = usage;
+            }
+        }
+    }
+
     pub fn status(&mut self, status: u16) {
         if let Some(open) = &mut self.open {
             open.status = status;
@@ -256,8 +269,10 @@ impl Open {
         let backend = upstream.map_or("", |u| &*u.name);
         let duration = self.started.elapsed();
         let first = self.first_byte.map(|t| t.duration_since(self.started));
+        // A kept answer called no backend: it costs nothing and used no backend's tokens.
+        let hit = self.cache == Some("hit");
         let costs = match &self.usage {
-            Some(usage) => self.generation.costs.evaluate(
+            Some(usage) if !hit => self.generation.costs.evaluate(
                 self.route,
                 usage,
                 &Vars {
@@ -266,7 +281,7 @@ impl Open {
                     route,
                 },
             ),
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         if let Some(owed) = self.owed.take() {
             owed.settle(&costs);
@@ -324,7 +339,7 @@ impl Open {
             route,
             backend,
             status: self.status,
-            usage: self.usage.as_ref(),
+            usage: self.usage.as_ref().filter(|_| !hit),
             costs: &costs,
             duration,
             // Time to first token is a streaming measure.
@@ -345,6 +360,7 @@ impl Open {
             response_model,
             caller: self.caller.as_deref(),
             stream: self.stream,
+            cache: self.cache,
             usage: self.usage.as_ref(),
             costs: &costs,
             duration,

@@ -279,6 +279,25 @@ fn event_usage(event: &[u8], record: &mut Record) -> (Option<Usage>, bool) {
     found
 }
 
+/// The usage a whole answer reports: a JSON body, or a stream's events.
+pub(crate) fn usage_in(body: &[u8], sse: bool) -> Option<Usage> {
+    let mut none = Record::default();
+    if !sse {
+        return json_usage(body, &mut none);
+    }
+    let mut found = None;
+    let mut rest = body;
+    while !rest.is_empty() {
+        let end = event_end(rest).unwrap_or(rest.len());
+        let (event, tail) = rest.split_at(end);
+        if let (Some(usage), _) = event_usage(event, &mut none) {
+            found = Some(usage);
+        }
+        rest = tail;
+    }
+    found
+}
+
 /// Records the usage (and model) of a whole JSON answer read elsewhere.
 pub(crate) fn whole_usage(body: &[u8], record: &mut Record) {
     if let Some(usage) = json_usage(body, record) {

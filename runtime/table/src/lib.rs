@@ -6,11 +6,13 @@
 //! This crate knows neither the compiler nor tokio/hyper: the compiler depends on it, never the
 //! other way round, and a lean data-plane binary needs nothing else to serve.
 
+pub mod cache;
 pub mod caller_auth;
 mod lookup;
 mod plain;
 pub mod schema;
 
+pub use cache::Cache;
 pub use caller_auth::*;
 pub use lookup::{ListenerId, Selected, Snapshot, host_matches, strip_port};
 pub use plain::{Path as PathTest, ProxySelected, Request as PlainRequest};

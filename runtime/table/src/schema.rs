@@ -55,6 +55,9 @@ pub struct Table {
     /// Prompt guards (PromptGuardPolicy), named by index like `callers` (since 1.3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guards: Vec<Guard>,
+    /// Response caches (ResponseCachePolicy), named by index like `callers` (since 1.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<crate::Cache>,
 }
 
 /// A PromptGuardPolicy: checks on prompts and answers.
@@ -142,6 +145,9 @@ pub struct CallerPolicies {
     /// Index into the table's `guards`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<usize>,
+    /// Index into the table's `caches` (since 1.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<usize>,
 }
 
 impl CallerPolicies {
@@ -150,6 +156,7 @@ impl CallerPolicies {
             && self.access.is_none()
             && self.rate_limit.is_none()
             && self.guard.is_none()
+            && self.cache.is_none()
     }
 }
 

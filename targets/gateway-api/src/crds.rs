@@ -8,7 +8,9 @@
 //! The rendered files are committed under `targets/gateway-api/crds/`; a test fails when they
 //! are stale.
 
-use aigw_syntax::model::{AIGW_POLICY_GROUP, ModelAccessPolicySpec, PromptGuardPolicySpec};
+use aigw_syntax::model::{
+    AIGW_POLICY_GROUP, ModelAccessPolicySpec, PromptGuardPolicySpec, ResponseCachePolicySpec,
+};
 use serde_json::{Value, json};
 
 /// One of aigw's kinds: its names and its spec's type.
@@ -34,6 +36,13 @@ const CRDS: &[Crd] = &[
         version: "v1alpha1",
         description: "PromptGuardPolicy checks the prompts (and optionally the answers) of the AI requests on its targets with built-in PII detectors and regular expressions, rejecting the request or masking what it finds.",
         spec: schema::<PromptGuardPolicySpec>,
+    },
+    Crd {
+        kind: "ResponseCachePolicy",
+        plural: "responsecachepolicies",
+        version: "v1alpha1",
+        description: "ResponseCachePolicy keeps the answers of the deterministic AI requests on its targets for a while, in memory or in Redis, and serves them again to the same request of the same caller without calling the backend.",
+        spec: schema::<ResponseCachePolicySpec>,
     },
 ];
 

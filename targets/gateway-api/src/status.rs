@@ -33,6 +33,7 @@ pub const STATUS_KINDS: &[(Kind, &str)] = &[
     // ancestor: the controller's to write, not this list's.)
     (Kind::ModelAccessPolicy, "ModelAccessPolicy accepted"),
     (Kind::PromptGuardPolicy, "PromptGuardPolicy accepted"),
+    (Kind::ResponseCachePolicy, "ResponseCachePolicy accepted"),
 ];
 
 /// One document per object of a [`STATUS_KINDS`] kind, in that order, then by namespace and name.

@@ -6,8 +6,9 @@
 
 use aigw_ir::{Edge, Ir, Key, NodeId};
 use aigw_syntax::model::{
-    ApiKeyAuth, BackendTrafficPolicySpec, GuardAction, GuardCheck, ModelAccessPolicySpec,
-    PromptGuardPolicySpec, SecurityPolicySpec, XRateLimitHeaders,
+    ApiKeyAuth, BackendTrafficPolicySpec, CacheScope, CacheStore, GuardAction, GuardCheck,
+    ModelAccessPolicySpec, PromptGuardPolicySpec, ResponseCachePolicySpec, SecurityPolicySpec,
+    XRateLimitHeaders,
 };
 use aigw_syntax::{Kind, Object, Spec};
 use aigw_table as t;
@@ -20,6 +21,8 @@ pub(crate) struct Index {
     pub access: Vec<t::ModelAccess>,
     pub rate_limits: Vec<t::RateLimit>,
     pub guards: Vec<t::Guard>,
+    pub caches: Vec<t::Cache>,
+    cache_of: HashMap<NodeId, usize>,
     caller_of: HashMap<NodeId, usize>,
     guard_of: HashMap<NodeId, usize>,
     access_of: HashMap<NodeId, usize>,
@@ -51,6 +54,12 @@ impl Index {
                 index.guards.push(guard(object, spec));
             }
         }
+        for (id, object) in ir.objects(Kind::ResponseCachePolicy) {
+            if let Some(Spec::ResponseCachePolicy(spec)) = &object.spec {
+                index.cache_of.insert(id, index.caches.len());
+                index.caches.push(cache(object, spec));
+            }
+        }
         for (id, object) in ir.objects(Kind::ModelAccessPolicy) {
             if let Some(Spec::ModelAccessPolicy(spec)) = &object.spec {
                 index.access_of.insert(id, index.access.len());
@@ -74,6 +83,7 @@ impl Index {
             access: sources.iter().find_map(|p| self.access_of.get(p).copied()),
             rate_limit: sources.iter().find_map(|p| self.limit_of.get(p).copied()),
             guard: sources.iter().find_map(|p| self.guard_of.get(p).copied()),
+            cache: sources.iter().find_map(|p| self.cache_of.get(p).copied()),
         }
     }
 
@@ -201,6 +211,30 @@ fn guard(policy: &Object, spec: &PromptGuardPolicySpec) -> t::Guard {
         name: crate::name(policy),
         request: checks(&spec.request),
         response: checks(&spec.response),
+    }
+}
+
+fn cache(policy: &Object, spec: &ResponseCachePolicySpec) -> t::Cache {
+    const TTL_MS: u64 = 300_000;
+    const MAX_BYTES: u64 = 64 << 20;
+    const MAX_ENTRY_BYTES: u64 = 1 << 20;
+    t::Cache {
+        name: crate::name(policy),
+        ttl_ms: spec
+            .ttl
+            .as_deref()
+            .and_then(aigw_syntax::values::parse_duration)
+            .map_or(TTL_MS, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        redis: spec.store == CacheStore::Redis,
+        max_bytes: spec.max_bytes.unwrap_or(MAX_BYTES),
+        max_entry_bytes: spec.max_entry_bytes.unwrap_or(MAX_ENTRY_BYTES),
+        shared: spec.scope == CacheScope::Shared,
+        bypass_header: spec
+            .bypass_header
+            .as_deref()
+            .unwrap_or("x-aigw-cache-bypass")
+            .to_ascii_lowercase(),
+        non_deterministic: spec.non_deterministic.unwrap_or(false),
     }
 }
 

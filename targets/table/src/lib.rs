@@ -93,6 +93,7 @@ pub fn table(ir: &Ir) -> t::Table {
         access: policies.access,
         rate_limits: policies.rate_limits,
         guards: policies.guards,
+        caches: policies.caches,
     }
 }
 

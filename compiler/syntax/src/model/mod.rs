@@ -6,6 +6,7 @@
 //! `schema.rs` checks documents against, so the types are the single source of truth.
 
 pub mod access;
+pub mod cache;
 pub mod client_auth;
 pub mod client_security;
 pub mod common;
@@ -20,6 +21,7 @@ pub mod security;
 pub mod traffic;
 
 pub use access::*;
+pub use cache::*;
 pub use client_auth::*;
 pub use client_security::*;
 pub use common::*;
@@ -74,6 +76,8 @@ pub enum Kind {
     BackendTrafficPolicy,
     /// aigw's own PromptGuardPolicy: PII detectors and patterns on prompts and answers.
     PromptGuardPolicy,
+    /// aigw's own ResponseCachePolicy: answers served again.
+    ResponseCachePolicy,
     /// An Envoy Gateway kind we carry without compiling (EnvoyProxy, policies, filters).
     EnvoyGatewayCarried,
 }
@@ -217,6 +221,12 @@ pub(crate) const KINDS: &[KindInfo] = &[
         versions: &["v1alpha1"],
     },
     KindInfo {
+        kind: Kind::ResponseCachePolicy,
+        group: AIGW_POLICY_GROUP,
+        name: "ResponseCachePolicy",
+        versions: &["v1alpha1"],
+    },
+    KindInfo {
         kind: Kind::EnvoyGatewayCarried,
         group: ENVOY_GATEWAY_GROUP,
         name: "HTTPRouteFilter",
@@ -315,6 +325,7 @@ pub enum Spec {
     ModelAccessPolicy(Box<ModelAccessPolicySpec>),
     BackendTrafficPolicy(Box<BackendTrafficPolicySpec>),
     PromptGuardPolicy(Box<PromptGuardPolicySpec>),
+    ResponseCachePolicy(Box<ResponseCachePolicySpec>),
     /// A Secret: only its key names.
     Secret(Vec<String>),
     /// A recognised kind carried without compiling (InferencePool, Envoy Gateway policies).

@@ -22,6 +22,8 @@ pub struct Line<'a> {
     /// The client ID a SecurityPolicy authenticated.
     pub caller: Option<&'a str>,
     pub stream: bool,
+    /// What a response cache did: `hit`, `miss` or `bypass`.
+    pub cache: Option<&'static str>,
     pub usage: Option<&'a Usage>,
     /// The request's costs, in declaration order.
     pub costs: &'a [(&'a str, u64)],
@@ -57,6 +59,10 @@ impl Line<'_> {
         } else {
             b",\"stream\":false"
         });
+        if let Some(cache) = self.cache {
+            out.extend_from_slice(b",\"cache\":");
+            string(cache, out);
+        }
         if let Some(usage) = self.usage {
             tokens(usage, out);
         }
@@ -225,6 +231,7 @@ mod tests {
             response_model: None,
             caller: Some("team-a"),
             stream: true,
+            cache: Some("hit"),
             usage,
             costs,
             duration: Duration::from_micros(12_345_678),
@@ -258,6 +265,7 @@ mod tests {
                 "response_model": null,
                 "caller": "team-a",
                 "stream": true,
+                "cache": "hit",
                 "tokens": {"input": 10, "output": 4, "total": 14, "cached_input": 3,
                            "cache_creation_input": 2, "reasoning": 1},
                 "costs": {"llm_total_token": 14, "weighted": u64::MAX},

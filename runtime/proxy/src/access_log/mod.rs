@@ -171,6 +171,7 @@ mod tests {
                 response_model: None,
                 caller: None,
                 stream: false,
+                cache: None,
                 usage: None,
                 costs: &[],
                 duration: std::time::Duration::ZERO,

@@ -8,6 +8,7 @@
 )]
 
 mod ambient;
+mod cache;
 mod callers;
 mod cloud;
 mod federation;
