@@ -130,6 +130,59 @@ pub(crate) fn admit_traffic_policy(cx: &mut Cx<'_>, spec: &BackendTrafficPolicyS
     }
 }
 
+/// Envoy Gateway's rules on EnvoyExtensionPolicy: its targets as a BackendTrafficPolicy's, and
+/// a code source that has the part its type names.
+pub(crate) fn admit_extension_policy(cx: &mut Cx<'_>, spec: &EnvoyExtensionPolicySpec) {
+    let selectors = spec
+        .target_selectors
+        .as_ref()
+        .and_then(|s| s.as_array())
+        .is_some_and(|s| !s.is_empty());
+    let (single, many) = (spec.target_ref.is_some(), !spec.target_refs.is_empty());
+    if single == many && !selectors {
+        cx.rule("spec", "either targetRef or targetRefs must be used");
+    }
+    const KINDS: [&str; 7] = [
+        "Gateway",
+        "ListenerSet",
+        "HTTPRoute",
+        "GRPCRoute",
+        "UDPRoute",
+        "TCPRoute",
+        "TLSRoute",
+    ];
+    for (field, target) in spec.targets() {
+        if target.group != GATEWAY_GROUP {
+            cx.rule(
+                &format!("{field}.group"),
+                "this policy can only have a targetRefs[*].group of gateway.networking.k8s.io",
+            );
+        }
+        if !KINDS.contains(&target.kind.as_str()) {
+            cx.rule(
+                &format!("{field}.kind"),
+                "this policy can only have a targetRefs[*].kind of Gateway/ListenerSet/HTTPRoute/GRPCRoute/UDPRoute/TCPRoute/TLSRoute",
+            );
+        }
+    }
+    for (i, wasm) in spec.wasm.iter().enumerate() {
+        let code = &wasm.code;
+        let http = code.code_type == WasmCodeType::Http;
+        if http != code.http.is_some() {
+            cx.rule(
+                &format!("spec.wasm[{i}].code"),
+                "If type is HTTP, http field needs to be set.",
+            );
+        }
+        if (code.code_type == WasmCodeType::Image) != code.image.is_some() {
+            cx.rule(
+                &format!("spec.wasm[{i}].code"),
+                "If type is Image, image field needs to be set.",
+            );
+        }
+    }
+}
+
 /// A PromptGuardPolicy: targets as a ModelAccessPolicy's, one of `detector` and `pattern` per
 /// check, and patterns that compile.
 pub(crate) fn admit_prompt_guard(cx: &mut Cx<'_>, spec: &PromptGuardPolicySpec) {

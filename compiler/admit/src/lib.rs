@@ -39,6 +39,7 @@ pub fn admit(object: &Object) -> Vec<Diagnostic> {
         Some(Spec::BackendTrafficPolicy(spec)) => callers::admit_traffic_policy(&mut cx, spec),
         Some(Spec::PromptGuardPolicy(spec)) => callers::admit_prompt_guard(&mut cx, spec),
         Some(Spec::ResponseCachePolicy(spec)) => callers::admit_response_cache(&mut cx, spec),
+        Some(Spec::EnvoyExtensionPolicy(spec)) => callers::admit_extension_policy(&mut cx, spec),
         Some(Spec::HTTPRoute(spec)) => http_route::admit(&mut cx, spec),
         _ => {}
     }

@@ -60,6 +60,7 @@ codes! {
     CONFLICTING_TRAFFIC_POLICIES = "AIGW0053", "conflicting-traffic-policies";
     CONFLICTING_GUARD_POLICIES = "AIGW0054", "conflicting-guard-policies";
     CONFLICTING_CACHE_POLICIES = "AIGW0055", "conflicting-cache-policies";
+    CONFLICTING_EXTENSION_POLICIES = "AIGW0056", "conflicting-extension-policies";
 }
 
 /// Looks a code up by its id (`AIGW0010`) or name (`unknown-field`).

@@ -25,6 +25,7 @@ pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
                 Kind::BackendTrafficPolicy,
                 Kind::PromptGuardPolicy,
                 Kind::ResponseCachePolicy,
+                Kind::EnvoyExtensionPolicy,
             ] {
                 conflicts(ir, id, policy, out);
             }
@@ -84,6 +85,7 @@ fn applies(policy: &Object) -> bool {
     match &policy.spec {
         Some(Spec::SecurityPolicy(spec)) => spec.applies(),
         Some(Spec::BackendTrafficPolicy(spec)) => spec.rate_limit.is_some(),
+        Some(Spec::EnvoyExtensionPolicy(spec)) => !spec.wasm.is_empty(),
         _ => true,
     }
 }
@@ -230,8 +232,13 @@ fn traffic(ir: &Ir, out: &mut Vec<Diagnostic>) {
             let field = format!("spec.{section}");
             let span = policy.origin.key_span_of(&field);
             out.push(
-                diagnostics::policy_section_ignored(span, &field, "BackendTrafficPolicy")
-                    .with_resource(policy.resource()),
+                diagnostics::policy_section_ignored(
+                    span,
+                    &field,
+                    "BackendTrafficPolicy",
+                    "`rateLimit`",
+                )
+                .with_resource(policy.resource()),
             );
         }
     }
@@ -295,6 +302,11 @@ fn unsupported(ir: &Ir, out: &mut Vec<Diagnostic>) {
 fn target_field(policy: &Object, target: &str) -> String {
     let fields: Vec<(String, &str)> = match &policy.spec {
         Some(Spec::SecurityPolicy(spec)) => spec
+            .targets()
+            .into_iter()
+            .map(|(field, t)| (field, t.name.as_str()))
+            .collect(),
+        Some(Spec::EnvoyExtensionPolicy(spec)) => spec
             .targets()
             .into_iter()
             .map(|(field, t)| (field, t.name.as_str()))

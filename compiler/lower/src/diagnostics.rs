@@ -174,6 +174,7 @@ pub(crate) fn conflicting_caller_policies(
         "BackendTrafficPolicy" => codes::CONFLICTING_TRAFFIC_POLICIES,
         "PromptGuardPolicy" => codes::CONFLICTING_GUARD_POLICIES,
         "ResponseCachePolicy" => codes::CONFLICTING_CACHE_POLICIES,
+        "EnvoyExtensionPolicy" => codes::CONFLICTING_EXTENSION_POLICIES,
         _ => codes::CONFLICTING_ACCESS_POLICIES,
     };
     Diagnostic::error(
@@ -205,7 +206,12 @@ pub(crate) fn access_without_callers(span: Span, route: &str) -> Diagnostic {
 }
 
 /// A section of an Envoy Gateway policy that Envoy applies and aigw's data plane does not.
-pub(crate) fn policy_section_ignored(span: Span, field: &str, kind: &str) -> Diagnostic {
+pub(crate) fn policy_section_ignored(
+    span: Span,
+    field: &str,
+    kind: &str,
+    applied: &str,
+) -> Diagnostic {
     Diagnostic::warning(
         codes::POLICY_SECTION_IGNORED,
         about_field(
@@ -215,5 +221,5 @@ pub(crate) fn policy_section_ignored(span: Span, field: &str, kind: &str) -> Dia
     )
     .with_primary(span, "applied by Envoy only")
     .with_field(field)
-    .with_help("served by `aigw run` or `aigw serve`, requests on this target go without it; `rateLimit` is what aigw applies")
+    .with_help(format!("served by `aigw run` or `aigw serve`, requests on this target go without it; {applied} is what aigw applies"))
 }

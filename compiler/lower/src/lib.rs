@@ -11,6 +11,7 @@ pub mod callers;
 mod checks;
 mod diagnostics;
 pub mod endpoints;
+mod extensions;
 mod filters;
 mod resolve;
 
@@ -39,6 +40,7 @@ pub fn lower(objects: Vec<Object>, options: Options) -> Lowered {
     let (ir, mut diagnostics) = resolve::resolve(objects, options);
     diagnostics.extend(checks::check(&ir));
     callers::check(&ir, &mut diagnostics);
+    extensions::check(&ir, &mut diagnostics);
     filters::check(&ir, &mut diagnostics);
     Lowered { ir, diagnostics }
 }

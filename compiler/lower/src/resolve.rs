@@ -161,6 +161,13 @@ impl<'a> Cx {
                     }
                 }
             }
+            Some(Spec::EnvoyExtensionPolicy(spec)) => {
+                for (field, target) in spec.targets() {
+                    let section = target.section_name.as_deref();
+                    let (kind, name) = (&target.kind, &target.name);
+                    self.caller_target(object, id, field, kind, name, section, true);
+                }
+            }
             Some(Spec::BackendTrafficPolicy(spec)) => {
                 for (field, target) in spec.targets() {
                     let section = target.section_name.as_deref();

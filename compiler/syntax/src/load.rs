@@ -290,6 +290,9 @@ fn read_object(info: &KindInfo, origin: Origin, out: &mut Vec<Diagnostic>) -> Op
         Kind::ResponseCachePolicy => typed(&origin, removed, &mut found, |s| {
             Spec::ResponseCachePolicy(Box::new(s))
         }),
+        Kind::EnvoyExtensionPolicy => typed(&origin, removed, &mut found, |s| {
+            Spec::EnvoyExtensionPolicy(Box::new(s))
+        }),
         Kind::Secret => {
             let secret = decode::<SecretManifest>(&origin, &[], &mut found);
             let meta = secret.as_ref().map(|s| s.metadata.clone());

@@ -133,6 +133,8 @@ pub struct InForce<'a> {
     pub guard: Option<usize>,
     /// Index into the generation's response caches.
     pub cache: Option<usize>,
+    /// Index into the generation's WASM extensions.
+    pub extensions: Option<usize>,
 }
 
 impl Policies {
@@ -185,12 +187,14 @@ impl Policies {
         let rate_limit = levels.iter().flatten().find_map(|p| p.rate_limit);
         let guard = levels.iter().flatten().find_map(|p| p.guard);
         let cache = levels.iter().flatten().find_map(|p| p.cache);
+        let extensions = levels.iter().flatten().find_map(|p| p.extensions);
         InForce {
             callers,
             access,
             rate_limit,
             guard,
             cache,
+            extensions,
         }
     }
 }

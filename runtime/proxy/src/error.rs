@@ -165,6 +165,16 @@ impl ProxyError {
         )
     }
 
+    /// 501: something this build does not have.
+    pub fn not_implemented(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            Fault::Internal,
+            "not_implemented_error",
+            message,
+        )
+    }
+
     /// 501: the backend's schema needs a translation this build does not have.
     pub fn untranslated(backend: &str, schema: &str) -> Self {
         let mut error = Self::new(

@@ -42,6 +42,8 @@ pub struct Generation {
     pub guards: crate::guard::Guards,
     /// Response caches.
     pub caches: crate::cache::Caches,
+    /// WASM extensions.
+    pub extensions: crate::wasm::Extensions,
 }
 
 /// A backend, resolved.
@@ -149,6 +151,8 @@ pub enum BuildError {
     Guard(#[from] crate::guard::GuardError),
     #[error("{0}")]
     Cache(String),
+    #[error("{0}")]
+    Extension(String),
     #[error("backend `{backend}`: {error}")]
     Aws {
         backend: String,
@@ -181,6 +185,8 @@ impl Generation {
         let guards = crate::guard::Guards::compile(&snapshot)?;
         let caches =
             crate::cache::Caches::compile(&snapshot, stores, metrics).map_err(BuildError::Cache)?;
+        let extensions =
+            crate::wasm::Extensions::compile(&snapshot).map_err(BuildError::Extension)?;
         let loaded_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -196,6 +202,7 @@ impl Generation {
             rate_limits,
             guards,
             caches,
+            extensions,
         })
     }
 }

@@ -164,6 +164,20 @@ async fn serve<'g>(
         return Err(error);
     }
     record.rate_owed(verdict.owed.take());
+    let running = match generation
+        .extensions
+        .on_request(in_force.extensions, &mut parts, true)
+    {
+        Ok(crate::wasm::Verdict::Continue(running)) => running,
+        Ok(crate::wasm::Verdict::Respond(response)) => {
+            record.status(response.status().as_u16());
+            return Ok(response);
+        }
+        Err(error) => {
+            record.status(error.status.as_u16());
+            return Err(error);
+        }
+    };
     let body = match in_force.guard.map(|g| generation.guards.request(g, &bytes)) {
         None | Some(Ok(None)) => bytes.clone(),
         Some(Ok(Some(masked))) => bytes::Bytes::from(masked),
@@ -207,7 +221,7 @@ async fn serve<'g>(
                 if let Some(rate) = verdict.headers {
                     crate::ratelimit::headers(response.headers_mut(), rate);
                 }
-                return Ok(response);
+                return Ok(running.on_response(response));
             }
             record.cache("miss", None);
             (Some(key), false)
@@ -244,6 +258,7 @@ async fn serve<'g>(
         }
         None => response,
     });
+    result = result.map(|response| running.on_response(response));
     if let (Ok(response), Some(rate)) = (&mut result, verdict.headers) {
         crate::ratelimit::headers(response.headers_mut(), rate);
     }

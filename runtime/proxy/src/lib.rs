@@ -51,6 +51,7 @@ pub mod token;
 pub mod trace;
 pub mod translated;
 pub mod upstream;
+pub mod wasm;
 
 use arc_swap::ArcSwapOption;
 use generation::{BuildError, Generation};

@@ -56,6 +56,13 @@ pub async fn send<'g>(
     if let Some(owed) = verdict.owed {
         owed.settle(&[]);
     }
+    let running = match generation
+        .extensions
+        .on_request(in_force.extensions, &mut parts, true)?
+    {
+        crate::wasm::Verdict::Continue(running) => running,
+        crate::wasm::Verdict::Respond(response) => return Ok(response),
+    };
     let filters = &selected.rule.filters;
     if let Some(redirect) = &filters.redirect {
         let listener = generation
@@ -172,7 +179,7 @@ pub async fn send<'g>(
         None,
         crate::record::Record::default(),
     );
-    Ok(Response::from_parts(parts, Body::stream(relay)))
+    Ok(running.on_response(Response::from_parts(parts, Body::stream(relay))))
 }
 
 /// The client's request body, streamed to the upstream.

@@ -8,12 +8,14 @@
 
 pub mod cache;
 pub mod caller_auth;
+pub mod extensions;
 mod lookup;
 mod plain;
 pub mod schema;
 
 pub use cache::Cache;
 pub use caller_auth::*;
+pub use extensions::{Extensions, WasmModule};
 pub use lookup::{ListenerId, Selected, Snapshot, host_matches, strip_port};
 pub use plain::{Path as PathTest, ProxySelected, Request as PlainRequest};
 pub use schema::*;

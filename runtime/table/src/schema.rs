@@ -58,6 +58,9 @@ pub struct Table {
     /// Response caches (ResponseCachePolicy), named by index like `callers` (since 1.4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caches: Vec<crate::Cache>,
+    /// WASM extensions (EnvoyExtensionPolicy `wasm`), named by index like `callers` (since 1.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<crate::Extensions>,
 }
 
 /// A PromptGuardPolicy: checks on prompts and answers.
@@ -148,6 +151,9 @@ pub struct CallerPolicies {
     /// Index into the table's `caches` (since 1.4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<usize>,
+    /// Index into the table's `extensions` (since 1.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<usize>,
 }
 
 impl CallerPolicies {
@@ -157,6 +163,7 @@ impl CallerPolicies {
             && self.rate_limit.is_none()
             && self.guard.is_none()
             && self.cache.is_none()
+            && self.extensions.is_none()
     }
 }
 

@@ -1,14 +1,16 @@
-//! The caller policies in the table: each SecurityPolicy with `apiKeyAuth` becomes one
-//! `callers` entry, each ModelAccessPolicy one `access` entry and each BackendTrafficPolicy with
-//! a `rateLimit` one `rate_limits` entry, and every Gateway, listener
+//! The caller policies in the table: each SecurityPolicy aigw applies becomes one `callers`
+//! entry, each ModelAccessPolicy one `access` entry, each BackendTrafficPolicy with a
+//! `rateLimit` one `rate_limits` entry, each PromptGuardPolicy a `guards` entry, each
+//! ResponseCachePolicy a `caches` entry and each EnvoyExtensionPolicy with `wasm` an
+//! `extensions` entry, and every Gateway, listener
 //! and route names the ones that target it directly (the data plane takes the route's, else
 //! the listener's, else the Gateway's). Secrets are named, never read.
 
 use aigw_ir::{Edge, Ir, Key, NodeId};
 use aigw_syntax::model::{
-    ApiKeyAuth, BackendTrafficPolicySpec, CacheScope, CacheStore, GuardAction, GuardCheck,
-    ModelAccessPolicySpec, PromptGuardPolicySpec, ResponseCachePolicySpec, SecurityPolicySpec,
-    XRateLimitHeaders,
+    ApiKeyAuth, BackendTrafficPolicySpec, CacheScope, CacheStore, EnvoyExtensionPolicySpec,
+    GuardAction, GuardCheck, ModelAccessPolicySpec, PromptGuardPolicySpec, ResponseCachePolicySpec,
+    SecurityPolicySpec, XRateLimitHeaders,
 };
 use aigw_syntax::{Kind, Object, Spec};
 use aigw_table as t;
@@ -22,7 +24,9 @@ pub(crate) struct Index {
     pub rate_limits: Vec<t::RateLimit>,
     pub guards: Vec<t::Guard>,
     pub caches: Vec<t::Cache>,
+    pub extensions: Vec<t::Extensions>,
     cache_of: HashMap<NodeId, usize>,
+    extensions_of: HashMap<NodeId, usize>,
     caller_of: HashMap<NodeId, usize>,
     guard_of: HashMap<NodeId, usize>,
     access_of: HashMap<NodeId, usize>,
@@ -52,6 +56,14 @@ impl Index {
             if let Some(Spec::PromptGuardPolicy(spec)) = &object.spec {
                 index.guard_of.insert(id, index.guards.len());
                 index.guards.push(guard(object, spec));
+            }
+        }
+        for (id, object) in ir.objects(Kind::EnvoyExtensionPolicy) {
+            if let Some(Spec::EnvoyExtensionPolicy(spec)) = &object.spec
+                && !spec.wasm.is_empty()
+            {
+                index.extensions_of.insert(id, index.extensions.len());
+                index.extensions.push(extensions(object, spec));
             }
         }
         for (id, object) in ir.objects(Kind::ResponseCachePolicy) {
@@ -84,6 +96,9 @@ impl Index {
             rate_limit: sources.iter().find_map(|p| self.limit_of.get(p).copied()),
             guard: sources.iter().find_map(|p| self.guard_of.get(p).copied()),
             cache: sources.iter().find_map(|p| self.cache_of.get(p).copied()),
+            extensions: sources
+                .iter()
+                .find_map(|p| self.extensions_of.get(p).copied()),
         }
     }
 
@@ -212,6 +227,29 @@ fn guard(policy: &Object, spec: &PromptGuardPolicySpec) -> t::Guard {
         request: checks(&spec.request),
         response: checks(&spec.response),
     }
+}
+
+fn extensions(policy: &Object, spec: &EnvoyExtensionPolicySpec) -> t::Extensions {
+    let name = crate::name(policy);
+    let wasm = spec
+        .wasm
+        .iter()
+        .enumerate()
+        .map(|(i, w)| t::WasmModule {
+            name: w.name.clone().unwrap_or_else(|| format!("{name}/wasm/{i}")),
+            root_id: w.root_id.clone().unwrap_or_default(),
+            path: w
+                .code
+                .http
+                .as_ref()
+                .map(|h| h.url.clone())
+                .unwrap_or_default(),
+            sha256: w.code.http.as_ref().and_then(|h| h.sha256.clone()),
+            config: w.config.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+            fail_open: w.fail_open.unwrap_or(false),
+        })
+        .collect();
+    t::Extensions { name, wasm }
 }
 
 fn cache(policy: &Object, spec: &ResponseCachePolicySpec) -> t::Cache {

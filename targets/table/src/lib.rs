@@ -94,6 +94,7 @@ pub fn table(ir: &Ir) -> t::Table {
         rate_limits: policies.rate_limits,
         guards: policies.guards,
         caches: policies.caches,
+        extensions: policies.extensions,
     }
 }
 

@@ -9,8 +9,11 @@
 //! incl. a CEL one, a QuotaPolicy in the local store with a budget the run never spends, and the
 //! JSON access log to a file), and one with the caller policies on (the client's key checked
 //! by a SecurityPolicy `apiKeyAuth`, its model by a ModelAccessPolicy, and its prompt by a
-//! PromptGuardPolicy with one pattern). Load comes from `wrk` (Debian package `wrk`) at 1 and 32
-//! connections, keep-alive.
+//! PromptGuardPolicy with one pattern). A sixth path is a fourth `aigw-proxy` whose
+//! ResponseCachePolicy answers every request but the first from its memory store (the request
+//! asks with `temperature: 0`, so it is deterministic and kept): the cost of a cache hit, to
+//! set against a proxied request of the governance-off path. Load comes from `wrk` (Debian
+//! package `wrk`) at 1 and 32 connections, keep-alive.
 //!
 //! Reported per path: requests/s, p50/p99 latency (wrk's), the proxy's CPU time per request
 //! (utime+stime from `/proc/<pid>/stat` over the measured run, divided by the requests: robust on
@@ -26,6 +29,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CHAT: &str = r#"{"model":"bench","messages":[{"role":"user","content":"Say hi"}]}"#;
+/// The cache path's request: deterministic, so its answer is kept.
+const CHAT_COLD: &str =
+    r#"{"model":"bench","temperature":0,"messages":[{"role":"user","content":"Say hi"}]}"#;
 const STREAM: &str =
     r#"{"model":"bench-stream","stream":true,"messages":[{"role":"user","content":"Count"}]}"#;
 /// The paced upstream's pause between streamed deltas.
@@ -43,6 +49,8 @@ struct Route {
     name: &'static str,
     port: u16,
     pid: u32,
+    /// The request it is measured with.
+    body: &'static str,
 }
 
 /// What wrk measured, and the CPU the path's process spent.
@@ -105,6 +113,14 @@ pub fn run(args: &[String]) -> Result<()> {
         Profile::Callers,
     )?;
     callers.wait_for(callers_port)?;
+    let (cached_port, cached_admin) = (free_port()?, free_port()?);
+    let mut cached = start_aigw(
+        &bin,
+        &dir,
+        [cached_port, cached_admin, fast_port, paced_port],
+        Profile::Cached,
+    )?;
+    cached.wait_for(cached_port)?;
     let envoy_port = free_port()?;
     let mut envoy = start_envoy(&envoy, &dir, envoy_port, fast_port, paced_port)?;
     envoy.wait_for(envoy_port)?;
@@ -114,26 +130,37 @@ pub fn run(args: &[String]) -> Result<()> {
             name: "direct to the upstream",
             port: fast_port,
             pid: fast.pid(),
+            body: CHAT,
         },
         Route {
             name: "Envoy (plain proxy)",
             port: envoy_port,
             pid: envoy.pid(),
+            body: CHAT,
         },
         Route {
             name: "aigw-proxy, governance off",
             port: plain_port,
             pid: plain.pid(),
+            body: CHAT,
         },
         Route {
             name: "aigw-proxy, governance on",
             port: aigw_port,
             pid: aigw.pid(),
+            body: CHAT,
         },
         Route {
             name: "aigw-proxy, caller policies on",
             port: callers_port,
             pid: callers.pid(),
+            body: CHAT,
+        },
+        Route {
+            name: "aigw-proxy, cache hits",
+            port: cached_port,
+            pid: cached.pid(),
+            body: CHAT_COLD,
         },
     ];
     for path in &paths {
@@ -141,6 +168,15 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let script = dir.join("chat.lua");
     std::fs::write(&script, lua(CHAT))?;
+    let cold_script = dir.join("chat-cold.lua");
+    std::fs::write(&cold_script, lua(CHAT_COLD))?;
+    let script_of = |path: &Route| {
+        if path.body == CHAT_COLD {
+            cold_script.clone()
+        } else {
+            script.clone()
+        }
+    };
 
     println!(
         "\n## Requests (non-streaming chat completions, keep-alive; {} runs of {} s per path and load, each after a 2 s warm-up, the paths taking turns; the run of median CPU shown)\n",
@@ -155,7 +191,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let mut loads: Vec<Vec<Load>> = paths.iter().map(|_| Vec::new()).collect();
         for _ in 0..options.runs.max(1) {
             for (path, loads) in paths.iter().zip(&mut loads) {
-                let load = measure(path, connections, options.duration, &script)?;
+                let load = measure(path, connections, options.duration, &script_of(path))?;
                 if load.requests == 0 {
                     bail!("{} served no request", path.name);
                 }
@@ -246,6 +282,7 @@ pub fn run(args: &[String]) -> Result<()> {
     drop(aigw);
     drop(plain);
     drop(callers);
+    drop(cached);
     drop(envoy);
     Ok(())
 }
@@ -363,6 +400,7 @@ enum Profile {
     Plain,
     Governed,
     Callers,
+    Cached,
 }
 
 fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4], profile: Profile) -> Result<Running> {
@@ -371,6 +409,7 @@ fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4], profile: Profile) -> Resu
         Profile::Plain => "plain",
         Profile::Governed => "governed",
         Profile::Callers => "callers",
+        Profile::Cached => "cached",
     };
     let manifests = dir.join(format!("bench-{name}.yaml"));
     std::fs::write(&manifests, aigw_manifests(port, fast, paced, profile))?;
@@ -435,7 +474,7 @@ fn start_envoy(envoy: &Path, dir: &Path, port: u16, fast: u16, paced: u16) -> Re
 fn sanity(path: &Route) -> Result<()> {
     let mut stream = TcpStream::connect(("127.0.0.1", path.port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write_request(&mut stream, path.port, CHAT, "Connection: close\r\n")?;
+    write_request(&mut stream, path.port, path.body, "Connection: close\r\n")?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer)?;
     if !answer.starts_with(b"HTTP/1.1 200") || count(&answer, b"\"choices\"") == 0 {
@@ -643,6 +682,9 @@ fn aigw_manifests(port: u16, fast: u16, paced: u16, profile: Profile) -> String 
         out.push_str("---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: SecurityPolicy\nmetadata:\n  name: bench-callers\n  namespace: default\nspec:\n  targetRefs:\n    - {group: gateway.networking.k8s.io, kind: Gateway, name: bench}\n  apiKeyAuth:\n    credentialRefs:\n      - name: bench-callers\n    extractFrom:\n      - headers: [authorization]\n\
 ---\napiVersion: aigw.dev/v1alpha1\nkind: ModelAccessPolicy\nmetadata:\n  name: bench-models\n  namespace: default\nspec:\n  targetRefs:\n    - {group: gateway.networking.k8s.io, kind: Gateway, name: bench}\n  rules:\n    - clients: [bench-client]\n      models: [\"bench*\"]\n\
 ---\napiVersion: aigw.dev/v1alpha1\nkind: PromptGuardPolicy\nmetadata:\n  name: bench-guard\n  namespace: default\nspec:\n  targetRefs:\n    - {group: gateway.networking.k8s.io, kind: Gateway, name: bench}\n  request:\n    - {pattern: \"(?i)ignore (all )?previous instructions\", action: Reject}\n");
+    }
+    if profile == Profile::Cached {
+        out.push_str("---\napiVersion: aigw.dev/v1alpha1\nkind: ResponseCachePolicy\nmetadata:\n  name: bench-cache\n  namespace: default\nspec:\n  targetRefs:\n    - {group: gateway.networking.k8s.io, kind: Gateway, name: bench}\n  ttl: 1h\n  scope: Shared\n");
     }
     if profile == Profile::Governed {
         out.push_str("  llmRequestCosts:\n    - metadataKey: llm_total_token\n      type: TotalToken\n    - metadataKey: weighted\n      type: CEL\n      cel: \"input_tokens + output_tokens * 4u\"\n---\napiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: QuotaPolicy\nmetadata:\n  name: bench-budget\n  namespace: default\nspec:\n  targetRefs:\n    - {group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: fast}\n  serviceQuota:\n    quota: {limit: 1000000000000, duration: 1h}\n");

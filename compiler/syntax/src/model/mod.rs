@@ -10,6 +10,7 @@ pub mod cache;
 pub mod client_auth;
 pub mod client_security;
 pub mod common;
+pub mod extension;
 pub mod filters;
 pub mod gateway;
 pub mod gateway_config;
@@ -25,6 +26,7 @@ pub use cache::*;
 pub use client_auth::*;
 pub use client_security::*;
 pub use common::*;
+pub use extension::*;
 pub use filters::*;
 pub use gateway::*;
 pub use gateway_config::*;
@@ -78,6 +80,8 @@ pub enum Kind {
     PromptGuardPolicy,
     /// aigw's own ResponseCachePolicy: answers served again.
     ResponseCachePolicy,
+    /// Envoy Gateway's EnvoyExtensionPolicy: WASM extensions.
+    EnvoyExtensionPolicy,
     /// An Envoy Gateway kind we carry without compiling (EnvoyProxy, policies, filters).
     EnvoyGatewayCarried,
 }
@@ -233,7 +237,7 @@ pub(crate) const KINDS: &[KindInfo] = &[
         versions: &["v1alpha1"],
     },
     KindInfo {
-        kind: Kind::EnvoyGatewayCarried,
+        kind: Kind::EnvoyExtensionPolicy,
         group: ENVOY_GATEWAY_GROUP,
         name: "EnvoyExtensionPolicy",
         versions: &["v1alpha1"],
@@ -326,6 +330,7 @@ pub enum Spec {
     BackendTrafficPolicy(Box<BackendTrafficPolicySpec>),
     PromptGuardPolicy(Box<PromptGuardPolicySpec>),
     ResponseCachePolicy(Box<ResponseCachePolicySpec>),
+    EnvoyExtensionPolicy(Box<EnvoyExtensionPolicySpec>),
     /// A Secret: only its key names.
     Secret(Vec<String>),
     /// A recognised kind carried without compiling (InferencePool, Envoy Gateway policies).

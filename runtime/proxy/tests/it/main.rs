@@ -24,3 +24,4 @@ mod sdk;
 mod streaming;
 mod tls;
 mod traces;
+mod wasm;
