@@ -87,22 +87,7 @@ async fn serve<'g>(
     }
     let (mut parts, incoming) = request.into_parts();
     let bytes = body::read(incoming, shared.config.body_limit).await?;
-    let content_type = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let peek = if endpoint.multipart() {
-        let model = body::multipart_model(content_type, &bytes).ok_or_else(|| {
-            ProxyError::bad_request("the multipart body has no `model` field, or more than one")
-        })?;
-        body::Peek {
-            model: Some(model.into()),
-            ..body::Peek::default()
-        }
-    } else {
-        body::peek(&bytes)?
-    };
+    let peek = peek(endpoint, &parts.headers, &bytes)?;
     let model = peek
         .model
         .as_deref()
@@ -164,22 +149,38 @@ async fn serve<'g>(
         return Err(error);
     }
     record.rate_owed(verdict.owed.take());
-    let running = match generation
-        .extensions
-        .on_request(in_force.extensions, &mut parts, true)
-    {
-        Ok(crate::wasm::Verdict::Continue(running)) => running,
-        Ok(crate::wasm::Verdict::Respond(response)) => {
-            record.status(response.status().as_u16());
-            return Ok(response);
+    let mut sent = bytes.clone();
+    let running =
+        match generation
+            .extensions
+            .on_request(in_force.extensions, &mut parts, Some(&mut sent))
+        {
+            Ok(crate::wasm::Verdict::Continue(running)) => running,
+            Ok(crate::wasm::Verdict::Respond(response)) => {
+                record.status(response.status().as_u16());
+                return Ok(response);
+            }
+            Err(error) => {
+                record.status(error.status.as_u16());
+                return Err(error);
+            }
+        };
+    // A plugin may rewrite the body, not the model the route was chosen by.
+    let rewritten;
+    let peek = if running.rewrote_body() {
+        match peek_again(endpoint, &parts.headers, &sent, model) {
+            Ok(again) => rewritten = again,
+            Err(error) => {
+                record.status(error.status.as_u16());
+                return Err(error);
+            }
         }
-        Err(error) => {
-            record.status(error.status.as_u16());
-            return Err(error);
-        }
+        &rewritten
+    } else {
+        &peek
     };
-    let body = match in_force.guard.map(|g| generation.guards.request(g, &bytes)) {
-        None | Some(Ok(None)) => bytes.clone(),
+    let body = match in_force.guard.map(|g| generation.guards.request(g, &sent)) {
+        None | Some(Ok(None)) => sent.clone(),
         Some(Ok(Some(masked))) => bytes::Bytes::from(masked),
         Some(Err(refused)) => {
             let error = ProxyError::bad_request(format!(
@@ -221,7 +222,7 @@ async fn serve<'g>(
                 if let Some(rate) = verdict.headers {
                     crate::ratelimit::headers(response.headers_mut(), rate);
                 }
-                return Ok(running.on_response(response));
+                return Ok(running.on_response(response).await);
             }
             record.cache("miss", None);
             (Some(key), false)
@@ -239,7 +240,7 @@ async fn serve<'g>(
         endpoint,
         parts: &parts,
         body: &body,
-        peek: &peek,
+        peek,
         peer,
         answer_guard: in_force
             .guard
@@ -258,7 +259,9 @@ async fn serve<'g>(
         }
         None => response,
     });
-    result = result.map(|response| running.on_response(response));
+    if let Ok(response) = result {
+        result = Ok(running.on_response(response).await);
+    }
     if let (Ok(response), Some(rate)) = (&mut result, verdict.headers) {
         crate::ratelimit::headers(response.headers_mut(), rate);
     }
@@ -268,6 +271,51 @@ async fn serve<'g>(
         Err(error) => record.status(error.status.as_u16()),
     }
     result
+}
+
+/// What routing needs of the body: the model (a multipart body's `model` field), and for JSON
+/// the stream and token fields.
+fn peek<'b>(
+    endpoint: Endpoint,
+    headers: &http::HeaderMap,
+    bytes: &'b [u8],
+) -> Result<body::Peek<'b>, ProxyError> {
+    if !endpoint.multipart() {
+        return body::peek(bytes);
+    }
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let model = body::multipart_model(content_type, bytes).ok_or_else(|| {
+        ProxyError::bad_request("the multipart body has no `model` field, or more than one")
+    })?;
+    Ok(body::Peek {
+        model: Some(model.into()),
+        ..body::Peek::default()
+    })
+}
+
+/// [`peek`] of a body a WASM plugin rewrote, which must still ask for `model`.
+fn peek_again<'b>(
+    endpoint: Endpoint,
+    headers: &http::HeaderMap,
+    bytes: &'b [u8],
+    model: &str,
+) -> Result<body::Peek<'b>, ProxyError> {
+    let peek = peek(endpoint, headers, bytes).map_err(|e| {
+        ProxyError::internal(format!(
+            "a WASM extension rewrote the request body into one the gateway cannot read: {}",
+            e.message
+        ))
+    })?;
+    match peek.model.as_deref() {
+        Some(now) if now == model => Ok(peek),
+        now => Err(ProxyError::internal(format!(
+            "a WASM extension changed the request's model from `{model}` to `{}`: the route was chosen by the model, so a plugin may not change it",
+            now.unwrap_or("")
+        ))),
+    }
 }
 
 /// Sends `request` to the plain route that takes it, or answers `otherwise`'s error.

@@ -56,12 +56,32 @@ pub async fn send<'g>(
     if let Some(owed) = verdict.owed {
         owed.settle(&[]);
     }
-    let running = match generation
-        .extensions
-        .on_request(in_force.extensions, &mut parts, true)?
-    {
-        crate::wasm::Verdict::Continue(running) => running,
-        crate::wasm::Verdict::Respond(response) => return Ok(response),
+    // A plugin that reads the body gets it whole (within the body limit), and what it left.
+    let (mut whole, streamed) = if generation.extensions.needs_body(in_force.extensions) {
+        (
+            Some(read_whole(body, shared.config.body_limit).await?),
+            None,
+        )
+    } else {
+        (None, Some(body))
+    };
+    let running =
+        match generation
+            .extensions
+            .on_request(in_force.extensions, &mut parts, whole.as_mut())?
+        {
+            crate::wasm::Verdict::Continue(running) => running,
+            crate::wasm::Verdict::Respond(response) => return Ok(response),
+        };
+    let body = match (whole, streamed) {
+        (Some(whole), _) => {
+            if running.rewrote_body() {
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+                parts.headers.remove(http::header::TRANSFER_ENCODING);
+            }
+            Body::full(whole)
+        }
+        (None, streamed) => streamed.unwrap_or_else(Body::empty),
     };
     let filters = &selected.rule.filters;
     if let Some(redirect) = &filters.redirect {
@@ -179,7 +199,22 @@ pub async fn send<'g>(
         None,
         crate::record::Record::default(),
     );
-    Ok(running.on_response(Response::from_parts(parts, Body::stream(relay))))
+    Ok(running
+        .on_response(Response::from_parts(parts, Body::stream(relay)))
+        .await)
+}
+
+/// A request body read whole, refused past `limit` bytes.
+async fn read_whole(body: Body, limit: usize) -> Result<bytes::Bytes, ProxyError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(ProxyError::too_large(limit))
+        }
+        Err(error) => Err(ProxyError::bad_request(format!(
+            "the request body could not be read: {error}"
+        ))),
+    }
 }
 
 /// The client's request body, streamed to the upstream.

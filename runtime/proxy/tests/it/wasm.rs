@@ -1,7 +1,7 @@
 //! WASM extensions (issue #17), over real loopback: `testdata/runtime/wasm.yaml` with the
-//! proxy-wasm modules of `testdata/wasm` in front of a recording upstream. With the `wasm`
-//! feature the modules run; without it, a route that needs one answers 501 and the others
-//! serve.
+//! proxy-wasm modules and the components of aigw's plugin world in `testdata/wasm` (WAT text)
+//! in front of a recording upstream. With the `wasm` feature they run; without it, a route
+//! that needs one answers 501 and the others serve.
 
 use crate::harness::{Reply, chat_body, compile, send};
 use aigw_proxy::{Config, Runtime};
@@ -57,6 +57,20 @@ impl Gateway {
             &all,
         )
         .await
+    }
+
+    #[cfg(feature = "wasm")]
+    async fn post(&self, path: &str, body: String) -> Reply {
+        let url = format!("http://{}{path}", self.runtime.addr(8080).expect("port"));
+        let headers = [("content-type", "application/json")];
+        send(&self.client, "POST", &url, Bytes::from(body), &headers).await
+    }
+
+    #[cfg(feature = "wasm")]
+    async fn ask(&self, model: &str, content: &str, stream: bool) -> Reply {
+        let body = serde_json::json!({"model": model, "stream": stream,
+            "messages": [{"role": "user", "content": content}]});
+        self.post("/v1/chat/completions", body.to_string()).await
     }
 
     #[cfg(feature = "wasm")]
@@ -161,4 +175,139 @@ async fn without_wasm_support_a_route_that_needs_it_answers_501() {
         reply.text()
     );
     assert_eq!(g.upstream.count(), 0, "never sent without its extension");
+}
+
+#[cfg(feature = "wasm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_reads_the_body_and_answers_or_marks_the_request() {
+    let g = Gateway::start().await;
+    let passed = g.ask("guarded-model", "Say hi", false).await;
+    assert_eq!(passed.status, 200, "{}", passed.text());
+    let seen = g.upstream.last().expect("the upstream was called");
+    assert_eq!(seen.header("x-plugin"), Some("component"));
+    assert_eq!(seen.json()["messages"][0]["content"], "Say hi");
+    assert_eq!(passed.header("x-plugin-answer"), Some("seen"));
+    assert_eq!(
+        passed.json()["choices"][0]["message"]["content"],
+        "Hello from a"
+    );
+    assert_eq!(
+        passed.header("content-length"),
+        Some(passed.body.len().to_string().as_str()),
+        "a whole answer keeps an exact length"
+    );
+
+    let refused = g
+        .ask("guarded-model", "tell me the forbidden thing", false)
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert_eq!(refused.header("content-type"), Some("application/json"));
+    assert_eq!(refused.error_message(), "refused by the word-guard plugin");
+    assert_eq!(g.upstream.count(), 1, "the refused request went no further");
+
+    let streamed = g.ask("guarded-model", "Say hi", true).await;
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    assert_eq!(streamed.header("x-plugin-answer"), Some("seen"));
+    assert!(
+        streamed.text().contains("tok2") && streamed.text().ends_with("data: [DONE]\n\n"),
+        "{}",
+        streamed.text()
+    );
+
+    // On a plain route the body is read whole for the plugin, and forwarded as it was.
+    let upload = g.post("/upload/notes", "a plain body".to_owned()).await;
+    assert_eq!(upload.status, 200, "{}", upload.text());
+    let seen = g.upstream.last().expect("the upstream was called");
+    assert_eq!(seen.body.as_ref(), b"a plain body");
+    assert_eq!(seen.header("x-plugin"), Some("component"));
+    let upload = g.post("/upload/notes", "forbidden words".to_owned()).await;
+    assert_eq!(upload.status, 403, "{}", upload.text());
+}
+
+#[cfg(feature = "wasm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_sees_each_chunk_of_an_answer() {
+    let g = Gateway::start().await;
+    // Events apart, so that each is a chunk of its own.
+    g.upstream.set_behavior(aigw_testkit::Behavior {
+        interval: std::time::Duration::from_millis(50),
+        ..Default::default()
+    });
+    let whole = g.ask("answer-guarded-model", "Say hi", false).await;
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    assert_eq!(whole.header("x-plugin-answer"), Some("seen"));
+
+    // The guard's word is in the third event: the stream ends there, with the refusal.
+    let cut = g.ask("answer-guarded-model", "Say hi", true).await;
+    assert_eq!(cut.status, 200, "the head went out with the first event");
+    assert_eq!(cut.header("x-plugin-answer"), Some("seen"));
+    let text = cut.text();
+    assert!(text.contains("tok0") && text.contains("tok1"), "{text}");
+    assert!(!text.contains("tok2") && !text.contains("[DONE]"), "{text}");
+    assert!(
+        text.ends_with(
+            r#"{"error":{"message":"refused by the word-guard plugin","type":"plugin_refusal"}}"#
+        ),
+        "{text}"
+    );
+
+    // A chunk rewritten: the word masked in the second event, the others as they came.
+    let masked = g.ask("redact-stream-model", "Say hi", true).await;
+    assert_eq!(masked.status, 200, "{}", masked.text());
+    let text = masked.text();
+    assert!(
+        text.contains("tok0") && text.contains("\"content\":\"**** \"") && !text.contains("tok1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tok2") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
+}
+
+#[cfg(feature = "wasm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_rewrites_the_body_but_not_its_model() {
+    let g = Gateway::start().await;
+    let masked = g.ask("redact-model", "my secret plan", false).await;
+    assert_eq!(masked.status, 200, "{}", masked.text());
+    let seen = g.upstream.last().expect("the upstream was called");
+    assert_eq!(seen.json()["messages"][0]["content"], "my ****** plan");
+    assert_eq!(seen.header("x-redacted"), Some("1"));
+    // Nothing to mask: the body goes as it came, unmarked.
+    assert_eq!(g.ask("redact-model", "my plan", false).await.status, 200);
+    let seen = g.upstream.last().expect("the upstream was called");
+    assert_eq!(seen.json()["messages"][0]["content"], "my plan");
+    assert_eq!(seen.header("x-redacted"), None);
+
+    // The word is in the model: routing chose by it, so the change is refused.
+    let refused = g.ask("gpt-redact", "hello", false).await;
+    assert_eq!(refused.status, 500, "{}", refused.text());
+    let message = refused.error_message();
+    assert!(
+        message.contains("from `gpt-redact` to `gpt-******`"),
+        "{message}"
+    );
+    assert_eq!(g.upstream.count(), 2);
+}
+
+#[cfg(feature = "wasm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_that_never_returns_is_stopped_by_its_fuel() {
+    let g = Gateway::start().await;
+    let started = std::time::Instant::now();
+    let stopped = g.chat("spin-component-model", &[]).await;
+    assert_eq!(stopped.status, 500, "{}", stopped.text());
+    let message = stopped.error_message();
+    assert!(
+        message.contains("`spinner-component`") && message.contains("ran out of fuel"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(g.upstream.count(), 0);
+    assert_eq!(g.chat("guarded-model", &[]).await.status, 200);
 }

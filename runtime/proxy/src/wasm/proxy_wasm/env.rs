@@ -1,277 +1,23 @@
-//! The proxy-wasm 0.2.1 host in wasmtime: the `env` functions a module imports, over one
-//! request's header maps, and the calls into the module's exports in Envoy's order (see the
-//! module docs of [`super`]). Values go back to the module in memory it allocates itself
-//! (`proxy_on_memory_allocate`, else `malloc`), as the ABI says.
+//! The `env` functions of the proxy-wasm 0.2.1 ABI that aigw gives a module: logging, the
+//! request's and answer's header maps, local responses, the plugin configuration; and the
+//! ABI's memory conventions (values copied into memory the module allocates itself,
+//! `proxy_on_memory_allocate` else `malloc`; header pairs in the ABI's encoding).
 
-use crate::body::Body;
-use crate::error::ProxyError;
+use super::{Local, State};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
-use wasmtime::{Caller, Engine, Extern, InstancePre, Linker, Store, Trap};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use wasmtime::{Caller, Extern, Linker};
 
 const OK: i32 = 0;
 const NOT_FOUND: i32 = 1;
 const BAD_ARGUMENT: i32 = 2;
 const INVALID_MEMORY_ACCESS: i32 = 6;
-
 const REQUEST_HEADERS: i32 = 0;
 const RESPONSE_HEADERS: i32 = 2;
 const VM_CONFIGURATION: i32 = 6;
 const PLUGIN_CONFIGURATION: i32 = 7;
-
 const ROOT: i32 = 1;
 const HTTP: i32 = 2;
-
-/// What a module may reach of its request.
-#[derive(Default)]
-pub(super) struct State {
-    request: HeaderMap,
-    /// `:method`, `:path`, `:authority`, `:scheme`.
-    pseudo: Vec<(&'static str, String)>,
-    response: HeaderMap,
-    config: Bytes,
-    local: Option<Local>,
-    name: String,
-}
-
-struct Local {
-    status: u16,
-    body: Vec<u8>,
-    headers: Vec<(String, String)>,
-}
-
-pub(super) fn engine() -> Result<Engine, String> {
-    let mut config = wasmtime::Config::new();
-    config.consume_fuel(true);
-    Engine::new(&config).map_err(|e| e.to_string())
-}
-
-/// A compiled module, ready to instantiate.
-pub(super) struct Module {
-    name: String,
-    config: Bytes,
-    fail_open: bool,
-    engine: Engine,
-    pre: InstancePre<State>,
-}
-
-/// One request's instance of a module, between its request and response phases.
-pub(super) struct Instance {
-    name: String,
-    fail_open: bool,
-    store: Store<State>,
-    instance: wasmtime::Instance,
-}
-
-pub(super) enum Step {
-    Continue(Option<Instance>),
-    Respond(Response<Body>),
-}
-
-impl Module {
-    pub(super) fn load(engine: &Engine, wire: &aigw_table::WasmModule) -> Result<Self, String> {
-        let bytes = std::fs::read(&wire.path)
-            .map_err(|e| format!("the module `{}` ({}): {e}", wire.name, wire.path))?;
-        if let Some(want) = &wire.sha256 {
-            let got = ring::digest::digest(&ring::digest::SHA256, &bytes);
-            let got: String = got.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-            if !got.eq_ignore_ascii_case(want) {
-                return Err(format!(
-                    "the module `{}` ({}) has SHA-256 {got}, not the {want} its policy names",
-                    wire.name, wire.path
-                ));
-            }
-        }
-        let module = wasmtime::Module::new(engine, &bytes)
-            .map_err(|e| format!("the module `{}` ({}): {e}", wire.name, wire.path))?;
-        let mut linker = Linker::new(engine);
-        imports(&mut linker).map_err(|e| e.to_string())?;
-        linker
-            .define_unknown_imports_as_traps(&module)
-            .map_err(|e| e.to_string())?;
-        let pre = linker
-            .instantiate_pre(&module)
-            .map_err(|e| format!("the module `{}`: {e}", wire.name))?;
-        Ok(Module {
-            name: wire.name.clone(),
-            config: Bytes::from(wire.config.clone()),
-            fail_open: wire.fail_open,
-            engine: engine.clone(),
-            pre,
-        })
-    }
-
-    pub(super) fn on_request(
-        &self,
-        parts: &mut http::request::Parts,
-        has_body: bool,
-    ) -> Result<Step, ProxyError> {
-        let state = State {
-            request: parts.headers.clone(),
-            pseudo: vec![
-                (":method", parts.method.to_string()),
-                (
-                    ":path",
-                    parts
-                        .uri
-                        .path_and_query()
-                        .map_or("/", |p| p.as_str())
-                        .to_owned(),
-                ),
-                (
-                    ":authority",
-                    parts
-                        .headers
-                        .get(http::header::HOST)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned(),
-                ),
-                (":scheme", "http".to_owned()),
-            ],
-            config: self.config.clone(),
-            name: self.name.clone(),
-            ..State::default()
-        };
-        let mut store = Store::new(&self.engine, state);
-        let run = (|| -> wasmtime::Result<(wasmtime::Instance, i32)> {
-            store.set_fuel(super::FUEL)?;
-            let instance = self.pre.instantiate(&mut store)?;
-            call::<_, ()>(&mut store, &instance, "_initialize", ())?;
-            call::<_, ()>(&mut store, &instance, "proxy_on_context_create", (ROOT, 0))?;
-            let config = self.config.len() as i32;
-            let started: Option<i32> = call(&mut store, &instance, "proxy_on_vm_start", (ROOT, 0))?;
-            let configured: Option<i32> =
-                call(&mut store, &instance, "proxy_on_configure", (ROOT, config))?;
-            if started == Some(0) || configured == Some(0) {
-                return Err(wasmtime::Error::msg("it refused its configuration"));
-            }
-            call::<_, ()>(
-                &mut store,
-                &instance,
-                "proxy_on_context_create",
-                (HTTP, ROOT),
-            )?;
-            let headers = store.data().request.len() as i32 + 4;
-            let eos = i32::from(!has_body);
-            let action: Option<i32> = call(
-                &mut store,
-                &instance,
-                "proxy_on_request_headers",
-                (HTTP, headers, eos),
-            )?;
-            Ok((instance, action.unwrap_or(0)))
-        })();
-        let (instance, action) = match run {
-            Ok(done) => done,
-            Err(error) => return self.failed(&error),
-        };
-        if let Some(local) = store.data_mut().local.take() {
-            return Ok(Step::Respond(local.response()));
-        }
-        if action != 0 {
-            return self.failed(&wasmtime::Error::msg(
-                "it paused the request, which aigw does not resume (no HTTP calls out, no timers)",
-            ));
-        }
-        parts.headers = std::mem::take(&mut store.data_mut().request);
-        Ok(Step::Continue(Some(Instance {
-            name: self.name.clone(),
-            fail_open: self.fail_open,
-            store,
-            instance,
-        })))
-    }
-
-    fn failed(&self, error: &wasmtime::Error) -> Result<Step, ProxyError> {
-        let why = describe(error);
-        if self.fail_open {
-            tracing::warn!(module = %self.name, %why, "the WASM module failed; failOpen lets the request through");
-            return Ok(Step::Continue(None));
-        }
-        Err(ProxyError::internal(format!(
-            "the WASM extension `{}` failed: {why}",
-            self.name
-        )))
-    }
-}
-
-impl Instance {
-    pub(super) fn on_response(
-        mut self,
-        response: Response<Body>,
-    ) -> Result<Response<Body>, ProxyError> {
-        let (mut parts, body) = response.into_parts();
-        self.store.data_mut().response = std::mem::take(&mut parts.headers);
-        let count = self.store.data().response.len() as i32 + 1;
-        let result: wasmtime::Result<Option<i32>> = call(
-            &mut self.store,
-            &self.instance,
-            "proxy_on_response_headers",
-            (HTTP, count, 0),
-        );
-        let state = self.store.data_mut();
-        if let Some(local) = state.local.take() {
-            return Ok(local.response());
-        }
-        parts.headers = std::mem::take(&mut state.response);
-        if let Err(error) = result {
-            let why = describe(&error);
-            if !self.fail_open {
-                return Err(ProxyError::internal(format!(
-                    "the WASM extension `{}` failed on the answer: {why}",
-                    self.name
-                )));
-            }
-            tracing::warn!(module = %self.name, %why, "the WASM module failed on the answer; failOpen lets it through");
-        }
-        Ok(Response::from_parts(parts, body))
-    }
-}
-
-impl Local {
-    fn response(self) -> Response<Body> {
-        let mut response = Response::new(Body::full(Bytes::from(self.body)));
-        *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::FORBIDDEN);
-        for (name, value) in self.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                response.headers_mut().append(name, value);
-            }
-        }
-        response
-    }
-}
-
-fn describe(error: &wasmtime::Error) -> String {
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => {
-            format!("it ran out of fuel ({} units) and was stopped", super::FUEL)
-        }
-        Some(trap) => format!("it trapped: {trap}"),
-        None => error.to_string(),
-    }
-}
-
-/// Calls export `name` if the module has it (`None` when it does not).
-fn call<P, R>(
-    store: &mut Store<State>,
-    instance: &wasmtime::Instance,
-    name: &str,
-    params: P,
-) -> wasmtime::Result<Option<R>>
-where
-    P: wasmtime::WasmParams,
-    R: wasmtime::WasmResults,
-{
-    let Some(func) = instance.get_func(&mut *store, name) else {
-        return Ok(None);
-    };
-    let typed = func.typed::<P, R>(&*store)?;
-    typed.call(&mut *store, params).map(Some)
-}
 
 type Cx<'a> = Caller<'a, State>;
 
@@ -404,7 +150,7 @@ fn pairs_of(state: &State, map_type: i32) -> Vec<(String, String)> {
         .collect()
 }
 
-fn imports(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+pub(super) fn imports(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "proxy_log",
