@@ -1,6 +1,7 @@
 //! Admission rules of HTTPRoute filters, with Gateway API's CEL messages: each filter carries
 //! the block of its type and no other, path modifiers carry the value of their type, a prefix
-//! rewrite needs exactly one PathPrefix match, and a rule does not both redirect and rewrite.
+//! rewrite needs exactly one PathPrefix match, a rule does not both redirect and rewrite nor
+//! repeat a filter other than a mirror, and a mirror's share and backend are well formed.
 
 use crate::Cx;
 use aigw_syntax::model::*;
@@ -22,6 +23,22 @@ pub(crate) fn admit(cx: &mut Cx<'_>, spec: &HttpRouteSpec) {
             for path in paths.into_iter().flatten() {
                 path_modifier(cx, &at, path, rule);
             }
+            if let Some(mirror) = &filter.request_mirror {
+                request_mirror(cx, &format!("{at}.requestMirror"), mirror);
+            }
+        }
+        for once in [
+            HttpFilterType::RequestHeaderModifier,
+            HttpFilterType::ResponseHeaderModifier,
+            HttpFilterType::RequestRedirect,
+            HttpFilterType::URLRewrite,
+        ] {
+            if kinds.iter().filter(|k| **k == once).count() > 1 {
+                cx.rule(
+                    &format!("spec.rules[{r}].filters"),
+                    &format!("{} filter cannot be repeated", once.as_str()),
+                );
+            }
         }
         if kinds.contains(&HttpFilterType::RequestRedirect)
             && kinds.contains(&HttpFilterType::URLRewrite)
@@ -31,6 +48,32 @@ pub(crate) fn admit(cx: &mut Cx<'_>, spec: &HttpRouteSpec) {
                 "May specify either httpRouteFilterRequestRedirect or httpRouteFilterRequestRewrite, but not both",
             );
         }
+    }
+}
+
+/// Gateway API's rules of a mirror: a share given one way, a fraction at most whole, a port
+/// for a Service.
+fn request_mirror(cx: &mut Cx<'_>, at: &str, mirror: &RequestMirror) {
+    if mirror.percent.is_some() && mirror.fraction.is_some() {
+        cx.rule(
+            at,
+            "Only one of percent or fraction may be specified in HTTPRequestMirrorFilter",
+        );
+    }
+    if let Some(fraction) = mirror.fraction
+        && fraction.numerator > fraction.denominator
+    {
+        cx.rule(
+            &format!("{at}.fraction"),
+            "numerator must be less than or equal to denominator",
+        );
+    }
+    let backend = &mirror.backend_ref;
+    if backend.group.is_empty() && backend.kind == "Service" && backend.port.is_none() {
+        cx.rule(
+            &format!("{at}.backendRef"),
+            "Must have port for Service reference",
+        );
     }
 }
 

@@ -1,5 +1,5 @@
-//! HTTPRoute filters aigw does not apply (mirrors, extension references, CORS, external auth,
-//! and filters on a single backend) are refused by name: a request aigw cannot filter as
+//! HTTPRoute filters aigw does not apply (extension references, CORS, external auth, and
+//! filters on a single backend) are refused by name: a request aigw cannot filter as
 //! written is refused at compile time rather than sent unfiltered.
 
 use crate::diagnostics;
@@ -8,8 +8,8 @@ use aigw_ir::Ir;
 use aigw_syntax::model::HttpFilterType;
 use aigw_syntax::{Kind, Spec};
 
-/// HTTPRoute filters aigw does not apply (mirrors, extension references, CORS, external auth,
-/// and filters on a single backend) are refused by name.
+/// HTTPRoute filters aigw does not apply (extension references, CORS, external auth, and
+/// filters on a single backend) are refused by name.
 pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
     for (_, route) in ir.objects(Kind::HTTPRoute) {
         let Some(Spec::HTTPRoute(spec)) = &route.spec else {
@@ -23,6 +23,7 @@ pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
                         | HttpFilterType::ResponseHeaderModifier
                         | HttpFilterType::URLRewrite
                         | HttpFilterType::RequestRedirect
+                        | HttpFilterType::RequestMirror
                 );
                 (!supported).then(|| {
                     (
@@ -49,7 +50,7 @@ pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
                         span,
                         &field,
                         &what,
-                        "aigw applies RequestHeaderModifier, ResponseHeaderModifier, URLRewrite and RequestRedirect on a rule; a request it cannot filter as written is refused rather than sent unfiltered",
+                        "aigw applies RequestHeaderModifier, ResponseHeaderModifier, URLRewrite, RequestRedirect and RequestMirror on a rule; a request it cannot filter as written is refused rather than sent unfiltered",
                     )
                     .with_resource(route.resource()),
                 );

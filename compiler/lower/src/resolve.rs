@@ -138,6 +138,26 @@ impl<'a> Cx {
                             });
                         }
                     }
+                    let mirrors = rule.filters.iter().enumerate().filter_map(|(f, filter)| {
+                        Some((f, &filter.request_mirror.as_ref()?.backend_ref))
+                    });
+                    for (f, backend) in mirrors {
+                        if backend.group == ENVOY_GATEWAY_GROUP && backend.kind == "Backend" {
+                            let namespace =
+                                backend.namespace.as_deref().unwrap_or(&object.namespace);
+                            self.link(Ref {
+                                from: object,
+                                from_id: id,
+                                field: format!(
+                                    "spec.rules[{r}].filters[{f}].requestMirror.backendRef"
+                                ),
+                                kind: Kind::Backend,
+                                namespace,
+                                name: &backend.name,
+                                edge: Edge::Upstream,
+                            });
+                        }
+                    }
                 }
             }
             _ => {}

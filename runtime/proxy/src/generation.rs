@@ -25,8 +25,8 @@ pub struct Generation {
     pub snapshot: Snapshot,
     /// Parallel to the table's backends.
     pub backends: Vec<Upstream>,
-    /// The backends of the plain HTTPRoutes' rules, `[route][rule][backend]`.
-    pub plain: Vec<Vec<Vec<PlainUpstream>>>,
+    /// The backends and mirrors of the plain HTTPRoutes' rules, `[route][rule]`.
+    pub plain: Vec<Vec<PlainRule>>,
     /// Unix seconds when it was loaded: the `created` of `/v1/models` entries whose route
     /// does not say.
     pub loaded_at: i64,
@@ -78,6 +78,21 @@ pub struct GcpPlace {
     /// `None`: the metadata server's project, learned with the first token.
     pub project: Option<String>,
     pub region: String,
+}
+
+/// Where a plain HTTPRoute rule sends a request, and its copies.
+#[derive(Debug, Default)]
+pub struct PlainRule {
+    pub backends: Vec<PlainUpstream>,
+    pub mirrors: Vec<PlainMirror>,
+}
+
+/// A `RequestMirror` of a plain rule: `numerator` out of `denominator` requests copied.
+#[derive(Debug)]
+pub struct PlainMirror {
+    pub upstream: PlainUpstream,
+    pub numerator: u32,
+    pub denominator: u32,
 }
 
 /// A backend of a plain HTTPRoute rule.
@@ -254,26 +269,42 @@ fn client(
     })
 }
 
-/// The backends of every plain rule, `[route][rule][backend]`.
+/// The backends and mirrors of every plain rule, `[route][rule]`.
 fn plain(
     snapshot: &Snapshot,
     secrets: &Secrets,
     clients: &Clients,
-) -> Result<Vec<Vec<Vec<PlainUpstream>>>, BuildError> {
+) -> Result<Vec<Vec<PlainRule>>, BuildError> {
+    let upstream = |backend: &aigw_table::ProxyBackend| -> Result<PlainUpstream, BuildError> {
+        Ok(PlainUpstream {
+            name: Arc::from(backend.name.as_str()),
+            weight: backend.weight,
+            bases: bases(&backend.endpoints, backend.tls.is_some()),
+            client: client(&backend.name, backend.tls.as_ref(), secrets, clients)?,
+        })
+    };
     let mut routes = Vec::new();
     for route in &snapshot.table().http_routes {
         let mut rules = Vec::with_capacity(route.rules.len());
         for rule in &route.rules {
-            let mut backends = Vec::with_capacity(rule.backends.len());
-            for backend in &rule.backends {
-                backends.push(PlainUpstream {
-                    name: Arc::from(backend.name.as_str()),
-                    weight: backend.weight,
-                    bases: bases(&backend.endpoints, backend.tls.is_some()),
-                    client: client(&backend.name, backend.tls.as_ref(), secrets, clients)?,
-                });
-            }
-            rules.push(backends);
+            let backends = rule
+                .backends
+                .iter()
+                .map(upstream)
+                .collect::<Result<_, _>>()?;
+            let mirrors = rule
+                .filters
+                .mirrors
+                .iter()
+                .map(|m| {
+                    Ok(PlainMirror {
+                        upstream: upstream(&m.backend)?,
+                        numerator: m.numerator,
+                        denominator: m.denominator,
+                    })
+                })
+                .collect::<Result<_, BuildError>>()?;
+            rules.push(PlainRule { backends, mirrors });
         }
         routes.push(rules);
     }

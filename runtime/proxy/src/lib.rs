@@ -36,6 +36,7 @@ pub mod guard;
 pub mod handler;
 pub mod jwt;
 pub mod metrics;
+mod mirror;
 pub mod plain;
 pub mod quota;
 pub mod ratelimit;

@@ -110,12 +110,11 @@ pub async fn send<'g>(
             path,
         ));
     }
-    let backends = generation
+    let plain_rule = generation
         .plain
         .get(selected.route_index)
-        .and_then(|rules| rules.get(selected.rule_index))
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+        .and_then(|rules| rules.get(selected.rule_index));
+    let backends = plain_rule.map_or(&[][..], |r| r.backends.as_slice());
     let Some(upstream) = crate::exchange::pick(backends.iter(), |b| b.weight) else {
         return Err(ProxyError::internal(format!(
             "route `{}` has no backend to send to",
@@ -160,14 +159,26 @@ pub async fn send<'g>(
     {
         headers.insert(http::header::HOST, host);
     }
-    let mut request = Request::new(body);
-    *request.method_mut() = parts.method;
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
     let deadline = selected
         .rule
         .request_timeout_ms
         .map(|ms| Instant::now() + Duration::from_millis(ms));
+    let body = match plain_rule.map(|r| r.mirrors.as_slice()) {
+        Some(mirrors) if !mirrors.is_empty() => {
+            let copy = crate::mirror::Copy {
+                method: &parts.method,
+                path: &path,
+                headers: &headers,
+                deadline,
+            };
+            crate::mirror::start(mirrors, &copy, body)
+        }
+        _ => body,
+    };
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
     let answer = upstream.client.request(request);
     let answer = match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, answer)

@@ -323,8 +323,9 @@ pub struct HttpRule {
 }
 
 /// The filters of a plain rule, as they act: headers edited before the request goes on, the
-/// URL rewritten, or a redirect answered instead; the answer's headers edited.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// URL rewritten, or a redirect answered instead; copies sent to mirrors; the answer's headers
+/// edited.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HttpFilters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_headers: Option<HeaderEdits>,
@@ -337,6 +338,19 @@ pub struct HttpFilters {
     pub rewrite_path: Option<PathRewrite>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<Redirect>,
+    /// `RequestMirror`s, in the rule's order (since 1.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<Mirror>,
+}
+
+/// Gateway API `HTTPRequestMirrorFilter`: a copy of `numerator` out of `denominator` requests
+/// sent to `backend` as the rule's backend gets it (the `Host` with `-shadow` appended, as
+/// Envoy does), the answer ignored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mirror {
+    pub backend: ProxyBackend,
+    pub numerator: u32,
+    pub denominator: u32,
 }
 
 impl HttpFilters {

@@ -14,8 +14,8 @@
 
 use aigw_ir::{Ir, Key, NodeId};
 use aigw_syntax::model::{
-    HeaderMatchType, HeaderModifier, HttpRouteMatch, HttpRouteRule, PathMatchType, PathModifier,
-    PathModifierType, RedirectScheme, WeightedBackendRef,
+    BackendObjectReference, HeaderMatchType, HeaderModifier, HttpRouteMatch, HttpRouteRule,
+    PathMatchType, PathModifier, PathModifierType, RedirectScheme,
 };
 use aigw_syntax::values::parse_duration;
 use aigw_syntax::{Kind, Object, Spec};
@@ -143,7 +143,10 @@ fn rule(ir: &Ir, route: &Object, rule: &HttpRouteRule) -> t::HttpRule {
         backends: rule
             .backend_refs
             .iter()
-            .map(|b| backend(ir, route, b))
+            .map(|b| {
+                let weight = u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0);
+                backend(ir, route, &b.to_object_reference(), weight)
+            })
             .collect(),
         request_timeout_ms: rule
             .timeouts
@@ -152,12 +155,12 @@ fn rule(ir: &Ir, route: &Object, rule: &HttpRouteRule) -> t::HttpRule {
             .and_then(|v| v.as_str())
             .and_then(parse_duration)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        filters: filters(rule),
+        filters: filters(ir, route, rule),
     }
 }
 
 /// A rule's filters as the table carries them (those aigw cannot apply are compile errors).
-fn filters(rule: &HttpRouteRule) -> t::HttpFilters {
+fn filters(ir: &Ir, route: &Object, rule: &HttpRouteRule) -> t::HttpFilters {
     let prefixes: Vec<String> = rule
         .matches
         .iter()
@@ -199,6 +202,18 @@ fn filters(rule: &HttpRouteRule) -> t::HttpFilters {
             out.rewrite_host.clone_from(&rewrite.hostname);
             out.rewrite_path = rewrite.path.as_ref().map(path);
         }
+        if let Some(mirror) = &filter.request_mirror {
+            let (numerator, denominator) = match (mirror.percent, mirror.fraction) {
+                (Some(percent), _) => (percent, 100),
+                (None, Some(f)) => (f.numerator, f.denominator),
+                (None, None) => (1, 1),
+            };
+            out.mirrors.push(t::Mirror {
+                backend: backend(ir, route, &mirror.backend_ref, 1),
+                numerator: u32::try_from(numerator).unwrap_or(0),
+                denominator: u32::try_from(denominator).unwrap_or(1).max(1),
+            });
+        }
         if let Some(redirect) = &filter.request_redirect {
             out.redirect = Some(t::Redirect {
                 scheme: redirect.scheme.map(|s| match s {
@@ -215,9 +230,13 @@ fn filters(rule: &HttpRouteRule) -> t::HttpFilters {
     out
 }
 
-fn backend(ir: &Ir, route: &Object, reference: &WeightedBackendRef) -> t::ProxyBackend {
+fn backend(
+    ir: &Ir,
+    route: &Object,
+    reference: &BackendObjectReference,
+    weight: u32,
+) -> t::ProxyBackend {
     let namespace = reference.namespace.as_deref().unwrap_or(&route.namespace);
-    let weight = u32::try_from(reference.weight.unwrap_or(1)).unwrap_or(0);
     let name = format!("{namespace}/{}", reference.name);
     let port = reference.port.and_then(|p| u16::try_from(p).ok());
     let (endpoints, tls) = match (reference.group.as_str(), reference.kind.as_str()) {

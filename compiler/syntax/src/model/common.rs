@@ -155,6 +155,19 @@ pub struct WeightedBackendRef {
     pub filters: Vec<serde_json::Value>,
 }
 
+impl WeightedBackendRef {
+    /// The reference without its weight and filters.
+    pub fn to_object_reference(&self) -> BackendObjectReference {
+        BackendObjectReference {
+            group: self.group.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            port: self.port,
+        }
+    }
+}
+
 /// An HTTP header matched or set by name and value.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

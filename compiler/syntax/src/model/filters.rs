@@ -1,7 +1,7 @@
 //! Gateway API `HTTPRouteFilter`s on plain HTTPRoute rules. aigw applies the core and extended
-//! filters a reverse proxy can: `RequestHeaderModifier`, `ResponseHeaderModifier`, `URLRewrite`
-//! and `RequestRedirect`. `RequestMirror`, `ExtensionRef` and `CORS` are read so they can be
-//! refused by name: a filter aigw would not apply is a compile error, never dropped.
+//! filters a reverse proxy can: `RequestHeaderModifier`, `ResponseHeaderModifier`, `URLRewrite`,
+//! `RequestRedirect` and `RequestMirror`. `ExtensionRef`, `CORS` and `ExternalAuth` are read so
+//! they can be refused by name: a filter aigw would not apply is a compile error, never dropped.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -17,7 +17,7 @@ pub struct HttpRouteFilter {
     #[serde(rename = "urlRewrite")]
     pub url_rewrite: Option<UrlRewrite>,
     pub request_redirect: Option<RequestRedirect>,
-    pub request_mirror: Option<serde_json::Value>,
+    pub request_mirror: Option<RequestMirror>,
     pub extension_ref: Option<serde_json::Value>,
     pub cors: Option<serde_json::Value>,
     pub external_auth: Option<serde_json::Value>,
@@ -48,6 +48,32 @@ impl HttpFilterType {
             Self::ExternalAuth => "ExternalAuth",
         }
     }
+}
+
+/// Gateway API `HTTPRequestMirrorFilter`: a copy of each request (or of a share of them) sent
+/// to another backend, its answer ignored.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestMirror {
+    pub backend_ref: super::BackendObjectReference,
+    #[schemars(range(min = 0, max = 100))]
+    pub percent: Option<i32>,
+    pub fraction: Option<Fraction>,
+}
+
+/// Gateway API `Fraction`: `numerator` out of `denominator` (100 unless given).
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fraction {
+    #[schemars(range(min = 0))]
+    pub numerator: i32,
+    #[serde(default = "hundred")]
+    #[schemars(range(min = 1))]
+    pub denominator: i32,
+}
+
+fn hundred() -> i32 {
+    100
 }
 
 /// Gateway API `HTTPHeaderFilter`.

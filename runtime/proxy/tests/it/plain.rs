@@ -171,3 +171,39 @@ async fn filters_edit_headers_rewrite_urls_and_redirect() {
     );
     assert_eq!(gw.a.requests().len(), before, "a redirect calls no backend");
 }
+
+/// RequestMirror (issue #17): a copy of the request as the backend gets it goes to the mirror,
+/// its `Host` shadowed, its answer ignored; a mirror at 0 percent gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrors_get_a_copy_of_the_request() {
+    let gw = Harness::start().await;
+    let body = Bytes::from_static(b"a body to copy");
+    let reply = gw
+        .send(
+            "POST",
+            &gw.url("/mirrored/upload?v=1"),
+            body.clone(),
+            &[("x-env", "dev")],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let primary = gw.a.last().expect("a got it");
+    assert_eq!(primary.body, body);
+    // The copy is sent beside the request, not before its answer: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while gw.b.count() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let copy = gw.b.last().expect("the mirror got a copy");
+    assert_eq!(copy.method, http::Method::POST);
+    assert_eq!(copy.uri, "/mirrored/upload?v=1");
+    assert_eq!(copy.body, body, "the whole body, teed as it streamed");
+    assert_eq!(copy.header("x-env"), Some("prod"), "as the backend gets it");
+    let host = primary.header("host").expect("a host").to_owned();
+    let (name, port) = host.rsplit_once(':').expect("host:port");
+    assert_eq!(
+        copy.header("host"),
+        Some(format!("{name}-shadow:{port}").as_str())
+    );
+    assert_eq!(gw.c.count(), 0, "percent 0 mirrors nothing");
+}
