@@ -122,38 +122,27 @@ impl<'a> Cx {
                 self.parents(object, id, &spec.parent_refs);
                 // The data plane proxies to Envoy Gateway Backends (and Services by their
                 // cluster DNS name); a Backend it cannot find is a dangling reference.
+                // A RequestMirror's Backend likewise.
                 for (r, rule) in spec.rules.iter().enumerate() {
-                    for (i, backend) in rule.backend_refs.iter().enumerate() {
-                        if backend.group == ENVOY_GATEWAY_GROUP && backend.kind == "Backend" {
-                            let namespace =
-                                backend.namespace.as_deref().unwrap_or(&object.namespace);
-                            self.link(Ref {
-                                from: object,
-                                from_id: id,
-                                field: format!("spec.rules[{r}].backendRefs[{i}]"),
-                                kind: Kind::Backend,
-                                namespace,
-                                name: &backend.name,
-                                edge: Edge::Upstream,
-                            });
-                        }
-                    }
-                    let mirrors = rule.filters.iter().enumerate().filter_map(|(f, filter)| {
-                        Some((f, &filter.request_mirror.as_ref()?.backend_ref))
+                    let backends = rule.backend_refs.iter().enumerate().map(|(i, b)| {
+                        let field = format!("spec.rules[{r}].backendRefs[{i}]");
+                        (field, (&b.group, &b.kind, &b.namespace, &b.name))
                     });
-                    for (f, backend) in mirrors {
-                        if backend.group == ENVOY_GATEWAY_GROUP && backend.kind == "Backend" {
-                            let namespace =
-                                backend.namespace.as_deref().unwrap_or(&object.namespace);
+                    let mirrors = rule.filters.iter().enumerate().filter_map(|(f, filter)| {
+                        let b = &filter.request_mirror.as_ref()?.backend_ref;
+                        let field =
+                            format!("spec.rules[{r}].filters[{f}].requestMirror.backendRef");
+                        Some((field, (&b.group, &b.kind, &b.namespace, &b.name)))
+                    });
+                    for (field, (group, kind, namespace, name)) in backends.chain(mirrors) {
+                        if group == ENVOY_GATEWAY_GROUP && kind == "Backend" {
                             self.link(Ref {
                                 from: object,
                                 from_id: id,
-                                field: format!(
-                                    "spec.rules[{r}].filters[{f}].requestMirror.backendRef"
-                                ),
+                                field,
                                 kind: Kind::Backend,
-                                namespace,
-                                name: &backend.name,
+                                namespace: namespace.as_deref().unwrap_or(&object.namespace),
+                                name,
                                 edge: Edge::Upstream,
                             });
                         }

@@ -8,7 +8,7 @@ use super::{Step, apply, describe, request_pairs};
 use crate::body::{Body, BoxError};
 use crate::error::ProxyError;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, Response};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::pin::Pin;
@@ -137,14 +137,7 @@ impl Plugin {
     }
 
     fn failed(&self, why: &str) -> Result<Step<Instance>, ProxyError> {
-        if self.fail_open {
-            tracing::warn!(module = %self.name, %why, "the WASM plugin failed; failOpen lets the request through");
-            return Ok(Step::Continue(None));
-        }
-        Err(ProxyError::internal(format!(
-            "the WASM extension `{}` failed: {why}",
-            self.name
-        )))
+        super::fail_open_or(&self.name, self.fail_open, why, "").map(|()| Step::Continue(None))
     }
 }
 
@@ -206,14 +199,7 @@ impl Instance {
     /// After a failure: `failOpen` goes on without the plugin (`false`: not kept), else the
     /// answer is refused.
     fn fail(&self, why: &str, when: &str) -> Result<bool, ProxyError> {
-        if self.fail_open {
-            tracing::warn!(module = %self.name, %why, "the WASM plugin failed {when}; failOpen lets it through");
-            return Ok(false);
-        }
-        Err(ProxyError::internal(format!(
-            "the WASM extension `{}` failed {when}: {why}",
-            self.name
-        )))
+        super::fail_open_or(&self.name, self.fail_open, why, when).map(|()| false)
     }
 }
 
@@ -309,18 +295,7 @@ impl http_body::Body for Chunks {
 
 /// The plugin's own answer.
 fn respond(rejection: Rejection) -> Response<Body> {
-    let mut response = Response::new(Body::full(Bytes::from(rejection.body)));
-    *response.status_mut() =
-        StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::FORBIDDEN);
-    for (name, value) in rejection.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            response.headers_mut().append(name, value);
-        }
-    }
-    response
+    super::local_response(rejection.status, rejection.headers, rejection.body)
 }
 
 fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (String, String)> + '_ {

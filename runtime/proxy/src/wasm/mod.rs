@@ -271,6 +271,42 @@ fn describe(error: &wasmtime::Error) -> String {
     }
 }
 
+/// An entry's own answer: `status` (403 when it is no status), the headers that are valid,
+/// `body`.
+#[cfg(feature = "wasm")]
+fn local_response(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Body::full(Bytes::from(body)));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::FORBIDDEN);
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+/// After entry `name` failed `when` ("" for the request, or "on the answer"): with `failOpen`
+/// the request or answer goes on as it was (logged), else the failure answers 500.
+#[cfg(feature = "wasm")]
+fn fail_open_or(name: &str, fail_open: bool, why: &str, when: &str) -> Result<(), ProxyError> {
+    if fail_open {
+        tracing::warn!(module = %name, %why, "the WASM extension failed {when}; failOpen lets it through");
+        return Ok(());
+    }
+    let when = if when.is_empty() {
+        String::new()
+    } else {
+        format!(" {when}")
+    };
+    Err(ProxyError::internal(format!(
+        "the WASM extension `{name}` failed{when}: {why}"
+    )))
+}
+
 /// The request's pseudo-headers, as Envoy shows them to a plugin.
 #[cfg(feature = "wasm")]
 fn pseudo(parts: &http::request::Parts) -> Vec<(&'static str, String)> {

@@ -14,7 +14,7 @@ use super::Step;
 use crate::body::Body;
 use crate::error::ProxyError;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, Response};
 use wasmtime::{Engine, InstancePre, Linker, Store};
 
 const ROOT: i32 = 1;
@@ -147,14 +147,7 @@ impl Module {
 
     fn failed(&self, error: &wasmtime::Error) -> Result<Step<Instance>, ProxyError> {
         let why = super::describe(error);
-        if self.fail_open {
-            tracing::warn!(module = %self.name, %why, "the WASM module failed; failOpen lets the request through");
-            return Ok(Step::Continue(None));
-        }
-        Err(ProxyError::internal(format!(
-            "the WASM extension `{}` failed: {why}",
-            self.name
-        )))
+        super::fail_open_or(&self.name, self.fail_open, &why, "").map(|()| Step::Continue(None))
     }
 }
 
@@ -182,13 +175,7 @@ impl Instance {
         parts.headers = std::mem::take(&mut state.response);
         if let Err(error) = result {
             let why = super::describe(&error);
-            if !self.fail_open {
-                return Err(ProxyError::internal(format!(
-                    "the WASM extension `{}` failed on the answer: {why}",
-                    self.name
-                )));
-            }
-            tracing::warn!(module = %self.name, %why, "the WASM module failed on the answer; failOpen lets it through");
+            super::fail_open_or(&self.name, self.fail_open, &why, "on the answer")?;
         }
         Ok(Response::from_parts(parts, body))
     }
@@ -196,17 +183,7 @@ impl Instance {
 
 impl Local {
     fn response(self) -> Response<Body> {
-        let mut response = Response::new(Body::full(Bytes::from(self.body)));
-        *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::FORBIDDEN);
-        for (name, value) in self.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                response.headers_mut().append(name, value);
-            }
-        }
-        response
+        super::local_response(self.status, self.headers, self.body)
     }
 }
 
