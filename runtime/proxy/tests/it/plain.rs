@@ -173,7 +173,8 @@ async fn filters_edit_headers_rewrite_urls_and_redirect() {
 }
 
 /// RequestMirror (issue #17): a copy of the request as the backend gets it goes to the mirror,
-/// its `Host` shadowed, its answer ignored; a mirror at 0 percent gets nothing.
+/// its `Host` shadowed, its answer ignored; a mirror at 0 percent gets nothing, and one whose
+/// Backend refuses connections changes nothing for the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirrors_get_a_copy_of_the_request() {
     let gw = Harness::start().await;
@@ -206,4 +207,12 @@ async fn mirrors_get_a_copy_of_the_request() {
         Some(format!("{name}-shadow:{port}").as_str())
     );
     assert_eq!(gw.c.count(), 0, "percent 0 mirrors nothing");
+    // The failing mirror is the rule's third: again and again, the client sees only a.
+    for _ in 0..20 {
+        let again = gw
+            .send("POST", &gw.url("/mirrored/again"), body.clone(), &[])
+            .await;
+        assert_eq!(again.status, 200, "{}", again.text());
+    }
+    assert_eq!(gw.a.requests().len(), 21);
 }

@@ -163,6 +163,22 @@ async fn a_module_whose_digest_differs_is_not_loaded() {
     assert!(text.contains("SHA-256") && text.contains(&wrong), "{text}");
 }
 
+#[cfg(feature = "wasm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_of_another_world_is_not_loaded() {
+    let upstream = MockUpstream::start("a").await.expect("upstream");
+    let text = manifests(upstream.port()).replacen("/spin_component.wat", "/not_a_plugin.wat", 1);
+    let (snapshot, secrets) = compile(&text);
+    let Err(error) = Runtime::start(Config::loopback(), snapshot, &secrets).await else {
+        panic!("the table is refused");
+    };
+    let text = error.to_string();
+    assert!(
+        text.contains("`spinner-component` is not an aigw plugin") && text.contains("on-request"),
+        "{text}"
+    );
+}
+
 #[cfg(not(feature = "wasm"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_wasm_support_a_route_that_needs_it_answers_501() {
