@@ -4,40 +4,71 @@
 use crate::Cx;
 use aigw_syntax::model::*;
 
-/// Envoy Gateway's `x-kubernetes-validations` on SecurityPolicy that aigw's subset reaches.
-pub(crate) fn admit_security_policy(cx: &mut Cx<'_>, spec: &SecurityPolicySpec) {
-    let single = spec.target_ref.is_some();
-    let many = !spec.target_refs.is_empty();
-    let selectors = spec
-        .target_selectors
+/// The kinds a BackendTrafficPolicy or an EnvoyExtensionPolicy may target.
+const ROUTE_KINDS: [&str; 7] = [
+    "Gateway",
+    "ListenerSet",
+    "HTTPRoute",
+    "GRPCRoute",
+    "UDPRoute",
+    "TCPRoute",
+    "TLSRoute",
+];
+
+/// The target rules Envoy Gateway's policies share, with their CRDs' messages: `targetRef` or
+/// `targetRefs` (unless selectors choose), the Gateway API group, one of `kinds`
+/// (`kind_message` the CRD's own text).
+fn policy_targets(
+    cx: &mut Cx<'_>,
+    (single, refs, selectors): (
+        bool,
+        &[PolicyTargetReferenceWithSectionName],
+        &Option<serde_json::Value>,
+    ),
+    targets: Vec<(String, &PolicyTargetReferenceWithSectionName)>,
+    kinds: &[&str],
+    kind_message: &str,
+) {
+    let selectors = selectors
         .as_ref()
         .and_then(|s| s.as_array())
         .is_some_and(|s| !s.is_empty());
+    let many = !refs.is_empty();
     if single == many && !selectors {
         cx.rule("spec", "either targetRef or targetRefs must be used");
     }
-    for (field, target) in spec.targets() {
+    for (field, target) in targets {
         if target.group != GATEWAY_GROUP {
             cx.rule(
                 &format!("{field}.group"),
                 "this policy can only have a targetRefs[*].group of gateway.networking.k8s.io",
             );
         }
-        if ![
+        if !kinds.contains(&target.kind.as_str()) {
+            cx.rule(&format!("{field}.kind"), kind_message);
+        }
+    }
+}
+
+/// Envoy Gateway's `x-kubernetes-validations` on SecurityPolicy that aigw's subset reaches.
+pub(crate) fn admit_security_policy(cx: &mut Cx<'_>, spec: &SecurityPolicySpec) {
+    policy_targets(
+        cx,
+        (
+            spec.target_ref.is_some(),
+            &spec.target_refs,
+            &spec.target_selectors,
+        ),
+        spec.targets(),
+        &[
             "Gateway",
             "ListenerSet",
             "HTTPRoute",
             "GRPCRoute",
             "TCPRoute",
-        ]
-        .contains(&target.kind.as_str())
-        {
-            cx.rule(
-                &format!("{field}.kind"),
-                "this policy can only have a targetRefs[*].kind of Gateway/ListenerSet/HTTPRoute/GRPCRoute/TCPRoute",
-            );
-        }
-    }
+        ],
+        "this policy can only have a targetRefs[*].kind of Gateway/ListenerSet/HTTPRoute/GRPCRoute/TCPRoute",
+    );
     if let Some(auth) = &spec.api_key_auth {
         for (i, source) in auth.extract_from.iter().enumerate() {
             let set = [&source.headers, &source.params, &source.cookies]
@@ -56,38 +87,17 @@ pub(crate) fn admit_security_policy(cx: &mut Cx<'_>, spec: &SecurityPolicySpec) 
 
 /// Envoy Gateway's rules on BackendTrafficPolicy that its `rateLimit` reaches.
 pub(crate) fn admit_traffic_policy(cx: &mut Cx<'_>, spec: &BackendTrafficPolicySpec) {
-    let selectors = spec
-        .target_selectors
-        .as_ref()
-        .and_then(|s| s.as_array())
-        .is_some_and(|s| !s.is_empty());
-    let (single, many) = (spec.target_ref.is_some(), !spec.target_refs.is_empty());
-    if single == many && !selectors {
-        cx.rule("spec", "either targetRef or targetRefs must be used");
-    }
-    const KINDS: [&str; 7] = [
-        "Gateway",
-        "ListenerSet",
-        "HTTPRoute",
-        "GRPCRoute",
-        "UDPRoute",
-        "TCPRoute",
-        "TLSRoute",
-    ];
-    for (field, target) in spec.targets() {
-        if target.group != GATEWAY_GROUP {
-            cx.rule(
-                &format!("{field}.group"),
-                "this policy can only have a targetRefs[*].group of gateway.networking.k8s.io",
-            );
-        }
-        if !KINDS.contains(&target.kind.as_str()) {
-            cx.rule(
-                &format!("{field}.kind"),
-                "this policy can only have a targetRefs[*].kind of Gateway/ListenerSet/HTTPRoute/GRPCRoute/TCPRoute/UDPRoute/TLSRoute",
-            );
-        }
-    }
+    policy_targets(
+        cx,
+        (
+            spec.target_ref.is_some(),
+            &spec.target_refs,
+            &spec.target_selectors,
+        ),
+        spec.targets(),
+        &ROUTE_KINDS,
+        "this policy can only have a targetRefs[*].kind of Gateway/ListenerSet/HTTPRoute/GRPCRoute/TCPRoute/UDPRoute/TLSRoute",
+    );
     for (at, global, rule) in spec.rules() {
         for (i, selector) in rule.client_selectors.iter().enumerate() {
             let any = selector.headers.is_some()
@@ -133,38 +143,17 @@ pub(crate) fn admit_traffic_policy(cx: &mut Cx<'_>, spec: &BackendTrafficPolicyS
 /// Envoy Gateway's rules on EnvoyExtensionPolicy: its targets as a BackendTrafficPolicy's, and
 /// a code source that has the part its type names.
 pub(crate) fn admit_extension_policy(cx: &mut Cx<'_>, spec: &EnvoyExtensionPolicySpec) {
-    let selectors = spec
-        .target_selectors
-        .as_ref()
-        .and_then(|s| s.as_array())
-        .is_some_and(|s| !s.is_empty());
-    let (single, many) = (spec.target_ref.is_some(), !spec.target_refs.is_empty());
-    if single == many && !selectors {
-        cx.rule("spec", "either targetRef or targetRefs must be used");
-    }
-    const KINDS: [&str; 7] = [
-        "Gateway",
-        "ListenerSet",
-        "HTTPRoute",
-        "GRPCRoute",
-        "UDPRoute",
-        "TCPRoute",
-        "TLSRoute",
-    ];
-    for (field, target) in spec.targets() {
-        if target.group != GATEWAY_GROUP {
-            cx.rule(
-                &format!("{field}.group"),
-                "this policy can only have a targetRefs[*].group of gateway.networking.k8s.io",
-            );
-        }
-        if !KINDS.contains(&target.kind.as_str()) {
-            cx.rule(
-                &format!("{field}.kind"),
-                "this policy can only have a targetRefs[*].kind of Gateway/ListenerSet/HTTPRoute/GRPCRoute/UDPRoute/TCPRoute/TLSRoute",
-            );
-        }
-    }
+    policy_targets(
+        cx,
+        (
+            spec.target_ref.is_some(),
+            &spec.target_refs,
+            &spec.target_selectors,
+        ),
+        spec.targets(),
+        &ROUTE_KINDS,
+        "this policy can only have a targetRefs[*].kind of Gateway/ListenerSet/HTTPRoute/GRPCRoute/UDPRoute/TCPRoute/TLSRoute",
+    );
     for (i, wasm) in spec.wasm.iter().enumerate() {
         let code = &wasm.code;
         let http = code.code_type == WasmCodeType::Http;

@@ -455,15 +455,7 @@ fn presented(source: &aigw_table::KeySource, parts: &http::request::Parts) -> Op
         KeySource::Param(name) => form_urlencoded::parse(parts.uri.query()?.as_bytes())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())?,
-        KeySource::Cookie(name) => parts
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.to_owned())?,
+        KeySource::Cookie(name) => crate::exchange::cookie(&parts.headers, name)?.to_owned(),
     };
     (!value.is_empty()).then_some(value)
 }

@@ -314,15 +314,7 @@ fn token<'p>(source: &t::TokenSource, parts: &'p http::request::Parts) -> Option
             .filter_map(|pair| pair.split_once('='))
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)?,
-        t::TokenSource::Cookie(name) => parts
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)?,
+        t::TokenSource::Cookie(name) => crate::exchange::cookie(&parts.headers, name)?,
     };
     let value = value.trim();
     (!value.is_empty()).then_some(value)
