@@ -84,6 +84,9 @@ enum Command {
     },
     /// Serve a compiled routing table (`table.json`); reload it when it changes or on SIGHUP.
     Serve(aigw_proxy::serve::ServeArgs),
+    /// Serve a compiled routing table as Envoy's external processor (gRPC ext_proc), for the
+    /// compiled `envoy.yaml`; reload it as `serve` does.
+    Extproc(aigw_proxy::serve::ExtprocArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -123,6 +126,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             aigw_proxy::serve::init_logging();
             serving(aigw_proxy::serve::serve(args))
+        }
+        Command::Extproc(args) => {
+            aigw_proxy::serve::init_logging();
+            serving(aigw_proxy::serve::extproc(args))
         }
         Command::Check {
             paths,

@@ -109,6 +109,18 @@ pub struct StreamOptions {
 }
 
 impl Peek<'_> {
+    /// The same, owning its model (to outlive the body it was read from).
+    pub fn into_owned(self) -> Peek<'static> {
+        Peek {
+            model: self.model.map(|m| Cow::Owned(m.into_owned())),
+            stream: self.stream,
+            stream_options: self.stream_options,
+            max_tokens: self.max_tokens,
+            max_completion_tokens: self.max_completion_tokens,
+            max_output_tokens: self.max_output_tokens,
+        }
+    }
+
     pub fn streaming(&self) -> bool {
         self.stream == Some(true)
     }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Request headers the gateway sets itself, and the client's own credentials.
-const REPLACED: &[&str] = &[
+pub(crate) const REPLACED: &[&str] = &[
     "host",
     "content-length",
     // The gateway reads every AI answer (its usage, the prompt guards): an encoded one could
@@ -142,7 +142,7 @@ fn retriable(status: http::StatusCode) -> bool {
 }
 
 /// Reserves the request's estimated cost in the QuotaPolicy buckets of `upstream`.
-async fn reserve(
+pub(crate) async fn reserve(
     shared: &Shared,
     exchange: &Exchange<'_>,
     reference: &BackendRef,
@@ -188,7 +188,7 @@ async fn reserve(
 }
 
 /// The model the backend is asked for: the backendRef's override, or the client's.
-fn sent_model<'a>(exchange: &'a Exchange<'_>, reference: &'a BackendRef) -> &'a str {
+pub(crate) fn sent_model<'a>(exchange: &'a Exchange<'_>, reference: &'a BackendRef) -> &'a str {
     reference
         .model_name_override
         .as_deref()
@@ -197,7 +197,7 @@ fn sent_model<'a>(exchange: &'a Exchange<'_>, reference: &'a BackendRef) -> &'a 
 }
 
 /// The client's headers minus hop-by-hop ones and client credentials.
-fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
+pub(crate) fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
     let mut headers = incoming.clone();
     for name in HOP_BY_HOP.iter().chain(REPLACED) {
         headers.remove(*name);
@@ -206,7 +206,7 @@ fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
 }
 
 /// The backend answers in the OpenAI API itself (OpenAI, Azure OpenAI).
-fn speaks_openai(upstream: &Upstream) -> bool {
+pub(crate) fn speaks_openai(upstream: &Upstream) -> bool {
     matches!(
         upstream.api,
         Some(aigw_providers::Schema::OpenAI | aigw_providers::Schema::AzureOpenAI)
@@ -219,16 +219,24 @@ type Answered = (
     Option<aigw_providers::ResponseTranslator>,
 );
 
-/// One attempt against one backend, up to its response head.
-async fn call(
+/// One attempt's request to one backend, as it goes on the wire: head and body (translated,
+/// with credentials, signed), and the translator of its answer when the backend speaks another
+/// API. Both front doors make it here: this server sends it, Envoy's external processor hands it
+/// to Envoy.
+pub(crate) struct Prepared {
+    pub request: Request<Bytes>,
+    pub translator: Option<aigw_providers::ResponseTranslator>,
+}
+
+/// Makes the request of one attempt (see [`Prepared`]).
+pub(crate) async fn prepare(
     exchange: &Exchange<'_>,
     reference: &BackendRef,
     upstream: &Upstream,
     base_headers: &HeaderMap,
     usage_chunk: bool,
-    deadline: Instant,
     span: Option<&crate::trace::Attempt>,
-) -> Result<Answered, ProxyError> {
+) -> Result<Prepared, ProxyError> {
     if let Some(reason) = upstream.unsupported {
         return Err(unsupported(upstream, reason));
     }
@@ -262,13 +270,45 @@ async fn call(
             }
         };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let mut request = Request::new(UpstreamBody::full(body.clone()));
+    let mut request = Request::new(body);
     *request.method_mut() = exchange.parts.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     if let Some(signer) = &upstream.aws {
-        signer.sign(&mut request, &body).await?;
+        let (parts, body) = request.into_parts();
+        let mut head = Request::from_parts(parts, ());
+        signer.sign(&mut head, &body).await?;
+        request = Request::from_parts(head.into_parts().0, body);
     }
+    Ok(Prepared {
+        request,
+        translator,
+    })
+}
+
+/// One attempt against one backend, up to its response head.
+async fn call(
+    exchange: &Exchange<'_>,
+    reference: &BackendRef,
+    upstream: &Upstream,
+    base_headers: &HeaderMap,
+    usage_chunk: bool,
+    deadline: Instant,
+    span: Option<&crate::trace::Attempt>,
+) -> Result<Answered, ProxyError> {
+    let Prepared {
+        request,
+        translator,
+    } = prepare(
+        exchange,
+        reference,
+        upstream,
+        base_headers,
+        usage_chunk,
+        span,
+    )
+    .await?;
+    let request = request.map(UpstreamBody::full);
     let per_attempt = exchange
         .selected
         .rule
@@ -433,7 +473,7 @@ fn request_body(
 
 /// The reference asks a streaming chat completion for its usage chunk when the route or the
 /// Gateway records request costs, and strips that chunk again if the client did not ask.
-fn wants_usage_chunk(exchange: &Exchange<'_>) -> bool {
+pub(crate) fn wants_usage_chunk(exchange: &Exchange<'_>) -> bool {
     let table = exchange.generation.snapshot.table();
     let costs = !exchange.selected.route.llm_request_costs.is_empty()
         || !table.gateways[exchange.listener.gateway]
@@ -484,7 +524,7 @@ fn is_sse(response: &Response<hyper::body::Incoming>) -> bool {
     is_sse_headers(response.headers())
 }
 
-fn is_sse_headers(headers: &HeaderMap) -> bool {
+pub(crate) fn is_sse_headers(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

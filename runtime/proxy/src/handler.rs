@@ -83,11 +83,119 @@ async fn serve<'g>(
     let host = host(request.headers(), request.uri()).to_owned();
     if endpoint == Endpoint::Models {
         let (parts, _) = request.into_parts();
-        return models(generation, (port, peer), &host, &parts).await;
+        return models(generation, (Some(port), peer), &host, &parts).await;
     }
-    let (mut parts, incoming) = request.into_parts();
+    let (parts, incoming) = request.into_parts();
     let bytes = body::read(incoming, shared.config.body_limit).await?;
-    let peek = peek(endpoint, &parts.headers, &bytes)?;
+    let request = Arrived {
+        port: Some(port),
+        peer,
+        endpoint,
+        host: &host,
+    };
+    match admit(shared, generation, &request, parts, bytes, cors).await? {
+        Admission::Answer(response) => Ok(response),
+        Admission::Unrouted(parts, bytes) => {
+            // No AI route for the model: a plain route may still take the request as it came.
+            let plain = plain_request(&parts, &host);
+            if let Some(selected) = crate::plain::select(generation, port, &plain) {
+                let body = Body::full(bytes);
+                return crate::plain::send(shared, generation, selected, (parts, peer), body, cors)
+                    .await;
+            }
+            Ok(route_not_found())
+        }
+        Admission::Forward(admitted) => forward(shared, generation, *admitted).await,
+    }
+}
+
+/// Where an AI request arrived: the listener port (`None`: any, for a front door that does not
+/// know it), the client, the endpoint and the host.
+pub(crate) struct Arrived<'a> {
+    pub port: Option<u16>,
+    pub peer: std::net::IpAddr,
+    pub endpoint: Endpoint,
+    pub host: &'a str,
+}
+
+/// What the AI request path decided before the backend call.
+pub(crate) enum Admission {
+    /// The gateway answers itself (a kept answer, a plugin's reply): the response phase and
+    /// the rate-limit headers are applied already.
+    Answer(Response<Body>),
+    /// No AIGatewayRoute takes the model: the request as it came.
+    Unrouted(http::request::Parts, bytes::Bytes),
+    /// A rule took it, and the caller was admitted: the backend call goes ahead.
+    Forward(Box<Admitted>),
+}
+
+/// An admitted AI request, owned, so that a front door may keep it between the phases of an
+/// exchange it does not drive itself (Envoy's, in [`crate::extproc`]).
+pub(crate) struct Admitted {
+    pub listener: ListenerId,
+    pub route: usize,
+    pub rule: usize,
+    pub endpoint: Endpoint,
+    /// The client's request head, as the caller policies and plugins left it; it carries the
+    /// model header.
+    pub parts: http::request::Parts,
+    /// The body as sent on (a plugin's rewrite, the prompt guard's masks).
+    pub body: bytes::Bytes,
+    pub peek: body::Peek<'static>,
+    pub peer: std::net::IpAddr,
+    /// The prompt guard in force, when it checks answers.
+    pub answer_guard: Option<usize>,
+    pub record: Record,
+    pub running: crate::wasm::Running,
+    /// The `x-ratelimit-*` headers the answer gets.
+    pub rate: Option<(u64, u64, u64)>,
+    /// Where a response cache keeps the answer, or whether the client bypassed it.
+    pub cache: Option<crate::cache::Key>,
+    pub bypass: bool,
+}
+
+impl Admitted {
+    /// The exchange the backend call works from (the generation must be the one that
+    /// admitted it).
+    pub fn exchange<'a>(&'a self, generation: &'a Arc<Generation>) -> Exchange<'a> {
+        let route = &generation.snapshot.table().routes[self.route];
+        Exchange {
+            generation,
+            listener: self.listener,
+            selected: Selected {
+                route_index: self.route,
+                route,
+                rule_index: self.rule,
+                rule: &route.rules[self.rule],
+            },
+            endpoint: self.endpoint,
+            parts: &self.parts,
+            body: &self.body,
+            peek: &self.peek,
+            peer: self.peer,
+            answer_guard: self.answer_guard,
+        }
+    }
+}
+
+/// The AI request path up to the backend call, for every front door: the model read into
+/// `x-ai-eg-model`, the rule chosen, the record opened, the caller admitted (SecurityPolicy,
+/// rate limits), the plugins' request phase, the prompt guard, and the response cache asked.
+pub(crate) async fn admit<'g>(
+    shared: &Shared,
+    generation: &'g Arc<Generation>,
+    arrived: &Arrived<'_>,
+    mut parts: http::request::Parts,
+    bytes: bytes::Bytes,
+    cors: &mut Option<&'g crate::cors::Cors>,
+) -> Result<Admission, ProxyError> {
+    let Arrived {
+        port,
+        peer,
+        endpoint,
+        host,
+    } = *arrived;
+    let peek = peek(endpoint, &parts.headers, &bytes)?.into_owned();
     let model = peek
         .model
         .as_deref()
@@ -95,16 +203,9 @@ async fn serve<'g>(
     let value = HeaderValue::from_str(model)
         .map_err(|_| ProxyError::bad_request("the `model` field is not a valid header value"))?;
     parts.headers.insert(MODEL_HEADER, value);
-    let Some((listener, selected)) = select(generation, port, &host, &parts.headers) else {
-        // No AI route for the model: a plain route may still take the request as it came.
+    let Some((listener, selected)) = select(generation, port, host, &parts.headers) else {
         parts.headers.remove(MODEL_HEADER);
-        let plain = plain_request(&parts, &host);
-        if let Some(selected) = crate::plain::select(generation, port, &plain) {
-            let body = Body::full(bytes);
-            return crate::plain::send(shared, generation, selected, (parts, peer), body, cors)
-                .await;
-        }
-        return Ok(route_not_found());
+        return Ok(Admission::Unrouted(parts, bytes));
     };
     let mut record = Record::open(
         &shared.recorder,
@@ -119,6 +220,10 @@ async fn serve<'g>(
             body: &bytes,
         },
     );
+    let refused = |record: &mut Record, error: ProxyError| {
+        record.status(error.status.as_u16());
+        Err(error)
+    };
     let in_force = generation.callers.in_force(
         &generation.snapshot,
         listener,
@@ -130,10 +235,7 @@ async fn serve<'g>(
             record.caller(client.clone());
             client
         }
-        Err(error) => {
-            record.status(error.status.as_u16());
-            return Err(error);
-        }
+        Err(error) => return refused(&mut record, error),
     };
     let mut verdict = crate::ratelimit::limit(
         shared,
@@ -145,8 +247,7 @@ async fn serve<'g>(
     )
     .await;
     if let Some(error) = verdict.refusal() {
-        record.status(error.status.as_u16());
-        return Err(error);
+        return refused(&mut record, error);
     }
     record.rate_owed(verdict.owed.take());
     let mut sent = bytes.clone();
@@ -158,37 +259,28 @@ async fn serve<'g>(
             Ok(crate::wasm::Verdict::Continue(running)) => running,
             Ok(crate::wasm::Verdict::Respond(response)) => {
                 record.status(response.status().as_u16());
-                return Ok(response);
+                return Ok(Admission::Answer(response));
             }
-            Err(error) => {
-                record.status(error.status.as_u16());
-                return Err(error);
-            }
+            Err(error) => return refused(&mut record, error),
         };
     // A plugin may rewrite the body, not the model the route was chosen by.
-    let rewritten;
     let peek = if running.rewrote_body() {
         match peek_again(endpoint, &parts.headers, &sent, model) {
-            Ok(again) => rewritten = again,
-            Err(error) => {
-                record.status(error.status.as_u16());
-                return Err(error);
-            }
+            Ok(again) => again.into_owned(),
+            Err(error) => return refused(&mut record, error),
         }
-        &rewritten
     } else {
-        &peek
+        peek
     };
     let body = match in_force.guard.map(|g| generation.guards.request(g, &sent)) {
         None | Some(Ok(None)) => sent.clone(),
         Some(Ok(Some(masked))) => bytes::Bytes::from(masked),
-        Some(Err(refused)) => {
+        Some(Err(refused_by)) => {
             let error = ProxyError::bad_request(format!(
                 "the request was refused by the prompt guard `{}`: it contains {}",
-                refused.policy, refused.found
+                refused_by.policy, refused_by.found
             ));
-            record.status(error.status.as_u16());
-            return Err(error);
+            return refused(&mut record, error);
         }
     };
     if let Some(policy) = in_force
@@ -199,8 +291,7 @@ async fn serve<'g>(
         let error = ProxyError::bad_request(format!(
             "the prompt guard `{policy}` refuses answers in which it finds something, which a stream already under way cannot be: ask without `stream`"
         ));
-        record.status(error.status.as_u16());
-        return Err(error);
+        return refused(&mut record, error);
     }
     let lookup = generation.caches.lookup(
         in_force.cache,
@@ -213,7 +304,7 @@ async fn serve<'g>(
             stream: peek.streaming(),
         },
     );
-    let (key, bypass) = match lookup {
+    let (cache, bypass) = match lookup {
         crate::cache::Lookup::Key(key) => {
             if let Some(entry) = generation.caches.get(&key).await {
                 record.cache("hit", entry.usage);
@@ -222,7 +313,7 @@ async fn serve<'g>(
                 if let Some(rate) = verdict.headers {
                     crate::ratelimit::headers(response.headers_mut(), rate);
                 }
-                return Ok(running.on_response(response).await);
+                return Ok(Admission::Answer(running.on_response(response).await));
             }
             record.cache("miss", None);
             (Some(key), false)
@@ -233,23 +324,39 @@ async fn serve<'g>(
         }
         crate::cache::Lookup::Off => (None, false),
     };
-    let exchange = Exchange {
-        generation,
+    Ok(Admission::Forward(Box::new(Admitted {
         listener,
-        selected,
+        route: selected.route_index,
+        rule: selected.rule_index,
         endpoint,
-        parts: &parts,
-        body: &body,
+        parts,
+        body,
         peek,
         peer,
         answer_guard: in_force
             .guard
             .filter(|g| generation.guards.checks_answers(*g)),
-    };
+        record,
+        running,
+        rate: verdict.headers,
+        cache,
+        bypass,
+    })))
+}
+
+/// The backend call of an admitted request, and what its answer goes through on the way out
+/// (the response cache, the plugins' response phase, the rate-limit headers).
+async fn forward(
+    shared: &Shared,
+    generation: &Arc<Generation>,
+    mut admitted: Admitted,
+) -> Result<Response<Body>, ProxyError> {
+    let mut record = admitted.record.take();
+    let exchange = admitted.exchange(generation);
     let mut result = forward::send(shared, exchange, &mut record).await;
-    result = result.map(|response| match key {
+    result = result.map(|response| match admitted.cache {
         Some(key) => generation.caches.keep(key, response),
-        None if bypass => {
+        None if admitted.bypass => {
             let mut response = response;
             response.headers_mut().insert(
                 crate::cache::CACHE_HEADER,
@@ -260,9 +367,9 @@ async fn serve<'g>(
         None => response,
     });
     if let Ok(response) = result {
-        result = Ok(running.on_response(response).await);
+        result = Ok(admitted.running.on_response(response).await);
     }
-    if let (Ok(response), Some(rate)) = (&mut result, verdict.headers) {
+    if let (Ok(response), Some(rate)) = (&mut result, admitted.rate) {
         crate::ratelimit::headers(response.headers_mut(), rate);
     }
     // An answer whose body is relayed took the record along, with its status.
@@ -418,26 +525,26 @@ fn host<'a>(headers: &'a http::HeaderMap, uri: &'a http::Uri) -> &'a str {
         .unwrap_or("")
 }
 
-/// The first rule that takes the request among the Gateway listeners on `port`.
+/// The first rule that takes the request among the Gateway listeners on `port` (any port: all).
 fn select<'g>(
     generation: &'g Generation,
-    port: u16,
+    port: Option<u16>,
     host: &str,
     headers: &http::HeaderMap,
 ) -> Option<(ListenerId, Selected<'g>)> {
     let snapshot = &generation.snapshot;
     snapshot
         .listeners()
-        .filter(|(_, _, l)| l.port == port)
+        .filter(|(_, _, l)| port.is_none_or(|p| l.port == p))
         .find_map(|(id, _, _)| snapshot.select(id, host, headers).map(|s| (id, s)))
 }
 
-/// `/v1/models`: the models of the rules served on this port for this host, as OpenAI lists
+/// `/v1/models`: the models of the rules served on this port (any: all) for this host, as OpenAI lists
 /// them, less those the caller may not use. A listener whose own (or Gateway's) SecurityPolicy
 /// does not know the caller answers 401, as its routes would.
-async fn models(
+pub(crate) async fn models(
     generation: &Generation,
-    (port, peer): (u16, std::net::IpAddr),
+    (port, peer): (Option<u16>, std::net::IpAddr),
     host: &str,
     parts: &http::request::Parts,
 ) -> Result<Response<Body>, ProxyError> {
@@ -447,7 +554,7 @@ async fn models(
     // The listeners of this port that serve this host: another host's keys do not apply.
     let bare = aigw_table::strip_port(host);
     let serving = snapshot.listeners().filter(|(_, _, l)| {
-        l.port == port
+        port.is_none_or(|p| l.port == p)
             && l.hostname
                 .as_deref()
                 .is_none_or(|pattern| aigw_table::host_matches(pattern, bare))

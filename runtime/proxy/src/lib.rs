@@ -29,6 +29,7 @@ pub mod costs;
 mod credentials;
 pub mod error;
 pub mod exchange;
+pub mod extproc;
 mod filters;
 pub mod forward;
 pub mod generation;
@@ -89,6 +90,9 @@ pub struct Config {
     pub quota_fail: quota::FailMode,
     /// Where traces go (from the `OTEL_*` environment by default); `None`: no traces.
     pub traces: Option<trace::TraceConfig>,
+    /// Serve as Envoy's external processor here instead of binding the Gateway listeners
+    /// (Envoy owns those, and their TLS).
+    pub extproc: Option<extproc::Listen>,
 }
 
 /// The admin port the reference's data plane uses for its own admin endpoints.
@@ -113,6 +117,7 @@ impl Default for Config {
             quota_redis: None,
             quota_fail: quota::FailMode::Open,
             traces: trace::TraceConfig::from_env(),
+            extproc: None,
         }
     }
 }

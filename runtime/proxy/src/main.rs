@@ -13,16 +13,31 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "aigw-proxy",
     version,
-    about = "Serve a compiled aigw routing table"
+    about = "Serve a compiled aigw routing table",
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     serve: aigw_proxy::serve::ServeArgs,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Serve the table as Envoy's external processor (gRPC ext_proc).
+    Extproc(aigw_proxy::serve::ExtprocArgs),
+}
+
 fn main() -> std::process::ExitCode {
     aigw_proxy::serve::init_logging();
-    match aigw_proxy::serve::serve(Cli::parse().serve) {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Extproc(args)) => aigw_proxy::serve::extproc(args),
+        None => aigw_proxy::serve::serve(cli.serve),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -253,6 +253,38 @@ impl Record {
     }
 }
 
+/// What a request's account says so far, for those who report it before it closes (Envoy's
+/// dynamic metadata, in [`crate::extproc`]).
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub usage: Option<Usage>,
+    /// The route's costs: `(metadataKey, value)` in declaration order.
+    pub costs: Vec<(String, u64)>,
+    pub backend: Option<Arc<str>>,
+    pub sent_model: Option<String>,
+}
+
+impl Record {
+    pub fn summary(&self) -> Summary {
+        let Some(open) = &self.open else {
+            return Summary::default();
+        };
+        Summary {
+            usage: open.usage,
+            costs: open
+                .costs()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            backend: open
+                .backend
+                .and_then(|b| open.generation.backends.get(b))
+                .map(|u| u.name.clone()),
+            sent_model: open.sent_model.clone(),
+        }
+    }
+}
+
 impl Drop for Record {
     fn drop(&mut self) {
         if let Some(open) = self.open.take() {
@@ -262,17 +294,17 @@ impl Drop for Record {
 }
 
 impl Open {
-    fn close(mut self) {
+    /// The route's costs of the usage read so far. A kept answer called no backend: it costs
+    /// nothing and used no backend's tokens.
+    fn costs(&self) -> Vec<(&str, u64)> {
         let table = self.generation.snapshot.table();
         let route = table.routes.get(self.route).map_or("", |r| r.name.as_str());
-        let upstream = self.backend.and_then(|b| self.generation.backends.get(b));
-        let backend = upstream.map_or("", |u| &*u.name);
-        let duration = self.started.elapsed();
-        let first = self.first_byte.map(|t| t.duration_since(self.started));
-        // A kept answer called no backend: it costs nothing and used no backend's tokens.
-        let hit = self.cache == Some("hit");
-        let costs = match &self.usage {
-            Some(usage) if !hit => self.generation.costs.evaluate(
+        let backend = self
+            .backend
+            .and_then(|b| self.generation.backends.get(b))
+            .map_or("", |u| &*u.name);
+        match &self.usage {
+            Some(usage) if self.cache != Some("hit") => self.generation.costs.evaluate(
                 self.route,
                 usage,
                 &Vars {
@@ -282,11 +314,23 @@ impl Open {
                 },
             ),
             _ => Vec::new(),
-        };
-        if let Some(owed) = self.owed.take() {
+        }
+    }
+
+    fn close(mut self) {
+        let table = self.generation.snapshot.table();
+        let route = table.routes.get(self.route).map_or("", |r| r.name.as_str());
+        let upstream = self.backend.and_then(|b| self.generation.backends.get(b));
+        let backend = upstream.map_or("", |u| &*u.name);
+        let duration = self.started.elapsed();
+        let first = self.first_byte.map(|t| t.duration_since(self.started));
+        let hit = self.cache == Some("hit");
+        let (owed, charge) = (self.owed.take(), self.charge.take());
+        let costs = self.costs();
+        if let Some(owed) = owed {
             owed.settle(&costs);
         }
-        if let Some(charge) = self.charge.take() {
+        if let Some(charge) = charge {
             // Only a successful answer used tokens; anything else releases the reservation.
             let usage = self.usage.as_ref().filter(|_| self.status < 400);
             charge.settle(

@@ -38,8 +38,20 @@ pub enum Mode {
     Translate(Box<aigw_providers::StreamTranslator>),
 }
 
+/// The response body as the client gets it: the upstream's, relayed by a [`Relayer`] under the
+/// rule's deadline and idle timeout.
 pub struct Relay {
     inner: hyper::body::Incoming,
+    /// The rule's request deadline; none for a plain route without `timeouts.request`.
+    deadline: Option<Pin<Box<Sleep>>>,
+    idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    core: Relayer,
+}
+
+/// What the relay does to the bytes, whoever reads them from the upstream: this server's
+/// [`Relay`], or Envoy handing them to the external processor ([`crate::extproc`]) chunk by
+/// chunk.
+pub struct Relayer {
     mode: Mode,
     /// Read token usage from this body.
     scan: bool,
@@ -47,9 +59,6 @@ pub struct Relay {
     /// the translated bytes not yet handed on (translate mode).
     held: BytesMut,
     usage: Option<Usage>,
-    /// The rule's request deadline; none for a plain route without `timeouts.request`.
-    deadline: Option<Pin<Box<Sleep>>>,
-    idle: Option<(Duration, Pin<Box<Sleep>>)>,
     record: Record,
     finished: bool,
     /// The prompt guard that masks the answer's events, and its generation.
@@ -67,12 +76,30 @@ impl Relay {
     ) -> Self {
         Relay {
             inner,
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
+            core: Relayer::new(mode, scan, record),
+        }
+    }
+
+    /// Masks the answer's events with prompt guard `index` of `generation`.
+    pub fn guarded(
+        mut self,
+        generation: &std::sync::Arc<crate::generation::Generation>,
+        index: Option<usize>,
+    ) -> Self {
+        self.core = self.core.guarded(generation, index);
+        self
+    }
+}
+
+impl Relayer {
+    pub fn new(mode: Mode, scan: bool, record: Record) -> Self {
+        Relayer {
             mode,
             scan,
             held: BytesMut::new(),
             usage: None,
-            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
-            idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
             record,
             finished: false,
             guard: None,
@@ -87,6 +114,60 @@ impl Relay {
     ) -> Self {
         self.guard = index.map(|i| (generation.clone(), i));
         self
+    }
+
+    /// The request's account, which the relay fills.
+    pub fn record(&mut self) -> &mut Record {
+        &mut self.record
+    }
+
+    /// What the client gets now of the upstream's next chunk `data` (nothing while an event
+    /// or a translated piece is incomplete).
+    pub fn chunk(&mut self, data: Bytes) -> Option<Bytes> {
+        self.record.first_byte();
+        match &mut self.mode {
+            Mode::Translate(translator) => {
+                translator.feed(&data, &mut self.held);
+                if let Some(text) = self.record.output() {
+                    crate::content::events(&self.held, text);
+                }
+                if self.held.is_empty() {
+                    return None;
+                }
+                let chunk = self.held.split().freeze();
+                Some(self.guard(chunk))
+            }
+            Mode::Whole => {
+                if self.scan && self.held.len() + data.len() <= USAGE_SCAN_LIMIT {
+                    self.held.extend_from_slice(&data);
+                }
+                Some(data)
+            }
+            Mode::Events { .. } => {
+                self.held.extend_from_slice(&data);
+                self.take_events(false)
+            }
+        }
+    }
+
+    /// The rest the client gets once the upstream body ended; the usage is read then.
+    pub fn end(&mut self) -> Option<Bytes> {
+        if self.finished {
+            return None;
+        }
+        if let Mode::Translate(translator) = &mut self.mode {
+            translator.finish(&mut self.held);
+            if let Some(text) = self.record.output() {
+                crate::content::events(&self.held, text);
+            }
+            let rest = self.held.split().freeze();
+            let rest = self.guard(rest);
+            self.finish();
+            return (!rest.is_empty()).then_some(rest);
+        }
+        let rest = self.take_events(true);
+        self.finish();
+        rest
     }
 
     /// `chunk` (whole events) as the guard leaves it.
@@ -174,71 +255,34 @@ impl http_body::Body for Relay {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error.into()))),
                 Poll::Ready(None) => {
-                    if let Mode::Translate(translator) = &mut this.mode
-                        && !this.finished
-                    {
-                        translator.finish(&mut this.held);
-                        if let Some(text) = this.record.output() {
-                            crate::content::events(&this.held, text);
-                        }
-                        let rest = this.held.split().freeze();
-                        let rest = this.guard(rest);
-                        this.finish();
-                        return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(rest))));
-                    }
-                    let rest = this.take_events(true);
-                    this.finish();
-                    return Poll::Ready(rest.map(|b| Ok(Frame::data(b))));
+                    return Poll::Ready(this.core.end().map(|b| Ok(Frame::data(b))));
                 }
                 Poll::Ready(Some(Ok(frame))) => frame,
             };
             if let Some((duration, idle)) = &mut this.idle {
                 idle.as_mut().reset(Instant::now() + *duration);
             }
-            this.record.first_byte();
             let data = match frame.into_data() {
                 Ok(data) => data,
                 Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
             };
-            match &mut this.mode {
-                Mode::Translate(translator) => {
-                    translator.feed(&data, &mut this.held);
-                    if let Some(text) = this.record.output() {
-                        crate::content::events(&this.held, text);
-                    }
-                    if !this.held.is_empty() {
-                        let chunk = this.held.split().freeze();
-                        let chunk = this.guard(chunk);
-                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
-                    }
+            if let Some(out) = this.core.chunk(data) {
+                // A body of known length ends with its last frame: the server may not poll
+                // again.
+                if this.inner.is_end_stream() && matches!(this.core.mode, Mode::Whole) {
+                    this.core.finish();
                 }
-                Mode::Whole => {
-                    if this.scan && this.held.len() + data.len() <= USAGE_SCAN_LIMIT {
-                        this.held.extend_from_slice(&data);
-                    }
-                    // A body of known length ends with its last frame: the server may not
-                    // poll again.
-                    if this.inner.is_end_stream() {
-                        this.finish();
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Mode::Events { .. } => {
-                    this.held.extend_from_slice(&data);
-                    if let Some(events) = this.take_events(false) {
-                        return Poll::Ready(Some(Ok(Frame::data(events))));
-                    }
-                }
+                return Poll::Ready(Some(Ok(Frame::data(out))));
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.finished && self.held.is_empty()
+        self.core.finished && self.core.held.is_empty()
     }
 }
 
-impl Drop for Relay {
+impl Drop for Relayer {
     fn drop(&mut self) {
         // A client that goes away mid-stream still used the tokens counted so far.
         self.finish();

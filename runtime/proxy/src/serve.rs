@@ -64,6 +64,27 @@ pub struct ServeArgs {
     pub secrets_dir: Option<PathBuf>,
     #[command(flatten)]
     pub listen: ListenArgs,
+    /// Set by `extproc`: serve as Envoy's external processor here.
+    #[arg(skip)]
+    pub extproc: Option<crate::extproc::Listen>,
+}
+
+/// `extproc --table FILE`: serve the table as Envoy's external processor.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ExtprocArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Where the processor listens: `host:port`, or `unix:PATH` (the compiled Envoy config's
+    /// `aigw-extproc` cluster points at the reference's `127.0.0.1:1063`).
+    #[arg(long, default_value = crate::extproc::DEFAULT_LISTEN)]
+    pub listen: crate::extproc::Listen,
+}
+
+/// Runs `extproc` to completion on a new tokio runtime.
+pub fn extproc(args: ExtprocArgs) -> anyhow::Result<()> {
+    let mut serve_args = args.serve;
+    serve_args.extproc = Some(args.listen);
+    serve(serve_args)
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
@@ -87,8 +108,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let mut config = args.listen.config();
+    config.extproc = args.extproc.clone();
     tokio.block_on(run(
-        args.listen.config(),
+        config,
         source,
         Duration::from_millis(args.listen.watch_interval_ms),
     ))

@@ -43,6 +43,11 @@ pub enum StartError {
     },
     #[error("the access log or the quota store cannot be set up: {0}")]
     AccessLog(std::io::Error),
+    #[error("the external processor could not listen on {listen}: {source}")]
+    Extproc {
+        listen: String,
+        source: std::io::Error,
+    },
     #[error("could not listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -56,6 +61,8 @@ pub struct Runtime {
     shared: Arc<Shared>,
     /// Table port → where it is served.
     addrs: BTreeMap<u16, SocketAddr>,
+    /// Where the external processor listens, when it is served.
+    extproc: Option<crate::extproc::Listen>,
     admin: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -73,7 +80,8 @@ impl Runtime {
             config.traces = traces;
         }
         let mut ports: BTreeMap<u16, Option<TlsAcceptor>> = BTreeMap::new();
-        for (_, _, listener) in snapshot.listeners() {
+        let listeners = snapshot.listeners().filter(|_| config.extproc.is_none());
+        for (_, _, listener) in listeners {
             let tls = match (listener.protocol, ports.get(&listener.port)) {
                 (_, Some(Some(_))) => continue,
                 (Protocol::Https, _) => Some(acceptor(listener, secrets)?),
@@ -93,6 +101,25 @@ impl Runtime {
             tracing::info!(port, %bound, tls = tls.is_some(), "listening");
             tasks.spawn(accept(socket, port, tls, shared.clone(), stopped.clone()));
         }
+        let extproc = match &config.extproc {
+            None => None,
+            Some(listen) => {
+                let (socket, bound) =
+                    crate::extproc::tokio_listener::bind(listen)
+                        .await
+                        .map_err(|source| StartError::Extproc {
+                            listen: listen.to_string(),
+                            source,
+                        })?;
+                tracing::info!(%bound, "external processor listening");
+                tasks.spawn(crate::extproc::serve(
+                    shared.clone(),
+                    socket,
+                    stopped.clone(),
+                ));
+                Some(bound)
+            }
+        };
         let admin = match config.admin {
             None => None,
             Some(addr) => {
@@ -105,6 +132,7 @@ impl Runtime {
         Ok(Runtime {
             shared,
             addrs,
+            extproc,
             admin,
             stop,
             tasks,
@@ -114,6 +142,11 @@ impl Runtime {
     /// Where the table's `port` is served.
     pub fn addr(&self, port: u16) -> Option<SocketAddr> {
         self.addrs.get(&port).copied()
+    }
+
+    /// Where the external processor listens (the port it got, when asked for 0).
+    pub fn extproc_addr(&self) -> Option<&crate::extproc::Listen> {
+        self.extproc.as_ref()
     }
 
     /// The admin listener's address.

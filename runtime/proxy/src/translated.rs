@@ -149,20 +149,7 @@ impl Answer<'_> {
             return Ok(json_response(parts.status, out.into()));
         }
         if self.exchange.peek.streaming() {
-            for name in HOP_BY_HOP {
-                parts.headers.remove(*name);
-            }
-            for name in [
-                header::CONTENT_LENGTH,
-                header::CONTENT_TYPE,
-                header::CONTENT_ENCODING,
-            ] {
-                parts.headers.remove(name);
-            }
-            parts.headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
+            stream_headers(&mut parts.headers);
             let idle = self
                 .exchange
                 .selected
@@ -171,9 +158,7 @@ impl Answer<'_> {
                 .map(Duration::from_millis);
             let relay = Relay::new(
                 incoming,
-                relay::Mode::Translate(Box::new(
-                    self.translator.stream(ids(self.translator.id_prefix())),
-                )),
+                stream_mode(&self.translator),
                 true,
                 Some(self.deadline),
                 idle,
@@ -187,29 +172,8 @@ impl Answer<'_> {
             return Ok(Response::from_parts(parts, Body::stream(relay)));
         }
         let body = self.read(incoming, self.shared.config.body_limit).await?;
-        let ids = ids(self.translator.id_prefix());
-        match self.translator.response(&body, &ids) {
-            // A count uses no tokens; a rerank is billed in searches, not tokens.
-            Ok((out, _))
-                if matches!(
-                    self.exchange.endpoint,
-                    Endpoint::CountTokens | Endpoint::Rerank
-                ) =>
-            {
-                Ok(json_response(StatusCode::OK, out.into()))
-            }
-            Ok((out, usage)) => {
-                self.record.usage(usage);
-                let out = crate::forward::guard_answer(self.exchange, out.into())?;
-                if let Some(text) = self.record.output()
-                    && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&out)
-                {
-                    crate::content::answer(&value, text);
-                }
-                Ok(json_response(StatusCode::OK, out))
-            }
-            Err(out) => Ok(json_response(StatusCode::BAD_GATEWAY, out.into())),
-        }
+        let (status, out) = whole(self.exchange, &self.translator, &body, self.record)?;
+        Ok(json_response(status, out))
     }
 
     /// The whole upstream body, within the request's deadline and `limit`.
@@ -227,6 +191,58 @@ impl Answer<'_> {
             ))),
             Err(_) => Err(ProxyError::timeout("the request timed out")),
         }
+    }
+}
+
+/// The head of a translated stream: the provider's framing headers go, the client gets
+/// server-sent events.
+pub(crate) fn stream_headers(headers: &mut HeaderMap) {
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    for name in [
+        header::CONTENT_LENGTH,
+        header::CONTENT_TYPE,
+        header::CONTENT_ENCODING,
+    ] {
+        headers.remove(name);
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+}
+
+/// How a translated stream is relayed: through the translator's stream state.
+pub(crate) fn stream_mode(translator: &ResponseTranslator) -> relay::Mode {
+    relay::Mode::Translate(Box::new(translator.stream(ids(translator.id_prefix()))))
+}
+
+/// A whole successful answer of a translated backend, in the client's API: its usage noted
+/// and the prompt guard applied; a body the translator cannot read is a 502 with its error.
+pub(crate) fn whole(
+    exchange: &Exchange<'_>,
+    translator: &ResponseTranslator,
+    body: &[u8],
+    record: &mut Record,
+) -> Result<(StatusCode, Bytes), ProxyError> {
+    let ids = ids(translator.id_prefix());
+    match translator.response(body, &ids) {
+        // A count uses no tokens; a rerank is billed in searches, not tokens.
+        Ok((out, _)) if matches!(exchange.endpoint, Endpoint::CountTokens | Endpoint::Rerank) => {
+            Ok((StatusCode::OK, out.into()))
+        }
+        Ok((out, usage)) => {
+            record.usage(usage);
+            let out = crate::forward::guard_answer(exchange, out.into())?;
+            if let Some(text) = record.output()
+                && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&out)
+            {
+                crate::content::answer(&value, text);
+            }
+            Ok((StatusCode::OK, out))
+        }
+        Err(out) => Ok((StatusCode::BAD_GATEWAY, out.into())),
     }
 }
 

@@ -26,6 +26,7 @@
 //! It must not be a bottleneck: answers are built from small templates without parsing more
 //! of the request than the `model` and `stream` fields.
 
+mod envoy;
 mod identity;
 mod jwks;
 mod metadata;
@@ -41,6 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+pub use envoy::{Envoy, envoy, free_port};
 pub use identity::{Federation, Seen};
 pub use jwks::JwksServer;
 pub use metadata::{

@@ -173,6 +173,11 @@ pub(crate) fn ext_proc(mode: [&str; 4], attributes: &[&str]) -> Value {
     filter["grpc_service"] =
         json!({"envoy_grpc": {"cluster_name": EXTPROC_CLUSTER}, "timeout": "30s"});
     filter["message_timeout"] = json!("60s");
+    // The upstream phase sets the backend's `:authority` (what SigV4 signed), a routing header
+    // Envoy lets a processor change only when asked to.
+    if attributes.iter().any(|a| a.starts_with("xds.")) {
+        filter["mutation_rules"] = json!({"allow_all_routing": true});
+    }
     filter["metadata_options"] =
         json!({"receiving_namespaces": {"untyped": ["io.envoy.ai_gateway"]}});
     filter
@@ -225,12 +230,13 @@ fn listener<'a>(
             kind: "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             stat_prefix: name.clone(),
             strip_any_host_port: true,
+            access_log: access_log(table),
             route_config: RouteConfig {
                 name: name.clone(),
                 virtual_hosts,
             },
             http_filters: json!([
-                {"name": "envoy.filters.http.ext_proc", "typed_config": ext_proc(["SEND", "BUFFERED", "SEND", "BUFFERED"], &[])},
+                {"name": "envoy.filters.http.ext_proc", "typed_config": ext_proc(["SEND", "BUFFERED", "SEND", "BUFFERED"], &["destination.port", "source.address"])},
                 {
                     "name": "envoy.filters.http.router",
                     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers": true},
@@ -261,6 +267,7 @@ fn listener<'a>(
     Listener {
         name,
         address: json!({"socket_address": {"address": "0.0.0.0", "port_value": port}}),
+        per_connection_buffer_limit_bytes: BUFFER_LIMIT,
         filter_chains: [FilterChain {
             filters: [hcm],
             transport_socket,
@@ -275,6 +282,7 @@ fn listener<'a>(
 struct Listener<'a> {
     name: String,
     address: Value,
+    per_connection_buffer_limit_bytes: u64,
     filter_chains: [FilterChain<'a>; 1],
 }
 
@@ -297,6 +305,7 @@ struct HcmConfig<'a> {
     kind: &'static str,
     stat_prefix: String,
     strip_any_host_port: bool,
+    access_log: Value,
     route_config: RouteConfig<'a>,
     http_filters: Value,
 }
@@ -391,16 +400,58 @@ fn route(table: &Table, m: usize) -> Value {
     json!({"name": name, "match": matcher, "route": action})
 }
 
+/// How much of a request Envoy buffers for the external processor (which reads AI bodies
+/// whole): the aigw data plane's own body limit, 50 MiB, as the reference's config sets.
+const BUFFER_LIMIT: u64 = 50 << 20;
+
+/// One JSON line per request on stdout: the request, and what the external processor put in
+/// dynamic metadata (backend, model sent, token counts, every `llmRequestCosts` key of the
+/// table).
+fn access_log(table: &Table) -> Value {
+    let meta = |key: &str| format!("%DYNAMIC_METADATA(io.envoy.ai_gateway:{key})%");
+    let mut format = serde_json::Map::new();
+    for (field, value) in [
+        ("start_time", "%START_TIME%".to_owned()),
+        ("method", "%REQ(:METHOD)%".to_owned()),
+        ("path", "%REQ(:PATH)%".to_owned()),
+        ("status", "%RESPONSE_CODE%".to_owned()),
+        ("duration_ms", "%DURATION%".to_owned()),
+        ("upstream_host", "%UPSTREAM_HOST%".to_owned()),
+        ("route", "%ROUTE_NAME%".to_owned()),
+        ("request_model", "%REQ(X-AI-EG-MODEL)%".to_owned()),
+        ("backend", meta("backend_name")),
+        ("model_name_override", meta("model_name_override")),
+        ("input_tokens", meta("llm_input_token")),
+        ("output_tokens", meta("llm_output_token")),
+        ("total_tokens", meta("llm_total_token")),
+    ] {
+        format.insert(field.to_owned(), json!(value));
+    }
+    let keys = table
+        .routes
+        .iter()
+        .flat_map(|r| &r.llm_request_costs)
+        .chain(table.gateways.iter().flat_map(|g| &g.llm_request_costs))
+        .map(|c| c.metadata_key.as_str());
+    for key in keys {
+        format.insert(format!("cost.{key}"), json!(meta(key)));
+    }
+    json!([{
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": {"json_format": format},
+        },
+    }])
+}
+
+/// The last route of every virtual host. The external processor stays on for it: every AI
+/// request matches it when its headers arrive (the model header is set from the body later),
+/// and per-route filter config is read then.
 fn not_found() -> Value {
     json!({
         "name": "route-not-found",
         "match": {"prefix": "/"},
         "direct_response": {"status": 404, "body": {"inline_string": NOT_FOUND_BODY}},
-        "typed_per_filter_config": {
-            "envoy.filters.http.ext_proc": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute",
-                "disabled": true,
-            },
-        },
     })
 }

@@ -11,6 +11,7 @@ mod ambient;
 mod cache;
 mod callers;
 mod cloud;
+mod extproc;
 mod federation;
 mod governance;
 mod harness;

