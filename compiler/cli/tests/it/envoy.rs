@@ -151,3 +151,123 @@ fn real_envoy_accepts_every_compiled_bootstrap() {
     );
     eprintln!("envoy validated {validated} bootstraps");
 }
+
+/// The reference's own data-plane config (`data-plane/envoy.yaml` of the corpus, read in
+/// place) and a compiled bootstrap wire the external processor alike: the router-level filter's
+/// processing modes, the upstream filter's modes and backend-name attribute, the metadata
+/// namespace it may write, the `content-length` the upstream chain restores from it, and the
+/// endpoint metadata that names each backend. Skips where the corpus is absent.
+#[test]
+fn the_ext_proc_wiring_matches_the_reference_data_plane() {
+    let Some(dir) = crate::conformance::corpus() else {
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("data-plane/envoy.yaml")).expect("the corpus");
+    let reference: serde_json::Value = serde_saphyr::from_str(&text).expect("YAML");
+    let case = root().join("testdata/compile/valid/basic.yaml");
+    let mut sources = aigw_diag::SourceMap::new();
+    sources.add(
+        case.display().to_string(),
+        std::fs::read_to_string(&case).expect("the basic case"),
+    );
+    let checked = check(sources, aigw_compiler::CheckOptions::default());
+    let produced = artifacts_with(
+        &checked,
+        &[Target::Envoy],
+        &aigw_target_envoy::Options::default(),
+    )
+    .expect("compiles");
+    let ours: serde_json::Value =
+        serde_saphyr::from_slice(&produced[0].bytes).expect("our YAML parses");
+    let (reference, ours) = (snake(&reference), snake(&ours));
+    let router =
+        |v: &serde_json::Value| named(v, "envoy.filters.http.ext_proc")[0]["typed_config"].clone();
+    let upstream = |v: &serde_json::Value| named(v, "upstream_extproc")[0]["typed_config"].clone();
+    for key in ["processing_mode", "allow_mode_override"] {
+        assert_eq!(
+            router(&ours)[key],
+            router(&reference)[key],
+            "router-level `{key}`"
+        );
+    }
+    assert_eq!(
+        upstream(&ours)["processing_mode"],
+        upstream(&reference)["processing_mode"],
+        "upstream `processing_mode`"
+    );
+    let attribute = &upstream(&reference)["request_attributes"][0];
+    assert!(
+        upstream(&ours)["request_attributes"]
+            .as_array()
+            .is_some_and(|a| a.contains(attribute)),
+        "the upstream filter is sent {attribute}"
+    );
+    for filter in [router, upstream] {
+        assert_eq!(
+            filter(&ours)["metadata_options"]["receiving_namespaces"],
+            filter(&reference)["metadata_options"]["receiving_namespaces"]
+        );
+    }
+    let restored = |v: &serde_json::Value| {
+        named(v, "envoy.filters.http.header_mutation")[0]["typed_config"]["mutations"]
+            ["request_mutations"][0]["append"]["header"]
+            .clone()
+    };
+    assert_eq!(
+        restored(&ours),
+        restored(&reference),
+        "content-length restored"
+    );
+    let has_backend_metadata = |v: &serde_json::Value| {
+        let text = v.to_string();
+        text.contains(r#""aigateway.envoy.io":{"per_route_rule_backend_name""#)
+    };
+    assert!(has_backend_metadata(&reference) && has_backend_metadata(&ours));
+}
+
+/// Every object of `value` whose `name` is `name`.
+fn named<'a>(value: &'a serde_json::Value, name: &str) -> Vec<&'a serde_json::Value> {
+    let mut found = Vec::new();
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Object(map) => {
+                if map.get("name").and_then(|n| n.as_str()) == Some(name) {
+                    found.push(v);
+                }
+                stack.extend(map.values().rev());
+            }
+            serde_json::Value::Array(items) => stack.extend(items.iter().rev()),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// `value` with camelCase keys in Envoy's snake_case (Envoy reads both; the reference's file
+/// mixes them), except under metadata, whose keys are data.
+fn snake(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                let key = if k.contains('.') || k.starts_with('@') {
+                    k.clone()
+                } else {
+                    k.chars().fold(String::new(), |mut out, c| {
+                        if c.is_ascii_uppercase() {
+                            out.push('_');
+                            out.push(c.to_ascii_lowercase());
+                        } else {
+                            out.push(c);
+                        }
+                        out
+                    })
+                };
+                (key, snake(v))
+            })
+            .collect(),
+        serde_json::Value::Array(items) => items.iter().map(snake).collect(),
+        other => other.clone(),
+    }
+}

@@ -13,13 +13,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const CASE: &str = concat!(
+pub const CASE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../testdata/runtime/cloud.yaml"
 );
-const EMAIL: &str = "gateway@aigw-ci.iam.gserviceaccount.com";
-const CLIENT_ID: &str = "00000000-aaaa-bbbb-cccc-111111111111";
-const SECRET: &str = "azure-client-secret-value";
+pub const EMAIL: &str = "gateway@aigw-ci.iam.gserviceaccount.com";
+pub const CLIENT_ID: &str = "00000000-aaaa-bbbb-cccc-111111111111";
+pub const SECRET: &str = "azure-client-secret-value";
 
 /// A fresh RSA key pair (PEM private key, PEM public key, the public key's file).
 pub struct Keys {

@@ -43,13 +43,22 @@ impl Front {
 
     /// `manifests` (whose Gateway listens on 8080, moved to a free port) behind Envoy.
     pub async fn start(test: &str, mock: MockUpstream, manifests: &str) -> Option<Front> {
+        Front::start_with(test, mock, manifests, Config::loopback()).await
+    }
+
+    pub async fn start_with(
+        test: &str,
+        mock: MockUpstream,
+        manifests: &str,
+        config: Config,
+    ) -> Option<Front> {
         let binary = aigw_testkit::envoy(test)?;
         let port = aigw_testkit::free_port();
         let text = manifests.replace("port: 8080", &format!("port: {port}"));
         let (snapshot, secrets) = compile(&text);
         let config = Config {
             extproc: Some(Listen::Tcp("127.0.0.1:0".parse().expect("address"))),
-            ..Config::loopback()
+            ..config
         };
         let runtime = Runtime::start(config, snapshot, &secrets)
             .await
@@ -447,4 +456,145 @@ async fn a_table_reload_under_load_fails_no_request() {
     assert_eq!(reply.status, 200);
     let seen = front.mock.last().expect("called");
     assert_eq!(seen.header("x-api-key"), Some("sk-ant-rotated-9"));
+}
+
+/// Gemini, Claude on Vertex AI and Azure OpenAI with Entra tokens, through Envoy: the token
+/// cache the standalone server uses signs these attempts too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_tokens_and_gemini_through_envoy() {
+    use crate::cloud::{CLIENT_ID, EMAIL, SECRET, keys};
+    let keys = keys();
+    let tokens = aigw_testkit::TokenEndpoint::start(aigw_testkit::Accounts {
+        gcp_email: EMAIL.into(),
+        gcp_public_key: keys.public.clone(),
+        azure_tenant: "aigw-ci-tenant".into(),
+        azure_client_id: CLIENT_ID.into(),
+        azure_client_secret: SECRET.into(),
+        federation: None,
+    })
+    .await
+    .expect("token endpoint");
+    let mock = MockUpstream::start("mock").await.expect("upstream");
+    let pem = serde_json::to_string(&keys.private).expect("json string");
+    let text = std::fs::read_to_string(crate::cloud::CASE)
+        .expect("the cloud case")
+        .replace("65031", &mock.port().to_string())
+        .replace("65032", &tokens.port().to_string())
+        .replace("PRIVATE_KEY_JSON_STRING", &pem);
+    let mut config = Config::loopback();
+    config.endpoints.azure_authority = Some(tokens.authority());
+    let Some(front) = Front::start_with("extproc: cloud tokens", mock, &text, config).await else {
+        return;
+    };
+    let cases = [
+        (
+            "gemini-2.5-flash",
+            "/v1/projects/aigw-ci/locations/us-east5/publishers/google/models/gemini-2.5-flash:generateContent",
+            "Bearer gcp-token-",
+        ),
+        (
+            "claude-vertex",
+            "/v1/projects/aigw-ci/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict",
+            "Bearer gcp-token-",
+        ),
+        (
+            "azure-entra",
+            "/openai/deployments/gpt-4o-deployment/chat/completions?api-version=2025-01-01-preview",
+            "Bearer azure-token-",
+        ),
+    ];
+    for (model, path, token) in cases {
+        let reply = front.chat(ask(model, false)).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+        assert_eq!(reply.json()["object"], "chat.completion", "{model}");
+        let seen = front.mock.last().expect("the upstream was called");
+        assert_eq!(seen.uri, path, "{model}");
+        assert_no_client_key(&seen);
+        let authorization = seen.header("authorization").unwrap_or_default();
+        assert!(
+            authorization.starts_with(token),
+            "{model}: `{authorization}`"
+        );
+    }
+    let reply = front.chat(ask("gemini-2.5-flash", true)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = front.mock.last().expect("called");
+    assert!(
+        seen.uri.ends_with(":streamGenerateContent?alt=sse"),
+        "{}",
+        seen.uri
+    );
+    let (chunks, done) = events(reply.text());
+    assert!(done, "the stream ends with [DONE]: {}", reply.text());
+    let usage = chunks
+        .last()
+        .map(|c| c["usage"].clone())
+        .unwrap_or_default();
+    assert_eq!(usage["total_tokens"], 78, "{}", reply.text());
+}
+
+/// The official `openai` SDK, pointed at Envoy, parses every translated answer and stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_sdk_through_envoy_parses_every_translated_schema() {
+    let Some(python) = aigw_testkit::python("openai SDK through Envoy", &["openai"]) else {
+        return;
+    };
+    let Some(front) = Front::providers("extproc: openai SDK through Envoy").await else {
+        return;
+    };
+    let (ok, report) =
+        crate::providers::run_sdk(python, "providers_client.py", front.url("/v1"), "OPENAI").await;
+    assert!(ok, "the SDK refused an answer through Envoy:\n{report}");
+    assert!(report.contains("Ran 4 tests"), "{report}");
+    for seen in front.mock.requests() {
+        assert_no_client_key(&seen);
+    }
+}
+
+/// A provider's error, an unknown model and a body that is not JSON, through Envoy: each in
+/// the OpenAI error shape, with the status the standalone server gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_through_envoy_keep_the_clients_shape() {
+    let Some(front) = Front::providers("extproc: errors through Envoy").await else {
+        return;
+    };
+    front.mock.set_behavior(aigw_testkit::Behavior {
+        status: Some(400),
+        body: Some(r#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: must be at most 8192"}}"#.into()),
+        ..aigw_testkit::Behavior::default()
+    });
+    for stream in [false, true] {
+        let reply = front.chat(ask("claude-direct", stream)).await;
+        assert_eq!(reply.status, 400, "stream={stream}: {}", reply.text());
+        let error = &reply.json()["error"];
+        assert_eq!(error["type"], "invalid_request_error");
+        assert_eq!(error["message"], "max_tokens: must be at most 8192");
+    }
+    front.mock.set_behavior(aigw_testkit::Behavior::default());
+    let reply = front.chat(ask("no-such-model", false)).await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
+    assert!(
+        reply.text().contains("No matching route found"),
+        "{}",
+        reply.text()
+    );
+    let request = http::Request::post(front.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{not json")))
+        .expect("request");
+    let response = front.client.request(request).await.expect("answer");
+    assert_eq!(response.status(), 400);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let error: Value = serde_json::from_slice(&body).expect("a JSON error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not valid JSON")),
+        "{error}"
+    );
 }

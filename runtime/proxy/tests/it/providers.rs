@@ -642,7 +642,7 @@ async fn cohere_rerank_reaches_cohere_natively() {
 /// Runs `tests/sdk/<script>` with the gateway at `AIGW_BASE_URL`, and without the SDK's own
 /// `<SDK>_API_KEY` and `<SDK>_BASE_URL` from the environment: whether it passed, and its
 /// unittest report.
-async fn run_sdk(
+pub async fn run_sdk(
     python: std::path::PathBuf,
     script: &str,
     base: String,
