@@ -65,6 +65,9 @@ enum Command {
         /// Where Envoy finds mounted Secrets (`<dir>/<namespace>/<name>/<key>`), for envoy.yaml.
         #[arg(long, default_value = "/etc/aigw/secrets")]
         secrets_dir: String,
+        /// Where Envoy finds aigw's external processor (`aigw extproc --listen`), for envoy.yaml.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:1063")]
+        extproc: std::net::SocketAddr,
     },
     /// Check and compile manifests in process and serve them, recompiling when they change.
     /// With no paths, the configuration comes from the environment (OPENAI_API_KEY,
@@ -79,6 +82,13 @@ enum Command {
         /// Treat unresolved references as warnings (objects defined elsewhere).
         #[arg(long)]
         open: bool,
+        /// Put a real Envoy in front, on the compiled `envoy.yaml`, with this process as its
+        /// external processor; a change of routes or backends hot-restarts Envoy.
+        #[arg(long)]
+        envoy: bool,
+        /// The Envoy binary for `--envoy` (default: `AIGW_ENVOY`, else `envoy` on PATH).
+        #[arg(long, value_name = "PATH", requires = "envoy")]
+        envoy_bin: Option<PathBuf>,
         #[command(flatten)]
         listen: aigw_proxy::serve::ListenArgs,
     },
@@ -121,8 +131,13 @@ fn main() -> ExitCode {
             paths,
             secrets_dir,
             open,
+            envoy,
+            envoy_bin,
             listen,
-        } => serving(run_manifests(paths, secrets_dir, open, listen)),
+        } => {
+            let envoy = envoy.then(|| aigw_compiler::front::envoy_binary(envoy_bin));
+            serving(run_manifests(paths, secrets_dir, open, listen, envoy))
+        }
         Command::Serve(args) => {
             aigw_proxy::serve::init_logging();
             serving(aigw_proxy::serve::serve(args))
@@ -152,6 +167,7 @@ fn main() -> ExitCode {
             open,
             format,
             secrets_dir,
+            extproc,
         } => {
             let mut targets: Vec<Target> = target.into_iter().map(Target::from).collect();
             if targets.is_empty() {
@@ -161,6 +177,8 @@ fn main() -> ExitCode {
             targets.dedup();
             let envoy = aigw_target_envoy::Options {
                 secrets_dir,
+                extproc_host: extproc.ip().to_string(),
+                extproc_port: extproc.port(),
                 ..Default::default()
             };
             run_compile(&paths, &out, &targets, &envoy, check, open, format)
@@ -241,6 +259,7 @@ fn run_manifests(
     secrets_dir: Option<PathBuf>,
     open: bool,
     listen: aigw_proxy::serve::ListenArgs,
+    envoy: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     aigw_proxy::serve::init_logging();
@@ -270,11 +289,19 @@ fn run_manifests(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    tokio.block_on(aigw_proxy::serve::run(
-        listen.config(),
-        std::sync::Arc::new(source),
-        interval,
-    ))
+    let source = std::sync::Arc::new(source);
+    match envoy {
+        None => tokio.block_on(aigw_proxy::serve::run(listen.config(), source, interval)),
+        Some(binary) => tokio.block_on(async move {
+            let front =
+                aigw_compiler::front::Front::start(listen.config(), source, interval, binary)
+                    .await?;
+            aigw_proxy::serve::stopped().await?;
+            tracing::info!("shutting down: stopping Envoy, draining in-flight requests");
+            front.shutdown().await;
+            Ok(())
+        }),
+    }
 }
 
 /// Exit 1 for an input with errors (already reported), 2 for a failure to produce or write.

@@ -70,8 +70,9 @@ pub struct Manifests {
     pub inline: Vec<(Key, Bytes)>,
 }
 
-impl Source for Manifests {
-    fn load(&self) -> Result<(aigw_table::Snapshot, Secrets), String> {
+impl Manifests {
+    /// The manifests checked, or their errors rendered.
+    fn checked(&self) -> Result<Checked, String> {
         let sources = match &self.text {
             Some(text) => {
                 let mut map = aigw_diag::SourceMap::new();
@@ -97,6 +98,36 @@ impl Source for Manifests {
             );
             return Err(format!("the manifests have errors:\n{text}"));
         }
+        Ok(checked)
+    }
+
+    /// The Envoy bootstrap of the manifests, its external processor at `extproc` (`aigw run
+    /// --envoy`).
+    pub fn bootstrap(&self, extproc: std::net::SocketAddr) -> Result<String, String> {
+        let checked = self.checked()?;
+        let options = aigw_target_envoy::Options {
+            secrets_dir: self.secrets_dir.as_ref().map_or_else(
+                || aigw_target_envoy::Options::default().secrets_dir,
+                |d| d.display().to_string(),
+            ),
+            extproc_host: extproc.ip().to_string(),
+            extproc_port: extproc.port(),
+            ..Default::default()
+        };
+        let artifacts =
+            crate::compile::artifacts_with(&checked, &[crate::compile::Target::Envoy], &options)
+                .map_err(|e| e.to_string())?;
+        artifacts
+            .into_iter()
+            .find(|a| a.name == "envoy.yaml")
+            .map(|a| String::from_utf8_lossy(&a.bytes).into_owned())
+            .ok_or_else(|| "no Envoy bootstrap was made".to_owned())
+    }
+}
+
+impl Source for Manifests {
+    fn load(&self) -> Result<(aigw_table::Snapshot, Secrets), String> {
+        let checked = self.checked()?;
         let snapshot = table(&checked)?;
         let secrets = Secrets::from_environment()
             .with_dir(self.secrets_dir.clone())

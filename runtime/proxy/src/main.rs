@@ -9,33 +9,39 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `aigw-proxy --table FILE ...`: serve the table (as `aigw serve`).
 #[derive(Parser, Debug)]
 #[command(
     name = "aigw-proxy",
     version,
-    about = "Serve a compiled aigw routing table",
-    subcommand_negates_reqs = true,
-    args_conflicts_with_subcommands = true
+    about = "Serve a compiled aigw routing table (`aigw-proxy extproc --help`: as Envoy's external processor)"
 )]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
+struct Serve {
     #[command(flatten)]
     serve: aigw_proxy::serve::ServeArgs,
 }
 
-#[derive(clap::Subcommand, Debug)]
-enum Command {
-    /// Serve the table as Envoy's external processor (gRPC ext_proc).
-    Extproc(aigw_proxy::serve::ExtprocArgs),
+/// `aigw-proxy extproc --table FILE ...`: serve it as Envoy's external processor.
+#[derive(Parser, Debug)]
+#[command(
+    name = "aigw-proxy extproc",
+    version,
+    about = "Serve a compiled aigw routing table as Envoy's external processor (gRPC ext_proc)"
+)]
+struct Extproc {
+    #[command(flatten)]
+    extproc: aigw_proxy::serve::ExtprocArgs,
 }
 
 fn main() -> std::process::ExitCode {
     aigw_proxy::serve::init_logging();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Extproc(args)) => aigw_proxy::serve::extproc(args),
-        None => aigw_proxy::serve::serve(cli.serve),
+    // `extproc` is a command of its own; anything else is `serve`'s flags, as they always were.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let result = if args.get(1).is_some_and(|a| a == "extproc") {
+        args.remove(1);
+        aigw_proxy::serve::extproc(Extproc::parse_from(args).extproc)
+    } else {
+        aigw_proxy::serve::serve(Serve::parse_from(args).serve)
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -93,6 +93,16 @@ pub fn reload_now(runtime: &Handle, source: &dyn Source, why: &str) -> bool {
 
 /// Watches `source` until the runtime stops: polls every `interval` and reloads on SIGHUP.
 pub async fn watch(runtime: Handle, source: Arc<dyn Source>, interval: Duration) {
+    watch_with(runtime, source, interval, Arc::new(|| {})).await;
+}
+
+/// [`watch`], calling `reloaded` (off the async workers) after each table it installed.
+pub async fn watch_with(
+    runtime: Handle,
+    source: Arc<dyn Source>,
+    interval: Duration,
+    reloaded: Arc<dyn Fn() + Send + Sync>,
+) {
     let mut seen = fingerprint(&source.watched());
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -109,10 +119,14 @@ pub async fn watch(runtime: Handle, source: Arc<dyn Source>, interval: Duration)
         let now = fingerprint(&source.watched());
         if why == "SIGHUP" || now != seen {
             seen = now;
-            let (runtime, source) = (runtime.clone(), source.clone());
+            let (runtime, source, reloaded) = (runtime.clone(), source.clone(), reloaded.clone());
             // Loading may compile manifests: off the async workers.
-            let _ = tokio::task::spawn_blocking(move || reload_now(&runtime, source.as_ref(), why))
-                .await;
+            let _ = tokio::task::spawn_blocking(move || {
+                if reload_now(&runtime, source.as_ref(), why) {
+                    reloaded();
+                }
+            })
+            .await;
         }
     }
 }

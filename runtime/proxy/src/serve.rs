@@ -130,14 +130,20 @@ pub async fn run(
         .context("loading the routing table")?;
     let runtime = Runtime::start(config, snapshot, &secrets).await?;
     let watcher = tokio::spawn(reload::watch(runtime.handle(), source, interval));
+    stopped().await?;
+    tracing::info!("shutting down: draining in-flight requests");
+    watcher.abort();
+    runtime.shutdown().await;
+    Ok(())
+}
+
+/// Returns on SIGINT or SIGTERM.
+pub async fn stopped() -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("SIGTERM handler")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
-    tracing::info!("shutting down: draining in-flight requests");
-    watcher.abort();
-    runtime.shutdown().await;
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! `cargo xtask bench [compile|proxy]`: the benchmarks whose figures BENCHMARKS.md reports.
-//! With no argument both run: the compiler on generated inputs, then the data plane beside a
-//! plain Envoy proxy.
+//! `cargo xtask bench [compile|proxy|extproc]`: the benchmarks whose figures BENCHMARKS.md
+//! reports. With no argument all run: the compiler on generated inputs, the data plane beside a
+//! plain Envoy proxy, and Envoy with aigw as its external processor.
 
 mod compile;
+mod extproc;
 mod proxy;
 
 use anyhow::{Result, bail};
@@ -11,10 +12,12 @@ pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("compile") => compile::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
+        Some("extproc") => extproc::run(&args[1..]),
         None => {
             compile::run(&[])?;
-            proxy::run(&[])
+            proxy::run(&[])?;
+            extproc::run(&[])
         }
-        Some(other) => bail!("unknown benchmark `{other}` (compile or proxy)"),
+        Some(other) => bail!("unknown benchmark `{other}` (compile, proxy or extproc)"),
     }
 }

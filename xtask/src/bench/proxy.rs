@@ -28,7 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const CHAT: &str = r#"{"model":"bench","messages":[{"role":"user","content":"Say hi"}]}"#;
+pub(super) const CHAT: &str =
+    r#"{"model":"bench","messages":[{"role":"user","content":"Say hi"}]}"#;
 /// The cache path's request: deterministic, so its answer is kept.
 const CHAT_COLD: &str =
     r#"{"model":"bench","temperature":0,"messages":[{"role":"user","content":"Say hi"}]}"#;
@@ -45,22 +46,22 @@ struct Options {
 }
 
 /// One way to the upstream: its name, its port, and the process whose CPU it costs.
-struct Route {
-    name: &'static str,
-    port: u16,
-    pid: u32,
+pub(super) struct Route {
+    pub(super) name: &'static str,
+    pub(super) port: u16,
+    pub(super) pid: u32,
     /// The request it is measured with.
-    body: &'static str,
+    pub(super) body: &'static str,
 }
 
 /// What wrk measured, and the CPU the path's process spent.
-struct Load {
-    requests: u64,
-    per_second: f64,
-    p50: String,
-    p99: String,
-    errors: u64,
-    cpu_us_per_request: f64,
+pub(super) struct Load {
+    pub(super) requests: u64,
+    pub(super) per_second: f64,
+    pub(super) p50: String,
+    pub(super) p99: String,
+    pub(super) errors: u64,
+    pub(super) cpu_us_per_request: f64,
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -381,7 +382,7 @@ fn translation(aigw: &Route, dir: &Path, options: &Options) -> Result<()> {
     Ok(())
 }
 
-fn envoy(root: &Path) -> Result<PathBuf> {
+pub(super) fn envoy(root: &Path) -> Result<PathBuf> {
     let venv = root.join(".venv/bin/envoy");
     if venv.exists() {
         return Ok(venv);
@@ -396,14 +397,19 @@ fn envoy(root: &Path) -> Result<PathBuf> {
 /// `ports`: the gateway's, its admin's, and the two upstreams'.
 /// What an `aigw-proxy` of the bench does besides routing.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Profile {
+pub(super) enum Profile {
     Plain,
     Governed,
     Callers,
     Cached,
 }
 
-fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4], profile: Profile) -> Result<Running> {
+pub(super) fn start_aigw(
+    bin: &Path,
+    dir: &Path,
+    ports: [u16; 4],
+    profile: Profile,
+) -> Result<Running> {
     let [port, admin, fast, paced] = ports;
     let name = match profile {
         Profile::Plain => "plain",
@@ -457,7 +463,13 @@ fn start_aigw(bin: &Path, dir: &Path, ports: [u16; 4], profile: Profile) -> Resu
     Running::spawn("aigw-proxy", &mut command)
 }
 
-fn start_envoy(envoy: &Path, dir: &Path, port: u16, fast: u16, paced: u16) -> Result<Running> {
+pub(super) fn start_envoy(
+    envoy: &Path,
+    dir: &Path,
+    port: u16,
+    fast: u16,
+    paced: u16,
+) -> Result<Running> {
     let config = dir.join("envoy.yaml");
     std::fs::write(&config, envoy_config(port, fast, paced))?;
     Running::spawn(
@@ -471,7 +483,7 @@ fn start_envoy(envoy: &Path, dir: &Path, port: u16, fast: u16, paced: u16) -> Re
 }
 
 /// One chat completion through `path`: it must answer 200 with the upstream's JSON.
-fn sanity(path: &Route) -> Result<()> {
+pub(super) fn sanity(path: &Route) -> Result<()> {
     let mut stream = TcpStream::connect(("127.0.0.1", path.port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write_request(&mut stream, path.port, path.body, "Connection: close\r\n")?;
@@ -500,7 +512,7 @@ fn measure(path: &Route, connections: u32, duration: u64, script: &Path) -> Resu
     Ok(load)
 }
 
-fn wrk(url: &str, connections: u32, seconds: u64, script: &Path) -> Result<String> {
+pub(super) fn wrk(url: &str, connections: u32, seconds: u64, script: &Path) -> Result<String> {
     let threads = connections.min(2).to_string();
     let output = Command::new("wrk")
         .args(["-t", &threads, "-c", &connections.to_string()])
@@ -515,7 +527,7 @@ fn wrk(url: &str, connections: u32, seconds: u64, script: &Path) -> Result<Strin
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn parse_wrk(output: &str) -> Result<Load> {
+pub(super) fn parse_wrk(output: &str) -> Result<Load> {
     let mut load = Load {
         requests: 0,
         per_second: 0.0,
@@ -548,7 +560,7 @@ fn parse_wrk(output: &str) -> Result<Load> {
 }
 
 /// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
+pub(super) fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may hold spaces; the fields after its `)` are fixed.
     let after = stat.rsplit_once(')').context("/proc/pid/stat")?.1;
@@ -559,7 +571,7 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(utime + stime)
 }
 
-fn clock_ticks_per_second() -> Result<f64> {
+pub(super) fn clock_ticks_per_second() -> Result<f64> {
     let output = Command::new("getconf").arg("CLK_TCK").output()?;
     Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
 }
@@ -666,14 +678,14 @@ fn micros(d: Duration) -> String {
     }
 }
 
-fn lua(body: &str) -> String {
+pub(super) fn lua(body: &str) -> String {
     format!(
         "wrk.method = \"POST\"\nwrk.body = '{body}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer client-key\"\n"
     )
 }
 
 /// The gateway's case: two models on two upstreams, an API key, and costs (so usage is read).
-fn aigw_manifests(port: u16, fast: u16, paced: u16, profile: Profile) -> String {
+pub(super) fn aigw_manifests(port: u16, fast: u16, paced: u16, profile: Profile) -> String {
     let mut out = format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  gatewayClassName: aigw\n  listeners:\n    - name: http\n      protocol: HTTP\n      port: {port}\n\
 ---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench\n      backendRefs:\n        - name: fast\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-stream\n      backendRefs:\n        - name: paced\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-anthropic\n      backendRefs:\n        - name: anthropic\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-openai\n      backendRefs:\n        - name: openai\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-bedrock\n      backendRefs:\n        - name: bedrock\n          modelNameOverride: anthropic.claude-3-5-sonnet-20240620-v1:0\n"

@@ -598,3 +598,113 @@ async fn errors_through_envoy_keep_the_clients_shape() {
         "{error}"
     );
 }
+
+/// A POST of a chat for `model` to `port`: the status.
+async fn chat_status(client: &Client<HttpConnector, Full<Bytes>>, port: u16, model: &str) -> u16 {
+    let request = http::Request::post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(ask(model, false).to_string())))
+        .expect("request");
+    match client.request(request).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let _ = response.into_body().collect().await;
+            status
+        }
+        Err(_) => 0,
+    }
+}
+
+const EXTRA_ROUTE: &str = r#"
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata:
+  name: extra
+  namespace: default
+spec:
+  parentRefs:
+    - name: providers
+      kind: Gateway
+      group: gateway.networking.k8s.io
+  rules:
+    - matches:
+        - headers:
+            - type: Exact
+              name: x-ai-eg-model
+              value: gpt-extra
+      backendRefs:
+        - name: openai
+"#;
+
+/// `aigw run --envoy`: Envoy starts on the compiled bootstrap with the in-process processor;
+/// a new route in the manifests reloads the table and hot-restarts Envoy on the new bootstrap,
+/// while requests keep flowing without one failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aigw_run_envoy_hot_restarts_envoy_when_routes_change() {
+    let Some(binary) = aigw_testkit::envoy("aigw run --envoy") else {
+        return;
+    };
+    let mock = MockUpstream::start("mock").await.expect("upstream");
+    let port = aigw_testkit::free_port();
+    let text = std::fs::read_to_string(CASE)
+        .expect("the providers case")
+        .replace("65021", &mock.port().to_string())
+        .replace("port: 8080", &format!("port: {port}"));
+    let dir = tempfile::tempdir().expect("scratch");
+    let file = dir.path().join("manifests.yaml");
+    std::fs::write(&file, &text).expect("write the manifests");
+    let source = std::sync::Arc::new(aigw_compiler::run::Manifests {
+        paths: vec![file.clone()],
+        text: None,
+        secrets_dir: None,
+        options: aigw_compiler::CheckOptions::default(),
+        inline: Vec::new(),
+    });
+    let interval = std::time::Duration::from_millis(100);
+    let front = aigw_compiler::front::Front::start(Config::loopback(), source, interval, binary)
+        .await
+        .expect("Envoy in front starts");
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut up = false;
+    for _ in 0..300 {
+        if chat_status(&client, port, "gpt-direct").await == 200 {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "Envoy in front serves");
+    assert_eq!(chat_status(&client, port, "gpt-extra").await, 404);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                statuses.push(chat_status(&client, port, "gpt-direct").await);
+            }
+            statuses
+        })
+    };
+    std::fs::write(&file, text + EXTRA_ROUTE).expect("add a route");
+    let mut served = false;
+    for _ in 0..300 {
+        if chat_status(&client, port, "gpt-extra").await == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Past the drain of the previous epoch too.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = load.await.expect("the load ran");
+    assert!(served, "the new route is served through Envoy");
+    assert_eq!(front.epoch(), 1, "Envoy was hot-restarted once");
+    assert!(front.envoy_running());
+    assert!(statuses.len() > 5, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    front.shutdown().await;
+}
