@@ -57,16 +57,19 @@ struct Epochs {
     epoch: u32,
     base_id: Option<String>,
     running: Vec<Child>,
+    log: Option<PathBuf>,
 }
 
 impl Front {
     /// Compiles `source`, serves its table as the external processor, starts Envoy on its
-    /// bootstrap, and watches `source` every `interval`.
+    /// bootstrap, and watches `source` every `interval`. Envoy's output goes to `log` when
+    /// given, else to this process's.
     pub async fn start(
         mut config: Config,
         source: Arc<Manifests>,
         interval: Duration,
         binary: PathBuf,
+        log: Option<PathBuf>,
     ) -> Result<Front, FrontError> {
         let (snapshot, secrets) = source.load().map_err(FrontError::Manifests)?;
         config.extproc = Some(Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))));
@@ -90,6 +93,7 @@ impl Front {
             epoch: 0,
             base_id: None,
             running: Vec::new(),
+            log,
         };
         // Waits for Envoy's base id: off the async workers.
         tokio::task::block_in_place(|| epochs.spawn())?;
@@ -187,6 +191,15 @@ impl Epochs {
                 .arg(&base_id_path),
             Some(id) => command.args(["--base-id", id]),
         };
+        if let Some(path) = &self.log {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(FrontError::Scratch)?;
+            let copy = file.try_clone().map_err(FrontError::Scratch)?;
+            command.stdout(file).stderr(copy);
+        }
         let child = command.spawn().map_err(|source| FrontError::Envoy {
             binary: self.binary.display().to_string(),
             source,

@@ -65,9 +65,10 @@ enum Command {
         /// Where Envoy finds mounted Secrets (`<dir>/<namespace>/<name>/<key>`), for envoy.yaml.
         #[arg(long, default_value = "/etc/aigw/secrets")]
         secrets_dir: String,
-        /// Where Envoy finds aigw's external processor (`aigw extproc --listen`), for envoy.yaml.
-        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:1063")]
-        extproc: std::net::SocketAddr,
+        /// Where Envoy finds aigw's external processor (`aigw extproc --listen`), for
+        /// envoy.yaml: `host:port` or `unix:PATH`.
+        #[arg(long, value_name = "ADDRESS", default_value = aigw_proxy::extproc::DEFAULT_LISTEN)]
+        extproc: aigw_proxy::extproc::Listen,
     },
     /// Check and compile manifests in process and serve them, recompiling when they change.
     /// With no paths, the configuration comes from the environment (OPENAI_API_KEY,
@@ -177,9 +178,7 @@ fn main() -> ExitCode {
             targets.dedup();
             let envoy = aigw_target_envoy::Options {
                 secrets_dir,
-                extproc_host: extproc.ip().to_string(),
-                extproc_port: extproc.port(),
-                ..Default::default()
+                ..aigw_compiler::run::extproc_options(&extproc)
             };
             run_compile(&paths, &out, &targets, &envoy, check, open, format)
         }
@@ -294,7 +293,7 @@ fn run_manifests(
         None => tokio.block_on(aigw_proxy::serve::run(listen.config(), source, interval)),
         Some(binary) => tokio.block_on(async move {
             let front =
-                aigw_compiler::front::Front::start(listen.config(), source, interval, binary)
+                aigw_compiler::front::Front::start(listen.config(), source, interval, binary, None)
                     .await?;
             aigw_proxy::serve::stopped().await?;
             tracing::info!("shutting down: stopping Envoy, draining in-flight requests");

@@ -105,15 +105,10 @@ impl Manifests {
     /// --envoy`).
     pub fn bootstrap(&self, extproc: std::net::SocketAddr) -> Result<String, String> {
         let checked = self.checked()?;
-        let options = aigw_target_envoy::Options {
-            secrets_dir: self.secrets_dir.as_ref().map_or_else(
-                || aigw_target_envoy::Options::default().secrets_dir,
-                |d| d.display().to_string(),
-            ),
-            extproc_host: extproc.ip().to_string(),
-            extproc_port: extproc.port(),
-            ..Default::default()
-        };
+        let mut options = extproc_options(&aigw_proxy::extproc::Listen::Tcp(extproc));
+        if let Some(dir) = &self.secrets_dir {
+            options.secrets_dir = dir.display().to_string();
+        }
         let artifacts =
             crate::compile::artifacts_with(&checked, &[crate::compile::Target::Envoy], &options)
                 .map_err(|e| e.to_string())?;
@@ -141,6 +136,19 @@ impl Source for Manifests {
         let mut paths = self.paths.clone();
         paths.extend(self.secrets_dir.clone());
         paths
+    }
+}
+
+/// The Envoy target's options for a processor at `listen`.
+pub fn extproc_options(listen: &aigw_proxy::extproc::Listen) -> aigw_target_envoy::Options {
+    let (extproc_host, extproc_port) = match listen {
+        aigw_proxy::extproc::Listen::Tcp(addr) => (addr.ip().to_string(), addr.port()),
+        aigw_proxy::extproc::Listen::Unix(path) => (format!("unix:{}", path.display()), 0),
+    };
+    aigw_target_envoy::Options {
+        extproc_host,
+        extproc_port,
+        ..Default::default()
     }
 }
 

@@ -9,6 +9,14 @@ use serde_json::{Value, json};
 
 /// The gRPC (HTTP/2) cluster of the aigw runtime.
 pub(crate) fn extproc(options: &Options) -> Value {
+    // `unix:PATH`: the processor listens on a Unix socket.
+    let address = match options.extproc_host.strip_prefix("unix:") {
+        Some(path) => json!({"pipe": {"path": path}}),
+        None => json!({"socket_address": {
+            "address": options.extproc_host,
+            "port_value": options.extproc_port,
+        }}),
+    };
     json!({
         "name": EXTPROC_CLUSTER,
         "type": "STATIC",
@@ -21,10 +29,7 @@ pub(crate) fn extproc(options: &Options) -> Value {
         },
         "load_assignment": {
             "cluster_name": EXTPROC_CLUSTER,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                "address": options.extproc_host,
-                "port_value": options.extproc_port,
-            }}}}]}],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
         },
     })
 }

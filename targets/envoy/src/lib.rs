@@ -30,7 +30,8 @@ use std::collections::BTreeMap;
 pub struct Options {
     /// Root of mounted Secrets: `<dir>/<namespace>/<name>/<key>`.
     pub secrets_dir: String,
-    /// The aigw runtime's external-processing address (the reference uses `127.0.0.1:1063`).
+    /// The aigw runtime's external-processing address (the reference uses `127.0.0.1:1063`);
+    /// `unix:PATH` for a Unix socket (the port is then not used).
     pub extproc_host: String,
     pub extproc_port: u16,
     /// The system CA bundle, for `wellKnownCACertificates: System`.

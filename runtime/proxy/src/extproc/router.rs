@@ -329,6 +329,9 @@ impl Router {
                 }
             }
         };
+        if let Some(rate) = admitted.rate {
+            crate::ratelimit::headers(&mut out, rate);
+        }
         answer.headers.extend(Mutation::diff(&head.headers, &out));
         answer
     }

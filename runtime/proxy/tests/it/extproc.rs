@@ -56,18 +56,19 @@ impl Front {
         let port = aigw_testkit::free_port();
         let text = manifests.replace("port: 8080", &format!("port: {port}"));
         let (snapshot, secrets) = compile(&text);
-        let config = Config {
-            extproc: Some(Listen::Tcp("127.0.0.1:0".parse().expect("address"))),
-            ..config
-        };
+        let extproc = config
+            .extproc
+            .clone()
+            .or_else(|| Some(Listen::Tcp("127.0.0.1:0".parse().expect("address"))));
+        let config = Config { extproc, ..config };
         let runtime = Runtime::start(config, snapshot, &secrets)
             .await
             .expect("the processor starts");
-        let processor = match runtime.extproc_addr() {
-            Some(Listen::Tcp(addr)) => *addr,
-            other => unreachable!("the processor listens on TCP, not {other:?}"),
-        };
-        let bootstrap = bootstrap(&text, processor.port());
+        let processor = runtime
+            .extproc_addr()
+            .expect("the processor listens")
+            .clone();
+        let bootstrap = bootstrap(&text, &processor);
         let dir = tempfile::tempdir().expect("scratch dir");
         let envoy =
             tokio::task::block_in_place(|| Envoy::start(&binary, dir.path(), &bootstrap, port))
@@ -88,9 +89,18 @@ impl Front {
 
     /// A POST of `body` to `path` through Envoy, with a client key no backend may see.
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        let request = http::Request::post(self.url(path))
-            .header("content-type", "application/json")
-            .header("authorization", "Bearer sk-client-key-never-forwarded")
+        let key = [("authorization", "Bearer sk-client-key-never-forwarded")];
+        self.post_with(path, body, &key).await
+    }
+
+    /// A POST of `body` to `path` through Envoy with `headers`.
+    pub async fn post_with(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+        let mut request =
+            http::Request::post(self.url(path)).header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body.to_string())))
             .expect("request");
         let response = self.client.request(request).await.expect("answer");
@@ -130,15 +140,12 @@ impl Front {
     }
 }
 
-/// The compiled Envoy bootstrap of `manifests`, pointing at the processor on `port`.
-pub fn bootstrap(manifests: &str, port: u16) -> String {
+/// The compiled Envoy bootstrap of `manifests`, pointing at the processor at `listen`.
+pub fn bootstrap(manifests: &str, listen: &Listen) -> String {
     let mut sources = aigw_diag::SourceMap::new();
     sources.add("(test)", manifests);
     let checked = aigw_compiler::check(sources, aigw_compiler::CheckOptions::default());
-    let options = aigw_target_envoy::Options {
-        extproc_port: port,
-        ..Default::default()
-    };
+    let options = aigw_compiler::run::extproc_options(listen);
     let artifacts = aigw_compiler::compile::artifacts_with(
         &checked,
         &[aigw_compiler::compile::Target::Envoy],
@@ -662,9 +669,11 @@ async fn aigw_run_envoy_hot_restarts_envoy_when_routes_change() {
         inline: Vec::new(),
     });
     let interval = std::time::Duration::from_millis(100);
-    let front = aigw_compiler::front::Front::start(Config::loopback(), source, interval, binary)
-        .await
-        .expect("Envoy in front starts");
+    let log = dir.path().join("envoy.log");
+    let front =
+        aigw_compiler::front::Front::start(Config::loopback(), source, interval, binary, Some(log))
+            .await
+            .expect("Envoy in front starts");
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let mut up = false;
@@ -707,4 +716,65 @@ async fn aigw_run_envoy_hot_restarts_envoy_when_routes_change() {
     assert!(statuses.len() > 5, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     front.shutdown().await;
+}
+
+/// The processor on a Unix socket (`--listen unix:PATH`), Envoy's cluster a pipe to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_processor_serves_envoy_over_a_unix_socket() {
+    let mock = MockUpstream::start("mock").await.expect("upstream");
+    let text = std::fs::read_to_string(CASE)
+        .expect("the providers case")
+        .replace("65021", &mock.port().to_string());
+    let dir = tempfile::tempdir().expect("scratch");
+    let config = Config {
+        extproc: Some(Listen::Unix(dir.path().join("extproc.sock"))),
+        ..Config::loopback()
+    };
+    let Some(front) = Front::start_with("extproc: Unix socket", mock, &text, config).await else {
+        return;
+    };
+    for model in ["gpt-direct", "bedrock-converse"] {
+        let reply = front.chat(ask(model, false)).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+    }
+}
+
+/// The caller policies behind Envoy: a missing key is a 401 from the processor, a known one
+/// is admitted with its rate limit's headers on the answer, and the sixth request of the window
+/// is a 429 in OpenAI's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_policies_apply_behind_envoy() {
+    let mock = MockUpstream::start("a").await.expect("upstream");
+    let case = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/runtime/callers.yaml"
+    );
+    let text = std::fs::read_to_string(case)
+        .expect("the caller case")
+        .replace("65001", &mock.port().to_string());
+    let Some(front) = Front::start("extproc: caller policies", mock, &text).await else {
+        return;
+    };
+    let body = crate::harness::chat_body("gpt-mini");
+    let anonymous = front
+        .post_with("/v1/chat/completions", body.clone(), &[])
+        .await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text());
+    let team = [("authorization", "Bearer sk-team-a")];
+    for remaining in (0..5).rev() {
+        let reply = front
+            .post_with("/v1/chat/completions", body.clone(), &team)
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-ratelimit-limit"), Some("5"));
+        assert_eq!(
+            reply.header("x-ratelimit-remaining"),
+            Some(remaining.to_string().as_str())
+        );
+    }
+    let refused = front.post_with("/v1/chat/completions", body, &team).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["type"], "rate_limit_error");
+    let seen = front.mock.last().expect("called");
+    assert_ne!(seen.header("authorization"), Some("Bearer sk-team-a"));
 }
