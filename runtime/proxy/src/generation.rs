@@ -227,14 +227,7 @@ fn bases(endpoints: &[Endpoint], tls: bool) -> Vec<String> {
     let scheme = if tls { "https" } else { "http" };
     endpoints
         .iter()
-        .filter_map(|e| match e {
-            Endpoint::Fqdn { hostname, port } => Some(format!("{scheme}://{hostname}:{port}")),
-            Endpoint::Ip { address, port } if address.contains(':') => {
-                Some(format!("{scheme}://[{address}]:{port}"))
-            }
-            Endpoint::Ip { address, port } => Some(format!("{scheme}://{address}:{port}")),
-            Endpoint::Unix { .. } => None,
-        })
+        .filter_map(|e| Some(format!("{scheme}://{}", e.authority()?)))
         .collect()
 }
 

@@ -484,6 +484,55 @@ impl Rule {
     }
 }
 
+impl Table {
+    /// The one backend reference, and the one endpoint of its backend, that a rule always sends
+    /// to: exactly one reference carries weight and its backend has exactly one endpoint that
+    /// can be dialled. Such a rule needs no choice made per attempt, so Envoy's external
+    /// processor prepares its request in the router phase, and the Envoy target compiles its
+    /// cluster without the upstream processor and with that endpoint's authority as the `Host`:
+    /// one gRPC stream per request instead of two. Both sides ask this one function, so they
+    /// always agree.
+    pub fn sole_endpoint<'a>(&'a self, rule: &'a Rule) -> Option<(&'a BackendRef, &'a Endpoint)> {
+        let mut weighted = rule.backends.iter().filter(|b| b.weight > 0);
+        let (Some(reference), None) = (weighted.next(), weighted.next()) else {
+            return None;
+        };
+        let backend = self.backends.get(reference.backend)?;
+        match backend.endpoints.as_slice() {
+            [endpoint] if endpoint.authority().is_some() => Some((reference, endpoint)),
+            _ => None,
+        }
+    }
+}
+
+impl Endpoint {
+    /// `host:port` as a URI authority (an IPv6 address in brackets); `None` for a Unix socket.
+    pub fn authority(&self) -> Option<String> {
+        match self {
+            Endpoint::Fqdn { hostname, port } => Some(format!("{hostname}:{port}")),
+            Endpoint::Ip { address, port } if address.contains(':') => {
+                Some(format!("[{address}]:{port}"))
+            }
+            Endpoint::Ip { address, port } => Some(format!("{address}:{port}")),
+            Endpoint::Unix { .. } => None,
+        }
+    }
+
+    /// The `Host` a request to it carries: the authority without the scheme's default port
+    /// (443 with TLS, else 80), as HTTP clients and the SigV4 signer write it.
+    pub fn host_header(&self, tls: bool) -> Option<String> {
+        let default = if tls { 443 } else { 80 };
+        match self {
+            Endpoint::Fqdn { hostname, port } if *port == default => Some(hostname.clone()),
+            Endpoint::Ip { address, port } if *port == default && address.contains(':') => {
+                Some(format!("[{address}]"))
+            }
+            Endpoint::Ip { address, port } if *port == default => Some(address.clone()),
+            _ => self.authority(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub name: String,
@@ -802,4 +851,46 @@ pub struct BucketRule {
     pub window_ms: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shadow_mode: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Endpoint;
+
+    /// The `Host` drops the scheme's default port, as HTTP clients and the SigV4 signer write
+    /// it (a `:443` in Envoy's `Host` would break the signature of a real AWS request).
+    #[test]
+    fn host_headers_drop_only_the_default_port() {
+        let fqdn = |port| Endpoint::Fqdn {
+            hostname: "bedrock-runtime.us-east-1.amazonaws.com".into(),
+            port,
+        };
+        assert_eq!(
+            fqdn(443).host_header(true).as_deref(),
+            Some("bedrock-runtime.us-east-1.amazonaws.com")
+        );
+        assert_eq!(
+            fqdn(443).host_header(false).as_deref(),
+            Some("bedrock-runtime.us-east-1.amazonaws.com:443")
+        );
+        assert_eq!(
+            fqdn(8443).authority().as_deref(),
+            Some("bedrock-runtime.us-east-1.amazonaws.com:8443")
+        );
+        let ip = |address: &str, port| Endpoint::Ip {
+            address: address.into(),
+            port,
+        };
+        assert_eq!(
+            ip("127.0.0.1", 80).host_header(false).as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            ip("::1", 9000).host_header(false).as_deref(),
+            Some("[::1]:9000")
+        );
+        assert_eq!(ip("::1", 443).host_header(true).as_deref(), Some("[::1]"));
+        let unix = Endpoint::Unix { path: "/s".into() };
+        assert_eq!(unix.host_header(true), None);
+    }
 }

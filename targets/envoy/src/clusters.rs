@@ -122,7 +122,7 @@ pub(crate) fn rule_cluster(table: &Table, r: usize, i: usize, options: &Options)
         "type": if dns { "STRICT_DNS" } else { "STATIC" },
         "connect_timeout": duration(10_000),
         "common_lb_config": {"locality_weighted_lb_config": {}},
-        "typed_extension_protocol_options": upstream_options(),
+        "typed_extension_protocol_options": upstream_options(table.sole_endpoint(rule).is_none()),
         "load_assignment": {"cluster_name": name, "endpoints": localities},
     });
     if dns {
@@ -137,9 +137,19 @@ pub(crate) fn rule_cluster(table: &Table, r: usize, i: usize, options: &Options)
     Some(cluster)
 }
 
-/// HTTP/1.1 upstream with the reference's upstream filter chain: ext_proc on request headers
-/// (it rewrites path, headers and body for the backend), `content-length` restored, codec last.
-fn upstream_options() -> Value {
+/// HTTP/1.1 upstream; with `processed`, the reference's upstream filter chain: ext_proc on
+/// request headers (it rewrites path, headers and body for the backend), `content-length`
+/// restored, codec last. A rule with one endpoint ([`Table::sole_endpoint`]) has its request
+/// prepared in the router phase and needs none of it.
+fn upstream_options(processed: bool) -> Value {
+    if !processed {
+        return json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {}},
+            },
+        });
+    }
     let upstream_ext_proc = ext_proc(
         ["SEND", "NONE", "SKIP", "NONE"],
         &[

@@ -377,9 +377,21 @@ fn route(table: &Table, m: usize) -> Value {
     }
     let mut action = json!({
         "cluster": cluster_name(route, entry.rule),
-        "auto_host_rewrite": true,
         "timeout": duration(rule.request_timeout_ms),
     });
+    // A rule with one endpoint has its request prepared (and signed) in the router phase, for
+    // that endpoint's authority; the others get theirs from the upstream phase.
+    let host = table.sole_endpoint(rule).and_then(|(r, e)| {
+        let tls = table
+            .backends
+            .get(r.backend)
+            .is_some_and(|b| b.tls.is_some());
+        e.host_header(tls)
+    });
+    match host {
+        Some(host) => action["host_rewrite_literal"] = json!(host),
+        None => action["auto_host_rewrite"] = json!(true),
+    }
     if let Some(idle) = rule.stream_idle_timeout_ms {
         action["idle_timeout"] = json!(duration(idle));
     }

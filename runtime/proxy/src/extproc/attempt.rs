@@ -75,21 +75,71 @@ async fn prepare(
     let Flight {
         generation,
         admitted,
-        record,
-        current,
-    } = &mut *guard;
-    let exchange = admitted.exchange(generation);
-    let reference = exchange
+        ..
+    } = &*guard;
+    let reference = admitted
+        .exchange(generation)
         .selected
         .rule
         .backends
         .iter()
-        .find(|b| b.weight > 0 && *generation.backends[b.backend].name == **name)
+        .position(|b| b.weight > 0 && *generation.backends[b.backend].name == **name)
         .ok_or_else(|| {
             ProxyError::internal(format!(
                 "Envoy chose backend `{name}`, which the request's rule does not have"
             ))
         })?;
+    let replaced = replace(processor, &mut guard, reference, head, Where::Upstream).await?;
+    Ok(Continue {
+        headers: replaced.headers,
+        body: Some(replaced.body),
+        metadata: Some(replaced.metadata),
+        ..Continue::default()
+    }
+    .into_response(Phase::RequestHeaders))
+}
+
+/// Which filter replaces the request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Where {
+    /// The upstream filter of the attempt: it sets `:authority` (what SigV4 signed), and the
+    /// compiled header mutation restores `content-length` from the metadata.
+    Upstream,
+    /// The router-level filter, for a rule with one endpoint: the route's host rewrite gives
+    /// `Host` (changing `:authority` here would change the virtual host Envoy matches), and
+    /// `content-length` is set here.
+    Router,
+}
+
+/// The backend's request, as changes to the head Envoy has and the body in place of its.
+pub(super) struct Replaced {
+    pub headers: Mutation,
+    pub body: Vec<u8>,
+    pub metadata: envoy_types::pb::google::protobuf::Struct,
+}
+
+/// Makes the request of an attempt to `rule.backends[reference]` of `flight`, as the
+/// standalone server would send it, and makes that attempt the current one.
+pub(super) async fn replace(
+    processor: &Processor,
+    flight: &mut Flight,
+    reference: usize,
+    head: &Head,
+    at: Where,
+) -> Result<Replaced, ProxyError> {
+    let Flight {
+        generation,
+        admitted,
+        record,
+        current,
+    } = flight;
+    let exchange = admitted.exchange(generation);
+    let reference = exchange
+        .selected
+        .rule
+        .backends
+        .get(reference)
+        .ok_or_else(|| ProxyError::internal("the rule has no such backend reference"))?;
     let upstream = &generation.backends[reference.backend];
     record.attempt(reference.backend, forward::sent_model(&exchange, reference));
     let charge = forward::reserve(&processor.shared, &exchange, reference, upstream).await?;
@@ -103,11 +153,13 @@ async fn prepare(
     if let Some(pq) = parts.uri.path_and_query() {
         mutation.set(":path", pq.as_str().as_bytes());
     }
-    if let Some(authority) = parts.uri.authority() {
-        mutation.set(":authority", authority.as_str().as_bytes());
+    if let (Some(host), Where::Upstream) = (host_header(&parts.uri), at) {
+        mutation.set(":authority", host.as_bytes());
     }
     let mut wanted = parts.headers;
-    wanted.remove(http::header::CONTENT_LENGTH);
+    if at == Where::Upstream {
+        wanted.remove(http::header::CONTENT_LENGTH);
+    }
     let mut changes = Mutation::diff(&head.headers, &wanted);
     // A retry starts from the headers the previous attempt left (another backend's
     // credential and provider headers among them): everything the backend's request does not
@@ -134,11 +186,24 @@ async fn prepare(
         translator: prepared.translator,
         usage_chunk,
     });
-    Ok(Continue {
+    Ok(Replaced {
         headers: mutation,
-        body: Some(body.to_vec()),
-        metadata: Some(metadata),
-        ..Continue::default()
-    }
-    .into_response(Phase::RequestHeaders))
+        body: body.to_vec(),
+        metadata,
+    })
+}
+
+/// The `Host` of a request to `uri`: its authority without the scheme's default port, as the
+/// standalone server's HTTP client sends it and the SigV4 signer signs it.
+fn host_header(uri: &http::Uri) -> Option<String> {
+    let host = uri.host()?;
+    let default = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    Some(match uri.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    })
 }

@@ -6,7 +6,7 @@
 //! dynamic metadata, for Envoy's access log and rate limits.
 
 use super::wire::{self, Continue, Head, Mutation, Phase};
-use super::{Flight, Pending, Processor, REQUEST_ID_HEADER};
+use super::{Flight, Pending, Processor, REQUEST_ID_HEADER, attempt};
 use crate::body::Body;
 use crate::error::ProxyError;
 use crate::exchange::{Endpoint, HOP_BY_HOP};
@@ -229,25 +229,54 @@ impl Router {
             Ok(Admission::Unrouted(..)) => Continue::default().into_response(phase),
             Ok(Admission::Forward(admitted)) => {
                 let mut admitted = *admitted;
-                let mut headers = Mutation::diff(&self.head.headers, &admitted.parts.headers);
-                if phase == Phase::RequestHeaders {
-                    headers.set(REQUEST_ID_HEADER, self.id.to_string().as_bytes());
-                }
                 let record = admitted.record.take();
-                let flight = Arc::new(Mutex::new(Flight {
-                    generation,
+                let table = generation.snapshot.table();
+                let rule = &table.routes[admitted.route].rules[admitted.rule];
+                let sole = table
+                    .sole_endpoint(rule)
+                    .and_then(|(r, _)| rule.backends.iter().position(|b| std::ptr::eq(b, r)));
+                let mut flight = Flight {
+                    generation: generation.clone(),
                     admitted,
                     record,
                     current: None,
-                }));
-                self.pending.insert(self.id, flight.clone());
-                self.flight = Some(flight);
-                Continue {
-                    headers,
+                };
+                // One endpoint: the request is the backend's from here (the compiled cluster
+                // has no upstream phase); else each attempt's upstream phase makes it.
+                let mut answer = Continue {
                     clear_route_cache: true,
                     ..Continue::default()
+                };
+                match sole {
+                    Some(reference) => {
+                        let at = attempt::Where::Router;
+                        match attempt::replace(processor, &mut flight, reference, &self.head, at)
+                            .await
+                        {
+                            Ok(replaced) => {
+                                answer.headers = replaced.headers;
+                                answer.body = Some(replaced.body);
+                            }
+                            Err(error) => {
+                                flight.record.status(error.status.as_u16());
+                                return local(error.response_for(self.api)).await;
+                            }
+                        }
+                    }
+                    None => {
+                        answer.headers =
+                            Mutation::diff(&self.head.headers, &flight.admitted.parts.headers);
+                    }
                 }
-                .into_response(phase)
+                if phase == Phase::RequestHeaders {
+                    answer
+                        .headers
+                        .set(REQUEST_ID_HEADER, self.id.to_string().as_bytes());
+                }
+                let flight = Arc::new(Mutex::new(flight));
+                self.pending.insert(self.id, flight.clone());
+                self.flight = Some(flight);
+                answer.into_response(phase)
             }
         }
     }
