@@ -231,10 +231,14 @@ pub async fn serve(
             }
         }
     };
-    let server = tonic::transport::Server::builder().tcp_nodelay(true);
+    let server = tonic::transport::Server::builder();
     let result = match listen {
         tokio_listener::Bound::Tcp(socket) => {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(socket);
+            // Every message is a round trip: Nagle's algorithm would hold small answers back
+            // for the peer's delayed ACK (tens of milliseconds). The builder's `tcp_nodelay`
+            // does not reach sockets of a given listener; the incoming stream's does.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(socket).with_nodelay(Some(true));
             server
                 .serve_with_incoming_shutdown(service, incoming, stopped)
                 .await
