@@ -238,34 +238,41 @@ impl Caches {
         response
             .headers_mut()
             .insert(CACHE_HEADER, HeaderValue::from_static("miss"));
-        let Some(policy) = self.policies.get(key.policy) else {
-            return response;
-        };
         if response.status() != http::StatusCode::OK {
             return response;
         }
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .cloned()
-            .unwrap_or(HeaderValue::from_static("application/json"));
-        let sink = Sink {
-            digest: key.digest,
-            ttl: policy.ttl,
-            content_type,
-            store: match &policy.store {
-                Store::Memory(m) => Store::Memory(m.clone()),
-                Store::Redis(l) => Store::Redis(l.clone()),
-            },
+        let Some(keeper) = self.keeper(key, response.headers()) else {
+            return response;
         };
         let (parts, inner) = response.into_parts();
         let tee = Tee {
             inner,
-            held: Some(BytesMut::new()),
-            limit: policy.max_entry,
-            sink: Some(sink),
+            keeper: Some(keeper),
         };
         Response::from_parts(parts, Body::stream(tee))
+    }
+
+    /// What keeps a 200 answer of `headers` under `key` as its body goes by (for a front door
+    /// that sees the body itself: Envoy's external processor).
+    pub fn keeper(&self, key: Key, headers: &http::HeaderMap) -> Option<Keeper> {
+        let policy = self.policies.get(key.policy)?;
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("application/json"));
+        Some(Keeper {
+            held: Some(BytesMut::new()),
+            limit: policy.max_entry,
+            sink: Sink {
+                digest: key.digest,
+                ttl: policy.ttl,
+                content_type,
+                store: match &policy.store {
+                    Store::Memory(m) => Store::Memory(m.clone()),
+                    Store::Redis(l) => Store::Redis(l.clone()),
+                },
+            },
+        })
     }
 }
 
@@ -351,13 +358,59 @@ struct Sink {
     store: Store,
 }
 
-/// A response body passed on as it is, and kept whole on the side up to `limit`.
-struct Tee {
-    inner: Body,
-    /// None once past the limit.
+/// An answer's body kept whole on the side, up to a limit, and stored when it ended cleanly.
+pub struct Keeper {
+    /// None once past the limit (or after a failure).
     held: Option<BytesMut>,
     limit: usize,
-    sink: Option<Sink>,
+    sink: Sink,
+}
+
+impl Keeper {
+    /// The next bytes of the answer, as the client gets them.
+    pub fn push(&mut self, data: &[u8]) {
+        if let Some(held) = &mut self.held {
+            if held.len() + data.len() > self.limit {
+                self.held = None;
+            } else {
+                held.extend_from_slice(data);
+            }
+        }
+    }
+
+    /// The answer failed: nothing is kept.
+    pub fn fail(&mut self) {
+        self.held = None;
+    }
+
+    /// The answer ended cleanly: it is stored (unless it outgrew the limit).
+    pub fn store(self) {
+        let Some(held) = self.held else { return };
+        let sink = self.sink;
+        let body = held.freeze();
+        let sse = sink
+            .content_type
+            .to_str()
+            .is_ok_and(|c| c.starts_with("text/event-stream"));
+        let entry = Entry {
+            expires: Instant::now() + sink.ttl,
+            usage: crate::relay::usage_in(&body, sse),
+            content_type: sink.content_type,
+            body,
+        };
+        match sink.store {
+            Store::Memory(memory) => memory.insert(sink.digest, Arc::new(entry)),
+            Store::Redis(link) => {
+                tokio::spawn(redis_set(link, sink.digest, entry, sink.ttl));
+            }
+        }
+    }
+}
+
+/// A response body passed on as it is, and kept on the side by its [`Keeper`].
+struct Tee {
+    inner: Body,
+    keeper: Option<Keeper>,
 }
 
 impl http_body::Body for Tee {
@@ -372,18 +425,18 @@ impl http_body::Body for Tee {
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(held), Some(data)) = (&mut this.held, frame.data_ref()) {
-                    if held.len() + data.len() > this.limit {
-                        this.held = None;
-                    } else {
-                        held.extend_from_slice(data);
-                    }
+                if let (Some(keeper), Some(data)) = (&mut this.keeper, frame.data_ref()) {
+                    keeper.push(data);
                 }
                 if this.inner.is_end_stream() {
                     this.store();
                 }
             }
-            Poll::Ready(Some(Err(_))) => this.held = None,
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(keeper) = &mut this.keeper {
+                    keeper.fail();
+                }
+            }
             Poll::Ready(None) => this.store(),
             Poll::Pending => {}
         }
@@ -401,25 +454,8 @@ impl http_body::Body for Tee {
 
 impl Tee {
     fn store(&mut self) {
-        let (Some(held), Some(sink)) = (self.held.take(), self.sink.take()) else {
-            return;
-        };
-        let body = held.freeze();
-        let sse = sink
-            .content_type
-            .to_str()
-            .is_ok_and(|c| c.starts_with("text/event-stream"));
-        let entry = Entry {
-            expires: Instant::now() + sink.ttl,
-            usage: crate::relay::usage_in(&body, sse),
-            content_type: sink.content_type,
-            body,
-        };
-        match sink.store {
-            Store::Memory(memory) => memory.insert(sink.digest, Arc::new(entry)),
-            Store::Redis(link) => {
-                tokio::spawn(redis_set(link, sink.digest, entry, sink.ttl));
-            }
+        if let Some(keeper) = self.keeper.take() {
+            keeper.store();
         }
     }
 }

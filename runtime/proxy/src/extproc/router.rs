@@ -37,6 +37,8 @@ pub(super) struct Router {
     answer: Answer,
     /// The answer's body so far, when a whole one comes in parts.
     held: Vec<u8>,
+    /// Where a response cache keeps the answer the client gets.
+    keeper: Option<crate::cache::Keeper>,
     pending: Arc<Pending>,
 }
 
@@ -90,6 +92,7 @@ impl Router {
             flight: None,
             answer: Answer::Pass,
             held: Vec::new(),
+            keeper: None,
             pending: processor.pending.clone(),
         };
         let answer = if router.endpoint() == Some(Endpoint::Models) {
@@ -361,6 +364,19 @@ impl Router {
         if let Some(rate) = admitted.rate {
             crate::ratelimit::headers(&mut out, rate);
         }
+        let cache = crate::cache::CACHE_HEADER;
+        if let Some(key) = admitted.cache.take() {
+            out.insert(cache, http::HeaderValue::from_static("miss"));
+            if success && !matches!(self.answer, Answer::Error { .. }) {
+                self.keeper = generation.caches.keeper(key, &out);
+                // The answer is kept as the client gets it: a passing body is read too.
+                if self.keeper.is_some() && matches!(self.answer, Answer::Pass) {
+                    self.answer = Answer::Whole { usage: false };
+                }
+            }
+        } else if admitted.bypass {
+            out.insert(cache, http::HeaderValue::from_static("bypass"));
+        }
         answer.headers.extend(Mutation::diff(&head.headers, &out));
         answer
     }
@@ -379,6 +395,14 @@ impl Router {
                     out.extend_from_slice(&rest);
                 }
                 answer.metadata = Some(metadata(&relayer.record().summary()));
+            }
+            if let Some(keeper) = &mut self.keeper {
+                keeper.push(&out);
+            }
+            if end {
+                if let Some(keeper) = self.keeper.take() {
+                    keeper.store();
+                }
                 self.finish();
             }
             answer.body = Some(out);
@@ -406,7 +430,17 @@ impl Router {
         }
         let whole = std::mem::take(&mut self.held);
         let answer = match self.whole(&whole).await {
-            Ok(answer) => answer.into_response(Phase::ResponseBody),
+            Ok(answer) => {
+                // Kept as the client gets it, and only a 200 (a body the translator cannot
+                // read becomes a 502).
+                if let Some(mut keeper) = self.keeper.take()
+                    && !answer.headers.sets(":status")
+                {
+                    keeper.push(answer.body.as_deref().unwrap_or(&whole));
+                    keeper.store();
+                }
+                answer.into_response(Phase::ResponseBody)
+            }
             Err(error) => local(error.response_for(self.api)).await,
         };
         self.finish();

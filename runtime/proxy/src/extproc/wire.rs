@@ -107,6 +107,13 @@ impl Mutation {
         mutation
     }
 
+    /// Whether it sets header `name`.
+    pub fn sets(&self, name: &str) -> bool {
+        self.set
+            .iter()
+            .any(|h| h.header.as_ref().is_some_and(|h| h.key == name))
+    }
+
     /// Keeps only the removals of names `keep` says yes to.
     pub fn keep_removals(&mut self, keep: impl Fn(&str) -> bool) {
         self.remove.retain(|name| keep(name));

@@ -778,3 +778,49 @@ async fn caller_policies_apply_behind_envoy() {
     let seen = front.mock.last().expect("called");
     assert_ne!(seen.header("authorization"), Some("Bearer sk-team-a"));
 }
+
+/// The response cache behind Envoy: the first answer is kept as the client got it (whole and
+/// streamed), the same question is then answered by the processor without the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_response_cache_keeps_and_serves_answers_behind_envoy() {
+    let mock = MockUpstream::start("a").await.expect("upstream");
+    let case = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/runtime/cache.yaml"
+    );
+    let text = std::fs::read_to_string(case)
+        .expect("the cache case")
+        .replace("65001", &mock.port().to_string());
+    let Some(front) = Front::start("extproc: response cache", mock, &text).await else {
+        return;
+    };
+    let key = [("authorization", "Bearer sk-team-a")];
+    let whole = json!({"model": "gpt-a", "temperature": 0,
+        "messages": [{"role": "user", "content": "What is 2+2?"}]});
+    let stream = json!({"model": "gpt-a", "temperature": 0, "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Tell me a story"}]});
+    for body in [whole, stream] {
+        let miss = front
+            .post_with("/v1/chat/completions", body.clone(), &key)
+            .await;
+        assert_eq!(miss.status, 200, "{}", miss.text());
+        assert_eq!(miss.header("x-aigw-cache"), Some("miss"));
+        let hit = front
+            .post_with("/v1/chat/completions", body.clone(), &key)
+            .await;
+        assert_eq!(hit.status, 200, "{}", hit.text());
+        assert_eq!(hit.header("x-aigw-cache"), Some("hit"));
+        assert_eq!(hit.body, miss.body, "the same answer");
+    }
+    assert_eq!(front.mock.count(), 2, "one upstream call per question");
+    let bypass = [
+        ("authorization", "Bearer sk-team-a"),
+        ("x-aigw-cache-bypass", "1"),
+    ];
+    let body = json!({"model": "gpt-a", "temperature": 0,
+        "messages": [{"role": "user", "content": "What is 2+2?"}]});
+    let reply = front.post_with("/v1/chat/completions", body, &bypass).await;
+    assert_eq!(reply.header("x-aigw-cache"), Some("bypass"));
+    assert_eq!(front.mock.count(), 3);
+}
