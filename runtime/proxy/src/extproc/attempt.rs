@@ -16,6 +16,8 @@ use envoy_types::pb::google::protobuf::{Value, value::Kind};
 /// The attempt Envoy sent last, whose answer the router phase translates.
 pub(crate) struct Current {
     pub translator: Option<aigw_providers::ResponseTranslator>,
+    /// The attempt's span, when traces are on: it ends with the answer's head.
+    pub span: Option<crate::trace::Attempt>,
     /// The gateway asked this backend for a usage chunk the client did not ask for.
     pub usage_chunk: bool,
 }
@@ -146,8 +148,29 @@ pub(super) async fn replace(
     record.charge(charge);
     let usage_chunk = forward::wants_usage_chunk(&exchange) && forward::speaks_openai(upstream);
     let base = forward::forwarded_headers(&exchange.parts.headers);
-    let prepared =
-        forward::prepare(&exchange, reference, upstream, &base, usage_chunk, None).await?;
+    // A retry ends the previous attempt's span: Envoy saw its answer, the processor did not.
+    if let Some(span) = current.take().and_then(|c| c.span) {
+        span.end(None, Some("Envoy retried the request"));
+    }
+    let span = record.trace_attempt(upstream);
+    let prepared = match forward::prepare(
+        &exchange,
+        reference,
+        upstream,
+        &base,
+        usage_chunk,
+        span.as_ref(),
+    )
+    .await
+    {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            if let Some(span) = &span {
+                span.end(None, Some(&error.message));
+            }
+            return Err(error);
+        }
+    };
     let (parts, body) = prepared.request.into_parts();
     let mut mutation = Mutation::default();
     if let Some(pq) = parts.uri.path_and_query() {
@@ -184,6 +207,7 @@ pub(super) async fn replace(
     ]);
     *current = Some(Current {
         translator: prepared.translator,
+        span,
         usage_chunk,
     });
     Ok(Replaced {

@@ -297,10 +297,13 @@ impl Router {
             current,
         } = &mut *guard;
         // Envoy answered itself (no attempt was made): nothing to translate.
-        let Some(current) = current.as_ref() else {
+        let Some(current) = current.as_mut() else {
             return Continue::default();
         };
         let status = head.status.unwrap_or(200);
+        if let Some(span) = current.span.take() {
+            span.end(Some(status), None);
+        }
         let success = (200..300).contains(&status);
         let exchange = admitted.exchange(generation);
         let mut out = head.headers.clone();

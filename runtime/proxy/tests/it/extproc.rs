@@ -824,3 +824,86 @@ async fn the_response_cache_keeps_and_serves_answers_behind_envoy() {
     assert_eq!(reply.header("x-aigw-cache"), Some("bypass"));
     assert_eq!(front.mock.count(), 3);
 }
+
+/// A 3 MiB request (past Envoy's default 1 MiB buffer) is buffered whole for the processor,
+/// translated and sent on whole: the compiled listener's buffer limit is the data plane's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_request_body_is_processed_whole() {
+    let Some(front) = Front::providers("extproc: a large body").await else {
+        return;
+    };
+    let long = "word ".repeat(600_000);
+    for model in ["gpt-direct", "claude-direct"] {
+        let mut body = ask(model, false);
+        body["messages"][1]["content"] = json!(long);
+        let reply = front.chat(body).await;
+        assert_eq!(reply.status, 200, "{model}: {}", reply.text());
+        let seen = front.mock.last().expect("called");
+        assert!(seen.body.len() > 3_000_000, "{model}: {}", seen.body.len());
+        assert!(
+            String::from_utf8_lossy(&seen.body).contains(&long),
+            "{model}: the prompt arrived whole"
+        );
+    }
+}
+
+/// Traces behind Envoy: the request's span continues the client's trace, the attempt's span
+/// is its child and ends with the answer's head, and the backend gets the attempt's
+/// `traceparent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_behind_envoy_have_the_request_and_its_attempt() {
+    use crate::traces::{CLIENT_SPAN, Receiver, TRACE};
+    let Some(python) = aigw_testkit::python("extproc: OTLP receiver", &["opentelemetry.proto"])
+    else {
+        return;
+    };
+    let receiver = Receiver::start(&python, "http");
+    let mock = MockUpstream::start("mock").await.expect("upstream");
+    let text = std::fs::read_to_string(CASE)
+        .expect("the providers case")
+        .replace("65021", &mock.port().to_string());
+    let mut config = Config::loopback();
+    config.traces = Some(aigw_proxy::trace::TraceConfig {
+        endpoint: format!("http://127.0.0.1:{}/v1/traces", receiver.port),
+        grpc: false,
+        service: "aigw-extproc-test".into(),
+        sizes: aigw_proxy::trace::Sizes {
+            queue: 2048,
+            batch: 512,
+            interval: std::time::Duration::from_millis(100),
+        },
+        capture_content: false,
+    });
+    let Some(front) = Front::start_with("extproc: traces", mock, &text, config).await else {
+        return;
+    };
+    let traceparent = format!("00-{TRACE}-{CLIENT_SPAN}-01");
+    let headers = [("traceparent", traceparent.as_str())];
+    let reply = front
+        .post_with(
+            "/v1/chat/completions",
+            ask("claude-direct", false),
+            &headers,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let spans = receiver.take(2);
+    let request = spans
+        .iter()
+        .find(|s| s["name"] == "chat claude-direct")
+        .expect("the request's span");
+    let attempt = spans
+        .iter()
+        .find(|s| s["name"] == "attempt default/anthropic")
+        .expect("the attempt's span");
+    assert_eq!(request["trace_id"], TRACE);
+    assert_eq!(request["parent_span_id"], CLIENT_SPAN);
+    assert_eq!(request["attributes"]["gen_ai.usage.input_tokens"], 400);
+    assert_eq!(attempt["parent_span_id"], request["span_id"]);
+    let seen = front.mock.last().expect("called");
+    let attempt_id = attempt["span_id"].as_str().unwrap_or_default();
+    assert_eq!(
+        seen.header("traceparent"),
+        Some(format!("00-{TRACE}-{attempt_id}-01").as_str())
+    );
+}

@@ -11,13 +11,13 @@ use aigw_testkit::MockUpstream;
 use std::io::BufRead;
 use std::time::Duration;
 
-const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+pub const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+pub const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
 /// The receiver, its port, and the spans it prints, as they come.
-struct Receiver {
+pub struct Receiver {
     child: std::process::Child,
-    port: u16,
+    pub port: u16,
     spans: std::sync::mpsc::Receiver<serde_json::Value>,
 }
 
@@ -29,7 +29,7 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    fn start(python: &std::path::Path, protocol: &str) -> Self {
+    pub fn start(python: &std::path::Path, protocol: &str) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/otlp_receiver.py");
         let mut child = std::process::Command::new(python)
             .arg(script)
@@ -58,7 +58,7 @@ impl Receiver {
     }
 
     /// The first `n` spans, or what came within 10 s.
-    fn take(&self, n: usize) -> Vec<serde_json::Value> {
+    pub fn take(&self, n: usize) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
         while out.len() < n {
             match self.spans.recv_timeout(Duration::from_secs(10)) {
