@@ -55,7 +55,7 @@ async fn serve<'g>(
 ) -> Result<Response<Body>, ProxyError> {
     if crate::cors::is_preflight(request.method(), request.headers()) {
         let host = host(request.headers(), request.uri());
-        if let Some(policy) = preflight_cors(generation, port, host, &request) {
+        if let Some(policy) = preflight_cors(generation, Some(port), host, &request) {
             return Ok(policy.preflight(request.headers()));
         }
     }
@@ -469,9 +469,9 @@ fn plain_request<'a>(
 /// The CORS policy that answers a preflight: its plain route's; for the AI API, whose route
 /// the model in a body decides (and a preflight has none), the listener's or Gateway's, else
 /// that of the first route of the listener that has one.
-fn preflight_cors<'g, B>(
+pub(crate) fn preflight_cors<'g, B>(
     generation: &'g Generation,
-    port: u16,
+    port: Option<u16>,
     host: &str,
     request: &Request<B>,
 ) -> Option<&'g crate::cors::Cors> {
@@ -483,7 +483,9 @@ fn preflight_cors<'g, B>(
         query: request.uri().query(),
         headers: request.headers(),
     };
-    if let Some((listener, selected)) = crate::plain::select(generation, port, &plain) {
+    if let Some(port) = port
+        && let Some((listener, selected)) = crate::plain::select(generation, port, &plain)
+    {
         return generation
             .callers
             .in_force(snapshot, listener, Some(&selected.route.policies))
@@ -494,7 +496,7 @@ fn preflight_cors<'g, B>(
     snapshot
         .listeners()
         .filter(|(_, _, l)| {
-            l.port == port
+            port.is_none_or(|p| l.port == p)
                 && l.hostname
                     .as_deref()
                     .is_none_or(|pattern| aigw_table::host_matches(pattern, bare))

@@ -95,7 +95,9 @@ impl Router {
             keeper: None,
             pending: processor.pending.clone(),
         };
-        let answer = if router.endpoint() == Some(Endpoint::Models) {
+        let answer = if let Some(preflight) = router.preflight(processor) {
+            local(preflight).await
+        } else if router.endpoint() == Some(Endpoint::Models) {
             router.models(processor).await
         } else if end_of_stream {
             router
@@ -166,6 +168,33 @@ impl Router {
         Ok(request.into_parts().0)
     }
 
+    /// The answer to a CORS preflight, by the policy that covers it (as the standalone server
+    /// finds it).
+    fn preflight(&self, processor: &Processor) -> Option<Response<Body>> {
+        let method = http::Method::from_bytes(self.head.method.as_bytes()).ok()?;
+        if !crate::cors::is_preflight(&method, &self.head.headers) {
+            return None;
+        }
+        let generation = processor.shared.generation()?;
+        let parts = self.parts().ok()?;
+        let request = http::Request::from_parts(parts, ());
+        let policy =
+            handler::preflight_cors(&generation, self.port, &self.head.authority, &request)?;
+        Some(policy.preflight(&self.head.headers))
+    }
+
+    /// `response` with the CORS headers of `policy` for the request's origin.
+    fn decorated(
+        &self,
+        policy: Option<&crate::cors::Cors>,
+        mut response: Response<Body>,
+    ) -> Response<Body> {
+        if let (Some(policy), Some(origin)) = (policy, self.head.headers.get(header::ORIGIN)) {
+            policy.decorate(origin, response.headers_mut());
+        }
+        response
+    }
+
     async fn models(&self, processor: &Processor) -> ProcessingResponse {
         let Some(generation) = processor.shared.generation() else {
             return local(
@@ -215,7 +244,6 @@ impl Router {
             endpoint,
             host: &self.head.authority,
         };
-        // Envoy has its own CORS filter: the policy's answers are not decorated here.
         let mut cors = None;
         let admission = handler::admit(
             &processor.shared,
@@ -227,8 +255,8 @@ impl Router {
         )
         .await;
         match admission {
-            Err(error) => local(error.response_for(self.api)).await,
-            Ok(Admission::Answer(response)) => local(response).await,
+            Err(error) => local(self.decorated(cors, error.response_for(self.api))).await,
+            Ok(Admission::Answer(response)) => local(self.decorated(cors, response)).await,
             Ok(Admission::Unrouted(..)) => Continue::default().into_response(phase),
             Ok(Admission::Forward(admitted)) => {
                 let mut admitted = *admitted;
@@ -366,6 +394,17 @@ impl Router {
         };
         if let Some(rate) = admitted.rate {
             crate::ratelimit::headers(&mut out, rate);
+        }
+        if let Some(origin) = self.head.headers.get(header::ORIGIN) {
+            let route = &generation.snapshot.table().routes[admitted.route];
+            let in_force = generation.callers.in_force(
+                &generation.snapshot,
+                admitted.listener,
+                Some(&route.policies),
+            );
+            if let Some(policy) = in_force.cors() {
+                policy.decorate(origin, &mut out);
+            }
         }
         let cache = crate::cache::CACHE_HEADER;
         if let Some(key) = admitted.cache.take() {

@@ -907,3 +907,70 @@ async fn traces_behind_envoy_have_the_request_and_its_attempt() {
         Some(format!("00-{TRACE}-{attempt_id}-01").as_str())
     );
 }
+
+const CORS: &str = r#"
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata:
+  name: cors
+  namespace: default
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      name: providers
+  cors:
+    allowOrigins: ["https://app.example.com"]
+    allowMethods: [POST, GET]
+    allowHeaders: [authorization, content-type]
+    maxAge: 600s
+"#;
+
+/// A SecurityPolicy's CORS behind Envoy: the processor answers the preflight, and the answer
+/// to an allowed origin carries its headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_applies_behind_envoy() {
+    let mock = MockUpstream::start("mock").await.expect("upstream");
+    let text = std::fs::read_to_string(CASE)
+        .expect("the providers case")
+        .replace("65021", &mock.port().to_string())
+        + CORS;
+    let Some(front) = Front::start("extproc: CORS", mock, &text).await else {
+        return;
+    };
+    let origin = "https://app.example.com";
+    let request = http::Request::builder()
+        .method("OPTIONS")
+        .uri(front.url("/v1/chat/completions"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let preflight = front.client.request(request).await.expect("answer");
+    assert_eq!(preflight.status(), 200);
+    let allowed = preflight.headers().get("access-control-allow-origin");
+    assert_eq!(allowed.and_then(|v| v.to_str().ok()), Some(origin));
+    assert_eq!(
+        front.mock.count(),
+        0,
+        "the processor answered the preflight"
+    );
+    let reply = front
+        .post_with(
+            "/v1/chat/completions",
+            ask("gpt-direct", false),
+            &[("origin", origin)],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("access-control-allow-origin"), Some(origin));
+    let other = front
+        .post_with(
+            "/v1/chat/completions",
+            ask("gpt-direct", false),
+            &[("origin", "https://evil.test")],
+        )
+        .await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}
