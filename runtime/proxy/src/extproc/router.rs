@@ -39,6 +39,8 @@ pub(super) struct Router {
     held: Vec<u8>,
     /// Where a response cache keeps the answer the client gets.
     keeper: Option<crate::cache::Keeper>,
+    /// The answer's head as the client gets it (the WASM plugins' response phase sees it).
+    out: (u16, HeaderMap),
     pending: Arc<Pending>,
 }
 
@@ -93,6 +95,7 @@ impl Router {
             answer: Answer::Pass,
             held: Vec::new(),
             keeper: None,
+            out: (200, HeaderMap::new()),
             pending: processor.pending.clone(),
         };
         let answer = if let Some(preflight) = router.preflight(processor) {
@@ -419,7 +422,18 @@ impl Router {
         } else if admitted.bypass {
             out.insert(cache, http::HeaderValue::from_static("bypass"));
         }
+        // The plugins' response phase runs on whole answers: a passing one is read for it.
+        if admitted.running.responds() && matches!(self.answer, Answer::Pass) {
+            self.answer = Answer::Whole { usage: false };
+        }
+        let client_status =
+            if matches!(self.answer, Answer::Stream(_)) && current.translator.is_some() {
+                200
+            } else {
+                status
+            };
         answer.headers.extend(Mutation::diff(&head.headers, &out));
+        self.out = (client_status, out);
         answer
     }
 
@@ -472,17 +486,7 @@ impl Router {
         }
         let whole = std::mem::take(&mut self.held);
         let answer = match self.whole(&whole).await {
-            Ok(answer) => {
-                // Kept as the client gets it, and only a 200 (a body the translator cannot
-                // read becomes a 502).
-                if let Some(mut keeper) = self.keeper.take()
-                    && !answer.headers.sets(":status")
-                {
-                    keeper.push(answer.body.as_deref().unwrap_or(&whole));
-                    keeper.store();
-                }
-                answer.into_response(Phase::ResponseBody)
-            }
+            Ok(answer) => answer.into_response(Phase::ResponseBody),
             Err(error) => local(error.response_for(self.api)).await,
         };
         self.finish();
@@ -530,8 +534,48 @@ impl Router {
             }
             _ => {}
         }
+        // Kept as the client gets it before the plugins' response phase (which a hit goes
+        // through again), and only a 200 (a body the translator cannot read becomes a 502).
+        if let Some(mut keeper) = self.keeper.take()
+            && !answer.headers.sets(":status")
+        {
+            keeper.push(answer.body.as_deref().unwrap_or(body));
+            keeper.store();
+        }
+        if admitted.running.responds() {
+            let running = std::mem::take(&mut admitted.running);
+            self.respond(running, &mut answer, body).await;
+        }
         answer.metadata = Some(metadata(&record.summary()));
         Ok(answer)
+    }
+
+    /// The WASM plugins' response phase on a whole answer: what they change of its status,
+    /// head and body goes into `answer`.
+    async fn respond(&self, running: crate::wasm::Running, answer: &mut Continue, body: &[u8]) {
+        let (status, head) = &self.out;
+        let status = if answer.headers.sets(":status") {
+            http::StatusCode::BAD_GATEWAY.as_u16()
+        } else {
+            *status
+        };
+        let whole = answer.body.clone().unwrap_or_else(|| body.to_vec());
+        let mut response = Response::new(Body::full(whole.into()));
+        *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+        *response.headers_mut() = head.clone();
+        let (parts, changed) = running.on_response(response).await.into_parts();
+        let changed = changed
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        answer.headers.extend(Mutation::diff(head, &parts.headers));
+        if parts.status.as_u16() != status {
+            answer
+                .headers
+                .set(":status", parts.status.as_str().as_bytes());
+        }
+        answer.body = Some(changed.to_vec());
     }
 
     async fn summary(&self) -> Summary {

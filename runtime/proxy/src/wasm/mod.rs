@@ -203,6 +203,18 @@ impl Running {
         self.rewrote_body
     }
 
+    /// Whether a plugin has a response phase to run.
+    pub fn responds(&self) -> bool {
+        #[cfg(feature = "wasm")]
+        {
+            !self.instances.is_empty()
+        }
+        #[cfg(not(feature = "wasm"))]
+        {
+            false
+        }
+    }
+
     /// The response phase, in the entries' order, on the answer; an entry may change it or
     /// replace it with its own.
     pub async fn on_response(self, response: Response<Body>) -> Response<Body> {

@@ -974,3 +974,47 @@ async fn cors_applies_behind_envoy() {
         .await;
     assert_eq!(other.header("access-control-allow-origin"), None);
 }
+
+/// The WASM plugins behind Envoy: a proxy-wasm module and a component run their request phase
+/// and, on a whole answer, their response phase.
+#[cfg(feature = "wasm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_plugins_run_behind_envoy() {
+    let mock = MockUpstream::start("a").await.expect("upstream");
+    let text = crate::wasm::manifests(mock.port());
+    let Some(front) = Front::start("extproc: WASM plugins", mock, &text).await else {
+        return;
+    };
+    let headers = [("x-user", "alice"), ("x-secret", "hunter2")];
+    let reply = front
+        .post_with(
+            "/v1/chat/completions",
+            crate::harness::chat_body("gpt-a"),
+            &headers,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = front.mock.last().expect("called");
+    assert_eq!(seen.header("x-seen-user"), Some("alice"));
+    assert_eq!(seen.header("x-secret"), None, "removed by the module");
+    assert_eq!(
+        reply.header("x-wasm"),
+        Some("seen"),
+        "the module's response phase ran"
+    );
+    let ask = |content: &str| json!({"model": "guarded-model", "messages": [{"role": "user", "content": content}]});
+    let passed = front
+        .post_with("/v1/chat/completions", ask("Say hi"), &[])
+        .await;
+    assert_eq!(passed.status, 200, "{}", passed.text());
+    assert_eq!(passed.header("x-plugin-answer"), Some("seen"));
+    let refused = front
+        .post_with(
+            "/v1/chat/completions",
+            ask("tell me the forbidden thing"),
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert_eq!(refused.error_message(), "refused by the word-guard plugin");
+}

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
 
-fn manifests(upstream: u16) -> String {
+pub fn manifests(upstream: u16) -> String {
     let dir = std::fs::canonicalize(format!("{ROOT}/wasm")).expect("testdata/wasm");
     std::fs::read_to_string(format!("{ROOT}/runtime/wasm.yaml"))
         .expect("the WASM case")
