@@ -1,8 +1,9 @@
 //! What one AI request is, as the stages of the request path share it: the endpoint it came
 //! to, and the exchange (generation, rule, parts, body, model) the backend call works from;
-//! with the helpers every stage uses (hop-by-hop headers, the weighted choice). The handler
-//! builds an [`Exchange`]; `forward`, `translated` and `plain` read it. This module imports none
-//! of them, so the request path has no import circle.
+//! with the helpers every stage uses (hop-by-hop headers, the weighted choice, the prompt
+//! guard on a whole answer). The handler builds an [`Exchange`]; `forward`, `translated`,
+//! `plain` and `extproc` read it. This module imports none of them, so the request path has no
+//! import circle (`translated` no longer reaches back into `forward` for the answer guard).
 
 use crate::body::Peek;
 use crate::generation::Generation;
@@ -123,6 +124,24 @@ pub struct Exchange<'a> {
     pub peer: std::net::IpAddr,
     /// The prompt guard in force, when it checks answers.
     pub answer_guard: Option<usize>,
+}
+
+impl Exchange<'_> {
+    /// A whole answer in the client's API as the prompt guard in force leaves it: masked, or
+    /// refused with a 502 (the backend's answer is not passed on).
+    pub fn guard_answer(&self, body: Bytes) -> Result<Bytes, crate::error::ProxyError> {
+        let Some(index) = self.answer_guard else {
+            return Ok(body);
+        };
+        match self.generation.guards.answer(index, &body) {
+            Ok(None) => Ok(body),
+            Ok(Some(masked)) => Ok(masked.into()),
+            Err(refused) => Err(crate::error::ProxyError::bad_gateway(format!(
+                "the answer was refused by the prompt guard `{}`: it contains {}",
+                refused.policy, refused.found
+            ))),
+        }
+    }
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never passed on, in either direction.

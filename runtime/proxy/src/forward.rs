@@ -531,25 +531,6 @@ pub(crate) fn is_sse_headers(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
-/// A whole answer in the client's API as the prompt guard in force leaves it: masked, or
-/// refused with a 502 (the backend's answer is not passed on).
-pub(crate) fn guard_answer(
-    exchange: &Exchange<'_>,
-    body: bytes::Bytes,
-) -> Result<bytes::Bytes, ProxyError> {
-    let Some(index) = exchange.answer_guard else {
-        return Ok(body);
-    };
-    match exchange.generation.guards.answer(index, &body) {
-        Ok(None) => Ok(body),
-        Ok(Some(masked)) => Ok(masked.into()),
-        Err(refused) => Err(ProxyError::bad_gateway(format!(
-            "the answer was refused by the prompt guard `{}`: it contains {}",
-            refused.policy, refused.found
-        ))),
-    }
-}
-
 /// A whole passthrough answer, read before anything is sent so the prompt guard can refuse
 /// it; its usage read as the relay reads it.
 async fn respond_guarded(
@@ -579,7 +560,7 @@ async fn respond_guarded(
         relay::whole_usage(&body, record);
     }
     let body = if parts.status.is_success() {
-        guard_answer(exchange, body)?
+        exchange.guard_answer(body)?
     } else {
         body
     };

@@ -234,7 +234,7 @@ pub(crate) fn whole(
         }
         Ok((out, usage)) => {
             record.usage(usage);
-            let out = crate::forward::guard_answer(exchange, out.into())?;
+            let out = exchange.guard_answer(out.into())?;
             if let Some(text) = record.output()
                 && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&out)
             {

@@ -526,8 +526,7 @@ impl Router {
                 if *usage {
                     relay::whole_usage(body, record);
                 }
-                let out =
-                    crate::forward::guard_answer(&exchange, bytes::Bytes::copy_from_slice(body))?;
+                let out = exchange.guard_answer(bytes::Bytes::copy_from_slice(body))?;
                 if *out != *body {
                     answer.body = Some(out.to_vec());
                 }
