@@ -14,8 +14,8 @@
 //! third path's p50 less the plain Envoy's, at one connection.
 
 use super::proxy::{
-    CHAT, Load, Profile, Route, aigw_manifests, clock_ticks_per_second, cpu_ticks, envoy, lua,
-    parse_wrk, sanity, start_aigw, start_envoy, wrk,
+    CHAT, Load, Profile, Route, Setup, aigw_manifests, clock_ticks_per_second, cpu_ticks, lua,
+    parse_wrk, sanity, setup, start_aigw, start_envoy, wrk,
 };
 use crate::process::{Running, free_port};
 use anyhow::{Context, Result, bail};
@@ -29,22 +29,11 @@ struct Options {
 
 pub fn run(args: &[String]) -> Result<()> {
     let options = parse(args)?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "aigw", "--bin", "aigw-proxy"])
-        .args(["--bin", "aigw-mock-upstream"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("release build failed");
-    }
-    if Command::new("wrk").arg("--version").output().is_err() {
-        bail!("wrk is not installed (apt-get install wrk)");
-    }
-    let envoy_bin = envoy(&root)?;
-    let bin = crate::process::target_dir(&root).join("release");
-    let dir = crate::process::target_dir(&root).join("bench/extproc");
-    std::fs::create_dir_all(&dir)?;
+    let Setup {
+        envoy: envoy_bin,
+        bin,
+        dir,
+    } = setup("extproc")?;
     let mock = bin.join("aigw-mock-upstream");
     let (_fast, fast) = Running::upstream(&mock, &["--name", "fast"])?;
     let (_paced, paced) = Running::upstream(&mock, &["--name", "paced", "--interval-ms", "20"])?;

@@ -66,22 +66,7 @@ pub(super) struct Load {
 
 pub fn run(args: &[String]) -> Result<()> {
     let options = parse(args)?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "aigw", "--bin", "aigw-proxy"])
-        .args(["--bin", "aigw-mock-upstream"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("release build failed");
-    }
-    if Command::new("wrk").arg("--version").output().is_err() {
-        bail!("wrk is not installed (apt-get install wrk)");
-    }
-    let envoy = envoy(&root)?;
-    let bin = crate::process::target_dir(&root).join("release");
-    let dir = crate::process::target_dir(&root).join("bench/proxy");
-    std::fs::create_dir_all(&dir)?;
+    let Setup { envoy, bin, dir } = setup("proxy")?;
 
     let mock = bin.join("aigw-mock-upstream");
     let (fast, fast_port) = Running::upstream(&mock, &["--name", "fast"])?;
@@ -382,7 +367,36 @@ fn translation(aigw: &Route, dir: &Path, options: &Options) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn envoy(root: &Path) -> Result<PathBuf> {
+/// What every proxy bench starts from: the release binaries built, wrk and Envoy found, and
+/// its scratch directory under `target/bench/<name>`.
+pub(super) struct Setup {
+    pub(super) envoy: PathBuf,
+    /// The release binaries' directory.
+    pub(super) bin: PathBuf,
+    pub(super) dir: PathBuf,
+}
+
+pub(super) fn setup(name: &str) -> Result<Setup> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "aigw", "--bin", "aigw-proxy"])
+        .args(["--bin", "aigw-mock-upstream"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        bail!("wrk is not installed (apt-get install wrk)");
+    }
+    let envoy = envoy(&root)?;
+    let bin = crate::process::target_dir(&root).join("release");
+    let dir = crate::process::target_dir(&root).join("bench").join(name);
+    std::fs::create_dir_all(&dir)?;
+    Ok(Setup { envoy, bin, dir })
+}
+
+fn envoy(root: &Path) -> Result<PathBuf> {
     let venv = root.join(".venv/bin/envoy");
     if venv.exists() {
         return Ok(venv);

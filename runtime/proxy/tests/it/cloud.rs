@@ -13,12 +13,12 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-pub const CASE: &str = concat!(
+const CASE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../testdata/runtime/cloud.yaml"
 );
-pub const EMAIL: &str = "gateway@aigw-ci.iam.gserviceaccount.com";
-pub const CLIENT_ID: &str = "00000000-aaaa-bbbb-cccc-111111111111";
+const EMAIL: &str = "gateway@aigw-ci.iam.gserviceaccount.com";
+const CLIENT_ID: &str = "00000000-aaaa-bbbb-cccc-111111111111";
 pub const SECRET: &str = "azure-client-secret-value";
 
 /// A fresh RSA key pair (PEM private key, PEM public key, the public key's file).
@@ -67,19 +67,19 @@ pub fn keys() -> Keys {
     }
 }
 
-struct Cloud {
-    gw: Providers,
-    tokens: TokenEndpoint,
-    keys: Keys,
+/// The cloud case ready to serve: a fresh key, the token endpoint, the upstream, the
+/// manifests pointing at both, and the config that finds Azure's authority there.
+pub struct Case {
+    pub keys: Keys,
+    pub tokens: TokenEndpoint,
+    pub mock: MockUpstream,
+    pub text: String,
+    pub config: Config,
 }
 
-impl Cloud {
-    async fn start() -> Self {
-        Self::start_with_secret(SECRET).await
-    }
-
+impl Case {
     /// The token endpoint expects `azure_secret` (the manifests give `SECRET`).
-    async fn start_with_secret(azure_secret: &str) -> Self {
+    pub async fn start(azure_secret: &str) -> Case {
         let keys = keys();
         let tokens = TokenEndpoint::start(Accounts {
             gcp_email: EMAIL.into(),
@@ -100,8 +100,36 @@ impl Cloud {
             .replace("PRIVATE_KEY_JSON_STRING", &pem);
         let mut config = Config::loopback();
         config.endpoints.azure_authority = Some(tokens.authority());
-        let gw = Providers::serve(mock, &text, config).await;
-        Cloud { gw, tokens, keys }
+        Case {
+            keys,
+            tokens,
+            mock,
+            text,
+            config,
+        }
+    }
+}
+
+struct Cloud {
+    gw: Providers,
+    tokens: TokenEndpoint,
+    keys: Keys,
+}
+
+impl Cloud {
+    async fn start() -> Self {
+        Self::start_with_secret(SECRET).await
+    }
+
+    /// The token endpoint expects `azure_secret` (the manifests give `SECRET`).
+    async fn start_with_secret(azure_secret: &str) -> Self {
+        let case = Case::start(azure_secret).await;
+        let gw = Providers::serve(case.mock, &case.text, case.config).await;
+        Cloud {
+            gw,
+            tokens: case.tokens,
+            keys: case.keys,
+        }
     }
 }
 

@@ -469,28 +469,10 @@ async fn a_table_reload_under_load_fails_no_request() {
 /// cache the standalone server uses signs these attempts too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloud_tokens_and_gemini_through_envoy() {
-    use crate::cloud::{CLIENT_ID, EMAIL, SECRET, keys};
-    let keys = keys();
-    let tokens = aigw_testkit::TokenEndpoint::start(aigw_testkit::Accounts {
-        gcp_email: EMAIL.into(),
-        gcp_public_key: keys.public.clone(),
-        azure_tenant: "aigw-ci-tenant".into(),
-        azure_client_id: CLIENT_ID.into(),
-        azure_client_secret: SECRET.into(),
-        federation: None,
-    })
-    .await
-    .expect("token endpoint");
-    let mock = MockUpstream::start("mock").await.expect("upstream");
-    let pem = serde_json::to_string(&keys.private).expect("json string");
-    let text = std::fs::read_to_string(crate::cloud::CASE)
-        .expect("the cloud case")
-        .replace("65031", &mock.port().to_string())
-        .replace("65032", &tokens.port().to_string())
-        .replace("PRIVATE_KEY_JSON_STRING", &pem);
-    let mut config = Config::loopback();
-    config.endpoints.azure_authority = Some(tokens.authority());
-    let Some(front) = Front::start_with("extproc: cloud tokens", mock, &text, config).await else {
+    let case = crate::cloud::Case::start(crate::cloud::SECRET).await;
+    let Some(front) =
+        Front::start_with("extproc: cloud tokens", case.mock, &case.text, case.config).await
+    else {
         return;
     };
     let cases = [
