@@ -5,6 +5,7 @@
 
 pub mod compile;
 pub mod conformance;
+pub mod controller;
 pub mod front;
 pub mod inputs;
 pub mod run;

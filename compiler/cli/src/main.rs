@@ -98,6 +98,32 @@ enum Command {
     /// Serve a compiled routing table as Envoy's external processor (gRPC ext_proc), for the
     /// compiled `envoy.yaml`; reload it as `serve` does.
     Extproc(aigw_proxy::serve::ExtprocArgs),
+    /// Watch a cluster's AI Gateway objects, compile them on every change, write their status
+    /// conditions (as leader) and serve the table to data planes (`serve --table-url`).
+    Controller(aigw_compiler::controller::ControllerArgs),
+    /// Print the CustomResourceDefinitions aigw reads: aigw's own policy kinds (`aigw.dev`) and,
+    /// unless `--own`, the reference's AI Gateway kinds as aigw's model reads them.
+    Crds {
+        /// Only aigw's own kinds (for clusters that have the reference's CRDs installed).
+        #[arg(long)]
+        own: bool,
+    },
+    /// Install manifests for Kubernetes.
+    #[command(subcommand)]
+    Deploy(DeployCommand),
+}
+
+#[derive(Subcommand)]
+enum DeployCommand {
+    /// Render the install manifests (namespace, service accounts, RBAC, the controller and
+    /// data-plane Deployments and Services, PodDisruptionBudgets) to stdout.
+    Render {
+        /// A values file merged over the defaults (`aigw deploy values` prints them).
+        #[arg(long, value_name = "FILE")]
+        values: Option<PathBuf>,
+    },
+    /// Print the default values, each with its comment.
+    Values,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,6 +172,15 @@ fn main() -> ExitCode {
         Command::Extproc(args) => {
             aigw_proxy::serve::init_logging();
             serving(aigw_proxy::serve::extproc(args))
+        }
+        Command::Crds { own } => print_crds(own),
+        Command::Deploy(DeployCommand::Values) => {
+            print_out(aigw_target_deploy::DEFAULT_VALUES.as_bytes())
+        }
+        Command::Deploy(DeployCommand::Render { values }) => render_deploy(values.as_deref()),
+        Command::Controller(args) => {
+            aigw_proxy::serve::init_logging();
+            serving(aigw_compiler::controller::controller(args))
         }
         Command::Check {
             paths,
@@ -364,4 +399,63 @@ fn summary(checked: &aigw_compiler::Checked) -> String {
     let files = checked.sources.files().count();
     let verdict = if errors == 0 { "ok" } else { "failed" };
     format!("check {verdict}: {errors} error(s), {warnings} warning(s) in {files} file(s)\n")
+}
+
+/// Writes `bytes` to stdout: 0, or 2 when stdout fails.
+fn print_out(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: writing to stdout: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_crds(own: bool) -> ExitCode {
+    let mut documents: Vec<serde_json::Value> = Vec::new();
+    if !own {
+        documents.extend(
+            aigw_target_gateway_api::crds::reference_crds()
+                .into_iter()
+                .map(|(_, d)| d),
+        );
+    }
+    documents.extend(
+        aigw_target_gateway_api::crds::crds()
+            .into_iter()
+            .map(|(_, d)| d),
+    );
+    match aigw_target_gateway_api::to_yaml(documents) {
+        Ok(text) => print_out(text.as_bytes()),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `aigw deploy render`: 1 when the values are wrong, 2 when the file cannot be read.
+fn render_deploy(values: Option<&std::path::Path>) -> ExitCode {
+    let text = match values.map(std::fs::read_to_string).transpose() {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!(
+                "error: {}: {error}",
+                values.map(|p| p.display().to_string()).unwrap_or_default()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let name = values.map(|p| p.display().to_string()).unwrap_or_default();
+    let rendered = aigw_target_deploy::values(text.as_deref().map(|t| (name.as_str(), t)))
+        .and_then(|values| aigw_target_deploy::render(&values));
+    match rendered {
+        Ok(manifests) => print_out(manifests.as_bytes()),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
 }

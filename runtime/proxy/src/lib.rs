@@ -31,6 +31,7 @@ pub mod error;
 pub mod exchange;
 pub mod extproc;
 mod filters;
+pub mod follow;
 pub mod forward;
 pub mod generation;
 pub mod guard;

@@ -2,6 +2,7 @@
 //! table, reload it when it changes or on SIGHUP, stop cleanly on SIGINT or SIGTERM. Also the
 //! listener flags and the run loop `aigw run` shares.
 
+use crate::follow::{self, Followed};
 use crate::reload::{self, Source, TableFile};
 use crate::secrets::Secrets;
 use crate::{Config, DEFAULT_ADMIN_PORT, DEFAULT_BODY_LIMIT, Runtime};
@@ -56,8 +57,13 @@ impl ListenArgs {
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServeArgs {
     /// The compiled routing table (`table.json` from `aigw compile`).
-    #[arg(long)]
-    pub table: PathBuf,
+    #[arg(long, required_unless_present = "table_url")]
+    pub table: Option<PathBuf>,
+    /// Follow the table an `aigw controller` publishes (`http://HOST:8081/v1/table`); with
+    /// `--table`, that file caches the last table installed, for starts while the controller
+    /// is down.
+    #[arg(long, value_name = "URL")]
+    pub table_url: Option<String>,
     /// Mounted Secrets: `<dir>/<namespace>/<name>/<key>` (the environment is also read:
     /// `AIGW_SECRET_<NAMESPACE>_<NAME>_<KEY>`).
     #[arg(long)]
@@ -100,21 +106,29 @@ pub fn init_logging() {
 /// Runs `serve` to completion on a new tokio runtime.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let secrets = Secrets::from_environment().with_dir(args.secrets_dir.clone());
-    let source: Arc<dyn Source> = Arc::new(TableFile {
-        path: args.table.clone(),
-        secrets,
-    });
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let mut config = args.listen.config();
     config.extproc = args.extproc.clone();
-    tokio.block_on(run(
-        config,
-        source,
-        Duration::from_millis(args.listen.watch_interval_ms),
-    ))
+    let interval = Duration::from_millis(args.listen.watch_interval_ms);
+    tokio.block_on(async move {
+        if let Some(url) = &args.table_url {
+            let followed = Followed::start(url, args.table.clone(), secrets).await;
+            let follower = followed.clone();
+            run_with(config, followed, interval, move |handle| {
+                Some(tokio::spawn(follow::follow(handle, follower)))
+            })
+            .await
+        } else {
+            let path = args
+                .table
+                .clone()
+                .context("--table or --table-url is needed")?;
+            run(config, Arc::new(TableFile { path, secrets }), interval).await
+        }
+    })
 }
 
 /// Loads the first table from `source` (failing if it cannot), serves it, reloads on change,
@@ -124,15 +138,29 @@ pub async fn run(
     source: Arc<dyn Source>,
     interval: Duration,
 ) -> anyhow::Result<()> {
+    run_with(config, source, interval, |_| None).await
+}
+
+/// [`run`], with one more task started beside the watcher (and stopped with it).
+async fn run_with(
+    config: Config,
+    source: Arc<dyn Source>,
+    interval: Duration,
+    also: impl FnOnce(crate::server::Handle) -> Option<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<()> {
     let (snapshot, secrets) = source
         .load()
         .map_err(|e| anyhow::anyhow!(e))
         .context("loading the routing table")?;
     let runtime = Runtime::start(config, snapshot, &secrets).await?;
     let watcher = tokio::spawn(reload::watch(runtime.handle(), source, interval));
+    let other = also(runtime.handle());
     stopped().await?;
     tracing::info!("shutting down: draining in-flight requests");
     watcher.abort();
+    if let Some(task) = other {
+        task.abort();
+    }
     runtime.shutdown().await;
     Ok(())
 }

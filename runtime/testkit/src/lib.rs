@@ -29,6 +29,7 @@
 mod envoy;
 mod identity;
 mod jwks;
+mod kube;
 mod metadata;
 mod providers;
 mod python;
@@ -45,6 +46,7 @@ use tokio::net::TcpListener;
 pub use envoy::{Envoy, envoy, free_port};
 pub use identity::{Federation, Seen};
 pub use jwks::JwksServer;
+pub use kube::{FakeKube, http, http_with};
 pub use metadata::{
     AwsKeys, Call, GCP_PROJECT, IMDS_KEYS, IMDS_ROLE, Metadata, MetadataServer, POD_IDENTITY_KEYS,
 };

@@ -9,11 +9,13 @@
 //! are stale.
 
 use aigw_syntax::model::{
-    AIGW_POLICY_GROUP, ModelAccessPolicySpec, PromptGuardPolicySpec, ResponseCachePolicySpec,
+    AIGW_GROUP, AIGW_POLICY_GROUP, AIGatewayRouteSpec, AIServiceBackendSpec,
+    BackendSecurityPolicySpec, GatewayConfigSpec, MCPRouteSpec, ModelAccessPolicySpec,
+    PromptGuardPolicySpec, QuotaPolicySpec, ResponseCachePolicySpec,
 };
 use serde_json::{Value, json};
 
-/// One of aigw's kinds: its names and its spec's type.
+/// One kind: its names and its spec's type.
 struct Crd {
     kind: &'static str,
     plural: &'static str,
@@ -21,6 +23,55 @@ struct Crd {
     description: &'static str,
     spec: fn() -> Value,
 }
+
+/// The reference's kinds, as aigw reads them: served at v1beta1 (stored) and v1alpha1
+/// (deprecated, as the reference marks it), except QuotaPolicy, which has only v1alpha1.
+/// Generated from aigw's model, so the API server takes exactly what `aigw check` takes
+/// structurally; the reference's own CRDs add its CEL rules, which aigw checks itself.
+const REFERENCE: &[Crd] = &[
+    Crd {
+        kind: "AIGatewayRoute",
+        plural: "aigatewayroutes",
+        version: "v1beta1",
+        description: "AIGatewayRoute routes AI requests on Gateways to AIServiceBackends by model, with token costs.",
+        spec: schema::<AIGatewayRouteSpec>,
+    },
+    Crd {
+        kind: "AIServiceBackend",
+        plural: "aiservicebackends",
+        version: "v1beta1",
+        description: "AIServiceBackend is one AI provider backend: its API schema and the Backend that serves it.",
+        spec: schema::<AIServiceBackendSpec>,
+    },
+    Crd {
+        kind: "BackendSecurityPolicy",
+        plural: "backendsecuritypolicies",
+        version: "v1beta1",
+        description: "BackendSecurityPolicy is the credential aigw sends to the AIServiceBackends it targets.",
+        spec: schema::<BackendSecurityPolicySpec>,
+    },
+    Crd {
+        kind: "GatewayConfig",
+        plural: "gatewayconfigs",
+        version: "v1beta1",
+        description: "GatewayConfig configures the AI gateway of the Gateways that reference it.",
+        spec: schema::<GatewayConfigSpec>,
+    },
+    Crd {
+        kind: "MCPRoute",
+        plural: "mcproutes",
+        version: "v1beta1",
+        description: "MCPRoute serves MCP servers behind one endpoint of a Gateway.",
+        spec: schema::<MCPRouteSpec>,
+    },
+    Crd {
+        kind: "QuotaPolicy",
+        plural: "quotapolicies",
+        version: "v1alpha1",
+        description: "QuotaPolicy limits the tokens the AIServiceBackends it targets may spend.",
+        spec: schema::<QuotaPolicySpec>,
+    },
+];
 
 const CRDS: &[Crd] = &[
     Crd {
@@ -56,20 +107,52 @@ pub fn crds() -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The reference's kinds (group `aigateway.envoyproxy.io`), generated from aigw's model, as
+/// `(file name, document)`, in a fixed order.
+pub fn reference_crds() -> Vec<(String, Value)> {
+    REFERENCE
+        .iter()
+        .map(|crd| {
+            let file = format!("{AIGW_GROUP}_{}.yaml", crd.plural);
+            (file, reference_document(crd))
+        })
+        .collect()
+}
+
+fn reference_document(crd: &Crd) -> Value {
+    let mut document = document_in(crd, AIGW_GROUP, "aigw");
+    let schema = document["spec"]["versions"][0].clone();
+    if crd.version == "v1beta1" {
+        let mut older = schema.clone();
+        older["name"] = json!("v1alpha1");
+        older["storage"] = json!(false);
+        older["deprecated"] = json!(true);
+        older["deprecationWarning"] = json!(format!(
+            "{AIGW_GROUP}/v1alpha1 is deprecated; use {AIGW_GROUP}/v1beta1"
+        ));
+        document["spec"]["versions"] = json!([older, schema]);
+    }
+    document
+}
+
 fn document(crd: &Crd) -> Value {
+    document_in(crd, AIGW_POLICY_GROUP, "aigw")
+}
+
+fn document_in(crd: &Crd, group: &str, category: &str) -> Value {
     let singular = crd.kind.to_ascii_lowercase();
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{}.{AIGW_POLICY_GROUP}", crd.plural)},
+        "metadata": {"name": format!("{}.{group}", crd.plural)},
         "spec": {
-            "group": AIGW_POLICY_GROUP,
+            "group": group,
             "names": {
                 "kind": crd.kind,
                 "listKind": format!("{}List", crd.kind),
                 "plural": crd.plural,
                 "singular": singular,
-                "categories": ["aigw"],
+                "categories": [category],
             },
             "scope": "Namespaced",
             "versions": [{

@@ -10,6 +10,8 @@ mod artifacts;
 mod cases;
 mod cli;
 mod conformance;
+mod controller;
+mod deploy;
 mod envoy;
 mod inputs;
 mod tidy;
