@@ -57,6 +57,10 @@ pub struct ControllerArgs {
     /// How long the Lease holds without renewal, in seconds (renewed every 2/15 of it).
     #[arg(long, default_value_t = 15.0)]
     pub lease_duration: f64,
+    /// Also server-side apply the generated Gateway API resources (an HTTPRoute and two
+    /// HTTPRouteFilters per AIGatewayRoute, owned by it), for clusters that run Envoy Gateway.
+    #[arg(long)]
+    pub apply_gateway_api: bool,
     /// How long to wait after a change for more changes before compiling, in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub debounce_ms: u64,
@@ -125,8 +129,12 @@ async fn run(args: ControllerArgs) -> anyhow::Result<()> {
 
     let writer = writer::Writer::new(client, &identity);
     let debounce = Duration::from_millis(args.debounce_ms);
+    let settings = Loop {
+        debounce,
+        apply_gateway_api: args.apply_gateway_api,
+    };
     let reconciler = tokio::spawn(reconcile_loop(
-        feed, writer, leading_rx, table, report, debounce,
+        feed, writer, leading_rx, table, report, settings,
     ));
 
     aigw_proxy::serve::stopped().await?;
@@ -152,7 +160,7 @@ async fn reconcile_loop(
     mut leading: watch::Receiver<bool>,
     table: watch::Sender<Option<Published>>,
     report: watch::Sender<Report>,
-    debounce: Duration,
+    settings: Loop,
 ) {
     let mut unsynced = feed.unsynced.subscribe();
     let _ = unsynced.wait_for(|n| *n == 0).await;
@@ -182,12 +190,28 @@ async fn reconcile_loop(
             if wrote.statuses + wrote.failed > 0 {
                 tracing::info!(written = wrote.statuses, failed = wrote.failed, "statuses");
             }
+            if settings.apply_gateway_api && compiled.table.is_some() {
+                let wrote = writer.generated(compiled, &feed.world).await;
+                if wrote.statuses + wrote.failed > 0 {
+                    tracing::info!(
+                        applied = wrote.statuses,
+                        failed = wrote.failed,
+                        "generated Gateway API resources"
+                    );
+                }
+            }
         }
         tokio::select! {
-            _ = changed.changed() => tokio::time::sleep(debounce).await,
+            _ = changed.changed() => tokio::time::sleep(settings.debounce).await,
             _ = leading.changed() => {}
         }
     }
+}
+
+/// How the reconcile loop runs.
+struct Loop {
+    debounce: Duration,
+    apply_gateway_api: bool,
 }
 
 /// Compiles a snapshot of the world on a blocking thread (it can take a second at 10,000

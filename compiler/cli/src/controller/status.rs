@@ -81,6 +81,7 @@ mod tests {
             uid: "u".into(),
             generation,
             conditions,
+            generated: false,
         }
     }
 

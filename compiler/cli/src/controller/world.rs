@@ -49,6 +49,10 @@ pub struct Entry {
     pub generation: i64,
     /// `status.conditions` as the API server last showed them.
     pub conditions: Vec<Value>,
+    /// Generated from an AIGatewayRoute (by aigw or the reference controller: the
+    /// `ai-gateway-generated` annotation): not compiled, only compared with what aigw would
+    /// apply.
+    pub generated: bool,
 }
 
 /// The texts of the world at one revision: what one compile reads, taken under the lock
@@ -80,6 +84,7 @@ impl World {
             objects: self
                 .objects
                 .iter()
+                .filter(|(_, e)| !e.generated)
                 .map(|(k, e)| (k.clone(), e.text.clone()))
                 .collect(),
         }
@@ -175,7 +180,9 @@ fn names(object: &Value) -> (String, String) {
 }
 
 /// Metadata the compiler reads; the rest is the API server's bookkeeping.
-const KEPT_METADATA: &[&str] = &["name", "namespace", "labels", "annotations"];
+/// (`uid` is kept for the owner references of the generated HTTPRoutes; it changes only when
+/// the object is made anew.)
+const KEPT_METADATA: &[&str] = &["name", "namespace", "uid", "labels", "annotations"];
 /// The annotation in which `kubectl apply` keeps a copy of the whole object.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -226,7 +233,11 @@ pub fn sanitize(kind: usize, object: &Value) -> Option<(Key, Entry)> {
         namespace,
         name,
     };
+    let generated = meta["annotations"]
+        .get(aigw_target_gateway_api::GENERATED_ANNOTATION)
+        .is_some();
     let entry = Entry {
+        generated,
         text: text.into(),
         uid: meta["uid"].as_str().unwrap_or_default().to_owned(),
         generation: meta["generation"].as_i64().unwrap_or(0),

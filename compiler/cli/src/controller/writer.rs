@@ -26,6 +26,8 @@ pub struct Writer {
     /// What this process last wrote per object (condition, generation): the API server's copy
     /// comes back on the watch a moment later, and until then it is not written again.
     written: HashMap<Key, (Condition, i64)>,
+    /// The generated resources this process applied (deleted when no longer generated).
+    applied: std::collections::BTreeSet<Key>,
 }
 
 /// Counts of one pass, for the log and the tests.
@@ -45,6 +47,7 @@ impl Writer {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             written: HashMap::new(),
+            applied: std::collections::BTreeSet::new(),
         }
     }
 
@@ -110,6 +113,92 @@ impl Writer {
         }
         wrote
     }
+}
+
+impl Writer {
+    /// With `--apply-gateway-api`: server-side applies each generated HTTPRoute and
+    /// HTTPRouteFilter that the cluster does not show as generated (compared through the same
+    /// sanitizing as every watched object), and deletes those this process applied that are no
+    /// longer generated. Each carries an owner reference to its AIGatewayRoute, so deleting the
+    /// route lets the garbage collector delete them.
+    pub async fn generated(&mut self, compiled: &Compiled, world: &Mutex<World>) -> Wrote {
+        let mut work = Vec::new();
+        let mut current = std::collections::HashSet::new();
+        {
+            let world = world.lock().unwrap_or_else(|p| p.into_inner());
+            for resource in &compiled.gateway_api {
+                let Some(kind) = kind_of(resource) else {
+                    continue;
+                };
+                let Some((key, want)) = super::world::sanitize(kind, resource) else {
+                    continue;
+                };
+                current.insert(key.clone());
+                if world.get(&key).is_some_and(|have| have.text == want.text) {
+                    continue;
+                }
+                work.push((key, resource.clone()));
+            }
+        }
+        let stale: Vec<Key> = self
+            .applied
+            .iter()
+            .filter(|k| !current.contains(*k))
+            .cloned()
+            .collect();
+        let mut wrote = Wrote::default();
+        for (key, body) in work {
+            match apply(&self.client, &key, &body).await {
+                Ok(()) => {
+                    wrote.statuses += 1;
+                    self.applied.insert(key);
+                }
+                Err(error) => {
+                    wrote.failed += 1;
+                    tracing::warn!(object = %key.source_name(), %error, "generated resource not applied");
+                }
+            }
+        }
+        for key in stale {
+            let resource = key.watched().api_resource();
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &key.namespace, &resource);
+            match api.delete(&key.name, &Default::default()).await {
+                Ok(_) => {
+                    self.applied.remove(&key);
+                }
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    self.applied.remove(&key);
+                }
+                Err(error) => {
+                    tracing::warn!(object = %key.source_name(), %error, "stale generated resource not deleted");
+                }
+            }
+        }
+        wrote
+    }
+}
+
+/// The watched kind of a generated resource.
+fn kind_of(resource: &serde_json::Value) -> Option<usize> {
+    let kind = resource["kind"].as_str()?;
+    super::kinds::WATCHED.iter().position(|w| w.kind == kind)
+}
+
+async fn apply(
+    client: &kube::Client,
+    key: &Key,
+    body: &serde_json::Value,
+) -> Result<(), kube::Error> {
+    let resource = key.watched().api_resource();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &key.namespace, &resource);
+    let mut body = body.clone();
+    // The generated resources are written at the version aigw watches them at.
+    body["apiVersion"] = serde_json::Value::String(key.watched().api_version());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&key.name, &params, &Patch::Apply(&body))
+        .await
+        .map(|_| ())
 }
 
 fn current_type(conditions: &[serde_json::Value]) -> Option<String> {

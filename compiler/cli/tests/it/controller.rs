@@ -45,6 +45,10 @@ struct Controller {
 
 impl Controller {
     fn start(kube: &FakeKube, dir: &Path, identity: &str) -> Controller {
+        Controller::start_with(kube, dir, identity, &[])
+    }
+
+    fn start_with(kube: &FakeKube, dir: &Path, identity: &str, extra: &[&str]) -> Controller {
         let port = free_port();
         let log = dir.join(format!("controller-{identity}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_aigw"))
@@ -60,7 +64,8 @@ impl Controller {
                 "--debounce-ms",
                 "50",
             ])
-            .env("RUST_LOG", "info,kube_runtime=debug")
+            .args(extra)
+            .env("RUST_LOG", "info,aigw_compiler=debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -547,4 +552,112 @@ fn a_data_plane_follows_the_controller_with_no_failed_request() {
     assert_eq!(chat("m1"), 200);
     let _ = plane.kill();
     let _ = plane.wait();
+}
+
+#[test]
+fn after_410_gone_the_controller_relists_and_sees_the_change() {
+    let Some((dir, kube)) = setup("controller relist") else {
+        return;
+    };
+    let gateway = free_port();
+    kube.apply(&manifests(gateway, 9, &["m1"], "mock"))
+        .expect("apply");
+    let controller = Controller::start(&kube, dir.path(), "a");
+    let first = eventually(
+        20,
+        || controller.log(),
+        || controller.status()["table"].as_str().map(str::to_owned),
+    );
+    // The history is gone and every watch ends: resuming gets 410 Gone, then a relist.
+    kube.hook("compact");
+    kube.hook("close-watches");
+    kube.apply(&manifests(gateway, 9, &["m1", "m3"], "mock"))
+        .expect("apply");
+    eventually(
+        20,
+        || controller.log(),
+        || {
+            let table = controller.status()["table"].as_str().map(str::to_owned)?;
+            (table != first).then_some(())
+        },
+    );
+    let (_, table) = http(controller.port, "GET", "/v1/table");
+    assert!(table.contains("m3"));
+}
+
+#[test]
+fn generated_gateway_api_resources_are_applied_owned_by_their_route() {
+    let Some((dir, kube)) = setup("controller apply gateway api") else {
+        return;
+    };
+    let gateway = free_port();
+    kube.apply(&manifests(gateway, 9, &["m1"], "mock"))
+        .expect("apply");
+    let controller = Controller::start_with(&kube, dir.path(), "a", &["--apply-gateway-api"]);
+    let route_uid = kube.get(AI, "AIGatewayRoute", "default", "chat")["metadata"]["uid"].clone();
+    let http_route = eventually(
+        20,
+        || controller.log(),
+        || {
+            let r = kube.get(
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                "default",
+                "chat",
+            );
+            r["spec"].is_object().then_some(r)
+        },
+    );
+    let owner = &http_route["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "AIGatewayRoute");
+    assert_eq!(owner["uid"], route_uid);
+    assert_eq!(owner["controller"], true);
+    assert!(http_route.to_string().contains("m1"));
+    for filter in [
+        "ai-eg-host-rewrite-chat",
+        "ai-eg-route-not-found-response-chat",
+    ] {
+        let f = kube.get(
+            "gateway.envoyproxy.io/v1alpha1",
+            "HTTPRouteFilter",
+            "default",
+            filter,
+        );
+        assert_eq!(
+            f["metadata"]["ownerReferences"][0]["uid"], route_uid,
+            "{filter}"
+        );
+    }
+    // What aigw applied is not read back as input: the route stays accepted, alone.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        condition(&kube, AI, "AIGatewayRoute", "chat")["type"],
+        "Accepted"
+    );
+    assert_eq!(controller.status()["errors"], 0);
+    // Nothing is applied again while nothing changes.
+    kube.hook("requests/clear");
+    std::thread::sleep(Duration::from_millis(1500));
+    let applied: Vec<Value> = kube
+        .requests()
+        .into_iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.contains("httproute")))
+        .collect();
+    assert!(applied.is_empty(), "{applied:#?}");
+    // A change of the route is applied to its HTTPRoute.
+    kube.apply(&manifests(gateway, 9, &["m1", "m4"], "mock"))
+        .expect("apply");
+    eventually(
+        20,
+        || controller.log(),
+        || {
+            let r = kube.get(
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                "default",
+                "chat",
+            );
+            r.to_string().contains("m4").then_some(())
+        },
+    );
 }
