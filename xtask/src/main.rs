@@ -1,7 +1,8 @@
 //! `cargo xtask`: project tasks that are not tests. `demo` runs the gateway in front of the
 //! test upstream and sends requests through it; `conformance` runs the reference corpus in
 //! place and prints the figures; `compile` compiles the repository's valid cases into committed
-//! outputs (or `--check`s them); `bench` generates the compile benchmark inputs and times
+//! outputs (or `--check`s them); `docs` regenerates the CLI reference of the book and builds it;
+//! `bench` generates the compile benchmark inputs and times
 //! `aigw check` and `aigw compile` on them.
 
 #![expect(
@@ -24,9 +25,10 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("compile") => compile::run(&args[1..]),
         Some("demo") => demo::run(),
+        Some("docs") => docs(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | conformance | compile [--check] | bench [compile] [--sizes 100,1000,10000]>"
+                "usage: cargo xtask <demo | conformance | compile [--check] | docs | bench [compile|proxy|extproc|controller] [...]>"
             );
             return ExitCode::from(2);
         }
@@ -38,6 +40,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo xtask docs`: rewrites the generated chapter of the book (the CLI reference, from the
+/// binary's help) through the test that checks it, then builds the book when `mdbook` is in the
+/// venv (`.ci/run` installs it).
+fn docs() -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["test", "-p", "aigw-compiler", "--test", "it", "docs::"])
+        .env("UPDATE_DOCS", "1")
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("the docs tests failed");
+    }
+    let mdbook = root.join(".venv/bin/mdbook");
+    if mdbook.exists() {
+        let out = process::target_dir(&root).join("book");
+        let status = std::process::Command::new(mdbook)
+            .args(["build", "docs", "-d"])
+            .arg(&out)
+            .current_dir(&root)
+            .status()?;
+        if !status.success() {
+            bail!("mdbook build failed");
+        }
+        println!("the book is in {}", out.display());
+    }
+    Ok(())
 }
 
 fn conformance() -> Result<()> {

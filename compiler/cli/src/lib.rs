@@ -62,12 +62,29 @@ impl Checked {
 /// Runs every pass over `sources` and returns all diagnostics, sorted so that the output does not
 /// depend on the order of files or documents.
 pub fn check(sources: SourceMap, options: CheckOptions) -> Checked {
-    let loaded = aigw_syntax::load(&sources);
+    let mut loaded = aigw_syntax::load(&sources);
+    admit(&mut loaded);
+    check_loaded(sources, loaded, options)
+}
+
+/// The admission pass over objects already read: each object alone, its diagnostics added to
+/// what reading it found. Per object, so a caller that reads files one by one (the controller)
+/// keeps the result with the file.
+pub fn admit(loaded: &mut aigw_syntax::Loaded) {
+    for object in &loaded.objects {
+        loaded.diagnostics.extend(aigw_admit::admit(object));
+    }
+}
+
+/// [`check`] after reading and admission: the graph and its checks, then the diagnostics
+/// sorted.
+pub fn check_loaded(
+    sources: SourceMap,
+    loaded: aigw_syntax::Loaded,
+    options: CheckOptions,
+) -> Checked {
     let mut diagnostics = Diagnostics::new();
     diagnostics.extend(loaded.diagnostics);
-    for object in &loaded.objects {
-        diagnostics.extend(aigw_admit::admit(object));
-    }
     let ir = if options.admission_only {
         None
     } else {

@@ -49,16 +49,34 @@ pub struct LineCol {
     pub column: u32,
 }
 
-/// One input: a path (or `<stdin>`) and its text.
-#[derive(Debug)]
+/// One input: a path (or `<stdin>`) and its text. Cheap to clone: the text and the line index
+/// are shared.
+#[derive(Clone, Debug)]
 pub struct SourceFile {
     name: String,
     text: Arc<str>,
-    line_starts: Vec<u32>,
+    line_starts: Arc<[u32]>,
     not_utf8: Option<u32>,
 }
 
 impl SourceFile {
+    fn new(name: String, text: Arc<str>) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(
+                text.bytes()
+                    .enumerate()
+                    .filter(|(_, b)| *b == b'\n')
+                    .map(|(i, _)| i as u32 + 1),
+            )
+            .collect();
+        SourceFile {
+            name,
+            text,
+            line_starts,
+            not_utf8: None,
+        }
+    }
+
     /// The name shown in diagnostics.
     pub fn name(&self) -> &str {
         &self.name
@@ -115,7 +133,7 @@ fn floor_char_boundary(text: &str, mut at: usize) -> usize {
 }
 
 /// All inputs of one compilation.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
 }
@@ -128,22 +146,16 @@ impl SourceMap {
 
     /// Adds a file and returns its id.
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<Arc<str>>) -> FileId {
-        let text: Arc<str> = text.into();
-        let mut line_starts = vec![0];
-        line_starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(i, _)| i as u32 + 1),
-        );
         let id = FileId(self.files.len() as u32);
-        self.files.push(SourceFile {
-            name: name.into(),
-            text,
-            line_starts,
-            not_utf8: None,
-        });
+        self.files.push(SourceFile::new(name.into(), text.into()));
         id
+    }
+
+    /// Puts another file under an existing id, for a caller that keeps its sources between
+    /// compilations and re-reads only what changed (the controller): spans into the old file
+    /// must be gone with it.
+    pub fn replace(&mut self, id: FileId, name: impl Into<String>, text: impl Into<Arc<str>>) {
+        self.files[id.0 as usize] = SourceFile::new(name.into(), text.into());
     }
 
     /// Adds a file as read from disk or a pipe. Bytes that are not UTF-8 do not stop the
@@ -214,5 +226,17 @@ mod tests {
             }
         );
         assert_eq!(file.text(), "a: 1\nname: caf\u{fffd} \u{fffd}\n");
+    }
+
+    #[test]
+    fn a_replaced_file_keeps_its_id_and_indexes_its_new_text() {
+        let mut map = SourceMap::new();
+        let a = map.add("a.yaml", "a: 1\n");
+        let b = map.add("b.yaml", "b: 1\n");
+        map.replace(a, "c.yaml", "x: 1\ny: 2\n");
+        assert_eq!(map.file(a).name(), "c.yaml");
+        assert_eq!(map.file(a).line_col(5), LineCol { line: 2, column: 1 });
+        assert_eq!(map.file(b).name(), "b.yaml");
+        assert_eq!(map.files().count(), 2);
     }
 }

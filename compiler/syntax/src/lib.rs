@@ -12,5 +12,5 @@ pub mod values;
 pub mod yaml;
 
 pub use diagnostics::closest;
-pub use load::{Loaded, load};
+pub use load::{Loaded, assemble, load, load_each};
 pub use model::{Kind, Object, Origin, Spec};

@@ -14,13 +14,13 @@ use crate::diagnostics;
 use crate::model::*;
 use crate::schema::Compiled;
 use crate::yaml::{Document, Node, Value, parse_chunk, split_documents};
-use aigw_diag::{Diagnostic, SourceMap};
+use aigw_diag::{Diagnostic, FileId, SourceMap};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 /// All objects of a compilation, sorted by kind, namespace and name, and what reading them found.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Loaded {
     pub objects: Vec<Object>,
     pub diagnostics: Vec<Diagnostic>,
@@ -29,40 +29,25 @@ pub struct Loaded {
 /// Reads every file of `sources`. The result does not depend on the order of files or of
 /// documents within them.
 pub fn load(sources: &SourceMap) -> Loaded {
-    let mut jobs = Vec::new();
-    let mut unreadable = Vec::new();
-    for (file, source) in sources.files() {
-        if let Some(at) = source.not_utf8() {
-            // U+FFFD, three bytes, stands where the bad sequence was.
-            let end = (at + 3).min(source.text().len() as u32);
-            unreadable.push(diagnostics::not_utf8(aigw_diag::Span::new(file, at, end)));
-            continue;
-        }
-        jobs.extend(
-            split_documents(source.text())
-                .into_iter()
-                .enumerate()
-                .map(|(i, (start, chunk))| (file, i, start, chunk)),
-        );
-    }
-    drop_copies(sources, &mut jobs);
-    // Documents are independent: read them on every core. The result is sorted afterwards, so
-    // the split does not change it.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(8);
-    let per_thread = jobs.len().div_ceil(threads).max(1);
-    let parts: Vec<Loaded> = std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .chunks(per_thread)
-            .map(|jobs| scope.spawn(move || load_jobs(jobs)))
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
-    });
-    let mut loaded = Loaded {
-        objects: Vec::new(),
-        diagnostics: unreadable,
-    };
+    let files: Vec<FileId> = sources.files().map(|(id, _)| id).collect();
+    assemble(sources, read(sources, &files, true))
+}
+
+/// Reads each of `files` alone, unsorted: for a caller that keeps what each file gave between
+/// compilations and reads again only the files that changed (the controller). [`assemble`]
+/// joins such parts into what [`load`] gives.
+pub fn load_each(sources: &SourceMap, files: &[FileId]) -> Vec<(FileId, Loaded)> {
+    files
+        .iter()
+        .zip(read(sources, files, false))
+        .map(|(&file, loaded)| (file, loaded))
+        .collect()
+}
+
+/// Sorts and checks the parts of a compilation as [`load`] does: duplicates (a copy with the
+/// same content merged, another definition an error) and an input with no object.
+pub fn assemble(sources: &SourceMap, parts: impl IntoIterator<Item = Loaded>) -> Loaded {
+    let mut loaded = Loaded::default();
     for part in parts {
         loaded.objects.extend(part.objects);
         loaded.diagnostics.extend(part.diagnostics);
@@ -85,10 +70,75 @@ pub fn load(sources: &SourceMap) -> Loaded {
     loaded
 }
 
+/// Reads the documents of `files` on every core. `joined`: one part for all (copies of a
+/// document across files read once); otherwise one part per file, in the order given.
+fn read(sources: &SourceMap, files: &[FileId], joined: bool) -> Vec<Loaded> {
+    let mut jobs = Vec::new();
+    let mut unreadable: Vec<Loaded> = Vec::new();
+    for (slot, &file) in files.iter().enumerate() {
+        let slot = if joined { 0 } else { slot };
+        let source = sources.file(file);
+        if let Some(at) = source.not_utf8() {
+            // U+FFFD, three bytes, stands where the bad sequence was.
+            let end = (at + 3).min(source.text().len() as u32);
+            unreadable.push(Loaded {
+                objects: Vec::new(),
+                diagnostics: vec![diagnostics::not_utf8(aigw_diag::Span::new(file, at, end))],
+            });
+            continue;
+        }
+        jobs.extend(
+            split_documents(source.text())
+                .into_iter()
+                .enumerate()
+                .map(|(i, (start, chunk))| (slot, (file, i, start, chunk))),
+        );
+    }
+    if joined {
+        let mut docs: Vec<_> = jobs.iter().map(|(_, job)| *job).collect();
+        drop_copies(sources, &mut docs);
+        jobs = docs.into_iter().map(|job| (0, job)).collect();
+    }
+    // Documents are independent: read them on every core. The result is sorted afterwards, so
+    // the split does not change it.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(8);
+    let per_thread = jobs.len().div_ceil(threads).max(1);
+    let parts: Vec<Vec<(usize, Loaded)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(per_thread)
+            .map(|jobs| scope.spawn(move || load_jobs(jobs)))
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let mut out: Vec<Loaded> = vec![Loaded::default(); if joined { 1 } else { files.len() }];
+    for (slot, part) in parts.into_iter().flatten() {
+        out[slot].objects.extend(part.objects);
+        out[slot].diagnostics.extend(part.diagnostics);
+    }
+    if joined {
+        for part in unreadable {
+            out[0].diagnostics.extend(part.diagnostics);
+        }
+    } else {
+        // A file that is not UTF-8 gave no job: its one diagnostic is its part.
+        let mut unreadable = unreadable.into_iter();
+        for (slot, &file) in files.iter().enumerate() {
+            if sources.file(file).not_utf8().is_some()
+                && let Some(part) = unreadable.next()
+            {
+                out[slot] = part;
+            }
+        }
+    }
+    out
+}
+
 /// Drops every document whose text is a copy of one earlier in (file name, position) order:
 /// read twice, it would only report the same things twice. Texts are compared without their
 /// `---` marker and surrounding blank space.
-fn drop_copies(sources: &SourceMap, jobs: &mut Vec<(aigw_diag::FileId, usize, usize, &str)>) {
+fn drop_copies(sources: &SourceMap, jobs: &mut Vec<Job<'_>>) {
     fn text(chunk: &str) -> &str {
         let chunk = chunk.trim();
         chunk.strip_prefix("---").unwrap_or(chunk).trim()
@@ -104,9 +154,16 @@ fn drop_copies(sources: &SourceMap, jobs: &mut Vec<(aigw_diag::FileId, usize, us
     jobs.retain(|_| keep.next().unwrap_or(true));
 }
 
-fn load_jobs(jobs: &[(aigw_diag::FileId, usize, usize, &str)]) -> Loaded {
-    let mut loaded = Loaded::default();
-    for &(file, index, start, chunk) in jobs {
+/// Reads each document of `jobs`; consecutive documents of one slot share one part.
+fn load_jobs(jobs: &[(usize, Job<'_>)]) -> Vec<(usize, Loaded)> {
+    let mut parts: Vec<(usize, Loaded)> = Vec::new();
+    for &(slot, (file, index, start, chunk)) in jobs {
+        if parts.last().is_none_or(|(s, _)| *s != slot) {
+            parts.push((slot, Loaded::default()));
+        }
+        let Some((_, loaded)) = parts.last_mut() else {
+            continue;
+        };
         match parse_chunk(file, start, chunk) {
             Ok(Some(root)) => {
                 if let Some(object) =
@@ -119,8 +176,11 @@ fn load_jobs(jobs: &[(aigw_diag::FileId, usize, usize, &str)]) -> Loaded {
             Err(diagnostic) => loaded.diagnostics.push(diagnostic),
         }
     }
-    loaded
+    parts
 }
+
+/// One document to read: its file, its position in the file, its offset and its text.
+type Job<'a> = (FileId, usize, usize, &'a str);
 
 /// Sorts objects by identity and keeps the first definition of each, by file name and position.
 /// A later copy with the same content is dropped with the diagnostics it raised; a later

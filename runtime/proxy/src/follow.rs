@@ -109,7 +109,12 @@ impl Followed {
                 followed.set(bytes, String::new());
                 return followed;
             }
-            tokio::time::sleep(backoff).await;
+            // With a cache, never sleep past the grace: the fallback comes at START_GRACE.
+            let nap = match &followed.cache {
+                Some(_) => backoff.min(START_GRACE.saturating_sub(started.elapsed())),
+                None => backoff,
+            };
+            tokio::time::sleep(nap.max(Duration::from_millis(10))).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
@@ -132,7 +137,7 @@ impl Followed {
     }
 
     /// Writes the installed table to the cache file, atomically.
-    fn write_cache(&self) {
+    pub fn write_cache(&self) {
         let (Some(path), Some((bytes, _))) = (
             &self.cache,
             self.latest

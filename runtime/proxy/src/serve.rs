@@ -118,6 +118,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let followed = Followed::start(url, args.table.clone(), secrets).await;
             let follower = followed.clone();
             run_with(config, followed, interval, move |handle| {
+                // The first table serves: it is the cache now, as every later one will be.
+                follower.write_cache();
                 Some(tokio::spawn(follow::follow(handle, follower)))
             })
             .await

@@ -26,6 +26,11 @@ impl FakeKube {
     /// Starts the server for `test` (None, with a SKIP line, where the venv lacks the
     /// `kubernetes` client; a failure under CI). `dir` holds its port file and the kubeconfig.
     pub fn start(test: &str, dir: &Path) -> Option<FakeKube> {
+        FakeKube::start_seeded(test, dir, None)
+    }
+
+    /// [`FakeKube::start`], with the objects of the YAML file `seed` created before it serves.
+    pub fn start_seeded(test: &str, dir: &Path, seed: Option<&Path>) -> Option<FakeKube> {
         let python = crate::python(test, &["kubernetes", "yaml"])?;
         let port_file = dir.join("fake-kube.port");
         let log = std::fs::File::create(dir.join("fake-kube.log")).ok()?;
@@ -33,6 +38,10 @@ impl FakeKube {
             .arg(scripts().join("fake_apiserver.py"))
             .args(["--port", "0", "--bookmark-interval", "0.5", "--port-file"])
             .arg(&port_file)
+            .args(
+                seed.map(|s| vec!["--seed".as_ref(), s.as_os_str()])
+                    .unwrap_or_default(),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -46,7 +55,7 @@ impl FakeKube {
                 break port;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(20),
+                started.elapsed() < Duration::from_secs(120),
                 "the fake API server did not start"
             );
             std::thread::sleep(Duration::from_millis(20));

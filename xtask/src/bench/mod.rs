@@ -1,8 +1,9 @@
-//! `cargo xtask bench [compile|proxy|extproc]`: the benchmarks whose figures BENCHMARKS.md
+//! `cargo xtask bench [compile|proxy|extproc|controller]`: the benchmarks whose figures BENCHMARKS.md
 //! reports. With no argument all run: the compiler on generated inputs, the data plane beside a
 //! plain Envoy proxy, and Envoy with aigw as its external processor.
 
 mod compile;
+mod controller;
 mod extproc;
 mod proxy;
 
@@ -13,11 +14,13 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("compile") => compile::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
         Some("extproc") => extproc::run(&args[1..]),
+        Some("controller") => controller::run(&args[1..]),
         None => {
             compile::run(&[])?;
             proxy::run(&[])?;
-            extproc::run(&[])
+            extproc::run(&[])?;
+            controller::run(&[])
         }
-        Some(other) => bail!("unknown benchmark `{other}` (compile, proxy or extproc)"),
+        Some(other) => bail!("unknown benchmark `{other}` (compile, proxy, extproc or controller)"),
     }
 }

@@ -18,6 +18,7 @@ mod feed;
 pub mod kinds;
 pub mod lease;
 pub mod publish;
+mod reader;
 pub mod reconcile;
 pub mod status;
 pub mod world;
@@ -129,17 +130,28 @@ async fn run(args: ControllerArgs) -> anyhow::Result<()> {
 
     let writer = writer::Writer::new(client, &identity);
     let debounce = Duration::from_millis(args.debounce_ms);
-    let settings = Loop {
-        debounce,
-        apply_gateway_api: args.apply_gateway_api,
-    };
+    let (outcome, outcome_rx) = watch::channel(None);
     let reconciler = tokio::spawn(reconcile_loop(
-        feed, writer, leading_rx, table, report, settings,
+        feed.clone(),
+        table,
+        report.clone(),
+        outcome,
+        debounce,
+        args.apply_gateway_api,
+    ));
+    let writes = tokio::spawn(write_loop(
+        feed,
+        writer,
+        leading_rx,
+        outcome_rx,
+        report,
+        args.apply_gateway_api,
     ));
 
     aigw_proxy::serve::stopped().await?;
     tracing::info!("shutting down: releasing the Lease");
     reconciler.abort();
+    writes.abort();
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
     Ok(())
@@ -152,46 +164,69 @@ fn default_identity() -> String {
     format!("{host}_{}", std::process::id())
 }
 
-/// Waits for the first full list of every kind, then compiles on every change (debounced),
-/// publishes good tables, and writes statuses while leading.
+/// Waits for the first full list of every kind, then compiles on every change (debounced) and
+/// publishes good tables. Each outcome goes to the writer, which never holds this loop up: the
+/// first pass of a new leader can write thousands of statuses while tables keep flowing.
 async fn reconcile_loop(
     feed: Arc<Feed>,
-    mut writer: writer::Writer,
-    mut leading: watch::Receiver<bool>,
     table: watch::Sender<Option<Published>>,
     report: watch::Sender<Report>,
-    settings: Loop,
+    outcome: watch::Sender<Option<Arc<reconcile::Compiled>>>,
+    debounce: Duration,
+    generate: bool,
 ) {
     let mut unsynced = feed.unsynced.subscribe();
     let _ = unsynced.wait_for(|n| *n == 0).await;
     tracing::info!("every kind listed; compiling");
     let mut changed = feed.changed.subscribe();
-    let mut last: Option<Arc<reconcile::Compiled>> = None;
-    let mut was_leading = false;
+    let mut compiled_revision = None;
+    let mut reader = reader::Reader::default();
     loop {
         let revision = feed
             .world
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .revision();
-        if last.as_ref().is_none_or(|c| c.revision != revision) {
-            let compiled = Arc::new(compile(&feed).await);
+        if compiled_revision != Some(revision) {
+            let compiled = Arc::new(compile(&feed, &mut reader, generate).await);
             publish_outcome(&compiled, &table, &report);
-            last = Some(compiled);
+            compiled_revision = Some(compiled.revision);
+            outcome.send_replace(Some(compiled));
         }
+        if changed.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(debounce).await;
+    }
+}
+
+/// While leading, writes what the newest outcome says (statuses, and with
+/// `--apply-gateway-api` the generated resources); again on every new outcome and on becoming
+/// leader.
+async fn write_loop(
+    feed: Arc<Feed>,
+    mut writer: writer::Writer,
+    mut leading: watch::Receiver<bool>,
+    mut outcome: watch::Receiver<Option<Arc<reconcile::Compiled>>>,
+    report: watch::Sender<Report>,
+    apply_gateway_api: bool,
+) {
+    let mut was_leading = false;
+    loop {
         let is_leading = *leading.borrow_and_update();
         report.send_modify(|r| r.leader = is_leading);
         if is_leading && !was_leading {
             writer.forget();
         }
         was_leading = is_leading;
-        if let (true, Some(compiled)) = (is_leading, &last) {
-            let wrote = writer.statuses(compiled, &feed.world).await;
+        let current = outcome.borrow_and_update().clone();
+        if let (true, Some(compiled)) = (is_leading, current) {
+            let wrote = writer.statuses(&compiled, &feed.world).await;
             if wrote.statuses + wrote.failed > 0 {
                 tracing::info!(written = wrote.statuses, failed = wrote.failed, "statuses");
             }
-            if settings.apply_gateway_api && compiled.table.is_some() {
-                let wrote = writer.generated(compiled, &feed.world).await;
+            if apply_gateway_api && compiled.table.is_some() {
+                let wrote = writer.generated(&compiled, &feed.world).await;
                 if wrote.statuses + wrote.failed > 0 {
                     tracing::info!(
                         applied = wrote.statuses,
@@ -201,34 +236,44 @@ async fn reconcile_loop(
                 }
             }
         }
-        tokio::select! {
-            _ = changed.changed() => tokio::time::sleep(settings.debounce).await,
-            _ = leading.changed() => {}
+        let closed = tokio::select! {
+            r = outcome.changed() => r.is_err(),
+            r = leading.changed() => r.is_err(),
+        };
+        if closed {
+            return;
         }
     }
 }
 
-/// How the reconcile loop runs.
-struct Loop {
-    debounce: Duration,
-    apply_gateway_api: bool,
-}
-
 /// Compiles a snapshot of the world on a blocking thread (it can take a second at 10,000
-/// routes; the watchers keep going meanwhile).
-async fn compile(feed: &Feed) -> reconcile::Compiled {
+/// routes; the watchers keep going meanwhile), reading again only the objects that changed.
+async fn compile(feed: &Feed, reader: &mut reader::Reader, generate: bool) -> reconcile::Compiled {
     let snapshot = feed
         .world
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .snapshot();
     let started = std::time::Instant::now();
-    let compiled = tokio::task::spawn_blocking(move || reconcile::compile(&snapshot))
-        .await
-        .unwrap_or_else(|_| reconcile::compile(&world::Snapshot::default()));
+    let mut taken = std::mem::take(reader);
+    let compiled = tokio::task::spawn_blocking(move || {
+        let compiled = reconcile::compile(&mut taken, &snapshot, generate);
+        (compiled, taken)
+    })
+    .await;
+    // A compile that panicked loses what the reader kept: the next one reads everything.
+    let compiled = match compiled {
+        Ok((compiled, kept)) => {
+            *reader = kept;
+            compiled
+        }
+        Err(_) => reconcile::compile(reader, &world::Snapshot::default(), false),
+    };
     tracing::info!(
         revision = compiled.revision,
         errors = compiled.errors(),
+        read = compiled.reads.read,
+        reused = compiled.reads.reused,
         ms = started.elapsed().as_millis() as u64,
         "compiled the world"
     );

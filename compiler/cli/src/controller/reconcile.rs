@@ -6,8 +6,9 @@
 //! `AIGatewayRoute/default/chat:12:7` where `aigw check` would name a file. A diagnostic is
 //! attributed to the object it names, else to the object whose text it points into.
 
+use super::reader::{Reader, Reads};
 use super::world::{Key, Snapshot};
-use crate::{CheckOptions, Checked, check};
+use crate::{CheckOptions, Checked, check_loaded};
 use aigw_diag::{Diagnostic, Severity, SourceMap};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +40,8 @@ pub struct Compiled {
     pub gateway_api: Vec<Value>,
     /// The condition of each object of a kind with status.
     pub conditions: BTreeMap<Key, Condition>,
+    /// How many objects were read, and how many reused from earlier compiles.
+    pub reads: Reads,
 }
 
 impl Compiled {
@@ -51,16 +54,18 @@ impl Compiled {
 /// cut with a count of what was left out).
 const MESSAGE_LIMIT: usize = 4096;
 
-/// Compiles a snapshot of the world.
-pub fn compile(world: &Snapshot) -> Compiled {
-    let mut sources = SourceMap::new();
-    let mut by_source: HashMap<String, Key> = HashMap::with_capacity(world.objects.len());
-    for (key, text) in &world.objects {
-        let name = key.source_name();
-        sources.add(name.clone(), text.clone());
-        by_source.insert(name, key.clone());
-    }
-    let mut checked = check(sources, CheckOptions::default());
+/// Compiles a snapshot of the world; `generate`: also produce the Gateway API resources (for
+/// `--apply-gateway-api`; skipped otherwise).
+/// Objects are read through `reader`, which reads again only what changed since its last
+/// compile.
+pub fn compile(reader: &mut Reader, world: &Snapshot, generate: bool) -> Compiled {
+    let by_source: HashMap<String, Key> = world
+        .objects
+        .iter()
+        .map(|(key, _)| (key.source_name(), key.clone()))
+        .collect();
+    let (sources, loaded, reads) = reader.read(world);
+    let mut checked = check_loaded(sources, loaded, CheckOptions::default());
     checked.require_objects();
     let ok = !checked.has_errors();
     let (table, gateway_api) = match (&checked.ir, ok) {
@@ -68,7 +73,12 @@ pub fn compile(world: &Snapshot) -> Compiled {
             let table = aigw_target_table::table(ir);
             let mut bytes = Vec::new();
             let json = aigw_table::write_json(&table, &mut bytes).map(|()| bytes);
-            (json.ok(), aigw_target_gateway_api::resources(ir).collect())
+            let resources = if generate {
+                aigw_target_gateway_api::resources(ir).collect()
+            } else {
+                Vec::new()
+            };
+            (json.ok(), resources)
         }
         _ => (None, Vec::new()),
     };
@@ -79,6 +89,7 @@ pub fn compile(world: &Snapshot) -> Compiled {
         table,
         gateway_api,
         conditions,
+        reads,
     }
 }
 

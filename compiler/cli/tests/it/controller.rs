@@ -502,6 +502,8 @@ fn a_data_plane_follows_the_controller_with_no_failed_request() {
             .and_then(|r| r.header("authorization").map(str::to_owned)),
         Some(format!("Bearer {SECRET}"))
     );
+    let cached = std::fs::read_to_string(&cache).unwrap_or_default();
+    assert!(cached.contains("m1"), "the first table served is cached");
 
     // Load on m1 from four threads while the controller publishes a table with m2 as well.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -546,10 +548,34 @@ fn a_data_plane_follows_the_controller_with_no_failed_request() {
     assert!(cached.contains("m2"), "the cache holds the installed table");
 
     // The controller goes away: the data plane keeps serving the last good table.
+    let port = controller.port;
     drop(controller);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(chat("m2"), 200);
     assert_eq!(chat("m1"), 200);
+    let _ = plane.kill();
+    let _ = plane.wait();
+
+    // A data plane restarted while the controller is down starts from its cache.
+    let restarted = Instant::now();
+    let mut plane = Command::new(env!("CARGO_BIN_EXE_aigw"))
+        .arg("serve")
+        .args(["--table-url", &format!("http://127.0.0.1:{port}/v1/table")])
+        .arg("--table")
+        .arg(&cache)
+        .args(["--bind", "127.0.0.1", "--admin-port", "0"])
+        .env("AIGW_SECRET_DEFAULT_OPENAI_KEY_APIKEY", SECRET)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&plane_log).expect("log"))
+        .spawn()
+        .expect("aigw serve starts");
+    eventually(20, plane_log_text, || (chat("m2") == 200).then_some(()));
+    let waited = restarted.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(8),
+        "started from the cache after {waited:?} (the grace is 5 s)"
+    );
+    assert!(plane_log_text().contains("starting from the cached table"));
     let _ = plane.kill();
     let _ = plane.wait();
 }

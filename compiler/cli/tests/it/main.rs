@@ -12,6 +12,7 @@ mod cli;
 mod conformance;
 mod controller;
 mod deploy;
+mod docs;
 mod envoy;
 mod inputs;
 mod tidy;

@@ -1,0 +1,182 @@
+//! The book (`docs/`) and the README: every relative link resolves to a file and, with an
+//! anchor, to a heading of it (mdBook's anchor rule); and the CLI reference chapter is what the
+//! binary's own help (clap) says today (`UPDATE_DOCS=1`, or `cargo xtask docs`, rewrites it).
+
+use crate::root;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn markdown_files() -> Vec<PathBuf> {
+    let mut files = vec![root().join("README.md")];
+    let mut dirs = vec![root().join("docs/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("docs/src").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// mdBook's anchor of a heading: lowercase; letters, digits, `-` and `_` kept; spaces become
+/// `-`; everything else dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn anchors(text: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with('#') {
+            out.push(anchor(line.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+/// The targets of `[text](target)` links outside code.
+fn links(text: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        // Inline code spans are not links.
+        let plain: String = line.split('`').step_by(2).collect::<Vec<_>>().join("");
+        let mut rest = plain.as_str();
+        while let Some(i) = rest.find("](") {
+            let after = &rest[i + 2..];
+            let Some(end) = after.find(')') else { break };
+            out.push(after[..end].to_owned());
+            rest = &after[end..];
+        }
+    }
+    out
+}
+
+#[test]
+fn every_relative_link_of_the_book_and_the_readme_resolves() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).expect("read");
+        for link in links(&text) {
+            if link.contains("://") || link.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let (path, fragment) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if path.is_empty() {
+                file.clone()
+            } else {
+                file.parent().unwrap_or(Path::new(".")).join(path)
+            };
+            let Ok(target_text) = std::fs::read_to_string(&target) else {
+                if !target.exists() {
+                    problems.push(format!("{}: `{link}`: no such file", file.display()));
+                }
+                continue;
+            };
+            if !fragment.is_empty() && !anchors(&target_text).iter().any(|a| a == fragment) {
+                problems.push(format!("{}: `{link}`: no such heading", file.display()));
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} links found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_chapter_of_the_summary_exists() {
+    let summary = std::fs::read_to_string(root().join("docs/src/SUMMARY.md")).expect("SUMMARY.md");
+    for link in links(&summary) {
+        assert!(
+            root().join("docs/src").join(&link).exists(),
+            "SUMMARY.md: {link} is missing"
+        );
+    }
+}
+
+/// `aigw ARGS --help`.
+fn help(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_aigw"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("aigw runs");
+    assert!(output.status.success(), "aigw {args:?} --help");
+    String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .to_owned()
+}
+
+/// The subcommands a help text lists.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn reference() -> String {
+    let mut out = String::from(
+        "# CLI reference\n\nEvery command's help, as the `aigw` binary prints it (clap).\nGenerated by `cargo xtask docs`; a test fails when this page is stale.\n",
+    );
+    let mut queue: Vec<Vec<String>> = vec![Vec::new()];
+    while let Some(path) = queue.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let text = help(&args);
+        let title = std::iter::once("aigw")
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push_str(&format!("\n## `{title}`\n\n```text\n{text}\n```\n"));
+        for sub in subcommands(&text).into_iter().rev() {
+            let mut next = path.clone();
+            next.push(sub);
+            queue.push(next);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_cli_reference_is_what_the_binary_says() {
+    let path = root().join("docs/src/cli.md");
+    let fresh = reference();
+    assert!(fresh.contains("## `aigw controller`") && fresh.contains("## `aigw deploy render`"));
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &fresh).expect("write cli.md");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "docs/src/cli.md is stale: run `cargo xtask docs`"
+    );
+}
