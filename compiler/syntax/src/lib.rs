@@ -6,8 +6,11 @@
 mod diagnostics;
 pub mod load;
 pub mod model;
+#[cfg(test)]
+mod oracle;
 pub mod path;
 pub mod schema;
+mod tree;
 pub mod values;
 pub mod yaml;
 

@@ -1,16 +1,13 @@
 //! YAML text → spanned documents. Each document becomes a [`Node`] tree in which every value and
 //! every mapping key knows its byte span, so any later finding can point at the exact place.
 //!
-//! Parsing is serde-saphyr's (its `Spanned` wrapper gives each node's location). We split the
-//! stream into documents ourselves first, at `---`/`...` marker lines in column 0, so that one
+//! The parser is serde-saphyr's (granit-parser), read event by event into the tree (`tree`). We
+//! split the stream into documents ourselves first, at `---`/`...` marker lines in column 0, so that one
 //! broken document is reported and the others still load: YAML forbids such a line inside any
 //! scalar of a document, so the split never cuts a document in two.
 
+use crate::tree::Problem;
 use aigw_diag::{Diagnostic, FileId, Span, codes};
-use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
-use std::fmt;
 
 /// One YAML value with its span.
 #[derive(Clone, Debug, PartialEq)]
@@ -155,111 +152,24 @@ pub(crate) fn parse_chunk(
     start: usize,
     chunk: &str,
 ) -> Result<Option<Node>, Diagnostic> {
-    // Repeated keys reach our visitor, which keeps both, so that the error can point at both
-    // places (serde-saphyr's own error names only the second).
-    let options = serde_saphyr::options! {
-        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
-        strict_booleans: true,
-    };
-    match serde_saphyr::from_multiple_with_options::<RawNode>(chunk, options) {
-        Ok(mut nodes) => {
-            let Some(raw) = nodes.pop() else {
-                return Ok(None);
-            };
-            let root = convert(file, start, chunk, raw);
-            if let Some((first, again)) = repeated_key(&root) {
-                return Err(duplicate_key(first, again));
-            }
-            Ok(match root.value {
-                Value::Null => None,
-                _ => Some(root),
-            })
-        }
-        Err(error) => Err(syntax_error(file, start, chunk, &error)),
+    let root = crate::tree::document(file, start, chunk).map_err(|failure| {
+        let at = start + failure.at;
+        let span = Span::new(file, at as u32, (at + 1).min(start + chunk.len()) as u32);
+        let message = match failure.what {
+            Problem::Syntax(message) | Problem::Unsupported(message) => message,
+            Problem::Limit(what) => format!("the document is over a limit of the reader: {what}"),
+        };
+        codes_yaml_syntax(span, message)
+    })?;
+    if let Some((first, again)) = root.as_ref().and_then(repeated_key) {
+        return Err(duplicate_key(first, again));
     }
-}
-
-fn syntax_error(
-    file: FileId,
-    start: usize,
-    chunk: &str,
-    error: &serde_saphyr::Error,
-) -> Diagnostic {
-    let message = match limit(error) {
-        Some(limit) => limit,
-        None => first_line(&error.to_string()),
-    };
-    let span = match error.location() {
-        Some(loc) => {
-            let at = start + offset_in(chunk, loc.line() as usize, loc.column() as usize);
-            Span::new(file, at as u32, (at + 1).min(start + chunk.len()) as u32)
-        }
-        None => Span::new(file, start as u32, start as u32),
-    };
-    codes_yaml_syntax(span, message)
-}
-
-/// The error under serde-saphyr's wrappers (a snippet, an alias's expansion).
-fn original(mut error: &serde_saphyr::Error) -> &serde_saphyr::Error {
-    use serde_saphyr::Error as E;
-    while let E::WithSnippet { error: inner, .. } | E::AliasError { error: inner, .. } = error {
-        error = inner;
-    }
-    error
-}
-
-/// A parser limit in the words of a user: the limits guard against documents built to exhaust
-/// the reader (deep nesting, alias bombs), and serde-saphyr prints them as debug structures.
-fn limit(error: &serde_saphyr::Error) -> Option<String> {
-    use serde_saphyr::budget::BudgetBreach as B;
-    let serde_saphyr::Error::Budget { breach, .. } = original(error) else {
-        return None;
-    };
-    // The limits are serde-saphyr's defaults, which we keep; quote them from there.
-    let b = serde_saphyr::Budget::default();
-    let n = thousands;
-    let what = match breach {
-        B::Depth { .. } => format!("nesting deeper than {} levels", b.max_depth),
-        B::Nodes { .. } => format!("more than {} nodes, e.g. through aliases", n(b.max_nodes)),
-        B::Aliases { .. } => format!("more than {} aliases", n(b.max_aliases)),
-        B::Anchors { .. } => format!("more than {} anchors", n(b.max_anchors)),
-        B::AliasAnchorRatio { .. } => format!(
-            "aliases used more than {} times as often as anchors are defined, as in an alias bomb",
-            b.alias_anchor_ratio_multiplier
-        ),
-        B::Events { .. } => format!("more than {} YAML events", n(b.max_events)),
-        B::Documents { .. } => format!("more than {} documents", n(b.max_documents)),
-        B::ScalarBytes { .. } => format!(
-            "more than {} bytes of scalar text",
-            n(b.max_total_scalar_bytes)
-        ),
-        B::MergeKeys { .. } => format!("more than {} merge keys", n(b.max_merge_keys)),
-        B::RecordedAnchorEvents { .. } | B::RecordedAnchorBytes { .. } => {
-            "anchors that hold too much to expand".to_owned()
-        }
-        _ => "more than the reader's limits allow".to_owned(),
-    };
-    Some(format!(
-        "the document is over a limit of the reader: {what}"
-    ))
-}
-
-/// `250000` as `250,000`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    Ok(root)
 }
 
 /// The first key of a mapping, anywhere in the tree, that repeats an earlier key of the same
 /// mapping: (the first, the repeat).
-fn repeated_key(node: &Node) -> Option<(&Key, &Key)> {
+pub(crate) fn repeated_key(node: &Node) -> Option<(&Key, &Key)> {
     match &node.value {
         Value::Seq(items) => items.iter().find_map(repeated_key),
         Value::Map(entries) => {
@@ -275,7 +185,7 @@ fn repeated_key(node: &Node) -> Option<(&Key, &Key)> {
     }
 }
 
-fn duplicate_key(first: &Key, again: &Key) -> Diagnostic {
+pub(crate) fn duplicate_key(first: &Key, again: &Key) -> Diagnostic {
     let name = &first.name;
     Diagnostic::error(
         codes::YAML_SYNTAX,
@@ -289,24 +199,14 @@ fn duplicate_key(first: &Key, again: &Key) -> Diagnostic {
     )
 }
 
-fn codes_yaml_syntax(span: Span, message: String) -> Diagnostic {
+pub(crate) fn codes_yaml_syntax(span: Span, message: String) -> Diagnostic {
     Diagnostic::error(codes::YAML_SYNTAX, format!("invalid YAML: {message}"))
         .with_primary(span, "here")
         .with_help("this document is skipped; the others in the file are still checked")
 }
 
-/// serde-saphyr prints `error: line L column C: message` and a snippet; keep the message only.
-fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or(text);
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") => rest.to_owned(),
-        _ => line.to_owned(),
-    }
-}
-
 /// Byte offset of a 1-based line and character column inside `chunk`.
-fn offset_in(chunk: &str, line: usize, column: usize) -> usize {
+pub(crate) fn offset_in(chunk: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
     for (i, text) in chunk.split_inclusive('\n').enumerate() {
         if i + 1 == line {
@@ -319,121 +219,6 @@ fn offset_in(chunk: &str, line: usize, column: usize) -> usize {
         offset += text.len();
     }
     chunk.len()
-}
-
-/// The tree as serde-saphyr hands it to us, before spans are made absolute.
-type RawNode = Spanned<RawValue>;
-
-enum RawValue {
-    Null,
-    Bool(bool),
-    Int(i64),
-    UInt(u64),
-    Float(f64),
-    String(String),
-    Seq(Vec<RawNode>),
-    Map(Vec<(Spanned<String>, RawNode)>),
-}
-
-fn convert(file: FileId, start: usize, chunk: &str, raw: RawNode) -> Node {
-    let span = span_of(file, start, chunk, &raw.referenced);
-    let value = match raw.value {
-        RawValue::Null => Value::Null,
-        RawValue::Bool(b) => Value::Bool(b),
-        RawValue::Int(i) => Value::Int(i),
-        // Integers past i64 are out of every bound our schemas have; keep them as numbers.
-        RawValue::UInt(u) => i64::try_from(u).map_or(Value::Float(u as f64), Value::Int),
-        RawValue::Float(f) => Value::Float(f),
-        RawValue::String(s) => Value::String(s),
-        // Fresh, exact-size vectors: an in-place `collect` would keep the much larger buffer of
-        // the raw nodes (two serde-saphyr locations each) alive for the life of the tree.
-        RawValue::Seq(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            out.extend(items.into_iter().map(|n| convert(file, start, chunk, n)));
-            Value::Seq(out)
-        }
-        RawValue::Map(entries) => {
-            let mut out = Vec::with_capacity(entries.len());
-            out.extend(entries.into_iter().map(|(k, v)| {
-                let key = Key {
-                    span: span_of(file, start, chunk, &k.referenced),
-                    name: k.value,
-                };
-                (key, convert(file, start, chunk, v))
-            }));
-            Value::Map(out)
-        }
-    };
-    Node { span, value }
-}
-
-fn span_of(file: FileId, start: usize, chunk: &str, loc: &serde_saphyr::Location) -> Span {
-    let span = loc.span();
-    let begin = match span.byte_offset() {
-        Some(b) => b as usize,
-        None => offset_in(chunk, loc.line() as usize, loc.column() as usize),
-    };
-    let len = span.byte_len().unwrap_or(span.len()) as usize;
-    let begin = begin.min(chunk.len());
-    let end = (begin + len).min(chunk.len());
-    Span::new(file, (start + begin) as u32, (start + end) as u32)
-}
-
-impl<'de> Deserialize<'de> for RawValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(RawVisitor)
-    }
-}
-
-struct RawVisitor;
-
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = RawValue;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_unit<E>(self) -> Result<RawValue, E> {
-        Ok(RawValue::Null)
-    }
-    fn visit_none<E>(self) -> Result<RawValue, E> {
-        Ok(RawValue::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<RawValue, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<RawValue, E> {
-        Ok(RawValue::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<RawValue, E> {
-        Ok(RawValue::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<RawValue, E> {
-        Ok(RawValue::UInt(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<RawValue, E> {
-        Ok(RawValue::Float(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<RawValue, E> {
-        Ok(RawValue::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<RawValue, E> {
-        Ok(RawValue::String(v))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawValue, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(RawValue::Seq(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawValue, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while let Some(entry) = map.next_entry()? {
-            entries.push(entry);
-        }
-        Ok(RawValue::Map(entries))
-    }
 }
 
 #[cfg(test)]

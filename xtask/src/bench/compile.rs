@@ -1,8 +1,10 @@
-//! `cargo xtask bench compile`: generates N routes on one Gateway (each with its own
-//! AIServiceBackend, Backend and BackendSecurityPolicy), then times `aigw check` on them with the
-//! release binary, several runs each, and reports wall time and peak memory (from
-//! `/usr/bin/time -f %M` when present). The generator is deterministic, so figures are
-//! comparable across commits.
+//! `cargo xtask bench compile [--sizes 100,1000,10000]`: generates N routes on one Gateway,
+//! each with its own AIServiceBackend, Backend, BackendSecurityPolicy and Secret (the objects a
+//! real install of N model routes has, labelled as tools label them), written in block style as
+//! people write YAML and in flow style as JSON as generators and `kubectl get -o json` write it;
+//! then times `aigw check` and `aigw compile` on them with the release binary, several runs
+//! each, and reports wall time and peak memory (from `/usr/bin/time -f %M` when present). The
+//! generator is deterministic, so figures are comparable across commits.
 
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
@@ -10,19 +12,80 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// How the manifests are written.
+#[derive(Clone, Copy, Debug)]
+pub enum Style {
+    /// Indented block YAML, as people write it.
+    Block,
+    /// One JSON object per document (valid YAML flow style), as generators write it.
+    Flow,
+}
+
+impl Style {
+    fn name(self) -> &'static str {
+        match self {
+            Style::Block => "block",
+            Style::Flow => "flow (JSON)",
+        }
+    }
+}
+
 /// Writes the benchmark manifests for `routes` routes.
-pub fn generate(routes: usize) -> String {
-    let mut out = String::with_capacity(routes * 1200);
+pub fn generate(routes: usize, style: Style) -> String {
+    match style {
+        Style::Block => block(routes),
+        Style::Flow => flow(routes),
+    }
+}
+
+fn block(routes: usize) -> String {
+    let mut out = String::with_capacity(routes * 1600);
     out.push_str(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  gatewayClassName: aigw\n  listeners:\n    - name: http\n      protocol: HTTP\n      port: 80\n",
     );
     for i in 0..routes {
+        let labels = "  labels:\n    app.kubernetes.io/part-of: bench\n    app.kubernetes.io/managed-by: generator\n";
         let _ = write!(
             out,
-            "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: route-{i}\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: model-{i}\n      backendRefs:\n        - name: backend-{i}\n          weight: 1\n      timeouts:\n        request: 60s\n\
----\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: backend-{i}\n  namespace: default\nspec:\n  schema:\n    name: OpenAI\n  backendRef:\n    name: upstream-{i}\n    kind: Backend\n    group: gateway.envoyproxy.io\n\
----\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: upstream-{i}\n  namespace: default\nspec:\n  endpoints:\n    - fqdn:\n        hostname: upstream-{i}.example.com\n        port: 443\n\
----\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: key-{i}\n  namespace: default\nspec:\n  type: APIKey\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: backend-{i}\n  apiKey:\n    secretRef:\n      name: key-{i}\n"
+            "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: route-{i}\n  namespace: default\n{labels}spec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: model-{i}\n      backendRefs:\n        - name: backend-{i}\n          weight: 1\n      timeouts:\n        request: 60s\n\
+---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: backend-{i}\n  namespace: default\n{labels}spec:\n  schema:\n    name: OpenAI\n  backendRef:\n    name: upstream-{i}\n    kind: Backend\n    group: gateway.envoyproxy.io\n\
+---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata:\n  name: upstream-{i}\n  namespace: default\n{labels}spec:\n  endpoints:\n    - fqdn:\n        hostname: upstream-{i}.example.com\n        port: 443\n\
+---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata:\n  name: key-{i}\n  namespace: default\n{labels}spec:\n  type: APIKey\n  targetRefs:\n    - group: aigateway.envoyproxy.io\n      kind: AIServiceBackend\n      name: backend-{i}\n  apiKey:\n    secretRef:\n      name: key-{i}\n\
+---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: key-{i}\n  namespace: default\n{labels}type: Opaque\nstringData:\n  apiKey: sk-bench-{i}\n"
+        );
+    }
+    out
+}
+
+fn flow(routes: usize) -> String {
+    let mut out = String::with_capacity(routes * 1600);
+    out.push_str(
+        r#"{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "bench", "namespace": "default"}, "spec": {"gatewayClassName": "aigw", "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}}"#,
+    );
+    out.push('\n');
+    for i in 0..routes {
+        let meta = |name: String| {
+            format!(
+                r#""metadata": {{"name": "{name}", "namespace": "default", "labels": {{"app.kubernetes.io/part-of": "bench", "app.kubernetes.io/managed-by": "generator"}}}}"#
+            )
+        };
+        let _ = writeln!(
+            out,
+            r#"---
+{{"apiVersion": "aigateway.envoyproxy.io/v1beta1", "kind": "AIGatewayRoute", {}, "spec": {{"parentRefs": [{{"name": "bench"}}], "rules": [{{"matches": [{{"headers": [{{"type": "Exact", "name": "x-ai-eg-model", "value": "model-{i}"}}]}}], "backendRefs": [{{"name": "backend-{i}", "weight": 1}}], "timeouts": {{"request": "60s"}}}}]}}}}
+---
+{{"apiVersion": "aigateway.envoyproxy.io/v1beta1", "kind": "AIServiceBackend", {}, "spec": {{"schema": {{"name": "OpenAI"}}, "backendRef": {{"name": "upstream-{i}", "kind": "Backend", "group": "gateway.envoyproxy.io"}}}}}}
+---
+{{"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "Backend", {}, "spec": {{"endpoints": [{{"fqdn": {{"hostname": "upstream-{i}.example.com", "port": 443}}}}]}}}}
+---
+{{"apiVersion": "aigateway.envoyproxy.io/v1beta1", "kind": "BackendSecurityPolicy", {}, "spec": {{"type": "APIKey", "targetRefs": [{{"group": "aigateway.envoyproxy.io", "kind": "AIServiceBackend", "name": "backend-{i}"}}], "apiKey": {{"secretRef": {{"name": "key-{i}"}}}}}}}}
+---
+{{"apiVersion": "v1", "kind": "Secret", {}, "type": "Opaque", "stringData": {{"apiKey": "sk-bench-{i}"}}}}"#,
+            meta(format!("route-{i}")),
+            meta(format!("backend-{i}")),
+            meta(format!("upstream-{i}")),
+            meta(format!("key-{i}")),
+            meta(format!("key-{i}")),
         );
     }
     out
@@ -56,32 +119,39 @@ pub fn run(args: &[String]) -> Result<()> {
     let dir = crate::process::target_dir(&root).join("bench");
     std::fs::create_dir_all(&dir)?;
     println!(
-        "| routes | documents | input | check wall | check peak RSS | compile wall (all targets) | compile peak RSS | table.json |"
+        "| routes | style | documents | input | check wall | check peak RSS | compile wall (all targets) | compile peak RSS | table.json |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for routes in sizes {
-        let file = dir.join(format!("compile-{routes}.yaml"));
-        let out = dir.join(format!("out-{routes}"));
-        let text = generate(routes);
-        std::fs::write(&file, &text)?;
-        let check: Vec<String> = vec!["check".into(), file.display().to_string()];
-        let compile: Vec<String> = vec![
-            "compile".into(),
-            file.display().to_string(),
-            "--out".into(),
-            out.display().to_string(),
-        ];
-        let (check_wall, check_rss) = measure(&binary, &check)?;
-        let (compile_wall, compile_rss) = measure(&binary, &compile)?;
-        let table = std::fs::metadata(out.join("table.json"))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        println!(
-            "| {routes} | {} | {:.1} MiB | {check_wall} | {check_rss} | {compile_wall} | {compile_rss} | {:.1} MiB |",
-            1 + 4 * routes,
-            mib(text.len() as u64),
-            mib(table),
-        );
+        for style in [Style::Block, Style::Flow] {
+            let tag = match style {
+                Style::Block => "block",
+                Style::Flow => "flow",
+            };
+            let file = dir.join(format!("compile-{routes}-{tag}.yaml"));
+            let out = dir.join(format!("out-{routes}-{tag}"));
+            let text = generate(routes, style);
+            std::fs::write(&file, &text)?;
+            let check: Vec<String> = vec!["check".into(), file.display().to_string()];
+            let compile: Vec<String> = vec![
+                "compile".into(),
+                file.display().to_string(),
+                "--out".into(),
+                out.display().to_string(),
+            ];
+            let (check_wall, check_rss) = measure(&binary, &check)?;
+            let (compile_wall, compile_rss) = measure(&binary, &compile)?;
+            let table = std::fs::metadata(out.join("table.json"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            println!(
+                "| {routes} | {} | {} | {:.1} MiB | {check_wall} | {check_rss} | {compile_wall} | {compile_rss} | {:.1} MiB |",
+                style.name(),
+                1 + 5 * routes,
+                mib(text.len() as u64),
+                mib(table),
+            );
+        }
     }
     println!(
         "(wall: median of 5 runs; the table load benchmark: `cargo bench -p aigw-table --bench load`, after this)"
