@@ -173,10 +173,21 @@ pub(crate) fn repeated_key(node: &Node) -> Option<(&Key, &Key)> {
     match &node.value {
         Value::Seq(items) => items.iter().find_map(repeated_key),
         Value::Map(entries) => {
-            let mut seen = std::collections::HashMap::with_capacity(entries.len());
-            for (key, _) in entries {
-                if let Some(first) = seen.insert(key.name.as_str(), key) {
-                    return Some((first, key));
+            // Most mappings have a handful of keys: comparing them pairwise is cheaper than
+            // hashing them.
+            if entries.len() <= 16 {
+                for (i, (key, _)) in entries.iter().enumerate() {
+                    if let Some((first, _)) = entries[..i].iter().find(|(k, _)| k.name == key.name)
+                    {
+                        return Some((first, key));
+                    }
+                }
+            } else {
+                let mut seen = std::collections::HashMap::with_capacity(entries.len());
+                for (key, _) in entries {
+                    if let Some(first) = seen.insert(key.name.as_str(), key) {
+                        return Some((first, key));
+                    }
                 }
             }
             entries.iter().find_map(|(_, value)| repeated_key(value))
