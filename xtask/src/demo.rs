@@ -21,6 +21,10 @@ pub fn run() -> Result<()> {
             "aigw",
             "--bin",
             "aigw-mock-upstream",
+            // The same selection as every release build of the repository (CI, the benches):
+            // another set of packages resolves other features and rebuilds half the tree.
+            "--bin",
+            "aigw-proxy",
         ])
         .current_dir(&root)
         .status()?;

@@ -58,12 +58,17 @@ pub fn to_yaml(
 /// Writes the resources into `out` as [`to_yaml`] renders them, one document at a time.
 pub fn write_yaml(
     resources: impl IntoIterator<Item = Value>,
-    mut out: &mut dyn std::io::Write,
+    out: &mut dyn std::io::Write,
 ) -> Result<(), serde_saphyr::ser::Error> {
+    // Each resource is rendered into one buffer and written whole: the serializer's many small
+    // writes cost a copy each there, and a trip through the writer's layers here.
+    let mut text = String::with_capacity(4096);
     for resource in resources {
-        out.write_all(b"---\n")
+        text.clear();
+        text.push_str("---\n");
+        serde_saphyr::to_fmt_writer(&mut text, &resource)?;
+        out.write_all(text.as_bytes())
             .map_err(|e| serde_saphyr::ser::Error::IO { error: e })?;
-        serde_saphyr::to_io_writer(&mut out, &resource)?;
     }
     Ok(())
 }

@@ -109,7 +109,8 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "aigw"])
+        .args(["build", "--release", "--bin", "aigw", "--bin", "aigw-proxy"])
+        .args(["--bin", "aigw-mock-upstream"])
         .current_dir(&root)
         .status()?;
     if !status.success() {

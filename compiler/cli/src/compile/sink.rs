@@ -108,17 +108,23 @@ impl Sink for Staging {
         let path = self.temporary(name);
         let file = File::create(&path).map_err(|e| io_error(&path, e))?;
         lock(&self.staged).push(name);
-        let mut out = Recording {
-            inner: BufWriter::with_capacity(BUFFER, file),
-            error: None,
-        };
+        // The buffer outside the recorder: serializers write many small pieces, and each should
+        // cost a copy, not a trip through every layer.
+        let mut out = BufWriter::with_capacity(
+            BUFFER,
+            Recording {
+                inner: file,
+                error: None,
+            },
+        );
         let produced = write(&mut out);
+        let flushed = out.flush();
         // An I/O failure surfaces through the serializer as its own error: report the I/O one.
-        if let Some(source) = out.error.take() {
+        if let Some(source) = out.get_mut().error.take() {
             return Err(io_error(&path, source));
         }
         produced.map_err(|reason| CompileError::Serialize { name, reason })?;
-        out.inner.flush().map_err(|e| io_error(&path, e))
+        flushed.map_err(|e| io_error(&path, e))
     }
 }
 
