@@ -9,6 +9,7 @@ pub mod model;
 #[cfg(test)]
 mod oracle;
 pub mod path;
+mod scalar;
 pub mod schema;
 mod tree;
 pub mod values;

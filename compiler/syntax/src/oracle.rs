@@ -2,7 +2,7 @@
 //! wrapper on every node. Kept for tests only, as an oracle: on every manifest we have, the event
 //! reader must build the same tree (values and spans) and fail where this one fails.
 
-use crate::tree::thousands;
+use crate::scalar::thousands;
 use crate::yaml::{Key, Node, Value, codes_yaml_syntax, duplicate_key, offset_in, repeated_key};
 use aigw_diag::{Diagnostic, FileId, Span};
 use serde::Deserialize;
