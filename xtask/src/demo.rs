@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 pub fn run() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
+    let status = crate::process::cargo()
         .args([
             "build",
             "--release",

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
 /// venv (`.ci/run` installs it).
 fn docs() -> Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = std::process::Command::new(env!("CARGO"))
+    let status = process::cargo()
         .args(["test", "-p", "aigw-compiler", "--test", "it", "docs::"])
         .env("UPDATE_DOCS", "1")
         .current_dir(&root)

@@ -142,25 +142,42 @@ pub fn compare(
 /// Runs the targets of `plan` into `sink`.
 fn produce(checked: &Checked, plan: &Plan<'_>, sink: &dyn Sink) -> Result<(), CompileError> {
     let ir = checked_ir(checked)?;
-    // Targets are independent functions of the graph: run them on two threads, balanced by
-    // their measured cost (Envoy and the table on one, Gateway API and topology on the other).
-    // The table feeds both the Envoy and the table target: it is built once, by whichever
-    // needs it first.
+    // Artifacts are independent functions of the graph: workers take them from one queue,
+    // costliest first (by their instructions at 1,000 routes: the Gateway API resources, the
+    // Envoy bootstrap, the statuses, the topology, the table), so that the cores finish
+    // together.
+    // The table feeds both the Envoy and the table target: it is built once, by whichever needs
+    // it first.
     let table = std::sync::OnceLock::new();
     let diagnostics = &checked.diagnostics;
-    let (first, rest): (Vec<Target>, Vec<Target>) = plan
+    let mut jobs: Vec<Job> = plan
         .targets
         .iter()
-        .partition(|t| matches!(t, Target::Envoy | Target::Table));
+        .flat_map(|t| match t {
+            Target::GatewayApi => &[Job::GatewayApi, Job::Status][..],
+            Target::Envoy => &[Job::Envoy],
+            Target::Table => &[Job::Table],
+            Target::Topology => &[Job::Topology],
+        })
+        .copied()
+        .collect();
+    jobs.sort_unstable();
+    jobs.dedup();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, jobs.len().max(1));
     std::thread::scope(|scope| {
-        let handles: Vec<_> = [first, rest]
-            .into_iter()
-            .map(|group| {
-                let table = &table;
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (table, jobs, next) = (&table, &jobs, &next);
                 scope.spawn(move || {
-                    group
-                        .into_iter()
-                        .try_for_each(|t| build(ir, diagnostics, plan, table, t, sink))
+                    while let Some(&job) =
+                        jobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        build(ir, diagnostics, plan, table, job, sink)?;
+                    }
+                    Ok(())
                 })
             })
             .collect();
@@ -173,6 +190,16 @@ fn produce(checked: &Checked, plan: &Plan<'_>, sink: &dyn Sink) -> Result<(), Co
             })
         })
     })
+}
+
+/// One artifact (or a pair made together), in the order of their cost, costliest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Job {
+    GatewayApi,
+    Envoy,
+    Status,
+    Topology,
+    Table,
 }
 
 fn checked_ir(checked: &Checked) -> Result<&aigw_ir::Ir, CompileError> {
@@ -200,35 +227,30 @@ fn build(
     diagnostics: &[aigw_diag::Diagnostic],
     plan: &Plan<'_>,
     table: &std::sync::OnceLock<aigw_table::Table>,
-    target: Target,
+    job: Job,
     sink: &dyn Sink,
 ) -> Result<(), CompileError> {
     let table = || table.get_or_init(|| aigw_target_table::table(ir));
     let error = |e: &dyn std::fmt::Display| e.to_string();
-    match target {
-        Target::GatewayApi => {
-            sink.file("gateway-api.yaml", true, &mut |w| {
-                aigw_target_gateway_api::write_yaml(aigw_target_gateway_api::resources(ir), w)
-                    .map_err(|e| error(&e))
-            })?;
-            sink.file("status.yaml", true, &mut |w| {
-                aigw_target_gateway_api::write_yaml(
-                    aigw_target_gateway_api::status(ir, diagnostics),
-                    w,
-                )
+    match job {
+        Job::GatewayApi => sink.file("gateway-api.yaml", true, &mut |w| {
+            aigw_target_gateway_api::write_yaml(aigw_target_gateway_api::resources(ir), w)
                 .map_err(|e| error(&e))
-            })
-        }
-        Target::Envoy => {
+        }),
+        Job::Status => sink.file("status.yaml", true, &mut |w| {
+            aigw_target_gateway_api::write_yaml(aigw_target_gateway_api::status(ir, diagnostics), w)
+                .map_err(|e| error(&e))
+        }),
+        Job::Envoy => {
             let bootstrap = aigw_target_envoy::bootstrap(table(), plan.envoy);
             sink.file("envoy.yaml", true, &mut |w| {
                 aigw_target_envoy::write_yaml(&bootstrap, w).map_err(|e| error(&e))
             })
         }
-        Target::Table => sink.file("table.json", true, &mut |w| {
+        Job::Table => sink.file("table.json", true, &mut |w| {
             aigw_table::write_json(table(), w).map_err(|e| error(&e))
         }),
-        Target::Topology => {
+        Job::Topology => {
             let picture = aigw_target_topology::picture(ir);
             let dot = aigw_target_topology::dot(&picture);
             sink.file("topology.mmd", true, &mut |w| {

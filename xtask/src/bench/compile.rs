@@ -108,7 +108,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
+    let status = crate::process::cargo()
         .args(["build", "--release", "--bin", "aigw", "--bin", "aigw-proxy"])
         .args(["--bin", "aigw-mock-upstream"])
         .current_dir(&root)

@@ -378,7 +378,7 @@ pub(super) struct Setup {
 
 pub(super) fn setup(name: &str) -> Result<Setup> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
+    let status = crate::process::cargo()
         .args(["build", "--release", "--bin", "aigw", "--bin", "aigw-proxy"])
         .args(["--bin", "aigw-mock-upstream"])
         .current_dir(&root)

@@ -410,6 +410,13 @@ fn of_two_replicas_one_leads_and_the_other_takes_over() {
         assert!(leaders() <= 1, "two leaders");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Both serve the same table (the follower's first compile may still be running on a busy
+    // machine: wait for it).
+    eventually(
+        20,
+        || format!("{}\n{}", a.log(), b.log()),
+        || (!a.status()["table"].is_null() && !b.status()["table"].is_null()).then_some(()),
+    );
     assert_eq!(a.status()["table"], b.status()["table"]);
     let lease = kube.get(
         "coordination.k8s.io/v1",
