@@ -120,7 +120,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let dir = crate::process::target_dir(&root).join("bench");
     std::fs::create_dir_all(&dir)?;
     println!(
-        "| routes | style | documents | input | check wall | check peak RSS | compile wall (all targets) | compile peak RSS | table.json |"
+        "| routes | style | documents | input | check: wall, CPU | check peak RSS | compile (all targets): wall, CPU | compile peak RSS | table.json |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for routes in sizes {
@@ -155,7 +155,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     println!(
-        "(wall: median of 5 runs; the table load benchmark: `cargo bench -p aigw-table --bench load`, after this)"
+        "(5 runs each: median wall, fastest wall, median CPU (user + system); the table load benchmark: `cargo bench -p aigw-table --bench load`, after this)"
     );
     Ok(())
 }
@@ -164,21 +164,53 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// Median wall time of 5 runs and peak RSS of one, formatted.
+/// Five runs: the median wall time (and the fastest), the median CPU time (user + system) and
+/// the peak RSS, formatted. This machine's wall times move by a fifth between runs as its host
+/// gets busier, and its system time spikes when memory is faulted in: CPU time says more of the
+/// binary. CPU and memory come from GNU time where installed.
 fn measure(binary: &Path, args: &[String]) -> Result<(String, String)> {
-    let mut times: Vec<Duration> = (0..5).map(|_| time(binary, args)).collect::<Result<_>>()?;
-    times.sort();
-    let rss = peak_rss(binary, args).map_or_else(
+    let mut runs: Vec<Run> = (0..5).map(|_| time(binary, args)).collect::<Result<_>>()?;
+    runs.sort_by_key(|r| r.wall);
+    let wall = format!(
+        "{:.1} ms (fastest {:.1})",
+        ms(runs[2].wall),
+        ms(runs[0].wall)
+    );
+    let mut cpu: Vec<Duration> = runs.iter().filter_map(|r| r.cpu).collect();
+    cpu.sort();
+    let wall = match cpu.get(cpu.len() / 2) {
+        Some(c) if cpu.len() == runs.len() => format!("{wall}, CPU {:.1} ms", ms(*c)),
+        _ => wall,
+    };
+    let rss = runs.iter().filter_map(|r| r.peak_kib).max().map_or_else(
         || "n/a".to_owned(),
         |kib| format!("{:.1} MiB", kib as f64 / 1024.0),
     );
-    Ok((format!("{:.1} ms", times[2].as_secs_f64() * 1000.0), rss))
+    Ok((wall, rss))
 }
 
-fn time(binary: &Path, args: &[String]) -> Result<Duration> {
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Run {
+    wall: Duration,
+    cpu: Option<Duration>,
+    peak_kib: Option<u64>,
+}
+
+fn time(binary: &Path, args: &[String]) -> Result<Run> {
+    let gnu_time = Path::new("/usr/bin/time").exists();
+    let mut command = if gnu_time {
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "aigw-bench %U %S %M"]).arg(binary);
+        c
+    } else {
+        Command::new(binary)
+    };
     let start = Instant::now();
-    let output = Command::new(binary).args(args).output()?;
-    let elapsed = start.elapsed();
+    let output = command.args(args).output()?;
+    let wall = start.elapsed();
     if !output.status.success() {
         bail!(
             "aigw {} failed:\n{}",
@@ -186,21 +218,22 @@ fn time(binary: &Path, args: &[String]) -> Result<Duration> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(elapsed)
-}
-
-/// Peak resident memory of one run in KiB, via GNU time where installed.
-fn peak_rss(binary: &Path, args: &[String]) -> Option<u64> {
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(binary)
-        .args(args)
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&output.stderr)
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let fields: Vec<&str> = stderr
         .lines()
-        .last()?
-        .trim()
-        .parse()
-        .ok()
+        .rev()
+        .find_map(|l| l.strip_prefix("aigw-bench "))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let seconds = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    let cpu = match (seconds(0), seconds(1)) {
+        (Some(user), Some(system)) => Some(Duration::from_secs_f64(user + system)),
+        _ => None,
+    };
+    let peak_kib = fields.get(2).and_then(|f| f.parse().ok());
+    Ok(Run {
+        wall,
+        cpu,
+        peak_kib,
+    })
 }
