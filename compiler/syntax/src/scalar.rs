@@ -170,19 +170,8 @@ pub(crate) fn owned(text: Cow<'_, str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::tests::{file, value};
     use crate::tree::{Problem, document};
-    use aigw_diag::FileId;
-
-    fn file() -> FileId {
-        aigw_diag::SourceMap::new().add("t.yaml", "")
-    }
-
-    fn value(text: &str) -> Value {
-        let node = document(file(), 0, text)
-            .expect("parses")
-            .expect("a document");
-        node.get("v").expect("v").value.clone()
-    }
 
     #[test]
     fn plain_scalars_resolve_by_the_core_schema() {

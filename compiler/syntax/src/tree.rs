@@ -440,14 +440,16 @@ fn bad_merge() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn file() -> FileId {
+    /// A file id for documents read in tests.
+    pub(crate) fn file() -> FileId {
         aigw_diag::SourceMap::new().add("t.yaml", "")
     }
 
-    fn value(text: &str) -> Value {
+    /// The value under `v` of a one-document text.
+    pub(crate) fn value(text: &str) -> Value {
         let node = document(file(), 0, text)
             .expect("parses")
             .expect("a document");
