@@ -28,7 +28,9 @@
 use crate::scalar::{owned, resolve, thousands};
 use crate::yaml::{Key, Node, Value};
 use aigw_diag::{FileId, Span};
-use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, ScanError, Span as Located};
+use serde_saphyr::granit_parser::{
+    ErrorKind, Event, Parser, ScalarStyle, ScanError, Span as Located,
+};
 use std::collections::HashMap;
 
 /// Deepest nesting of collections.
@@ -361,9 +363,17 @@ impl Builder<'_> {
         let at = mark
             .byte_offset()
             .unwrap_or_else(|| crate::yaml::offset_in(self.chunk, mark.line(), mark.col() + 1));
+        // The parser's own nesting guard (flow collections nest 255 deep in it before our
+        // limit sees them): the same user's words as ours.
+        let what = match error.kind() {
+            ErrorKind::RecursionLimitExceeded => {
+                Problem::Limit(format!("nesting deeper than {MAX_DEPTH} levels"))
+            }
+            _ => Problem::Syntax(error.info()),
+        };
         Failure {
             at: at.min(self.chunk.len()),
-            what: Problem::Syntax(error.info()),
+            what,
         }
     }
 
@@ -486,6 +496,21 @@ pub(crate) mod tests {
             panic!("a list");
         };
         assert_eq!(items[0].span.start, 18);
+    }
+
+    #[test]
+    fn nesting_past_the_parser_guard_reads_as_our_limit() {
+        let text = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let failure = document(file(), 0, &text).expect_err("too deep");
+        assert!(
+            matches!(&failure.what, Problem::Limit(m) if m == "nesting deeper than 64 levels"),
+            "{failure:?}"
+        );
+        let block: String = (0..10_000)
+            .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+            .collect();
+        let failure = document(file(), 0, &block).expect_err("too deep");
+        assert!(matches!(failure.what, Problem::Limit(_)), "{failure:?}");
     }
 
     #[test]
