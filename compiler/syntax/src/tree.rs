@@ -146,10 +146,8 @@ impl Builder<'_> {
                     self.set_key(if merge { None } else { Some(key) });
                     return Ok(());
                 }
-                let value = resolve(text, style, tag.as_deref()).map_err(|message| Failure {
-                    at: self.offset(&at),
-                    what: Problem::Unsupported(message),
-                })?;
+                let value = resolve(text, style, tag.as_deref())
+                    .map_err(|message| self.fail(&at, Problem::Unsupported(message)))?;
                 self.finish(Node { span, value }, anchor, cost)
             }
             Event::Alias(id) => {
@@ -159,17 +157,16 @@ impl Builder<'_> {
                         self.limit(&at, format!("more than {} aliases", thousands(MAX_ALIASES)))
                     );
                 }
-                let Some((node, cost)) = self.anchors.get(&id).cloned() else {
-                    return Err(Failure {
-                        at: self.offset(&at),
-                        what: Problem::Unsupported(
+                let Some((mut node, cost)) = self.anchors.get(&id).cloned() else {
+                    return Err(self.fail(
+                        &at,
+                        Problem::Unsupported(
                             "an alias to an anchor that is still being defined (a recursive reference)"
                                 .to_owned(),
                         ),
-                    });
+                    ));
                 };
                 self.charge(cost, &at)?;
-                let mut node = node;
                 respan(&mut node, self.span(&at));
                 if self.wants_key() {
                     let name = match node.value {
@@ -237,10 +234,8 @@ impl Builder<'_> {
             Body::Map {
                 entries, merges, ..
             } => {
-                let mut entries = merged(entries, merges).map_err(|message| Failure {
-                    at: self.offset(at),
-                    what: Problem::Unsupported(message),
-                })?;
+                let mut entries = merged(entries, merges)
+                    .map_err(|message| self.fail(at, Problem::Unsupported(message)))?;
                 entries.shrink_to_fit();
                 Value::Map(entries)
             }
@@ -342,20 +337,24 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn limit(&self, at: &Located, what: String) -> Failure {
+    fn fail(&self, at: &Located, what: Problem) -> Failure {
         Failure {
             at: self.offset(at),
-            what: Problem::Limit(what),
+            what,
         }
     }
 
+    fn limit(&self, at: &Located, what: String) -> Failure {
+        self.fail(at, Problem::Limit(what))
+    }
+
     fn complex_key(&self, at: &Located) -> Failure {
-        Failure {
-            at: self.offset(at),
-            what: Problem::Unsupported(
+        self.fail(
+            at,
+            Problem::Unsupported(
                 "a mapping or sequence as a mapping key (keys must be scalars)".to_owned(),
             ),
-        }
+        )
     }
 
     fn scan_failure(&self, error: &ScanError) -> Failure {
