@@ -61,6 +61,7 @@ codes! {
     CONFLICTING_GUARD_POLICIES = "AIGW0054", "conflicting-guard-policies";
     CONFLICTING_CACHE_POLICIES = "AIGW0055", "conflicting-cache-policies";
     CONFLICTING_EXTENSION_POLICIES = "AIGW0056", "conflicting-extension-policies";
+    MCP_KEYS_UNREAD = "AIGW0057", "mcp-keys-unread";
 }
 
 /// Looks a code up by its id (`AIGW0010`) or name (`unknown-field`).

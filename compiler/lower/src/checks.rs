@@ -322,7 +322,7 @@ fn secret_keys(ir: &Ir, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn check_secret(
+pub(crate) fn check_secret(
     ir: &Ir,
     user: &Object,
     field: &str,

@@ -223,3 +223,22 @@ pub(crate) fn policy_section_ignored(
     .with_field(field)
     .with_help(format!("served by `aigw run` or `aigw serve`, requests on this target go without it; {applied} is what aigw applies"))
 }
+
+/// An MCPRoute's JWK set that aigw does not read (a ConfigMap): the route refuses every token
+/// rather than admitting any, and says so.
+pub(crate) fn mcp_keys_unread(span: Span, field: &str, what: &str) -> Diagnostic {
+    Diagnostic::warning(
+        codes::MCP_KEYS_UNREAD,
+        about_field(
+            field,
+            format_args!(
+                "aigw does not read {what} yet: every token sent to this route is refused"
+            ),
+        ),
+    )
+    .with_primary(span, "not read by aigw")
+    .with_field(field)
+    .with_help(
+        "write the key set `inline` (type: Inline), or serve it and use `remoteJWKS`".to_owned(),
+    )
+}

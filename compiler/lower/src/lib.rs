@@ -13,6 +13,7 @@ mod diagnostics;
 pub mod endpoints;
 mod extensions;
 mod filters;
+mod mcp;
 mod resolve;
 
 use aigw_diag::Diagnostic;
@@ -42,5 +43,6 @@ pub fn lower(objects: Vec<Object>, options: Options) -> Lowered {
     callers::check(&ir, &mut diagnostics);
     extensions::check(&ir, &mut diagnostics);
     filters::check(&ir, &mut diagnostics);
+    mcp::check(&ir, &mut diagnostics);
     Lowered { ir, diagnostics }
 }

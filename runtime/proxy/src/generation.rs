@@ -44,6 +44,8 @@ pub struct Generation {
     pub caches: crate::cache::Caches,
     /// WASM extensions.
     pub extensions: crate::wasm::Extensions,
+    /// MCPRoutes, parallel to the table's.
+    pub mcp: Vec<crate::mcp::route::Route>,
 }
 
 /// A backend, resolved.
@@ -202,6 +204,7 @@ impl Generation {
             crate::cache::Caches::compile(&snapshot, stores, metrics).map_err(BuildError::Cache)?;
         let extensions =
             crate::wasm::Extensions::compile(&snapshot).map_err(BuildError::Extension)?;
+        let mcp = crate::mcp::route::resolve(&snapshot, secrets, clients)?;
         let loaded_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -218,12 +221,13 @@ impl Generation {
             guards,
             caches,
             extensions,
+            mcp,
         })
     }
 }
 
 /// `scheme://host:port` of each endpoint that can be dialled (Unix sockets cannot, yet).
-fn bases(endpoints: &[Endpoint], tls: bool) -> Vec<String> {
+pub(crate) fn bases(endpoints: &[Endpoint], tls: bool) -> Vec<String> {
     let scheme = if tls { "https" } else { "http" };
     endpoints
         .iter()
@@ -232,7 +236,7 @@ fn bases(endpoints: &[Endpoint], tls: bool) -> Vec<String> {
 }
 
 /// The client for a backend: plain, or TLS as its BackendTLSPolicy says.
-fn client(
+pub(crate) fn client(
     name: &str,
     tls: Option<&aigw_table::Tls>,
     secrets: &Secrets,

@@ -60,6 +60,21 @@ async fn serve<'g>(
         }
     }
     let path = request.uri().path();
+    // An MCPRoute's endpoint, or the metadata of an MCPRoute's OAuth.
+    if !generation.mcp.is_empty() {
+        let host = host(request.headers(), request.uri());
+        if let Some(index) =
+            crate::mcp::select(generation, Some(port), host, path, request.headers())
+        {
+            return Ok(crate::mcp::serve(shared, generation, index, request).await);
+        }
+        if request.method() == Method::GET
+            && let Some(answer) =
+                crate::mcp::metadata(generation, Some(port), host, path, request.headers())
+        {
+            return Ok(answer);
+        }
+    }
     // The AI API: its endpoints with the method it uses. Everything else is for the plain
     // HTTPRoutes, and an AI request no AIGatewayRoute takes goes to them too.
     let endpoint = Endpoint::of(path).filter(|e| {

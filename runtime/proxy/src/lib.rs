@@ -37,6 +37,7 @@ pub mod generation;
 pub mod guard;
 pub mod handler;
 pub mod jwt;
+pub mod mcp;
 pub mod metrics;
 mod mirror;
 pub mod plain;
@@ -151,6 +152,8 @@ pub struct Shared {
     pub limits: Arc<ratelimit::Counters>,
     /// Response caches' stores, kept across reloads.
     pub caches: cache::Stores,
+    /// MCP gateway sessions, kept across reloads.
+    pub mcp: mcp::Sessions,
 }
 
 impl std::fmt::Debug for Shared {
@@ -209,6 +212,7 @@ impl Shared {
             quotas: Arc::new(quotas),
             limits,
             caches,
+            mcp: mcp::Sessions::default(),
         })
     }
 

@@ -106,6 +106,18 @@ struct CostKey {
     key: String,
 }
 
+/// One MCP operation the gateway served (OpenTelemetry `mcp.server.operation.duration`, with
+/// the route and the server it went to).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct McpOperation {
+    pub mcp_method_name: &'static str,
+    pub mcp_route: String,
+    /// Empty for an operation answered by the gateway or fanned out to every server.
+    pub mcp_backend: String,
+    pub gen_ai_tool_name: Option<String>,
+    pub error_type: Option<&'static str>,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Cheap to clone; every clone counts into the same registry.
@@ -131,6 +143,7 @@ struct Inner {
     spans: Family<Outcome, Counter>,
     reloads: Family<Outcome, Counter>,
     generation: Gauge,
+    mcp_operations: Histograms<McpOperation>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -150,6 +163,13 @@ impl Default for Metrics {
         let duration = histograms(|| Histogram::new(DURATION_BUCKETS));
         let first_token = histograms(|| Histogram::new(FIRST_TOKEN_BUCKETS));
         let per_token = histograms(|| Histogram::new(PER_TOKEN_BUCKETS));
+        let mcp_operations = histograms(|| Histogram::new(DURATION_BUCKETS));
+        registry.register_with_unit(
+            "mcp_server_operation_duration",
+            "MCP operations served by the gateway (mcp.server.operation.duration)",
+            Unit::Seconds,
+            mcp_operations.clone(),
+        );
         registry.register(
             "gen_ai_client_token_usage",
             "Number of input and output tokens used (OpenTelemetry gen_ai.client.token.usage)",
@@ -266,6 +286,7 @@ impl Default for Metrics {
             spans,
             reloads,
             generation,
+            mcp_operations,
         }))
     }
 }
@@ -426,6 +447,14 @@ impl Metrics {
             .spans
             .get_or_create(&Outcome { outcome })
             .inc_by(count);
+    }
+
+    /// An MCP operation that took `seconds`.
+    pub fn mcp_operation(&self, operation: &McpOperation, seconds: f64) {
+        self.0
+            .mcp_operations
+            .get_or_create(operation)
+            .observe(seconds);
     }
 
     pub fn reload(&self, loaded: bool, generation: u64) {

@@ -10,18 +10,21 @@ pub mod cache;
 pub mod caller_auth;
 pub mod extensions;
 mod lookup;
+pub mod mcp;
 mod plain;
 pub mod schema;
 
 pub use cache::Cache;
 pub use caller_auth::*;
 pub use extensions::{Extensions, WasmModule};
+pub(crate) use lookup::invalid;
 pub use lookup::{ListenerId, Selected, Snapshot, host_matches, strip_port};
+pub use mcp::{McpApiKey, McpBackend, McpOAuth, McpRoute, ToolSelector, Tools};
 pub use plain::{Path as PathTest, ProxySelected, Request as PlainRequest};
 pub use schema::*;
 
 /// The version this crate writes. Readers accept any table of the same major version.
-pub const SCHEMA_VERSION: &str = "1.4";
+pub const SCHEMA_VERSION: &str = "1.5";
 
 /// The body of the 404 when no rule takes a request (the reference's text, which users search
 /// for); the Gateway API and Envoy targets write it too.

@@ -34,6 +34,8 @@ pub struct Snapshot {
     candidates: Vec<Vec<Vec<u32>>>,
     /// The plain HTTPRoutes' matches.
     plain: crate::plain::PlainIndex,
+    /// The MCPRoutes' lookup.
+    mcp: crate::mcp::McpIndex,
 }
 
 #[derive(Debug)]
@@ -58,6 +60,7 @@ impl Snapshot {
             matchers.push(compiled);
         }
         let plain = crate::plain::PlainIndex::new(&table)?;
+        let mcp = crate::mcp::McpIndex::new(&table)?;
         let candidates = per_listener(&table, table.matches.len(), |m| {
             &table.routes[table.matches[m].route].parents
         });
@@ -66,6 +69,7 @@ impl Snapshot {
             matchers,
             candidates,
             plain,
+            mcp,
         })
     }
 
@@ -173,6 +177,34 @@ impl Snapshot {
 }
 
 impl Snapshot {
+    /// The MCPRoute (an index into `mcp_routes`) that serves `path` on `listener` for `host`
+    /// and `headers`: the first by name.
+    pub fn select_mcp(
+        &self,
+        listener: ListenerId,
+        host: &str,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Option<usize> {
+        let listener_host = self
+            .table
+            .gateways
+            .get(listener.gateway)?
+            .listeners
+            .get(listener.listener)?
+            .hostname
+            .as_deref();
+        if listener_host.is_some_and(|pattern| !host_matches(pattern, strip_port(host))) {
+            return None;
+        }
+        self.mcp.select(&self.table, listener, host, path, headers)
+    }
+
+    /// The compiled tool selector of an MCPRoute's backend.
+    pub fn mcp_tools(&self, route: usize, backend: usize) -> Option<&crate::mcp::Tools> {
+        self.mcp.tools(route, backend)
+    }
+
     /// The first plain HTTPRoute rule, in precedence order, that takes `request` on `listener`.
     pub fn select_plain(
         &self,
@@ -273,7 +305,7 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-fn invalid(at: String, reason: String) -> TableError {
+pub(crate) fn invalid(at: String, reason: String) -> TableError {
     TableError::Invalid { at, reason }
 }
 

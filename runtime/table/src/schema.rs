@@ -61,6 +61,9 @@ pub struct Table {
     /// WASM extensions (EnvoyExtensionPolicy `wasm`), named by index like `callers` (since 1.4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<crate::Extensions>,
+    /// MCPRoutes, sorted by name (since 1.5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_routes: Vec<crate::McpRoute>,
 }
 
 /// A PromptGuardPolicy: checks on prompts and answers.

@@ -9,10 +9,10 @@ use aigw_syntax::model::{
 use aigw_syntax::values::parse_duration;
 use aigw_table as t;
 
-const JWKS_CACHE_MS: u64 = 300_000;
-const JWKS_RETRY_MS: u64 = 1_000;
+pub(crate) const JWKS_CACHE_MS: u64 = 300_000;
+pub(crate) const JWKS_RETRY_MS: u64 = 1_000;
 
-fn millis(text: Option<&str>, default: u64) -> u64 {
+pub(crate) fn millis(text: Option<&str>, default: u64) -> u64 {
     text.and_then(parse_duration).map_or(default, |d| {
         u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
     })

@@ -19,6 +19,7 @@ mod ambient;
 mod backends;
 mod caller_auth;
 mod callers;
+pub mod mcp;
 mod plain;
 
 use aigw_ir::{Edge, Ir, Key, NodeId};
@@ -95,6 +96,7 @@ pub fn table(ir: &Ir) -> t::Table {
         guards: policies.guards,
         caches: policies.caches,
         extensions: policies.extensions,
+        mcp_routes: mcp::routes(ir, &gateway_index),
     }
 }
 

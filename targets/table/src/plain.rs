@@ -230,7 +230,7 @@ fn filters(ir: &Ir, route: &Object, rule: &HttpRouteRule) -> t::HttpFilters {
     out
 }
 
-fn backend(
+pub(crate) fn backend(
     ir: &Ir,
     route: &Object,
     reference: &BackendObjectReference,

@@ -53,7 +53,7 @@ fn directories_are_read_recursively() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("in 8 file(s)"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in 9 file(s)"));
 }
 
 #[test]

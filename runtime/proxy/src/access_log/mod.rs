@@ -110,18 +110,24 @@ impl AccessLog {
             let mut buffer = buffer.borrow_mut();
             buffer.clear();
             line.write(&mut buffer);
-            buffer.push(b'\n');
-            let mut lines = self
-                .shared
-                .lines
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if lines.len() >= QUEUE {
-                return false;
-            }
-            lines.extend_from_slice(&buffer);
-            true
+            self.send_json(&buffer)
         })
+    }
+
+    /// Queues `json` (one JSON object, no newline) as a line; false when it was dropped. For
+    /// lines of another shape than [`Line`] (the MCP gateway's).
+    pub fn send_json(&self, json: &[u8]) -> bool {
+        let mut lines = self
+            .shared
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lines.len() >= QUEUE {
+            return false;
+        }
+        lines.extend_from_slice(json);
+        lines.push(b'\n');
+        true
     }
 }
 

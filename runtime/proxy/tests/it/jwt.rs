@@ -24,7 +24,7 @@ const CORP: &str = "https://login.corp.test";
 const PARTNER: &str = "https://partner.test";
 
 /// An RSA key as a JWK (its modulus read by `openssl`).
-fn jwk(keys: &Keys, kid: &str) -> Value {
+pub(crate) fn jwk(keys: &Keys, kid: &str) -> Value {
     let output = std::process::Command::new("openssl")
         .args(["rsa", "-pubin", "-noout", "-modulus", "-in"])
         .arg(&keys.public_file)
@@ -40,13 +40,13 @@ fn jwk(keys: &Keys, kid: &str) -> Value {
     json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": b64.encode(bytes), "e": "AQAB"})
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-fn sign(keys: &Keys, kid: &str, claims: &Value) -> String {
+pub(crate) fn sign(keys: &Keys, kid: &str, claims: &Value) -> String {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(kid.to_owned());
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(keys.private.as_bytes()).expect("key");

@@ -16,6 +16,7 @@ mod federation;
 mod governance;
 mod harness;
 mod jwt;
+mod mcp;
 mod plain;
 mod providers;
 mod quota;

@@ -1,0 +1,550 @@
+//! The JSON-RPC side of the gateway: `initialize` (a session with every server, capabilities
+//! merged), the lists (fanned out, merged, prefixed, filtered, with cursors that carry each
+//! server's own), the calls routed to the server that owns a name, notifications and responses
+//! the client sends, and DELETE.
+//!
+//! A merged cursor is the servers' cursors by server name, as base64url JSON: the next page
+//! asks only the servers that had more, each with its own cursor.
+
+use super::session::{Ready, Session, Sessions};
+use super::upstream::{Failure, SESSION};
+use super::{Ctx, Operation, SEPARATOR, VERSIONS, accepted, rpc_error, rpc_result};
+use crate::body::Body;
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+const INVALID_PARAMS: i64 = -32602;
+const INTERNAL: i64 = -32603;
+
+/// One POSTed message.
+pub(super) async fn post(
+    ctx: &Ctx,
+    sessions: &Sessions,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
+        return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32700, "Parse error");
+    };
+    if !message.is_object() {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "Invalid Request: one JSON-RPC message per POST (batches are not supported)",
+        );
+    }
+    let id = message.get("id").cloned();
+    let method = message
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if method.as_deref() == Some("initialize") {
+        return initialize(ctx, sessions, id.unwrap_or(Value::Null), &message).await;
+    }
+    let session = match super::session(ctx, sessions, headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.response(),
+    };
+    match (method, id) {
+        (Some(method), Some(id)) => request(ctx, &session, &method, id, message).await,
+        (Some(method), None) => {
+            notification(ctx, &session, &method, &message).await;
+            accepted()
+        }
+        (None, Some(id)) => {
+            respond(ctx, &session, &id, &message).await;
+            accepted()
+        }
+        (None, None) => rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "Invalid Request",
+        ),
+    }
+}
+
+/// A session with every server; the answer merges what they can do.
+async fn initialize(ctx: &Ctx, sessions: &Sessions, id: Value, message: &Value) -> Response<Body> {
+    let started = Instant::now();
+    let mut params = message.get("params").cloned().unwrap_or_else(|| json!({}));
+    let asked = params.get("protocolVersion").and_then(Value::as_str);
+    let version = asked
+        .filter(|v| VERSIONS.contains(v))
+        .unwrap_or(VERSIONS[VERSIONS.len() - 1])
+        .to_owned();
+    if let Some(params) = params.as_object_mut() {
+        params.insert("protocolVersion".to_owned(), json!(version));
+    }
+    let route = ctx.route();
+    let names = route.backends.iter().map(|b| b.name.clone());
+    let session = Arc::new(Session::new(
+        route.name.clone(),
+        names,
+        version.clone(),
+        params,
+    ));
+    let readies = join_all(route.backends.iter().map(|b| {
+        let session = &session;
+        async move {
+            let extra = ctx.extra(b);
+            (
+                b,
+                session
+                    .ready(&b.name, ctx.call(b, None, &extra), None)
+                    .await,
+            )
+        }
+    }))
+    .await;
+    let mut capabilities = Map::new();
+    capabilities.insert("tools".to_owned(), json!({}));
+    for (backend, ready) in readies {
+        match ready {
+            Ok(ready) => merge_capabilities(&mut capabilities, &ready.capabilities),
+            Err(failure) => {
+                tracing::warn!(route = %route.name, backend = %backend.name, error = %failure, "MCP server did not initialize: its tools are left out until it does")
+            }
+        }
+    }
+    if !sessions.insert(session.clone()) {
+        return rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            id,
+            INTERNAL,
+            "the gateway holds too many MCP sessions",
+        );
+    }
+    ctx.report(
+        &Operation {
+            method: "initialize",
+            backend: None,
+            tool: None,
+            started,
+        },
+        None,
+    );
+    let result = json!({
+        "protocolVersion": version,
+        "capabilities": capabilities,
+        "serverInfo": {"name": "aigw", "version": env!("CARGO_PKG_VERSION")},
+    });
+    let mut response = rpc_result(id, result);
+    if let Ok(value) = HeaderValue::from_str(&session.id) {
+        response.headers_mut().insert(SESSION, value);
+    }
+    response
+}
+
+/// What the gateway offers is what any server offers: each feature, `listChanged` and
+/// `subscribe` when one server has them. Completions are not routed, so never offered.
+fn merge_capabilities(into: &mut Map<String, Value>, server: &Value) {
+    for feature in ["tools", "prompts", "resources", "logging"] {
+        let Some(offered) = server.get(feature).and_then(Value::as_object) else {
+            continue;
+        };
+        let merged = into.entry(feature).or_insert_with(|| json!({}));
+        for flag in ["listChanged", "subscribe"] {
+            if offered.get(flag) == Some(&Value::Bool(true)) {
+                merged[flag] = Value::Bool(true);
+            }
+        }
+    }
+}
+
+/// A request that is not `initialize`.
+async fn request(
+    ctx: &Ctx,
+    session: &Arc<Session>,
+    method: &str,
+    id: Value,
+    message: Value,
+) -> Response<Body> {
+    match method {
+        "ping" => rpc_result(id, json!({})),
+        "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
+            list(ctx, session, method, id, &message).await
+        }
+        "tools/call"
+        | "prompts/get"
+        | "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe" => routed(ctx, session, method, id, message).await,
+        "logging/setLevel" => {
+            broadcast(ctx, session, &message, Some("logging"), true).await;
+            rpc_result(id, json!({}))
+        }
+        _ => rpc_error(StatusCode::OK, id, -32601, "Method not found"),
+    }
+}
+
+/// The method's static name (for metrics labels).
+fn static_method(method: &str) -> &'static str {
+    match method {
+        "tools/list" => "tools/list",
+        "prompts/list" => "prompts/list",
+        "resources/list" => "resources/list",
+        "resources/templates/list" => "resources/templates/list",
+        "tools/call" => "tools/call",
+        "prompts/get" => "prompts/get",
+        "resources/read" => "resources/read",
+        "resources/subscribe" => "resources/subscribe",
+        "resources/unsubscribe" => "resources/unsubscribe",
+        _ => "other",
+    }
+}
+
+/// A list merged from every server that offers the feature.
+async fn list(
+    ctx: &Ctx,
+    session: &Arc<Session>,
+    method: &str,
+    id: Value,
+    message: &Value,
+) -> Response<Body> {
+    let started = Instant::now();
+    let (field, feature) = match method {
+        "tools/list" => ("tools", "tools"),
+        "prompts/list" => ("prompts", "prompts"),
+        "resources/list" => ("resources", "resources"),
+        _ => ("resourceTemplates", "resources"),
+    };
+    let route = ctx.route();
+    let cursors: Vec<(usize, Option<String>)> = match message.pointer("/params/cursor") {
+        None | Some(Value::Null) => (0..route.backends.len()).map(|b| (b, None)).collect(),
+        Some(cursor) => match decode_cursor(cursor) {
+            Some(map) => route
+                .backends
+                .iter()
+                .enumerate()
+                .filter_map(|(b, backend)| Some((b, Some(map.get(&*backend.name)?.clone()))))
+                .collect(),
+            None => return rpc_error(StatusCode::OK, id, INVALID_PARAMS, "Invalid cursor"),
+        },
+    };
+    let pages = join_all(cursors.into_iter().map(|(b, cursor)| async move {
+        let params = cursor.map_or_else(|| json!({}), |c| json!({"cursor": c}));
+        (b, page(ctx, session, b, method, feature, params).await)
+    }))
+    .await;
+    let mut items = Vec::new();
+    let mut next = BTreeMap::new();
+    for (b, page) in pages {
+        let backend = &route.backends[b];
+        let result = match page {
+            Ok(Some(result)) => result,
+            Ok(None) => continue,
+            Err(failure) => {
+                tracing::warn!(route = %route.name, backend = %backend.name, error = %failure, method, "MCP server left out of the list");
+                continue;
+            }
+        };
+        if let Some(cursor) = result.get("nextCursor").and_then(Value::as_str) {
+            next.insert(backend.name.to_string(), cursor.to_owned());
+        }
+        let Some(Value::Array(listed)) = result.get(field) else {
+            continue;
+        };
+        for mut item in listed.iter().cloned() {
+            if !admit_item(ctx, session, b, field, &mut item) {
+                continue;
+            }
+            items.push(item);
+        }
+    }
+    ctx.report(
+        &Operation {
+            method: static_method(method),
+            backend: None,
+            tool: None,
+            started,
+        },
+        None,
+    );
+    let mut result = Map::new();
+    result.insert(field.to_owned(), Value::Array(items));
+    if !next.is_empty()
+        && let Ok(text) = serde_json::to_vec(&next)
+    {
+        let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        result.insert("nextCursor".to_owned(), json!(cursor));
+    }
+    rpc_result(id, Value::Object(result))
+}
+
+/// Prefixes a listed tool or prompt (a tool only when the selector lets it through) and
+/// notes which server a resource came from; false drops it.
+fn admit_item(ctx: &Ctx, session: &Session, b: usize, field: &str, item: &mut Value) -> bool {
+    let backend = &ctx.route().backends[b];
+    match field {
+        "tools" | "prompts" => {
+            let Some(name) = item.get("name").and_then(Value::as_str) else {
+                return false;
+            };
+            if field == "tools" {
+                let tools = ctx.generation.snapshot.mcp_tools(ctx.index, b);
+                if tools.is_some_and(|t| !t.allows(name)) {
+                    return false;
+                }
+            }
+            item["name"] = json!(format!("{}{SEPARATOR}{name}", backend.name));
+            true
+        }
+        "resources" => {
+            if let Some(uri) = item.get("uri").and_then(Value::as_str) {
+                session
+                    .resources
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(uri.to_owned(), backend.name.clone());
+            }
+            true
+        }
+        _ => true,
+    }
+}
+
+fn decode_cursor(cursor: &Value) -> Option<BTreeMap<String, String>> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor.as_str()?)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// One server's page of a list: `None` when it does not offer the feature.
+async fn page(
+    ctx: &Ctx,
+    session: &Arc<Session>,
+    b: usize,
+    method: &str,
+    feature: &str,
+    params: Value,
+) -> Result<Option<Value>, Failure> {
+    let backend = &ctx.route().backends[b];
+    let extra = ctx.extra(backend);
+    let mut ready = session
+        .ready(&backend.name, ctx.call(backend, None, &extra), None)
+        .await?;
+    if ready.capabilities.get(feature).is_none() {
+        return Ok(None);
+    }
+    for retry in [false, true] {
+        let message =
+            json!({"jsonrpc": "2.0", "id": session.next_id(), "method": method, "params": params});
+        match ctx
+            .call(backend, Some(&ready), &extra)
+            .request(&message)
+            .await
+        {
+            Ok((_, response)) => return Ok(response.get("result").cloned()),
+            Err(Failure::SessionGone) if !retry => {
+                ready = session
+                    .ready(&backend.name, ctx.call(backend, None, &extra), Some(&ready))
+                    .await?;
+            }
+            Err(failure) => {
+                session.forget(&backend.name, true).await;
+                return Err(failure);
+            }
+        }
+    }
+    Err(Failure::SessionGone)
+}
+
+/// A request for one server, chosen by the name or URI it carries.
+async fn routed(
+    ctx: &Ctx,
+    session: &Arc<Session>,
+    method: &str,
+    id: Value,
+    mut message: Value,
+) -> Response<Body> {
+    let started = Instant::now();
+    let route = ctx.route();
+    let (b, tool) = match method {
+        "tools/call" | "prompts/get" => {
+            let name = message
+                .pointer("/params/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let what = if method == "tools/call" {
+                "tool"
+            } else {
+                "prompt"
+            };
+            let unknown = || {
+                rpc_error(
+                    StatusCode::OK,
+                    id.clone(),
+                    INVALID_PARAMS,
+                    &format!("Unknown {what}: {name}"),
+                )
+            };
+            let Some((server, own)) = name.split_once(SEPARATOR) else {
+                return unknown();
+            };
+            let Some(b) = route.backends.iter().position(|b| &*b.name == server) else {
+                return unknown();
+            };
+            // A filtered tool cannot be called by guessing its name.
+            if method == "tools/call"
+                && ctx
+                    .generation
+                    .snapshot
+                    .mcp_tools(ctx.index, b)
+                    .is_some_and(|t| !t.allows(own))
+            {
+                return unknown();
+            }
+            let own = own.to_owned();
+            message["params"]["name"] = json!(own);
+            (b, (method == "tools/call").then_some(own))
+        }
+        _ => {
+            let uri = message
+                .pointer("/params/uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let listed = session
+                .resources
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(uri)
+                .cloned();
+            let b = match listed {
+                Some(name) => route.backends.iter().position(|b| b.name == name),
+                None => first_with_resources(ctx, session).await,
+            };
+            let Some(b) = b else {
+                return rpc_error(
+                    StatusCode::OK,
+                    id,
+                    -32002,
+                    &format!("Resource not found: {uri}"),
+                );
+            };
+            (b, None)
+        }
+    };
+    let op = super::relay::Op {
+        method: static_method(method),
+        backend: route.backends[b].name.clone(),
+        tool,
+        started,
+    };
+    super::relay::forward(ctx, session, b, id, &message, op).await
+}
+
+/// The first server (in route order) whose session offers resources.
+async fn first_with_resources(ctx: &Ctx, session: &Arc<Session>) -> Option<usize> {
+    for (b, backend) in ctx.route().backends.iter().enumerate() {
+        if session
+            .existing(&backend.name)
+            .await
+            .is_some_and(|r| r.capabilities.get("resources").is_some())
+        {
+            return Some(b);
+        }
+    }
+    None
+}
+
+/// A notification from the client: `initialized` was sent to each server when its session
+/// began; the others (cancellations, roots changed) go to every server with a session.
+async fn notification(ctx: &Ctx, session: &Arc<Session>, method: &str, message: &Value) {
+    if method != "notifications/initialized" {
+        broadcast(ctx, session, message, None, false).await;
+    }
+}
+
+/// Sends `message` to every server with a session (that offers `feature`, if given). With
+/// `request`, it is a request and each server's copy gets an id of the gateway's.
+async fn broadcast(
+    ctx: &Ctx,
+    session: &Arc<Session>,
+    message: &Value,
+    feature: Option<&str>,
+    request: bool,
+) {
+    let route = ctx.route();
+    join_all(route.backends.iter().map(|backend| async move {
+        let Some(ready) = session.existing(&backend.name).await else {
+            return;
+        };
+        if feature.is_some_and(|f| ready.capabilities.get(f).is_none()) {
+            return;
+        }
+        let extra = ctx.extra(backend);
+        let call = ctx.call(backend, Some(&ready), &extra);
+        let outcome = if request {
+            let mut copy = message.clone();
+            copy["id"] = session.next_id();
+            call.request(&copy).await.map(drop)
+        } else {
+            call.notify(message).await
+        };
+        if let Err(failure) = outcome {
+            tracing::debug!(backend = %backend.name, error = %failure, "MCP message not delivered");
+        }
+    }))
+    .await;
+}
+
+/// The client's response to a request a server sent it goes back to that server.
+async fn respond(ctx: &Ctx, session: &Arc<Session>, id: &Value, message: &Value) {
+    let owner = session
+        .pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&id.to_string());
+    let Some(owner) = owner else {
+        return;
+    };
+    let Some(backend) = ctx.route().backends.iter().find(|b| b.name == owner) else {
+        return;
+    };
+    let Some(ready) = session.existing(&backend.name).await else {
+        return;
+    };
+    let extra = ctx.extra(backend);
+    if let Err(failure) = ctx
+        .call(backend, Some(&ready), &extra)
+        .notify(message)
+        .await
+    {
+        tracing::debug!(backend = %backend.name, error = %failure, "MCP response not delivered");
+    }
+}
+
+/// DELETE: the session ends here and at every server.
+pub(super) async fn delete(
+    ctx: &Ctx,
+    sessions: &Sessions,
+    session: &Arc<Session>,
+) -> Response<Body> {
+    sessions.remove(&session.id);
+    join_all(ctx.route().backends.iter().map(|backend| async move {
+        let Some(ready): Option<Arc<Ready>> = session.existing(&backend.name).await else {
+            return;
+        };
+        if ready.session.is_none() {
+            return;
+        }
+        let extra = ctx.extra(backend);
+        let _ = ctx
+            .call(backend, Some(&ready), &extra)
+            .send(Method::DELETE, None)
+            .await;
+    }))
+    .await;
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::OK;
+    response
+}
