@@ -62,6 +62,16 @@ fn admit_backend(cx: &mut Cx<'_>, at: &str, backend: &McpBackendRef) {
                 "at least one of include, includeRegex, exclude, or excludeRegex must be specified",
             );
         }
+        // The data plane matches them whole against each tool name; one that does not compile
+        // would refuse the whole table at load.
+        for (list, patterns) in [
+            ("includeRegex", &selector.include_regex),
+            ("excludeRegex", &selector.exclude_regex),
+        ] {
+            for (i, pattern) in patterns.iter().flatten().enumerate() {
+                crate::route::check_regex(cx, &format!("{at}.{list}[{i}]"), pattern);
+            }
+        }
     }
 }
 

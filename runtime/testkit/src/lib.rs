@@ -30,6 +30,7 @@ mod envoy;
 mod identity;
 mod jwks;
 mod kube;
+mod mcp;
 mod metadata;
 mod providers;
 mod python;

@@ -145,6 +145,9 @@ async fn answer(
         });
         return Ok(full(&state, status, text));
     }
+    if parts.uri.path() == "/mcp" {
+        return Ok(crate::mcp::answer(&state, &parts.method, &body));
+    }
     if let Some(reply) = crate::providers::answer(&state, parts.uri.path(), &body) {
         return Ok(reply);
     }
@@ -189,7 +192,7 @@ async fn answer(
     Ok(full(&state, StatusCode::OK, reply.to_string()))
 }
 
-fn full(state: &State, status: StatusCode, text: String) -> Response<Body> {
+pub(crate) fn full(state: &State, status: StatusCode, text: String) -> Response<Body> {
     let mut response = labelled(
         state,
         http_body_util::Either::Left(http_body_util::Full::new(Bytes::from(text))),

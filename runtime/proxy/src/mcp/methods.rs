@@ -548,3 +548,38 @@ pub(super) async fn delete(
     *response.status_mut() = StatusCode::OK;
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_merge_features_and_flags() {
+        let mut merged = Map::new();
+        merged.insert("tools".to_owned(), json!({}));
+        merge_capabilities(
+            &mut merged,
+            &json!({"tools": {"listChanged": false}, "resources": {"subscribe": true}}),
+        );
+        merge_capabilities(
+            &mut merged,
+            &json!({"tools": {"listChanged": true}, "prompts": {}, "completions": {}}),
+        );
+        assert_eq!(
+            Value::Object(merged),
+            json!({"tools": {"listChanged": true}, "resources": {"subscribe": true}, "prompts": {}})
+        );
+    }
+
+    #[test]
+    fn cursors_carry_each_servers_own() {
+        let mut next = BTreeMap::new();
+        next.insert("alpha".to_owned(), "page-2".to_owned());
+        next.insert("gamma".to_owned(), "4".to_owned());
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&next).expect("json"));
+        assert_eq!(decode_cursor(&json!(text)), Some(next));
+        assert_eq!(decode_cursor(&json!("not-a-cursor")), None);
+        assert_eq!(decode_cursor(&json!(7)), None);
+    }
+}

@@ -309,31 +309,38 @@ pub(crate) fn session(
 
 /// 401 (or 403 for another audience) with the challenge that names the metadata.
 fn unauthorized(metadata: &Bytes, refused: crate::jwt::Refused) -> Response<Body> {
+    // RFC 6750 §3.1: a request with no token is challenged without an error code.
     let (status, error, description) = match refused {
         crate::jwt::Refused::Missing => (
             StatusCode::UNAUTHORIZED,
-            "invalid_request",
+            None,
             "No access token was provided in this request",
         ),
-        crate::jwt::Refused::Invalid(why) => (StatusCode::UNAUTHORIZED, "invalid_token", why),
+        crate::jwt::Refused::Invalid(why) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), why),
         crate::jwt::Refused::Audience => (
             StatusCode::FORBIDDEN,
-            "insufficient_scope",
+            Some("insufficient_scope"),
             "Audiences in Jwt are not allowed",
         ),
     };
     let resource = serde_json::from_slice::<Value>(metadata)
         .ok()
         .and_then(|m| m.get("resource")?.as_str()?.parse::<http::Uri>().ok());
-    let mut challenge = format!("Bearer error=\"{error}\", error_description=\"{description}\"");
+    let mut parts = Vec::new();
+    if let Some(error) = error {
+        parts.push(format!(
+            "error=\"{error}\", error_description=\"{description}\""
+        ));
+    }
     if let Some(uri) = resource
         && let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority())
     {
         let path = uri.path().trim_end_matches('/');
-        challenge.push_str(&format!(
-            ", resource_metadata=\"{scheme}://{authority}{WELL_KNOWN}{path}\""
+        parts.push(format!(
+            "resource_metadata=\"{scheme}://{authority}{WELL_KNOWN}{path}\""
         ));
     }
+    let challenge = format!("Bearer {}", parts.join(", "));
     let mut response = plain(status, description);
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response

@@ -199,6 +199,7 @@ async def oauth():
     challenge = refused.headers["www-authenticate"]
     metadata_url = "http://tools.aigw.test/.well-known/oauth-protected-resource/secure"
     assert f'resource_metadata="{metadata_url}"' in challenge, challenge
+    assert "error=" not in challenge, "no error code without a token (RFC 6750)"
     wrong = await plain.post(secure, json=init, headers={**accept, "authorization": "Bearer not.a.token"})
     assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["www-authenticate"], wrong.headers
     # The metadata is served without a token, where the challenge says (on this host).
