@@ -86,7 +86,7 @@ async fn initialize(ctx: &Ctx, sessions: &Sessions, id: Value, message: &Value) 
     let route = ctx.route();
     let names = route.backends.iter().map(|b| b.name.clone());
     let session = Arc::new(Session::new(
-        route.name.clone(),
+        (route.name.clone(), ctx.owner.clone()),
         names,
         version.clone(),
         params,

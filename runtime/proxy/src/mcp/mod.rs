@@ -57,6 +57,8 @@ pub(crate) struct Ctx {
     pub client: HeaderMap,
     /// Headers made of the verified token's claims (`claimToHeaders`), sent to every server.
     pub claims: HeaderMap,
+    /// The verified token's issuer and subject, on a route that takes OAuth tokens.
+    pub owner: Option<String>,
     pub metrics: Metrics,
     pub log: Option<crate::access_log::AccessLog>,
 }
@@ -212,12 +214,21 @@ pub async fn serve(
         index,
         client: HeaderMap::new(),
         claims: HeaderMap::new(),
+        owner: None,
         metrics: shared.metrics.clone(),
         log: shared.recorder.log.clone(),
     };
     if let Some(oauth) = &generation.mcp[index].oauth {
         match oauth.jwt.verify(&parts).await {
             Ok(verified) => {
+                if let Some(verified) = &verified {
+                    let text = |name: &str| verified.claims.get(name).and_then(Value::as_str);
+                    ctx.owner = Some(format!(
+                        "{} {}",
+                        text("iss").unwrap_or_default(),
+                        text("sub").unwrap_or_default()
+                    ));
+                }
                 if let (Some(verified), Some(provider)) = (&verified, oauth.jwt.providers.first()) {
                     for (header, claim) in &provider.claim_to_headers {
                         if let Some(value) = crate::jwt::claim(&verified.claims, claim)
@@ -302,7 +313,9 @@ pub(crate) fn session(
         .and_then(|v| v.to_str().ok())
         .ok_or(NoSession::Missing)?;
     match sessions.get(id) {
-        Some(session) if session.route == ctx.route().name => Ok(session),
+        Some(session) if session.route == ctx.route().name && session.owner == ctx.owner => {
+            Ok(session)
+        }
         _ => Err(NoSession::Unknown),
     }
 }

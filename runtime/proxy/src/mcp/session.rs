@@ -21,6 +21,8 @@ pub const IDLE: Duration = Duration::from_secs(3600);
 pub const RETRY: Duration = Duration::from_secs(1);
 /// The most sessions held at once; an initialize past it is refused (503).
 pub const MOST: usize = 100_000;
+/// Idle sessions are swept when the count of sessions reaches a multiple of this.
+const SWEEP_EVERY: usize = 1024;
 
 /// Every session of the process, by id.
 #[derive(Debug, Default)]
@@ -34,6 +36,9 @@ pub struct Session {
     pub id: Arc<str>,
     /// The MCPRoute's name: a session is used only on the route that made it.
     pub route: Arc<str>,
+    /// Who opened it (the OAuth token's `iss` and `sub`), on a route that takes tokens: only
+    /// the same caller may use it, so a session id seen elsewhere is of no use to another.
+    pub owner: Option<String>,
     /// The version negotiated with the client.
     pub version: String,
     /// The client's `initialize` params, to initialize servers lazily on its behalf.
@@ -76,7 +81,8 @@ impl Sessions {
             .map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= MOST {
+        // Idle sessions are swept now and then, and whenever the limit is reached.
+        if map.len() >= MOST || map.len() % SWEEP_EVERY == SWEEP_EVERY - 1 {
             map.retain(|_, s| !s.idle());
             if map.len() >= MOST {
                 return false;
@@ -125,7 +131,7 @@ impl Sessions {
 
 impl Session {
     pub fn new(
-        route: Arc<str>,
+        (route, owner): (Arc<str>, Option<String>),
         servers: impl Iterator<Item = Arc<str>>,
         version: String,
         init: Value,
@@ -133,6 +139,7 @@ impl Session {
         Session {
             id: new_id(),
             route,
+            owner,
             version,
             init,
             servers: servers.map(|name| (name, Server::default())).collect(),

@@ -94,12 +94,18 @@ async fn the_sdk_through_the_gateway() {
         "mcp",
         &json!({"iss": "https://issuer.aigw.test", "aud": "aigw-mcp", "sub": "mcp-user", "exp": now() + 3600}),
     );
+    let other = sign(
+        &key,
+        "mcp",
+        &json!({"iss": "https://issuer.aigw.test", "aud": "aigw-mcp", "sub": "someone-else", "exp": now() + 3600}),
+    );
     let (url, gamma_pid) = (format!("{base}/mcp"), gamma.child.id().to_string());
     let secure = format!("{base}/secure");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&python)
             .args([CLIENT, &url, &gamma_pid])
             .env("MCP_TOKEN", token)
+            .env("MCP_OTHER_TOKEN", other)
             .env("MCP_SECURE_URL", secure)
             .output()
     })

@@ -216,6 +216,16 @@ async def oauth():
         seen = json.loads((await c.call_tool("beta__headers", {})).content[0].text)
         assert seen.get("x-user") == "mcp-user", seen
         assert seen.get("authorization") == "Bearer beta-key", ("the client token stays at the gateway", seen)
+        # The session is bound to its caller: another subject's token cannot use its id.
+    other = os.environ["MCP_OTHER_TOKEN"]
+    owner = {**accept, "authorization": f"Bearer {os.environ['MCP_TOKEN']}"}
+    opened = await plain.post(secure, json=init, headers=owner)
+    sid = opened.headers["mcp-session-id"]
+    ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+    mine = await plain.post(secure, json=ping, headers={**owner, "mcp-session-id": sid})
+    assert mine.status_code == 200, mine.text
+    theirs = await plain.post(secure, json=ping, headers={**accept, "authorization": f"Bearer {other}", "mcp-session-id": sid})
+    assert theirs.status_code == 404, (theirs.status_code, theirs.text)
 
 
 CHECKS = [oauth, initialize_and_list, pages_merge_cursors, call_each_backend, filtered_and_unknown_tools,
