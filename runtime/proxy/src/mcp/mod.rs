@@ -242,6 +242,13 @@ pub async fn serve(
             Err(refused) => return unauthorized(&oauth.metadata, refused),
         }
     }
+    // The transport's rule: a version the server does not speak is a bad request.
+    if let Some(version) = parts.headers.get(upstream::VERSION)
+        && !VERSIONS.iter().any(|v| v.as_bytes() == version.as_bytes())
+    {
+        let text = "Bad Request: Unsupported protocol version (supported: 2024-11-05, 2025-03-26, 2025-06-18, 2025-11-25)";
+        return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32600, text);
+    }
     ctx.client = parts.headers.clone();
     let sessions = &shared.mcp;
     match parts.method {

@@ -183,6 +183,8 @@ async def session_deleted():
     assert after.status_code == 404, (after.status_code, after.text)
     missing = await http.post(URL, json=ping, headers=accept)
     assert missing.status_code == 400, missing.text
+    future = await http.post(URL, json=ping, headers={**accept, "mcp-protocol-version": "2099-01-01"})
+    assert future.status_code == 400 and "Unsupported protocol version" in future.text, future.text
     # The SDK ends its session with DELETE when it closes.
     async with client() as c:
         await c.send_ping()
