@@ -186,18 +186,23 @@ impl Snapshot {
         path: &str,
         headers: &http::HeaderMap,
     ) -> Option<usize> {
-        let listener_host = self
-            .table
-            .gateways
-            .get(listener.gateway)?
-            .listeners
-            .get(listener.listener)?
-            .hostname
-            .as_deref();
-        if listener_host.is_some_and(|pattern| !host_matches(pattern, strip_port(host))) {
+        if !self.listener_takes(listener, host) {
             return None;
         }
         self.mcp.select(&self.table, listener, host, path, headers)
+    }
+
+    /// Whether `listener` exists and its hostname, if it has one, takes `host` (port ignored).
+    fn listener_takes(&self, listener: ListenerId, host: &str) -> bool {
+        self.table
+            .gateways
+            .get(listener.gateway)
+            .and_then(|g| g.listeners.get(listener.listener))
+            .is_some_and(|l| {
+                l.hostname
+                    .as_deref()
+                    .is_none_or(|pattern| host_matches(pattern, strip_port(host)))
+            })
     }
 
     /// The compiled tool selector of an MCPRoute's backend.
@@ -211,15 +216,7 @@ impl Snapshot {
         listener: ListenerId,
         request: &crate::plain::Request<'_>,
     ) -> Option<crate::plain::ProxySelected<'_>> {
-        let listener_host = self
-            .table
-            .gateways
-            .get(listener.gateway)?
-            .listeners
-            .get(listener.listener)?
-            .hostname
-            .as_deref();
-        if listener_host.is_some_and(|pattern| !host_matches(pattern, strip_port(request.host))) {
+        if !self.listener_takes(listener, request.host) {
             return None;
         }
         self.plain.select(&self.table, listener, request)

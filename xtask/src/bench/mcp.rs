@@ -119,18 +119,7 @@ fn start(bin: &Path, dir: &Path, port: u16, admin: u16, upstream: u16) -> Result
     let manifests = dir.join("mcp.yaml");
     std::fs::write(&manifests, manifests_text(port, upstream))?;
     let out = dir.join("compiled");
-    let compiled = Command::new(bin.join("aigw"))
-        .arg("compile")
-        .arg(&manifests)
-        .arg("--out")
-        .arg(&out)
-        .output()?;
-    if !compiled.status.success() {
-        bail!(
-            "aigw compile failed:\n{}",
-            String::from_utf8_lossy(&compiled.stderr)
-        );
-    }
+    super::proxy::compile(bin, &manifests, &out)?;
     let secrets = dir.join("secrets");
     let key = secrets.join("default/mcp-key");
     std::fs::create_dir_all(&key)?;

@@ -434,18 +434,7 @@ pub(super) fn start_aigw(
     let manifests = dir.join(format!("bench-{name}.yaml"));
     std::fs::write(&manifests, aigw_manifests(port, fast, paced, profile))?;
     let out = dir.join(format!("compiled-{name}"));
-    let compiled = Command::new(bin.join("aigw"))
-        .arg("compile")
-        .arg(&manifests)
-        .arg("--out")
-        .arg(&out)
-        .output()?;
-    if !compiled.status.success() {
-        bail!(
-            "aigw compile failed:\n{}",
-            String::from_utf8_lossy(&compiled.stderr)
-        );
-    }
+    compile(bin, &manifests, &out)?;
     let secrets = dir.join("secrets");
     let key = secrets.join("default/bench-key");
     std::fs::create_dir_all(&key)?;
@@ -475,6 +464,23 @@ pub(super) fn start_aigw(
         command.arg("--access-log").arg(log);
     }
     Running::spawn("aigw-proxy", &mut command)
+}
+
+/// `aigw compile` of `manifests` into `out`, from the release binaries in `bin`.
+pub(super) fn compile(bin: &Path, manifests: &Path, out: &Path) -> Result<()> {
+    let compiled = Command::new(bin.join("aigw"))
+        .arg("compile")
+        .arg(manifests)
+        .arg("--out")
+        .arg(out)
+        .output()?;
+    if !compiled.status.success() {
+        bail!(
+            "aigw compile failed:\n{}",
+            String::from_utf8_lossy(&compiled.stderr)
+        );
+    }
+    Ok(())
 }
 
 pub(super) fn start_envoy(

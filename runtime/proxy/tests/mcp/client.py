@@ -20,6 +20,9 @@ from mcp.shared.exceptions import MCPError
 URL = sys.argv[1]
 GAMMA_PID = int(sys.argv[2])
 GAMMA_TOOLS = [f"gamma__g{i}" for i in range(7)]
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+ACCEPT = {"accept": "application/json, text/event-stream"}
 
 
 def client(**kwargs) -> Client:
@@ -168,9 +171,7 @@ async def gamma_killed():
 
 async def session_deleted():
     http = httpx2.AsyncClient(timeout=30)
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
-    accept = {"accept": "application/json, text/event-stream"}
+    init, accept = INIT, ACCEPT
     r = await http.post(URL, json=init, headers=accept)
     assert r.status_code == 200, r.text
     assert r.json()["result"]["protocolVersion"] == "2025-06-18", r.text
@@ -193,9 +194,7 @@ async def session_deleted():
 async def oauth():
     secure = os.environ["MCP_SECURE_URL"]
     plain = httpx2.AsyncClient(timeout=30)
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
-    accept = {"accept": "application/json, text/event-stream"}
+    init, accept = INIT, ACCEPT
     refused = await plain.post(secure, json=init, headers=accept)
     assert refused.status_code == 401, refused.text
     challenge = refused.headers["www-authenticate"]
