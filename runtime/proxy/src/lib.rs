@@ -63,7 +63,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use server::{Handle, Runtime, StartError};
+pub use server::{Handle, Limits, Runtime, StartError};
 
 /// Static process configuration, parsed once.
 #[derive(Clone, Debug)]
@@ -95,6 +95,8 @@ pub struct Config {
     /// Serve as Envoy's external processor here instead of binding the Gateway listeners
     /// (Envoy owns those, and their TLS).
     pub extproc: Option<extproc::Listen>,
+    /// What one client may hold of a listener: connections, header bytes, header time.
+    pub limits: server::Limits,
 }
 
 /// The admin port the reference's data plane uses for its own admin endpoints.
@@ -120,6 +122,7 @@ impl Default for Config {
             quota_fail: quota::FailMode::Open,
             traces: trace::TraceConfig::from_env(),
             extproc: None,
+            limits: server::Limits::default(),
         }
     }
 }

@@ -37,6 +37,15 @@ pub struct ListenArgs {
     /// When Redis cannot be asked: let requests through (`open`) or refuse them (`closed`).
     #[arg(long, value_enum, default_value_t = crate::quota::FailMode::Open)]
     pub quota_fail: crate::quota::FailMode,
+    /// Connections a Gateway listener serves at once; past it, new ones wait to be accepted.
+    #[arg(long, default_value_t = crate::Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), in bytes; 431 above it.
+    #[arg(long, default_value_t = crate::Limits::default().max_header_bytes)]
+    pub max_header_bytes: usize,
+    /// Time for a request's head to arrive, in milliseconds; the connection is closed after it.
+    #[arg(long, default_value_t = 30_000)]
+    pub header_timeout_ms: u64,
 }
 
 impl ListenArgs {
@@ -48,6 +57,11 @@ impl ListenArgs {
             access_log: self.access_log.clone(),
             quota_redis: self.quota_redis.clone(),
             quota_fail: self.quota_fail,
+            limits: crate::Limits {
+                max_connections: self.max_connections,
+                max_header_bytes: self.max_header_bytes,
+                header_timeout: Duration::from_millis(self.header_timeout_ms),
+            },
             ..Config::default()
         }
     }

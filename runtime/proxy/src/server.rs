@@ -3,6 +3,13 @@
 //! Accepted sockets set `TCP_NODELAY`. Shutdown stops accepting and lets in-flight requests
 //! finish, up to [`crate::Config::drain`].
 //!
+//! Every Gateway listener is bounded ([`Limits`]): a request's head must arrive within
+//! `header_timeout` (slow-header clients are closed, HTTP/1.1 and h2 alike) and fit in
+//! `max_header_bytes` (431 above it: Envoy's default is 60 KiB), and a listener serves at most
+//! `max_connections` at once: past that, accepting waits until one closes, so new clients queue
+//! in the kernel's backlog rather than being refused, and a connection already open is never cut
+//! to make room.
+//!
 //! Ports are bound when the runtime starts; a reloaded table that adds a port is served on the
 //! ports already bound (a restart binds the new one; the reload logs it). HTTPS certificates
 //! are likewise read at start.
@@ -25,6 +32,46 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+
+/// The bounds of every Gateway listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once per listener.
+    pub max_connections: usize,
+    /// Bytes of a request head (HTTP/1.1 request line and headers; h2 header list).
+    pub max_header_bytes: usize,
+    /// Time for a request's head to arrive, from the first byte of the request (or, for a new
+    /// connection, from its start).
+    pub header_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            max_header_bytes: 64 << 10,
+            header_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+impl Limits {
+    /// hyper's builder for these limits. Its HTTP/1.1 read buffer is also the head's limit,
+    /// and may not be smaller than 8 KiB.
+    fn builder(&self) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .max_buf_size(self.max_header_bytes.max(8 << 10));
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
+        builder
+    }
+}
 
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -251,8 +298,18 @@ async fn accept(
     mut stopped: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let limits = shared.config.limits;
+    let builder = limits.builder();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
+        // At the limit, wait for a connection to close before accepting the next.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = stopped.changed() => break,
+        };
         let stream = tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -279,11 +336,14 @@ async fn accept(
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned(),
                 );
-                tokio::spawn(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    drop(slot);
+                });
             }
             Some(acceptor) => spawn_tls(
                 acceptor.clone(),
-                stream,
+                (stream, slot),
                 builder.clone(),
                 service,
                 &graceful,
@@ -297,7 +357,7 @@ async fn accept(
 
 fn spawn_tls<S>(
     acceptor: TlsAcceptor,
-    stream: TcpStream,
+    (stream, slot): (TcpStream, tokio::sync::OwnedSemaphorePermit),
     builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
     service: S,
     graceful: &GracefulShutdown,
@@ -314,6 +374,7 @@ fn spawn_tls<S>(
     // covers the connection once it is up.
     let watcher = graceful.watcher();
     tokio::spawn(async move {
+        let _slot = slot;
         let Ok(Ok(stream)) =
             tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await
         else {

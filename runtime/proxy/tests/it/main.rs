@@ -15,6 +15,7 @@ mod extproc;
 mod federation;
 mod governance;
 mod harness;
+mod hostile;
 mod jwt;
 mod mcp;
 mod plain;
