@@ -11,6 +11,9 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Default)]
 pub struct Framer {
     held: BytesMut,
+    /// How much of `held` is known to hold no event end: the next search starts near there,
+    /// so a long event arriving in many pieces is scanned once, not once per piece.
+    searched: usize,
 }
 
 /// One event: its `event:` name (empty when absent) and its `data:` lines joined by `\n`.
@@ -29,9 +32,14 @@ impl Framer {
     /// a last event even without its blank line (a server that closes right after it).
     pub fn next_event(&mut self, at_end: bool) -> Option<Event> {
         loop {
-            let end = event_end(&self.held)
-                .or_else(|| (at_end && !self.held.is_empty()).then_some(self.held.len()))?;
+            let found = event_end_after(&self.held, self.searched);
+            if found.is_none() {
+                self.searched = self.held.len();
+            }
+            let end =
+                found.or_else(|| (at_end && !self.held.is_empty()).then_some(self.held.len()))?;
             let raw = self.held.split_to(end).freeze();
+            self.searched = 0;
             if let Some(event) = parse(&raw) {
                 return Some(event);
             }
@@ -43,6 +51,13 @@ impl Framer {
     pub fn pending(&self) -> usize {
         self.held.len()
     }
+}
+
+/// [`event_end`] for bytes whose first `searched` are known to hold no event end: only the
+/// rest is scanned (from three bytes before it, where a `\r\n\r\n` may have begun).
+pub fn event_end_after(bytes: &[u8], searched: usize) -> Option<usize> {
+    let from = searched.saturating_sub(3).min(bytes.len());
+    event_end(&bytes[from..]).map(|end| end + from)
 }
 
 /// The end (exclusive) of the first complete event: after its blank line.
@@ -131,5 +146,16 @@ mod tests {
             let (head, tail) = stream.as_bytes().split_at(at);
             assert_eq!(events(&[head, tail]), whole, "split at {at}");
         }
+        // One byte at a time: each search resumes where the last stopped, and an end split
+        // across pieces (`\r\n` + `\r\n`) is still found.
+        let bytes: Vec<&[u8]> = stream.as_bytes().chunks(1).collect();
+        assert_eq!(events(&bytes), whole);
+    }
+
+    #[test]
+    fn a_search_resumes_three_bytes_back() {
+        assert_eq!(event_end_after(b"data: x\r\n\r\n", 8), Some(11));
+        assert_eq!(event_end_after(b"data: x\n\n", 8), Some(9));
+        assert_eq!(event_end_after(b"data: x", 100), None);
     }
 }

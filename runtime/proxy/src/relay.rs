@@ -14,7 +14,7 @@
 use crate::body::BoxError;
 use crate::record::Record;
 use aigw_providers::Usage;
-use aigw_providers::sse::event_end;
+use aigw_providers::sse::{event_end, event_end_after};
 use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use std::future::Future;
@@ -25,6 +25,9 @@ use tokio::time::{Instant, Sleep};
 
 /// Non-streamed bodies are kept for the usage read only up to this size.
 const USAGE_SCAN_LIMIT: usize = 4 << 20;
+/// The most bytes of one unfinished event (or translated message) held while waiting for its
+/// end; an upstream that sends more in one event has its stream cut with an error.
+pub const EVENT_LIMIT: usize = 32 << 20;
 
 /// How the body is relayed.
 #[derive(Debug)]
@@ -58,6 +61,9 @@ pub struct Relayer {
     /// The body so far (whole mode, while scanning), the unfinished event (events mode), or
     /// the translated bytes not yet handed on (translate mode).
     held: BytesMut,
+    /// How much of `held` is known to hold no event end (events mode): each search resumes
+    /// there, so an event that arrives in many pieces is scanned once.
+    searched: usize,
     usage: Option<Usage>,
     record: Record,
     finished: bool,
@@ -99,6 +105,7 @@ impl Relayer {
             mode,
             scan,
             held: BytesMut::new(),
+            searched: 0,
             usage: None,
             record,
             finished: false,
@@ -150,6 +157,15 @@ impl Relayer {
         }
     }
 
+    /// Whether the unfinished event held passed [`EVENT_LIMIT`]: the stream cannot go on.
+    pub fn overflowed(&self) -> bool {
+        match &self.mode {
+            Mode::Events { .. } => self.held.len() > EVENT_LIMIT,
+            Mode::Translate(translator) => translator.pending() > EVENT_LIMIT,
+            Mode::Whole => false,
+        }
+    }
+
     /// The rest the client gets once the upstream body ended; the usage is read then.
     pub fn end(&mut self) -> Option<Bytes> {
         if self.finished {
@@ -189,10 +205,15 @@ impl Relayer {
         let strip_usage = *strip_usage;
         let mut out = BytesMut::new();
         loop {
-            let end = event_end(&self.held)
-                .or_else(|| (at_end && !self.held.is_empty()).then_some(self.held.len()));
+            let found = event_end_after(&self.held, self.searched);
+            if found.is_none() {
+                self.searched = self.held.len();
+            }
+            let end =
+                found.or_else(|| (at_end && !self.held.is_empty()).then_some(self.held.len()));
             let Some(end) = end else { break };
             let event = self.held.split_to(end).freeze();
+            self.searched = 0;
             let (usage, usage_only) = if self.scan || strip_usage {
                 event_usage(&event, &mut self.record)
             } else {
@@ -266,7 +287,18 @@ impl http_body::Body for Relay {
                 Ok(data) => data,
                 Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
             };
-            if let Some(out) = this.core.chunk(data) {
+            let out = this.core.chunk(data);
+            if this.core.overflowed() {
+                tracing::warn!(
+                    limit = EVENT_LIMIT,
+                    "an upstream stream event passed the limit: the stream is cut"
+                );
+                return Poll::Ready(Some(Err(
+                    "an event of the upstream's stream is larger than the gateway holds (32 MiB)"
+                        .into(),
+                )));
+            }
+            if let Some(out) = out {
                 // A body of known length ends with its last frame: the server may not poll
                 // again.
                 if this.inner.is_end_stream() && matches!(this.core.mode, Mode::Whole) {

@@ -71,6 +71,9 @@ pub struct Behavior {
     pub interval: Duration,
     /// Cut the stream (abort the connection) after this many deltas.
     pub cut_after: Option<usize>,
+    /// After the first delta, send one event that never ends: `data: ` and then 64 KiB pieces
+    /// with no line end, until the client leaves (at most 256 MiB).
+    pub endless_event: bool,
 }
 
 /// One request as the upstream saw it.

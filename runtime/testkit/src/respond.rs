@@ -226,6 +226,7 @@ fn stream(state: &State, asked: &Asked, behavior: &crate::Behavior) -> Response<
         .as_ref()
         .is_some_and(|o| o.include_usage);
     let (interval, cut_after) = (behavior.interval, behavior.cut_after);
+    let endless = behavior.endless_event;
     tokio::spawn(async move {
         let chunk = |delta: serde_json::Value, finish: Option<&str>| {
             json!({
@@ -249,6 +250,18 @@ fn stream(state: &State, asked: &Asked, behavior: &crate::Behavior) -> Response<
                 json!({"content": format!("tok{i} ")})
             };
             if sender.send(event(chunk(delta, None))).await.is_err() {
+                return;
+            }
+            if endless {
+                let piece = Bytes::from(vec![b'a'; 64 << 10]);
+                let _ = sender
+                    .send(Ok(Frame::data(Bytes::from_static(b"data: "))))
+                    .await;
+                for _ in 0..(256 << 20) / piece.len() {
+                    if sender.send(Ok(Frame::data(piece.clone()))).await.is_err() {
+                        return;
+                    }
+                }
                 return;
             }
         }

@@ -315,6 +315,14 @@ struct Wrapped<'a> {
 
 impl StreamTranslator {
     /// Translates bytes as they arrive, appending the client's bytes to `out`.
+    /// Bytes held back waiting for the rest of an event or a message.
+    pub fn pending(&self) -> usize {
+        match &self.framing {
+            Framing::Sse(framer) => framer.pending(),
+            Framing::EventStream(decoder) => decoder.pending(),
+        }
+    }
+
     pub fn feed(&mut self, data: &[u8], out: &mut BytesMut) {
         match &mut self.framing {
             Framing::Sse(framer) => framer.push(data),

@@ -194,6 +194,10 @@ async fn pump(
             && let Ok(data) = frame.into_data()
         {
             framer.push(&data);
+            if framer.pending() > crate::relay::EVENT_LIMIT {
+                tracing::warn!(backend = %owner, "an MCP server's event passed the limit: its stream is cut");
+                return false;
+            }
         }
         while let Some(raw) = framer.next_event(at_end) {
             let Ok(message) = serde_json::from_slice::<Value>(&raw.data) else {

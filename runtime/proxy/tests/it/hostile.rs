@@ -1,9 +1,14 @@
-//! Hostile clients at the front door (issue #21), over raw TCP so that nothing between the
-//! test and the gateway tidies what is sent: a request head that trickles in (closed at the
-//! header timeout), one too large (431), a request that carries both `Content-Length` and
-//! `Transfer-Encoding` (refused, never passed on as two), JSON nested 100,000 deep (passed on
-//! as bytes where only `model` is read, a 400 in the client API's shape where it must be built), and a listener at its connection limit (new clients wait, then are
-//! served). After each, the gateway still serves an ordinary request.
+//! Hostile peers (issue #21), over raw TCP where the client misbehaves, so that nothing
+//! between the test and the gateway tidies what is sent:
+//! - a request head that trickles in (closed at the header timeout), one too large (431);
+//! - a request with both `Content-Length` and `Transfer-Encoding` (never passed on as two);
+//! - JSON nested 100,000 deep (passed on as bytes where only `model` is read, a 400 in the
+//!   client API's shape where it must be built);
+//! - a listener at its connection limit (new clients wait, then are served);
+//! - an upstream event that never ends (cut at 32 MiB), a stream that keeps going past its
+//!   rule's request timeout (cut then).
+//!
+//! After each, the gateway still serves an ordinary request.
 
 use crate::harness::{Harness, chat_body};
 use aigw_proxy::{Config, Limits};
@@ -213,5 +218,78 @@ async fn past_the_connection_limit_clients_wait_then_are_served() {
         "the third client is not served while two connections hold the slots"
     );
     assert!(answer.starts_with("HTTP/1.1 200"), "then it is: {answer}");
+    h.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_event_that_never_ends_is_cut_at_the_limit() {
+    use http_body_util::BodyExt;
+    let h = Harness::start_with(limits(), false).await;
+    h.a.set_behavior(aigw_testkit::Behavior {
+        endless_event: true,
+        ..aigw_testkit::Behavior::default()
+    });
+    let mut body = chat_body("gpt-a");
+    body["stream"] = serde_json::json!(true);
+    let request = http::Request::post(h.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .expect("request");
+    let response = h.client.request(request).await.expect("the head arrives");
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let (mut received, mut failed) = (Vec::new(), false);
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => received.extend_from_slice(frame.data_ref().map_or(&[][..], |d| d)),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&received);
+    assert!(
+        text.contains("tok0"),
+        "the events before it are relayed: {text}"
+    );
+    assert!(
+        failed,
+        "the stream ends in an error, not as if it were whole"
+    );
+    assert!(
+        received.len() < 1 << 20,
+        "the unfinished event is held, never passed on in pieces: {} bytes",
+        received.len()
+    );
+    h.a.set_behavior(aigw_testkit::Behavior::default());
+    still_serves(&h).await;
+    h.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_keeps_going_is_cut_at_the_request_timeout() {
+    // The `slow` rule's request timeout is 300 ms; the upstream streams a delta every 50 ms,
+    // never idle, for 5 s.
+    let h = Harness::start_with(limits(), false).await;
+    h.a.set_behavior(aigw_testkit::Behavior {
+        chunks: Some(100),
+        interval: Duration::from_millis(50),
+        ..aigw_testkit::Behavior::default()
+    });
+    let started = Instant::now();
+    let error = crate::streaming::stream(&h, "slow", false)
+        .await
+        .expect_err("the stream is cut");
+    let took = started.elapsed();
+    assert!(error.contains("the stream broke after"), "{error}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+        "cut after {took:?}"
+    );
+    h.a.set_behavior(aigw_testkit::Behavior::default());
+    still_serves(&h).await;
     h.runtime.shutdown().await;
 }
