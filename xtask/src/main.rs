@@ -2,8 +2,7 @@
 //! test upstream and sends requests through it; `conformance` runs the reference corpus in
 //! place and prints the figures; `compile` compiles the repository's valid cases into committed
 //! outputs (or `--check`s them); `docs` regenerates the CLI reference of the book and builds it;
-//! `bench` generates the compile benchmark inputs and times
-//! `aigw check` and `aigw compile` on them.
+//! `fuzz` runs the property-based fuzz targets long; `bench` runs the benchmarks.
 
 #![expect(
     clippy::print_stdout,
@@ -13,6 +12,7 @@
 mod bench;
 mod compile;
 mod demo;
+mod fuzz;
 mod process;
 
 use anyhow::{Context, Result, bail};
@@ -26,9 +26,10 @@ fn main() -> ExitCode {
         Some("compile") => compile::run(&args[1..]),
         Some("demo") => demo::run(),
         Some("docs") => docs(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | conformance | compile [--check] | docs | bench [compile|proxy|extproc|controller] [...]>"
+                "usage: cargo xtask <demo | conformance | compile [--check] | docs | fuzz [--cases N] | bench [compile|proxy|extproc|controller|mcp] [...]>"
             );
             return ExitCode::from(2);
         }

@@ -53,7 +53,7 @@ fn render_one(diagnostic: &Diagnostic, sources: &SourceMap, renderer: &Renderer)
             .fold(true)
             .annotation(
                 AnnotationKind::Primary
-                    .span(range(primary.span))
+                    .span(range(primary.span, file.text()))
                     .label(&primary.message),
             );
         // Secondary labels in other files cannot share the snippet; they become notes below.
@@ -64,7 +64,7 @@ fn render_one(diagnostic: &Diagnostic, sources: &SourceMap, renderer: &Renderer)
         {
             snippet = snippet.annotation(
                 AnnotationKind::Context
-                    .span(range(label.span))
+                    .span(range(label.span, file.text()))
                     .label(&label.message),
             );
         }
@@ -81,7 +81,7 @@ fn render_one(diagnostic: &Diagnostic, sources: &SourceMap, renderer: &Renderer)
                     .fold(true)
                     .annotation(
                         AnnotationKind::Context
-                            .span(range(label.span))
+                            .span(range(label.span, other.text()))
                             .label(&label.message),
                     ),
             );
@@ -99,8 +99,19 @@ fn render_one(diagnostic: &Diagnostic, sources: &SourceMap, renderer: &Renderer)
     renderer.render(&[group])
 }
 
-fn range(span: Span) -> std::ops::Range<usize> {
-    span.start as usize..span.end as usize
+/// The span's bytes in `text`, widened to whole characters and kept inside it: a span that a
+/// parser reported inside a multi-byte character (a BOM mid-line, say) is still shown, never
+/// a panic of the snippet renderer (found by the compiler's fuzzing, issue #21).
+fn range(span: Span, text: &str) -> std::ops::Range<usize> {
+    let mut start = (span.start as usize).min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (span.end as usize).clamp(start, text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    start..end
 }
 
 #[derive(Serialize)]
@@ -155,4 +166,24 @@ pub fn render_json(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes;
+
+    /// Issue #21 (found by fuzzing): a span that ends inside a multi-byte character.
+    #[test]
+    fn a_span_inside_a_character_is_widened_not_a_panic() {
+        let mut sources = SourceMap::new();
+        let file = sources.add("bom.yaml", " \u{feff} kind: Gateway\n");
+        let diagnostic = Diagnostic::error(codes::YAML_SYNTAX, "unexpected character")
+            .with_primary(Span::new(file, 1, 2), "here")
+            .with_secondary(Span::new(file, 3, 40), "and past the end");
+        let text = render_text(&[diagnostic], &sources, RenderOptions { color: false });
+        assert!(text.contains("kind: Gateway"), "{text}");
+        assert_eq!(range(Span::new(file, 1, 2), " \u{feff}x"), 1..4);
+        assert_eq!(range(Span::new(file, 9, 12), "abc"), 3..3);
+    }
 }

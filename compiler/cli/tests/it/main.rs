@@ -14,6 +14,7 @@ mod controller;
 mod deploy;
 mod docs;
 mod envoy;
+mod fuzz;
 mod inputs;
 mod tidy;
 

@@ -1,0 +1,308 @@
+//! Property-based fuzzing of the translation crate (issue #21), on the stable toolchain:
+//! proptest mutates real inputs (the request cases of `testdata/translate` and the canned
+//! provider replies of `testdata/upstream`: byte overwrites, insertions, a cut) and feeds them,
+//! split anywhere, to every translator. The properties: nothing panics, and an SSE stream
+//! split differently frames into the same events.
+//!
+//! `AIGW_FUZZ_CASES` sets the cases per property (64 by default, which the test command and
+//! CI run); `cargo xtask fuzz` runs many more. A failing case is shrunk and saved under
+//! `proptest-regressions/`, which is committed: saved cases run first, every time.
+
+#![expect(clippy::expect_used, reason = "a test: a missing fixture fails it")]
+
+use aigw_providers::sse::Framer;
+use aigw_providers::{
+    ClientApi, ClientRequest, Ids, Operation, Schema, Target, Translation, translate,
+};
+use bytes::BytesMut;
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+const SCHEMAS: [Schema; 8] = [
+    Schema::OpenAI,
+    Schema::AzureOpenAI,
+    Schema::AWSBedrock,
+    Schema::AWSAnthropic,
+    Schema::GCPVertexAI,
+    Schema::GCPAnthropic,
+    Schema::Anthropic,
+    Schema::Cohere,
+];
+
+const OPERATIONS: [Operation; 7] = [
+    Operation::ChatCompletions,
+    Operation::Completions,
+    Operation::Embeddings,
+    Operation::Responses,
+    Operation::Messages,
+    Operation::CountTokens,
+    Operation::Rerank,
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// Every file below `dir` whose name ends with one of `extensions`, sorted.
+fn seeds(dir: &Path, extensions: &[&str]) -> Vec<Vec<u8>> {
+    paths(dir, extensions)
+        .iter()
+        .map(|p| std::fs::read(p).expect("seed"))
+        .collect()
+}
+
+fn paths(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("testdata dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if extensions
+                .iter()
+                .any(|e| path.extension().is_some_and(|x| x == *e))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A request case and what it is: `testdata/translate/<client api>/<operation>_<case>.json`.
+struct Case {
+    api: ClientApi,
+    operation: Operation,
+    body: Vec<u8>,
+}
+
+fn cases() -> Vec<Case> {
+    paths(&root().join("translate"), &["json"])
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let anthropic = path.parent().is_some_and(|p| p.ends_with("anthropic"));
+            let (api, operation) = match (anthropic, name.split('_').next()) {
+                (true, Some("count")) => (ClientApi::Anthropic, Operation::CountTokens),
+                (true, _) => (ClientApi::Anthropic, Operation::Messages),
+                (false, Some("embeddings")) => (ClientApi::OpenAI, Operation::Embeddings),
+                (false, _) => (ClientApi::OpenAI, Operation::ChatCompletions),
+            };
+            Case {
+                api,
+                operation,
+                body: std::fs::read(&path).expect("seed"),
+            }
+        })
+        .collect()
+}
+
+static CASES: LazyLock<Vec<Case>> = LazyLock::new(cases);
+static REQUESTS: LazyLock<Vec<Vec<u8>>> =
+    LazyLock::new(|| CASES.iter().map(|c| c.body.clone()).collect());
+static REPLIES: LazyLock<Vec<Vec<u8>>> =
+    LazyLock::new(|| seeds(&root().join("upstream"), &["json"]));
+static STREAMS: LazyLock<Vec<Vec<u8>>> =
+    LazyLock::new(|| seeds(&root().join("upstream"), &["sse", "jsonl"]));
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("AIGW_FUZZ_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    ProptestConfig {
+        cases,
+        max_shrink_iters: 2_000,
+        ..ProptestConfig::default()
+    }
+}
+
+/// A seed, mutated: bytes overwritten, bytes inserted, and maybe cut short.
+#[derive(Clone, Debug)]
+struct Mutation {
+    seed: usize,
+    overwrite: Vec<(usize, u8)>,
+    insert: Vec<(usize, Vec<u8>)>,
+    cut: Option<usize>,
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let interesting = prop_oneof![
+        any::<u8>(),
+        Just(b'"'),
+        Just(b'{'),
+        Just(b'}'),
+        Just(b'['),
+        Just(b'\n'),
+        Just(b'\\'),
+        Just(0xff),
+    ];
+    let fragment = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..8),
+        Just(b"\"content\":null,".to_vec()),
+        Just(b"{\"type\":\"tool_use\"}".to_vec()),
+        Just(b"data: {}\n\n".to_vec()),
+        Just(b"[[[[[[[[".to_vec()),
+        Just("é😀".as_bytes().to_vec()),
+        Just(b"-1e999".to_vec()),
+    ];
+    let changed = (
+        any::<usize>(),
+        prop::collection::vec((any::<usize>(), interesting), 0..6),
+        prop::collection::vec((any::<usize>(), fragment), 0..3),
+        prop::option::of(any::<usize>()),
+    )
+        .prop_map(|(seed, overwrite, insert, cut)| Mutation {
+            seed,
+            overwrite,
+            insert,
+            cut,
+        });
+    // Half the cases keep the seed whole, so that what follows a valid request (the answer's
+    // translation) is reached as often as the refusals.
+    let whole = any::<usize>().prop_map(|seed| Mutation {
+        seed,
+        overwrite: Vec::new(),
+        insert: Vec::new(),
+        cut: None,
+    });
+    prop_oneof![whole, changed]
+}
+
+impl Mutation {
+    fn apply(&self, seeds: &[Vec<u8>]) -> Vec<u8> {
+        let mut bytes = seeds[self.seed % seeds.len()].clone();
+        for (at, byte) in &self.overwrite {
+            if !bytes.is_empty() {
+                let len = bytes.len();
+                bytes[at % len] = *byte;
+            }
+        }
+        for (at, fragment) in &self.insert {
+            let at = at % (bytes.len() + 1);
+            bytes.splice(at..at, fragment.iter().copied());
+        }
+        if let Some(cut) = self.cut {
+            bytes.truncate(cut % (bytes.len() + 1));
+        }
+        bytes
+    }
+}
+
+fn target(schema: Schema) -> Target<'static> {
+    Target {
+        schema,
+        model: "fuzz-model",
+        version: Some("2024-10-21"),
+        gcp: Some(("project", "region")),
+        prefix: "/v1",
+    }
+}
+
+fn ids() -> Ids {
+    Ids {
+        id: "chatcmpl-fuzz".into(),
+        created: 1_700_000_000,
+    }
+}
+
+/// `bytes` in pieces at the given cut points.
+fn pieces<'b>(bytes: &'b [u8], splits: &[usize]) -> Vec<&'b [u8]> {
+    let mut points: Vec<usize> = splits.iter().map(|s| s % (bytes.len() + 1)).collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for point in points {
+        out.push(&bytes[start..point]);
+        start = point;
+    }
+    out.push(&bytes[start..]);
+    out
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Any request body, for any client API, operation and backend schema: translated or
+    /// refused, never a panic; and what a translation answers with, fed any reply, whole or
+    /// streamed in any pieces, is translated or refused too.
+    #[test]
+    fn requests_and_their_answers_never_panic(
+        request in mutation(),
+        reply in mutation(),
+        stream in mutation(),
+        schema in 0..SCHEMAS.len(),
+        // Mostly the case's own API and operation; now and then another, as a client that
+        // sends a body to the wrong endpoint does.
+        other in prop::option::weighted(0.1, (0..OPERATIONS.len(), 0..3usize)),
+        splits in prop::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let body = request.apply(&REQUESTS);
+        let case = &CASES[request.seed % CASES.len()];
+        let (api, operation) = match other {
+            Some((operation, api)) => (
+                [ClientApi::OpenAI, ClientApi::Anthropic, ClientApi::Cohere][api],
+                OPERATIONS[operation],
+            ),
+            None => (case.api, case.operation),
+        };
+        let client = ClientRequest {
+            api,
+            operation,
+            body: &body,
+            anthropic_beta: Some("fuzz-beta"),
+        };
+        let Ok(Translation::Translated { response, .. }) = translate(&client, &target(SCHEMAS[schema])) else {
+            return Ok(());
+        };
+        let _ = response.response(&reply.apply(&REPLIES), &ids());
+        let _ = response.error(400, None, &reply.apply(&REPLIES));
+        let streamed = stream.apply(&STREAMS);
+        let mut translator = response.stream(ids());
+        let mut out = BytesMut::new();
+        for piece in pieces(&streamed, &splits) {
+            translator.feed(piece, &mut out);
+            prop_assert!(translator.pending() <= streamed.len());
+        }
+        translator.finish(&mut out);
+        let _ = translator.usage();
+    }
+
+    /// Any bytes, split anywhere, frame into the same events as when they come whole.
+    #[test]
+    fn sse_framing_does_not_depend_on_the_split(
+        stream in mutation(),
+        splits in prop::collection::vec(any::<usize>(), 0..16),
+    ) {
+        let bytes = stream.apply(&STREAMS);
+        let frame = |pieces: Vec<&[u8]>| {
+            let mut framer = Framer::default();
+            let mut events = Vec::new();
+            for piece in pieces {
+                framer.push(piece);
+                while let Some(e) = framer.next_event(false) {
+                    events.push((e.name, e.data));
+                }
+            }
+            while let Some(e) = framer.next_event(true) {
+                events.push((e.name, e.data));
+            }
+            events
+        };
+        prop_assert_eq!(frame(vec![&bytes[..]]), frame(pieces(&bytes, &splits)));
+    }
+}
+
+#[test]
+fn the_seeds_are_there() {
+    assert!(REQUESTS.len() > 20, "{} request seeds", REQUESTS.len());
+    assert!(REPLIES.len() > 10, "{} reply seeds", REPLIES.len());
+    assert!(STREAMS.len() > 5, "{} stream seeds", STREAMS.len());
+}
