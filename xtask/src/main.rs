@@ -2,7 +2,7 @@
 //! test upstream and sends requests through it; `conformance` runs the reference corpus in
 //! place and prints the figures; `compile` compiles the repository's valid cases into committed
 //! outputs (or `--check`s them); `docs` regenerates the CLI reference of the book and builds it;
-//! `fuzz` runs the property-based fuzz targets long; `bench` runs the benchmarks.
+//! `fuzz` runs the property-based fuzz targets long; `soak` runs the data plane under mixed load with reloads and checks memory, descriptors and the drain; `bench` runs the benchmarks.
 
 #![expect(
     clippy::print_stdout,
@@ -14,6 +14,7 @@ mod compile;
 mod demo;
 mod fuzz;
 mod process;
+mod soak;
 
 use anyhow::{Context, Result, bail};
 use std::process::ExitCode;
@@ -27,9 +28,10 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(),
         Some("docs") => docs(),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | conformance | compile [--check] | docs | fuzz [--cases N] | bench [compile|proxy|extproc|controller|mcp] [...]>"
+                "usage: cargo xtask <demo | conformance | compile [--check] | docs | fuzz [--cases N] | soak [--duration S] [--connections N] | bench [compile|proxy|extproc|controller|mcp] [...]>"
             );
             return ExitCode::from(2);
         }

@@ -6,7 +6,7 @@ mod compile;
 mod controller;
 mod extproc;
 mod mcp;
-mod proxy;
+pub(crate) mod proxy;
 
 use anyhow::{Result, bail};
 

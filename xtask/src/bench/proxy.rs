@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub(super) const CHAT: &str =
+pub(crate) const CHAT: &str =
     r#"{"model":"bench","messages":[{"role":"user","content":"Say hi"}]}"#;
 /// The cache path's request: deterministic, so its answer is kept.
 const CHAT_COLD: &str =
@@ -46,22 +46,22 @@ struct Options {
 }
 
 /// One way to the upstream: its name, its port, and the process whose CPU it costs.
-pub(super) struct Route {
-    pub(super) name: &'static str,
-    pub(super) port: u16,
-    pub(super) pid: u32,
+pub(crate) struct Route {
+    pub(crate) name: &'static str,
+    pub(crate) port: u16,
+    pub(crate) pid: u32,
     /// The request it is measured with.
-    pub(super) body: &'static str,
+    pub(crate) body: &'static str,
 }
 
 /// What wrk measured, and the CPU the path's process spent.
-pub(super) struct Load {
-    pub(super) requests: u64,
-    pub(super) per_second: f64,
-    pub(super) p50: String,
-    pub(super) p99: String,
-    pub(super) errors: u64,
-    pub(super) cpu_us_per_request: f64,
+pub(crate) struct Load {
+    pub(crate) requests: u64,
+    pub(crate) per_second: f64,
+    pub(crate) p50: String,
+    pub(crate) p99: String,
+    pub(crate) errors: u64,
+    pub(crate) cpu_us_per_request: f64,
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -369,14 +369,14 @@ fn translation(aigw: &Route, dir: &Path, options: &Options) -> Result<()> {
 
 /// What every proxy bench starts from: the release binaries built, wrk and Envoy found, and
 /// its scratch directory under `target/bench/<name>`.
-pub(super) struct Setup {
-    pub(super) envoy: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) envoy: PathBuf,
     /// The release binaries' directory.
-    pub(super) bin: PathBuf,
-    pub(super) dir: PathBuf,
+    pub(crate) bin: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
-pub(super) fn setup(name: &str) -> Result<Setup> {
+pub(crate) fn setup(name: &str) -> Result<Setup> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = crate::process::cargo()
         .args(["build", "--release", "--bin", "aigw", "--bin", "aigw-proxy"])
@@ -411,14 +411,14 @@ fn envoy(root: &Path) -> Result<PathBuf> {
 /// `ports`: the gateway's, its admin's, and the two upstreams'.
 /// What an `aigw-proxy` of the bench does besides routing.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Profile {
+pub(crate) enum Profile {
     Plain,
     Governed,
     Callers,
     Cached,
 }
 
-pub(super) fn start_aigw(
+pub(crate) fn start_aigw(
     bin: &Path,
     dir: &Path,
     ports: [u16; 4],
@@ -467,7 +467,7 @@ pub(super) fn start_aigw(
 }
 
 /// `aigw compile` of `manifests` into `out`, from the release binaries in `bin`.
-pub(super) fn compile(bin: &Path, manifests: &Path, out: &Path) -> Result<()> {
+pub(crate) fn compile(bin: &Path, manifests: &Path, out: &Path) -> Result<()> {
     let compiled = Command::new(bin.join("aigw"))
         .arg("compile")
         .arg(manifests)
@@ -483,7 +483,7 @@ pub(super) fn compile(bin: &Path, manifests: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn start_envoy(
+pub(crate) fn start_envoy(
     envoy: &Path,
     dir: &Path,
     port: u16,
@@ -503,7 +503,7 @@ pub(super) fn start_envoy(
 }
 
 /// One chat completion through `path`: it must answer 200 with the upstream's JSON.
-pub(super) fn sanity(path: &Route) -> Result<()> {
+pub(crate) fn sanity(path: &Route) -> Result<()> {
     let mut stream = TcpStream::connect(("127.0.0.1", path.port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write_request(&mut stream, path.port, path.body, "Connection: close\r\n")?;
@@ -532,7 +532,7 @@ fn measure(path: &Route, connections: u32, duration: u64, script: &Path) -> Resu
     Ok(load)
 }
 
-pub(super) fn wrk(url: &str, connections: u32, seconds: u64, script: &Path) -> Result<String> {
+pub(crate) fn wrk(url: &str, connections: u32, seconds: u64, script: &Path) -> Result<String> {
     let threads = connections.min(2).to_string();
     let output = Command::new("wrk")
         .args(["-t", &threads, "-c", &connections.to_string()])
@@ -547,7 +547,7 @@ pub(super) fn wrk(url: &str, connections: u32, seconds: u64, script: &Path) -> R
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-pub(super) fn parse_wrk(output: &str) -> Result<Load> {
+pub(crate) fn parse_wrk(output: &str) -> Result<Load> {
     let mut load = Load {
         requests: 0,
         per_second: 0.0,
@@ -580,7 +580,7 @@ pub(super) fn parse_wrk(output: &str) -> Result<Load> {
 }
 
 /// utime + stime of a process, in clock ticks.
-pub(super) fn cpu_ticks(pid: u32) -> Result<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may hold spaces; the fields after its `)` are fixed.
     let after = stat.rsplit_once(')').context("/proc/pid/stat")?.1;
@@ -591,7 +591,7 @@ pub(super) fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(utime + stime)
 }
 
-pub(super) fn clock_ticks_per_second() -> Result<f64> {
+pub(crate) fn clock_ticks_per_second() -> Result<f64> {
     let output = Command::new("getconf").arg("CLK_TCK").output()?;
     Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
 }
@@ -674,7 +674,12 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
         .count()
 }
 
-fn write_request(connection: &mut TcpStream, port: u16, body: &str, extra: &str) -> Result<()> {
+pub(crate) fn write_request(
+    connection: &mut TcpStream,
+    port: u16,
+    body: &str,
+    extra: &str,
+) -> Result<()> {
     write!(
         connection,
         "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAuthorization: Bearer client-key\r\n{extra}Content-Length: {}\r\n\r\n{body}",
@@ -698,14 +703,14 @@ fn micros(d: Duration) -> String {
     }
 }
 
-pub(super) fn lua(body: &str) -> String {
+pub(crate) fn lua(body: &str) -> String {
     format!(
         "wrk.method = \"POST\"\nwrk.body = '{body}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer client-key\"\n"
     )
 }
 
 /// The gateway's case: two models on two upstreams, an API key, and costs (so usage is read).
-pub(super) fn aigw_manifests(port: u16, fast: u16, paced: u16, profile: Profile) -> String {
+pub(crate) fn aigw_manifests(port: u16, fast: u16, paced: u16, profile: Profile) -> String {
     let mut out = format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  gatewayClassName: aigw\n  listeners:\n    - name: http\n      protocol: HTTP\n      port: {port}\n\
 ---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: bench\n  namespace: default\nspec:\n  parentRefs:\n    - name: bench\n  rules:\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench\n      backendRefs:\n        - name: fast\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-stream\n      backendRefs:\n        - name: paced\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-anthropic\n      backendRefs:\n        - name: anthropic\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-openai\n      backendRefs:\n        - name: openai\n    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: bench-bedrock\n      backendRefs:\n        - name: bedrock\n          modelNameOverride: anthropic.claude-3-5-sonnet-20240620-v1:0\n"
