@@ -7,8 +7,9 @@
 use anyhow::{Context, Result, bail};
 
 /// `(package, test binary, filter)` of each target.
-const TARGETS: [(&str, &str, &str); 3] = [
+const TARGETS: [(&str, &str, &str); 4] = [
     ("aigw-providers", "fuzz", ""),
+    ("aigw-proxy", "fuzz", ""),
     ("aigw-table", "fuzz", ""),
     ("aigw-compiler", "it", "fuzz::"),
 ];

@@ -83,7 +83,8 @@ pub struct Usage {
 
 impl Usage {
     pub fn total(&self) -> u64 {
-        self.total.unwrap_or(self.input + self.output)
+        // Saturating: a provider (or a hostile upstream) may report any count.
+        self.total.unwrap_or(self.input.saturating_add(self.output))
     }
 }
 
@@ -132,5 +133,21 @@ impl Error {
             Error::Untranslated { .. } => 501,
             Error::Config(_) => 500,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue #21 (found by fuzzing): counts an upstream reports may be any number.
+    #[test]
+    fn the_total_saturates() {
+        let usage = Usage {
+            input: u64::MAX,
+            output: 7,
+            ..Usage::default()
+        };
+        assert_eq!(usage.total(), u64::MAX);
     }
 }

@@ -151,6 +151,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         Just(b"[[[[[[[[".to_vec()),
         Just("é😀".as_bytes().to_vec()),
         Just(b"-1e999".to_vec()),
+        Just(b"18446744073709551615".to_vec()),
+        Just(b"\"input_tokens\":18446744073709551615,".to_vec()),
     ];
     let changed = (
         any::<usize>(),

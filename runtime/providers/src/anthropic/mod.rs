@@ -183,7 +183,11 @@ impl RawUsage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
         let created = self.cache_creation_input_tokens.unwrap_or(0);
         Usage {
-            input: self.input_tokens.unwrap_or(0) + cached + created,
+            input: self
+                .input_tokens
+                .unwrap_or(0)
+                .saturating_add(cached)
+                .saturating_add(created),
             output: self.output_tokens.unwrap_or(0),
             cached_input: cached,
             cache_creation_input: created,

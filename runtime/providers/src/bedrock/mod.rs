@@ -283,7 +283,10 @@ pub struct RawUsage {
 impl RawUsage {
     pub fn usage(&self) -> Usage {
         Usage {
-            input: self.input_tokens + self.cache_read_input_tokens + self.cache_write_input_tokens,
+            input: self
+                .input_tokens
+                .saturating_add(self.cache_read_input_tokens)
+                .saturating_add(self.cache_write_input_tokens),
             output: self.output_tokens,
             cached_input: self.cache_read_input_tokens,
             cache_creation_input: self.cache_write_input_tokens,

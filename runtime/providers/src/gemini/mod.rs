@@ -237,7 +237,9 @@ impl RawUsage {
     pub fn usage(&self) -> Usage {
         Usage {
             input: self.prompt_token_count,
-            output: self.candidates_token_count + self.thoughts_token_count,
+            output: self
+                .candidates_token_count
+                .saturating_add(self.thoughts_token_count),
             cached_input: self.cached_content_token_count,
             cache_creation_input: 0,
             reasoning: self.thoughts_token_count,

@@ -619,7 +619,7 @@ fn metadata(summary: &Summary) -> Struct {
     if let Some(usage) = &summary.usage {
         fields.push(("llm_input_token".to_owned(), wire::number(usage.input)));
         fields.push(("llm_output_token".to_owned(), wire::number(usage.output)));
-        let total = usage.total.unwrap_or(usage.input + usage.output);
+        let total = usage.total();
         fields.push(("llm_total_token".to_owned(), wire::number(total)));
     }
     if let Some(backend) = &summary.backend {

@@ -311,7 +311,8 @@ fn estimate(request: &Request<'_>) -> Usage {
     Usage {
         input,
         output,
-        total: Some(input + output),
+        // Saturating: `max_tokens` is the client's, and may be any number.
+        total: Some(input.saturating_add(output)),
         ..Usage::default()
     }
 }

@@ -155,7 +155,7 @@ impl Local {
             if count.expires_ms <= now {
                 *count = Count::default();
             }
-            count.reserved += part.reserved;
+            count.reserved = count.reserved.saturating_add(part.reserved);
             count.expires_ms = now + part.ttl_ms;
         }
         None
@@ -169,7 +169,7 @@ impl Local {
                 continue;
             };
             count.reserved = count.reserved.saturating_sub(part.reserved);
-            count.used += actual;
+            count.used = count.used.saturating_add(*actual);
         }
     }
 
@@ -184,12 +184,25 @@ impl Local {
 
 /// The admission rule (module doc).
 pub(super) fn admits(used: u64, reserved: u64, estimate: u64, limit: u64) -> bool {
-    used < limit && (used + reserved + estimate <= limit || reserved == 0)
+    used < limit
+        && (used.saturating_add(reserved).saturating_add(estimate) <= limit || reserved == 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue #21: a client's `max_tokens` (the estimate) may be any number; the rule
+    /// saturates instead of overflowing.
+    #[test]
+    fn the_admission_rule_saturates() {
+        assert!(!admits(10, 5, u64::MAX, 1_000));
+        assert!(
+            admits(10, 0, u64::MAX, 1_000),
+            "the first reservation is always let in"
+        );
+        assert!(!admits(u64::MAX, u64::MAX, u64::MAX, u64::MAX));
+    }
 
     fn part(key: &str, reserved: u64, limit: u64) -> Part {
         Part {
