@@ -26,6 +26,7 @@ pub mod route;
 pub mod session;
 pub mod upstream;
 
+mod lists;
 mod methods;
 mod relay;
 
@@ -47,6 +48,8 @@ pub use session::Sessions;
 pub const VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 /// Between a server's name and its tool's or prompt's.
 pub const SEPARATOR: &str = "__";
+/// JSON-RPC's code for bad params: an unknown tool or prompt, a cursor not ours.
+const INVALID_PARAMS: i64 = -32602;
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
 /// What one request on a route works with.
@@ -149,6 +152,22 @@ pub(crate) fn report(
     });
     if let Ok(bytes) = serde_json::to_vec(&line) {
         log.send_json(&bytes);
+    }
+}
+
+/// The method's static name (for metrics labels).
+fn static_method(method: &str) -> &'static str {
+    match method {
+        "tools/list" => "tools/list",
+        "prompts/list" => "prompts/list",
+        "resources/list" => "resources/list",
+        "resources/templates/list" => "resources/templates/list",
+        "tools/call" => "tools/call",
+        "prompts/get" => "prompts/get",
+        "resources/read" => "resources/read",
+        "resources/subscribe" => "resources/subscribe",
+        "resources/unsubscribe" => "resources/unsubscribe",
+        _ => "other",
     }
 }
 
