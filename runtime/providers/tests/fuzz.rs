@@ -112,12 +112,8 @@ static STREAMS: LazyLock<Vec<Vec<u8>>> =
     LazyLock::new(|| seeds(&root().join("upstream"), &["sse", "jsonl"]));
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("AIGW_FUZZ_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(64);
     ProptestConfig {
-        cases,
+        cases: aigw_testkit::fuzz_cases(64),
         max_shrink_iters: 2_000,
         ..ProptestConfig::default()
     }

@@ -36,12 +36,8 @@ static SEEDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
 });
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("AIGW_FUZZ_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(64);
     ProptestConfig {
-        cases,
+        cases: aigw_testkit::fuzz_cases(64),
         max_shrink_iters: 1_000,
         // This crate has both a lib.rs and a main.rs: name the file outright.
         failure_persistence: Some(Box::new(

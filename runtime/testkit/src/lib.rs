@@ -10,9 +10,11 @@
 //! - `POST /v1/responses/input_tokens`: a count of [`COUNTED_TOKENS`];
 //! - the providers' own paths (Anthropic, Bedrock, Vertex AI `rawPredict`, Azure OpenAI
 //!   deployments): the canned replies of `testdata/upstream/` (see `providers`);
+//! - `/mcp`: a minimal MCP server, for the MCP gateway's benchmark (see `mcp`);
 //! - anything else: a JSON echo of the method and path.
 //!
 //! [`python`] finds the workspace's pinned Python venv for the oracle and SDK tests;
+//! [`fuzz_cases`] is how many cases a fuzz target runs;
 //! [`TokenEndpoint`] is a strict loopback OAuth2 token endpoint (Google's JWT-bearer grant,
 //! Azure's client credentials, and the federated exchanges); [`MetadataServer`] the credential
 //! services a workload finds beside it in a cloud (IMDSv2, the EKS Pod Identity agent, the GCE
@@ -52,7 +54,7 @@ pub use metadata::{
     AwsKeys, Call, GCP_PROJECT, IMDS_KEYS, IMDS_ROLE, Metadata, MetadataServer, POD_IDENTITY_KEYS,
 };
 pub use providers::{event_stream, wrapped};
-pub use python::python;
+pub use python::{fuzz_cases, python};
 pub use respond::{COUNTED_TOKENS, usage};
 pub use token::{Accounts, TokenEndpoint};
 

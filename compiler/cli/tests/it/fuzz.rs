@@ -43,12 +43,8 @@ static SEEDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
 });
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("AIGW_FUZZ_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(32);
     ProptestConfig {
-        cases,
+        cases: aigw_testkit::fuzz_cases(32),
         max_shrink_iters: 500,
         ..ProptestConfig::default()
     }
