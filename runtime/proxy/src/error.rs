@@ -46,6 +46,8 @@ pub struct ProxyError {
     pub rate: Option<(u64, u64, u64)>,
     /// The `WWW-Authenticate` challenge of a 401 for a missing or invalid JWT.
     pub challenge: Option<Box<HeaderValue>>,
+    /// Which upstream fault it is, for the metrics (see [`crate::upstream::fault`]).
+    pub cause: Option<&'static str>,
 }
 
 impl ProxyError {
@@ -64,6 +66,7 @@ impl ProxyError {
             retry_after: None,
             challenge: None,
             rate: None,
+            cause: None,
         }
     }
 

@@ -98,6 +98,14 @@ pub async fn send(
                 Err(error) => span.end(None, Some(&error.message)),
             }
         }
+        match &answered {
+            Ok((response, _)) => shared.metrics.status_fault(response.status()),
+            Err(error) => {
+                if let Some(cause) = error.cause {
+                    shared.metrics.upstream_fault(cause);
+                }
+            }
+        }
         match answered {
             Ok((response, _)) if !final_attempt && retriable(response.status()) => {
                 shared.metrics.attempt("retried_status");
@@ -317,20 +325,29 @@ async fn call(
     let attempt_deadline = per_attempt.map_or(deadline, |d| deadline.min(Instant::now() + d));
     match tokio::time::timeout_at(attempt_deadline, upstream.client.request(request)).await {
         Ok(Ok(response)) => Ok((response, translator)),
-        Ok(Err(error)) => Err(ProxyError::bad_gateway(format!(
-            "backend `{}`: {}",
-            upstream.name,
-            upstream::describe(&error)
-        ))),
+        Ok(Err(error)) => {
+            let mut answer = ProxyError::bad_gateway(format!(
+                "backend `{}`: {}",
+                upstream.name,
+                upstream::describe(&error)
+            ));
+            answer.cause = Some(upstream::fault(&error));
+            Err(answer)
+        }
         Err(_) if attempt_deadline < deadline => {
             let mut error = ProxyError::timeout(format!(
                 "backend `{}` did not answer within the backend request timeout",
                 upstream.name
             ));
             error.retry = true;
+            error.cause = Some("timeout");
             Err(error)
         }
-        Err(_) => Err(ProxyError::timeout("the request timed out")),
+        Err(_) => {
+            let mut error = ProxyError::timeout("the request timed out");
+            error.cause = Some("timeout");
+            Err(error)
+        }
     }
 }
 

@@ -144,6 +144,12 @@ struct Inner {
     reloads: Family<Outcome, Counter>,
     generation: Gauge,
     mcp_operations: Histograms<McpOperation>,
+    upstream_faults: Family<Fault, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Fault {
+    fault: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -164,6 +170,7 @@ impl Default for Metrics {
         let first_token = histograms(|| Histogram::new(FIRST_TOKEN_BUCKETS));
         let per_token = histograms(|| Histogram::new(PER_TOKEN_BUCKETS));
         let mcp_operations = histograms(|| Histogram::new(DURATION_BUCKETS));
+        let upstream_faults = Family::<Fault, Counter>::default();
         registry.register_with_unit(
             "mcp_server_operation_duration",
             "MCP operations served by the gateway (mcp.server.operation.duration)",
@@ -258,6 +265,11 @@ impl Default for Metrics {
             Family::<Outcome, Counter>::clone(&spans),
         );
         gateway.register(
+            "upstream_faults",
+            "Backend attempts that failed, by fault: dns, connect, tls, closed, io, timeout, other, or the status class an answer had (status_429, status_5xx)",
+            upstream_faults.clone(),
+        );
+        gateway.register(
             "table_reloads",
             "Routing table loads, by result (loaded, rejected)",
             Family::<Outcome, Counter>::clone(&reloads),
@@ -287,6 +299,7 @@ impl Default for Metrics {
             reloads,
             generation,
             mcp_operations,
+            upstream_faults,
         }))
     }
 }
@@ -447,6 +460,20 @@ impl Metrics {
             .spans
             .get_or_create(&Outcome { outcome })
             .inc_by(count);
+    }
+
+    /// A backend attempt that got no answer, by its fault.
+    pub fn upstream_fault(&self, fault: &'static str) {
+        self.0.upstream_faults.get_or_create(&Fault { fault }).inc();
+    }
+
+    /// A backend answer whose status is a fault of the backend (429 or 5xx).
+    pub fn status_fault(&self, status: http::StatusCode) {
+        if status == http::StatusCode::TOO_MANY_REQUESTS {
+            self.upstream_fault("status_429");
+        } else if status.is_server_error() {
+            self.upstream_fault("status_5xx");
+        }
     }
 
     /// An MCP operation that took `seconds`.

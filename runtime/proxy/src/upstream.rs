@@ -145,6 +145,54 @@ fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
+/// The kind of fault of a request that got no response, for the metrics: `dns` (the name did
+/// not resolve), `connect` (refused or unreachable), `tls` (the handshake or the certificate
+/// failed), `closed` (the connection was reset or ended before the answer), `io`, or `other`.
+pub fn fault(error: &hyper_util::client::legacy::Error) -> &'static str {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    let mut kind = if error.is_connect() {
+        "connect"
+    } else {
+        "other"
+    };
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
+            {
+                return "tls";
+            }
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) {
+                return "closed";
+            }
+            if kind == "other" {
+                kind = "io";
+            }
+        }
+        if inner.downcast_ref::<rustls::Error>().is_some() {
+            return "tls";
+        }
+        if let Some(hyper) = inner.downcast_ref::<hyper::Error>()
+            && (hyper.is_incomplete_message() || hyper.is_closed())
+        {
+            return "closed";
+        }
+        // hyper-util's resolver error says so in its text, and has no type of its own.
+        if error.is_connect() && inner.to_string().starts_with("dns error") {
+            return "dns";
+        }
+        source = inner.source();
+    }
+    kind
+}
+
 /// What went wrong with a request that got no response: a connect failure, a connection closed
 /// before the answer, or another I/O failure (for the 502's message; any of them fails over).
 pub fn describe(error: &hyper_util::client::legacy::Error) -> &'static str {

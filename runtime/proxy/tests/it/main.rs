@@ -12,6 +12,7 @@ mod cache;
 mod callers;
 mod cloud;
 mod extproc;
+mod faults;
 mod federation;
 mod governance;
 mod harness;

@@ -1,0 +1,133 @@
+//! The upstream fault matrix (issue #21): each fault a backend can have, for whole and streamed
+//! requests, on a rule with one backend (the client gets an error in the OpenAI shape, with the
+//! status that says what happened) and on a rule with a second priority (the request fails
+//! over and is answered by it). `aigw_upstream_faults_total` names each fault.
+//!
+//! Faults: connection refused (`connect`), a reset before the answer's head (`closed`), 503
+//! (`status_5xx`), 429 (`status_429`), headers later than the rule's timeout (`timeout`), and a
+//! stream cut after its second delta (the client's stream ends in an error). The provider
+//! families' error shapes (Anthropic, Bedrock, Gemini) are `providers.rs`'s and `extproc.rs`'s.
+
+use crate::governance::reqwest_like_get;
+use crate::harness::{Harness, chat_body};
+use aigw_proxy::Config;
+use aigw_testkit::Behavior;
+use std::time::Duration;
+
+/// A chat request for `model`, whole or streamed: its status, its body, and which upstream
+/// answered (the test upstream labels its answers).
+async fn ask(h: &Harness, model: &str, stream: bool) -> (u16, String, Option<String>) {
+    let mut body = chat_body(model);
+    if stream {
+        body["stream"] = serde_json::json!(true);
+    }
+    let reply = h.post("/v1/chat/completions", body, &[]).await;
+    let by = reply.header("x-mock-upstream").map(str::to_owned);
+    (reply.status, reply.text().to_owned(), by)
+}
+
+async fn faults(h: &Harness, fault: &str) -> u64 {
+    let metrics = reqwest_like_get(&h.admin_url("/metrics")).await;
+    let series = format!("aigw_upstream_faults_total{{fault=\"{fault}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One fault on backend `a`: what the single-backend rule answers, and that the failover rule
+/// is answered by `b`; the fault's counter grows with each.
+async fn check(h: &Harness, fault: &str, status: u16) {
+    for stream in [false, true] {
+        let before = faults(h, fault).await;
+        let (got, text, _) = ask(h, "gpt-a", stream).await;
+        assert_eq!(got, status, "{fault}, stream {stream}: {text}");
+        let error: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert!(
+            error["error"]["message"].is_string(),
+            "{fault}: the OpenAI error shape: {text}"
+        );
+        let (got, text, by) = ask(h, "failover", stream).await;
+        assert_eq!(got, 200, "{fault}, stream {stream}: failover: {text}");
+        assert_eq!(
+            by.as_deref(),
+            Some("b"),
+            "{fault}: answered by the second priority"
+        );
+        let after = faults(h, fault).await;
+        let all = reqwest_like_get(&h.admin_url("/metrics")).await;
+        let seen: Vec<&str> = all
+            .lines()
+            .filter(|l| l.starts_with("aigw_upstream_faults_total"))
+            .collect();
+        assert!(
+            after >= before + 2,
+            "{fault}: counted {before} -> {after}: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_fails_over_or_is_a_502() {
+    let h = Harness::start_with(Config::loopback(), true).await;
+    check(&h, "connect", 502).await;
+    h.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_backend_fault_fails_over_or_answers_in_the_clients_shape() {
+    let h = Harness::start().await;
+    // A stream cut mid-way: the client's stream ends in an error, not as if it were whole.
+    h.a.set_behavior(Behavior {
+        chunks: Some(5),
+        cut_after: Some(2),
+        interval: Duration::from_millis(50),
+        ..Behavior::default()
+    });
+    let broken = crate::streaming::stream(&h, "gpt-a", false).await;
+    let error = broken.expect_err("the cut stream is not whole");
+    assert!(error.contains("the stream broke after"), "{error}");
+    h.a.set_behavior(Behavior::default());
+    // On a new connection: the cut one is closed.
+    let fresh = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let body = bytes::Bytes::from(chat_body("gpt-a").to_string());
+    let json = [("content-type", "application/json")];
+    let reply =
+        crate::harness::send(&fresh, "POST", &h.url("/v1/chat/completions"), body, &json).await;
+    assert_eq!(
+        (reply.status, reply.header("x-mock-upstream")),
+        (200, Some("a")),
+        "a serves again"
+    );
+    h.a.set_behavior(Behavior {
+        reset: true,
+        ..Behavior::default()
+    });
+    check(&h, "closed", 502).await;
+    h.a.set_behavior(Behavior {
+        status: Some(503),
+        ..Behavior::default()
+    });
+    check(&h, "status_5xx", 503).await;
+    h.a.set_behavior(Behavior {
+        status: Some(429),
+        ..Behavior::default()
+    });
+    check(&h, "status_429", 429).await;
+
+    // Headers later than the rule's request timeout (the `slow` rule: 300 ms): 504.
+    h.a.set_behavior(Behavior {
+        delay: Duration::from_secs(2),
+        ..Behavior::default()
+    });
+    for stream in [false, true] {
+        let before = faults(&h, "timeout").await;
+        let (got, text, _) = ask(&h, "slow", stream).await;
+        assert_eq!(got, 504, "{text}");
+        assert!(faults(&h, "timeout").await > before);
+    }
+
+    h.runtime.shutdown().await;
+}
