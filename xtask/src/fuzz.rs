@@ -4,7 +4,7 @@
 //! of that). A failure is shrunk and saved under the crate's `proptest-regressions/`: commit
 //! it, and it runs first in every later test run.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 /// `(package, test binary, filter)` of each target.
 const TARGETS: [(&str, &str, &str); 4] = [
@@ -15,14 +15,7 @@ const TARGETS: [(&str, &str, &str); 4] = [
 ];
 
 pub fn run(args: &[String]) -> Result<()> {
-    let mut cases: u64 = 100_000;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--cases" => cases = args.next().context("--cases needs a number")?.parse()?,
-            other => bail!("unknown option `{other}` (--cases N)"),
-        }
-    }
+    let [cases] = crate::process::numbers(args, ["--cases"], [100_000])?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for (package, test, filter) in TARGETS {
         let n = if package == "aigw-compiler" {

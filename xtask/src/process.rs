@@ -123,3 +123,25 @@ pub fn get(port: u16, path: &str) -> Result<String> {
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default())
 }
+
+/// Numeric `--name value` flags: each of `names` takes the value given, else its default in
+/// `values`; any other flag is an error that lists them.
+pub fn numbers<const N: usize>(
+    args: &[String],
+    names: [&str; N],
+    mut values: [u64; N],
+) -> Result<[u64; N]> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{arg} needs a value"))?;
+        let Some(i) = names.iter().position(|n| n == arg) else {
+            bail!("unknown option `{arg}` ({})", names.join(", "));
+        };
+        values[i] = value
+            .parse()
+            .with_context(|| format!("{arg} needs a number"))?;
+    }
+    Ok(values)
+}

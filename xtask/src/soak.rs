@@ -40,7 +40,9 @@ const BODIES: [&str; 10] = [
 ];
 
 pub fn run(args: &[String]) -> Result<()> {
-    let (duration, connections) = options(args)?;
+    let [duration, connections] =
+        crate::process::numbers(args, ["--duration", "--connections"], [60, 256])?;
+    let connections = u32::try_from(connections)?;
     let Setup { bin, dir, .. } = setup("soak")?;
     let mock = bin.join("aigw-mock-upstream");
     let (_fast, fast) = Running::upstream(&mock, &["--name", "fast"])?;
@@ -172,22 +174,6 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("the soak broke its promises:\n- {}", broken.join("\n- "));
     }
     Ok(())
-}
-
-fn options(args: &[String]) -> Result<(u64, u32)> {
-    let (mut duration, mut connections) = (60, 256);
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{arg} needs a value"))?;
-        match arg.as_str() {
-            "--duration" => duration = value.parse()?,
-            "--connections" => connections = value.parse()?,
-            other => bail!("unknown option `{other}` (--duration SECONDS, --connections N)"),
-        }
-    }
-    Ok((duration, connections))
 }
 
 /// wrk's script: the bodies in turn per connection, and the statuses counted per thread.

@@ -23,10 +23,12 @@ pub(crate) fn check(ir: &Ir, out: &mut Vec<Diagnostic>) {
                     .with_resource(route.resource()),
             );
         }
-        for (field, what) in unread_keys(spec) {
-            let span = route.origin.span_of(&field);
+        if keys_unread(spec) {
+            let field = "spec.securityPolicy.oauth.jwks.localJWKS";
+            let span = route.origin.span_of(field);
             out.push(
-                diagnostics::mcp_keys_unread(span, &field, what).with_resource(route.resource()),
+                diagnostics::mcp_keys_unread(span, field, "a JWK set in a ConfigMap")
+                    .with_resource(route.resource()),
             );
         }
         for (b, backend) in spec.backend_refs.iter().enumerate() {
@@ -88,16 +90,26 @@ fn unsupported(spec: &MCPRouteSpec) -> Vec<(String, String)> {
         }
     }
     if let Some(oauth) = &policy.oauth {
-        match oauth.jwks.as_ref().and_then(|j| j.remote_jwks.as_ref()) {
-            _ if oauth.jwks.is_none() => out.push((
+        match &oauth.jwks {
+            None => out.push((
                 "spec.securityPolicy.oauth".to_owned(),
                 "JWK sets discovered from the issuer's metadata yet (give `jwks`)".to_owned(),
             )),
-            Some(remote) => {
+            Some(jwks) => {
+                let remote = jwks.remote_jwks.as_ref();
                 for (field, set) in [
-                    ("backendRef", remote.backend_ref.is_some()),
-                    ("backendRefs", !remote.backend_refs.is_empty()),
-                    ("backendSettings", remote.backend_settings.is_some()),
+                    (
+                        "backendRef",
+                        remote.is_some_and(|r| r.backend_ref.is_some()),
+                    ),
+                    (
+                        "backendRefs",
+                        remote.is_some_and(|r| !r.backend_refs.is_empty()),
+                    ),
+                    (
+                        "backendSettings",
+                        remote.is_some_and(|r| r.backend_settings.is_some()),
+                    ),
                 ] {
                     if set {
                         out.push((
@@ -107,25 +119,17 @@ fn unsupported(spec: &MCPRouteSpec) -> Vec<(String, String)> {
                     }
                 }
             }
-            None => {}
         }
     }
     out
 }
 
-/// JWK sets aigw does not read: `(field, what)`.
-fn unread_keys(spec: &MCPRouteSpec) -> Vec<(String, &'static str)> {
-    let local = spec
-        .security_policy
+/// Whether the route's JWK set is one aigw does not read (a ConfigMap's).
+fn keys_unread(spec: &MCPRouteSpec) -> bool {
+    spec.security_policy
         .as_ref()
         .and_then(|p| p.oauth.as_ref())
         .and_then(|o| o.jwks.as_ref())
-        .and_then(|j| j.local_jwks.as_ref());
-    match local {
-        Some(l) if l.jwks_type == McpLocalJwksType::ValueRef || l.inline.is_none() => vec![(
-            "spec.securityPolicy.oauth.jwks.localJWKS".to_owned(),
-            "a JWK set in a ConfigMap",
-        )],
-        _ => Vec::new(),
-    }
+        .and_then(|j| j.local_jwks.as_ref())
+        .is_some_and(|l| l.jwks_type == McpLocalJwksType::ValueRef || l.inline.is_none())
 }

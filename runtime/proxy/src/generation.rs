@@ -170,6 +170,8 @@ pub enum BuildError {
     Cache(String),
     #[error("{0}")]
     Extension(String),
+    #[error("MCPRoute `{route}`: oauth: {reason}")]
+    McpOAuth { route: String, reason: String },
     #[error("backend `{backend}`: {error}")]
     Aws {
         backend: String,

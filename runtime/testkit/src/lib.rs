@@ -54,7 +54,7 @@ pub use metadata::{
     AwsKeys, Call, GCP_PROJECT, IMDS_KEYS, IMDS_ROLE, Metadata, MetadataServer, POD_IDENTITY_KEYS,
 };
 pub use providers::{event_stream, wrapped};
-pub use python::{fuzz_cases, python};
+pub use python::python;
 pub use respond::{COUNTED_TOKENS, usage};
 pub use token::{Accounts, TokenEndpoint};
 
@@ -266,4 +266,13 @@ impl Drop for MockUpstream {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The cases a property-based fuzz target runs: `AIGW_FUZZ_CASES` when set (what
+/// `cargo xtask fuzz` sets), else `default` (what the test command and CI run).
+pub fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("AIGW_FUZZ_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default)
 }

@@ -1,6 +1,5 @@
 //! The workspace's pinned Python venv (`.venv`, made by `.ci/run` from `.ci/requirements.txt`),
-//! where the official SDKs and provider models used as test oracles live; and the case count of
-//! the property-based fuzz targets.
+//! where the official SDKs and provider models used as test oracles live.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,13 +39,4 @@ fn probe(modules: &[&str]) -> Result<PathBuf, String> {
         ));
     }
     Ok(python)
-}
-
-/// The cases a property-based fuzz target runs: `AIGW_FUZZ_CASES` when set (what
-/// `cargo xtask fuzz` sets), else `default` (what the test command and CI run).
-pub fn fuzz_cases(default: u32) -> u32 {
-    std::env::var("AIGW_FUZZ_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default)
 }

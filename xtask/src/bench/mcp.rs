@@ -23,7 +23,8 @@ const DIRECT: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{
 const THROUGH: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"fast__echo","arguments":{"text":"hi"}}}"#;
 
 pub fn run(args: &[String]) -> Result<()> {
-    let (duration, runs) = options(args)?;
+    let [duration, runs] = crate::process::numbers(args, ["--duration", "--runs"], [5, 3])?;
+    let runs = usize::try_from(runs)?;
     let Setup { bin, dir, .. } = setup("mcp")?;
     let (upstream, upstream_port) =
         Running::upstream(&bin.join("aigw-mock-upstream"), &["--name", "fast"])?;
@@ -74,16 +75,16 @@ pub fn run(args: &[String]) -> Result<()> {
             load.cpu_us_per_request = (after - before) as f64 * ticks / load.requests.max(1) as f64;
             through.push(load);
         }
-        let median = |loads: &mut Vec<super::proxy::Load>| -> Result<super::proxy::Load> {
+        let median = |loads: &mut Vec<super::proxy::Load>| {
             loads.sort_by(|a, b| {
                 micros(&a.p50)
                     .unwrap_or(0.0)
                     .total_cmp(&micros(&b.p50).unwrap_or(0.0))
             });
             let middle = loads.len() / 2;
-            Ok(loads.swap_remove(middle))
+            loads.swap_remove(middle)
         };
-        let (d, t) = (median(&mut direct)?, median(&mut through)?);
+        let (d, t) = (median(&mut direct), median(&mut through));
         let added = micros(&t.p50)? - micros(&d.p50)?;
         println!(
             "| direct to the server | {connections} | {:.0} | {} | {} | | | {} |",
@@ -96,22 +97,6 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     drop(upstream);
     Ok(())
-}
-
-fn options(args: &[String]) -> Result<(u64, usize)> {
-    let (mut duration, mut runs) = (5, 3);
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{arg} needs a value"))?;
-        match arg.as_str() {
-            "--duration" => duration = value.parse()?,
-            "--runs" => runs = value.parse()?,
-            other => bail!("unknown option `{other}` (--duration SECONDS, --runs N)"),
-        }
-    }
-    Ok((duration, runs))
 }
 
 /// Compiles an MCPRoute to the server and starts `aigw-proxy` on its table.

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 /// A list merged from every server that offers the feature.
 pub(super) async fn list(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     session: &Arc<Session>,
     method: &str,
     id: Value,
@@ -98,7 +98,7 @@ pub(super) async fn list(
 
 /// Prefixes a listed tool or prompt (a tool only when the selector lets it through) and
 /// notes which server a resource came from; false drops it.
-fn admit_item(ctx: &Ctx, session: &Session, b: usize, field: &str, item: &mut Value) -> bool {
+fn admit_item(ctx: &Ctx<'_>, session: &Session, b: usize, field: &str, item: &mut Value) -> bool {
     let backend = &ctx.route().backends[b];
     match field {
         "tools" | "prompts" => {
@@ -137,7 +137,7 @@ fn decode_cursor(cursor: &Value) -> Option<BTreeMap<String, String>> {
 
 /// One server's page of a list: `None` when it does not offer the feature.
 async fn page(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     session: &Arc<Session>,
     b: usize,
     method: &str,

@@ -11,7 +11,7 @@ use super::{
 use crate::body::Body;
 use bytes::Bytes;
 use futures_util::future::join_all;
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderValue, Method, Response, StatusCode};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,12 +19,7 @@ use std::time::Instant;
 const INTERNAL: i64 = -32603;
 
 /// One POSTed message.
-pub(super) async fn post(
-    ctx: &Ctx,
-    sessions: &Sessions,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Response<Body> {
+pub(super) async fn post(ctx: &Ctx<'_>, sessions: &Sessions, body: Bytes) -> Response<Body> {
     let Ok(message) = serde_json::from_slice::<Value>(&body) else {
         return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32700, "Parse error");
     };
@@ -44,7 +39,7 @@ pub(super) async fn post(
     if method.as_deref() == Some("initialize") {
         return initialize(ctx, sessions, id.unwrap_or(Value::Null), &message).await;
     }
-    let session = match super::session(ctx, sessions, headers) {
+    let session = match super::session(ctx, sessions) {
         Ok(session) => session,
         Err(refused) => return refused.response(),
     };
@@ -68,7 +63,12 @@ pub(super) async fn post(
 }
 
 /// A session with every server; the answer merges what they can do.
-async fn initialize(ctx: &Ctx, sessions: &Sessions, id: Value, message: &Value) -> Response<Body> {
+async fn initialize(
+    ctx: &Ctx<'_>,
+    sessions: &Sessions,
+    id: Value,
+    message: &Value,
+) -> Response<Body> {
     let started = Instant::now();
     let mut params = message.get("params").cloned().unwrap_or_else(|| json!({}));
     let asked = params.get("protocolVersion").and_then(Value::as_str);
@@ -81,12 +81,16 @@ async fn initialize(ctx: &Ctx, sessions: &Sessions, id: Value, message: &Value) 
     }
     let route = ctx.route();
     let names = route.backends.iter().map(|b| b.name.clone());
-    let session = Arc::new(Session::new(
+    let Some(session) = Session::new(
         (route.name.clone(), ctx.owner.clone()),
         names,
         version.clone(),
         params,
-    ));
+    ) else {
+        let text = "the system's random generator failed: no session id can be drawn";
+        return rpc_error(StatusCode::INTERNAL_SERVER_ERROR, id, INTERNAL, text);
+    };
+    let session = Arc::new(session);
     let readies = join_all(route.backends.iter().map(|b| {
         let session = &session;
         async move {
@@ -157,7 +161,7 @@ fn merge_capabilities(into: &mut Map<String, Value>, server: &Value) {
 
 /// A request that is not `initialize`.
 async fn request(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     session: &Arc<Session>,
     method: &str,
     id: Value,
@@ -183,7 +187,7 @@ async fn request(
 
 /// A request for one server, chosen by the name or URI it carries.
 async fn routed(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     session: &Arc<Session>,
     method: &str,
     id: Value,
@@ -266,7 +270,7 @@ async fn routed(
 }
 
 /// The first server (in route order) whose session offers resources.
-async fn first_with_resources(ctx: &Ctx, session: &Arc<Session>) -> Option<usize> {
+async fn first_with_resources(ctx: &Ctx<'_>, session: &Arc<Session>) -> Option<usize> {
     for (b, backend) in ctx.route().backends.iter().enumerate() {
         if session
             .existing(&backend.name)
@@ -281,7 +285,7 @@ async fn first_with_resources(ctx: &Ctx, session: &Arc<Session>) -> Option<usize
 
 /// A notification from the client: `initialized` was sent to each server when its session
 /// began; the others (cancellations, roots changed) go to every server with a session.
-async fn notification(ctx: &Ctx, session: &Arc<Session>, method: &str, message: &Value) {
+async fn notification(ctx: &Ctx<'_>, session: &Arc<Session>, method: &str, message: &Value) {
     if method != "notifications/initialized" {
         broadcast(ctx, session, message, None, false).await;
     }
@@ -290,7 +294,7 @@ async fn notification(ctx: &Ctx, session: &Arc<Session>, method: &str, message: 
 /// Sends `message` to every server with a session (that offers `feature`, if given). With
 /// `request`, it is a request and each server's copy gets an id of the gateway's.
 async fn broadcast(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     session: &Arc<Session>,
     message: &Value,
     feature: Option<&str>,
@@ -321,7 +325,7 @@ async fn broadcast(
 }
 
 /// The client's response to a request a server sent it goes back to that server.
-async fn respond(ctx: &Ctx, session: &Arc<Session>, id: &Value, message: &Value) {
+async fn respond(ctx: &Ctx<'_>, session: &Arc<Session>, id: &Value, message: &Value) {
     let owner = session
         .pending
         .lock()
@@ -348,7 +352,7 @@ async fn respond(ctx: &Ctx, session: &Arc<Session>, id: &Value, message: &Value)
 
 /// DELETE: the session ends here and at every server.
 pub(super) async fn delete(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     sessions: &Sessions,
     session: &Arc<Session>,
 ) -> Response<Body> {

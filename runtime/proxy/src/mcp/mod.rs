@@ -52,21 +52,21 @@ pub const SEPARATOR: &str = "__";
 const INVALID_PARAMS: i64 = -32602;
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
-/// What one request on a route works with.
-pub(crate) struct Ctx {
-    pub generation: Arc<Generation>,
+/// What one request on a route works with, borrowed from the request and its generation.
+pub(crate) struct Ctx<'r> {
+    pub generation: &'r Generation,
     pub index: usize,
     /// The client's request headers (for `forwardHeaders`).
-    pub client: HeaderMap,
+    pub client: &'r HeaderMap,
     /// Headers made of the verified token's claims (`claimToHeaders`), sent to every server.
     pub claims: HeaderMap,
     /// The verified token's issuer and subject, on a route that takes OAuth tokens.
     pub owner: Option<String>,
-    pub metrics: Metrics,
-    pub log: Option<crate::access_log::AccessLog>,
+    pub metrics: &'r Metrics,
+    pub log: Option<&'r crate::access_log::AccessLog>,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     pub fn route(&self) -> &route::Route {
         &self.generation.mcp[self.index]
     }
@@ -83,7 +83,7 @@ impl Ctx {
     }
 
     pub fn call<'a>(
-        &'a self,
+        &self,
         backend: &'a Backend,
         ready: Option<&'a Ready>,
         extra: &'a HeaderMap,
@@ -98,13 +98,7 @@ impl Ctx {
 
     /// Reports one operation to the metrics and, for operations on one server, the log.
     pub fn report(&self, op: &Operation<'_>, error: Option<&'static str>) {
-        report(
-            &self.metrics,
-            self.log.as_ref(),
-            &self.route().name,
-            op,
-            error,
-        );
+        report(self.metrics, self.log, &self.route().name, op, error);
     }
 }
 
@@ -228,36 +222,27 @@ pub async fn serve(
     request: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
     let (parts, incoming) = request.into_parts();
-    let mut ctx = Ctx {
-        generation: generation.clone(),
-        index,
-        client: HeaderMap::new(),
-        claims: HeaderMap::new(),
-        owner: None,
-        metrics: shared.metrics.clone(),
-        log: shared.recorder.log.clone(),
-    };
+    let (mut claims, mut owner) = (HeaderMap::new(), None);
     if let Some(oauth) = &generation.mcp[index].oauth {
         match oauth.jwt.verify(&parts).await {
-            Ok(verified) => {
-                if let Some(verified) = &verified {
-                    let text = |name: &str| verified.claims.get(name).and_then(Value::as_str);
-                    ctx.owner = Some(format!(
-                        "{} {}",
-                        text("iss").unwrap_or_default(),
-                        text("sub").unwrap_or_default()
-                    ));
-                }
-                if let (Some(verified), Some(provider)) = (&verified, oauth.jwt.providers.first()) {
+            Ok(Some(verified)) => {
+                let text = |name: &str| verified.claims.get(name).and_then(Value::as_str);
+                owner = Some(format!(
+                    "{} {}",
+                    text("iss").unwrap_or_default(),
+                    text("sub").unwrap_or_default()
+                ));
+                if let Some(provider) = oauth.jwt.providers.first() {
                     for (header, claim) in &provider.claim_to_headers {
                         if let Some(value) = crate::jwt::claim(&verified.claims, claim)
                             .and_then(crate::jwt::claim_header)
                         {
-                            ctx.claims.insert(header.clone(), value);
+                            claims.insert(header.clone(), value);
                         }
                     }
                 }
             }
+            Ok(None) => {}
             Err(refused) => return unauthorized(&oauth.metadata, refused),
         }
     }
@@ -268,7 +253,15 @@ pub async fn serve(
         let text = "Bad Request: Unsupported protocol version (supported: 2024-11-05, 2025-03-26, 2025-06-18, 2025-11-25)";
         return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32600, text);
     }
-    ctx.client = parts.headers.clone();
+    let ctx = Ctx {
+        generation,
+        index,
+        client: &parts.headers,
+        claims,
+        owner,
+        metrics: &shared.metrics,
+        log: shared.recorder.log.as_ref(),
+    };
     let sessions = &shared.mcp;
     match parts.method {
         Method::POST => {
@@ -276,13 +269,13 @@ pub async fn serve(
                 Ok(body) => body,
                 Err(error) => return rpc_error(error.status, Value::Null, -32600, &error.message),
             };
-            methods::post(&ctx, sessions, &parts.headers, body).await
+            methods::post(&ctx, sessions, body).await
         }
-        Method::GET => match session(&ctx, sessions, &parts.headers) {
+        Method::GET => match session(&ctx, sessions) {
             Ok(session) => relay::listen(&ctx, session).await,
             Err(refused) => refused.response(),
         },
-        Method::DELETE => match session(&ctx, sessions, &parts.headers) {
+        Method::DELETE => match session(&ctx, sessions) {
             Ok(session) => methods::delete(&ctx, sessions, &session).await,
             Err(refused) => refused.response(),
         },
@@ -329,12 +322,9 @@ impl NoSession {
 }
 
 /// The client's session, named by its `Mcp-Session-Id`, on this route.
-pub(crate) fn session(
-    ctx: &Ctx,
-    sessions: &Sessions,
-    headers: &HeaderMap,
-) -> Result<Arc<Session>, NoSession> {
-    let id = headers
+pub(crate) fn session(ctx: &Ctx<'_>, sessions: &Sessions) -> Result<Arc<Session>, NoSession> {
+    let id = ctx
+        .client
         .get(upstream::SESSION)
         .and_then(|v| v.to_str().ok())
         .ok_or(NoSession::Missing)?;

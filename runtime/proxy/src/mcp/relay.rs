@@ -9,7 +9,7 @@
 
 use super::session::Session;
 use super::upstream::{ANSWER_LIMIT, Failure, answers, is_stream};
-use super::{Ctx, Operation, rpc_error, rpc_result};
+use super::{Ctx, Operation, rpc_error};
 use crate::body::{Body, BoxError};
 use crate::metrics::Metrics;
 use aigw_providers::sse::Framer;
@@ -53,7 +53,7 @@ impl Reporter {
 
 /// Sends `message` to server `b` and relays its answer.
 pub(super) async fn forward(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     session: &Arc<Session>,
     b: usize,
     id: Value,
@@ -62,7 +62,7 @@ pub(super) async fn forward(
 ) -> Response<Body> {
     let reporter = Reporter {
         metrics: ctx.metrics.clone(),
-        log: ctx.log.clone(),
+        log: ctx.log.cloned(),
         route: ctx.route().name.clone(),
         op,
     };
@@ -140,7 +140,7 @@ pub(super) async fn forward(
 }
 
 /// The session's GET stream: every server's own stream, merged. 405 when no server offers one.
-pub(super) async fn listen(ctx: &Ctx, session: Arc<Session>) -> Response<Body> {
+pub(super) async fn listen(ctx: &Ctx<'_>, session: Arc<Session>) -> Response<Body> {
     let (tx, rx) = mpsc::channel(64);
     let mut streams = 0;
     for backend in &ctx.route().backends {
@@ -165,9 +165,8 @@ pub(super) async fn listen(ctx: &Ctx, session: Arc<Session>) -> Response<Body> {
         });
     }
     if streams == 0 {
-        let mut response = rpc_result(Value::Null, Value::Null);
+        let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-        *response.body_mut() = Body::empty();
         return response;
     }
     stream_response(rx)

@@ -73,11 +73,12 @@ fn resolve_route(
         .oauth
         .as_ref()
         .map(|o| {
-            let jwt =
-                JwtAuth::resolve(&o.jwt, &clients.plain()).map_err(|reason| BuildError::Tls {
-                    backend: format!("{} (oauth)", route.name),
+            let jwt = JwtAuth::resolve(&o.jwt, &clients.plain()).map_err(|reason| {
+                BuildError::McpOAuth {
+                    route: route.name.clone(),
                     reason,
-                })?;
+                }
+            })?;
             let metadata = Bytes::from(serde_json::to_vec(&o.metadata).unwrap_or_default());
             Ok::<_, BuildError>(OAuth { jwt, metadata })
         })

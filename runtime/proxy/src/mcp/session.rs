@@ -116,28 +116,18 @@ impl Sessions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id)
     }
-
-    pub fn len(&self) -> usize {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Session {
+    /// A new session with a fresh id; `None` when no id can be drawn.
     pub fn new(
         (route, owner): (Arc<str>, Option<String>),
         servers: impl Iterator<Item = Arc<str>>,
         version: String,
         init: Value,
-    ) -> Self {
-        Session {
-            id: new_id(),
+    ) -> Option<Self> {
+        Some(Session {
+            id: new_id()?,
             route,
             owner,
             version,
@@ -147,7 +137,7 @@ impl Session {
             pending: Mutex::default(),
             used: Mutex::new(Instant::now()),
             ids: AtomicU64::new(0),
-        }
+        })
     }
 
     fn idle(&self) -> bool {
@@ -253,15 +243,14 @@ impl Session {
     }
 }
 
-fn new_id() -> Arc<str> {
+/// 256 bits of the system's generator, base64url; `None` if it fails (a session id must not
+/// be guessable, so there is no weaker fallback: the client is answered 500).
+fn new_id() -> Option<Arc<str>> {
     use base64::Engine;
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 32];
-    // The system's generator; it does not fail on the platforms we build for, and a zero id
-    // would still be unique enough for a test but never silently predictable in production:
-    // fall back to fastrand seeded per process only if it ever does.
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
-        bytes.iter_mut().for_each(|b| *b = fastrand::u8(..));
-    }
-    Arc::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(Arc::from(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+    ))
 }
