@@ -98,13 +98,13 @@ pub async fn send(
                 Err(error) => span.end(None, Some(&error.message)),
             }
         }
-        match &answered {
-            Ok((response, _)) => shared.metrics.status_fault(response.status()),
-            Err(error) => {
-                if let Some(cause) = error.cause {
-                    shared.metrics.upstream_fault(cause);
-                }
-            }
+        let fault = match &answered {
+            Ok((response, _)) => upstream::status_fault(response.status()),
+            Err(error) => error.cause,
+        };
+        if let Some(fault) = fault {
+            shared.metrics.upstream_fault(fault);
+            record.fault(fault);
         }
         match answered {
             Ok((response, _)) if !final_attempt && retriable(response.status()) => {

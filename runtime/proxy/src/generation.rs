@@ -12,7 +12,7 @@
 use crate::auth::{AwsError, AwsSigner};
 use crate::secrets::{Missing, Secrets};
 use crate::token::{Endpoints, TokenConfigError, TokenSource};
-use crate::upstream::{Client, Clients, TlsKey};
+use crate::upstream::{Clients, Pools, TlsKey};
 use aigw_table::{Endpoint, Snapshot};
 use http::{HeaderName, HeaderValue};
 use std::sync::Arc;
@@ -69,7 +69,7 @@ pub struct Upstream {
     pub prefix: String,
     /// `scheme://host:port`, one per endpoint.
     pub bases: Vec<String>,
-    pub client: Client,
+    pub client: Pools,
     pub credential: Option<Credential>,
     pub credential_override: Option<CredentialOverride>,
 }
@@ -104,7 +104,7 @@ pub struct PlainUpstream {
     pub weight: u32,
     /// `scheme://host:port`, one per endpoint; empty when it has none (answered 500).
     pub bases: Vec<String>,
-    pub client: Client,
+    pub client: Pools,
 }
 
 /// What stops a backend from being called by this build.
@@ -243,9 +243,9 @@ pub(crate) fn client(
     tls: Option<&aigw_table::Tls>,
     secrets: &Secrets,
     clients: &Clients,
-) -> Result<Client, BuildError> {
+) -> Result<Pools, BuildError> {
     let Some(tls) = tls else {
-        return Ok(clients.plain());
+        return Ok(clients.plain_pools());
     };
     let mut bundles = Vec::new();
     for ca in &tls.ca_certificates {

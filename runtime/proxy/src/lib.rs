@@ -56,6 +56,7 @@ pub mod trace;
 pub mod translated;
 pub mod upstream;
 pub mod wasm;
+pub mod workers;
 
 use arc_swap::ArcSwapOption;
 use generation::{BuildError, Generation};
@@ -97,6 +98,9 @@ pub struct Config {
     pub extproc: Option<extproc::Listen>,
     /// What one client may hold of a listener: connections, header bytes, header time.
     pub limits: server::Limits,
+    /// Threads that accept and serve each Gateway listener, each on a single-threaded runtime
+    /// of its own ([`workers`]); 0 serves the listeners on the runtime that starts the gateway.
+    pub workers: usize,
 }
 
 /// The admin port the reference's data plane uses for its own admin endpoints.
@@ -123,6 +127,7 @@ impl Default for Config {
             traces: trace::TraceConfig::from_env(),
             extproc: None,
             limits: server::Limits::default(),
+            workers: 0,
         }
     }
 }
@@ -193,7 +198,7 @@ impl Shared {
             .as_ref()
             .map(access_log::AccessLog::open)
             .transpose()?;
-        let clients = upstream::Clients::new();
+        let clients = upstream::Clients::for_workers(config.workers);
         // Needs the runtime: `Shared` is built inside it, when the gateway starts.
         let traces = config
             .traces

@@ -266,7 +266,7 @@ impl Default for Metrics {
         );
         gateway.register(
             "upstream_faults",
-            "Backend attempts that failed, by fault: dns, connect, tls, closed, io, timeout, other, or the status class an answer had (status_429, status_5xx)",
+            "Backend faults: an attempt that failed (dns, connect, tls, closed, io, timeout, other), the status class of an answer (status_429, status_5xx), or an answer whose body broke after its head (timeout, idle_timeout, closed, event_limit)",
             upstream_faults.clone(),
         );
         gateway.register(
@@ -465,15 +465,6 @@ impl Metrics {
     /// A backend attempt that got no answer, by its fault.
     pub fn upstream_fault(&self, fault: &'static str) {
         self.0.upstream_faults.get_or_create(&Fault { fault }).inc();
-    }
-
-    /// A backend answer whose status is a fault of the backend (429 or 5xx).
-    pub fn status_fault(&self, status: http::StatusCode) {
-        if status == http::StatusCode::TOO_MANY_REQUESTS {
-            self.upstream_fault("status_429");
-        } else if status.is_server_error() {
-            self.upstream_fault("status_5xx");
-        }
     }
 
     /// An MCP operation that took `seconds`.

@@ -63,6 +63,8 @@ struct Open {
     owed: Option<crate::ratelimit::Owed>,
     /// What a response cache did.
     cache: Option<&'static str>,
+    /// The last upstream fault of an attempt.
+    fault: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Record {
@@ -125,6 +127,7 @@ impl Record {
                 caller: None,
                 owed: None,
                 cache: None,
+                fault: None,
             })),
         }
     }
@@ -207,6 +210,23 @@ impl Record {
             if usage.is_some() {
                 open.usage = usage;
             }
+        }
+    }
+
+    /// An attempt's upstream fault, by the name `aigw_upstream_faults_total` counts it under
+    /// (the caller counts it).
+    pub fn fault(&mut self, fault: &'static str) {
+        if let Some(open) = &mut self.open {
+            open.fault = Some(fault);
+        }
+    }
+
+    /// A fault of the answer's body, after its head was passed on (`timeout`, `idle_timeout`,
+    /// `closed`, `event_limit`): counted in `aigw_upstream_faults_total` and logged.
+    pub fn broke(&mut self, fault: &'static str) {
+        if let Some(open) = &mut self.open {
+            open.recorder.metrics.upstream_fault(fault);
+            open.fault = Some(fault);
         }
     }
 
@@ -405,6 +425,7 @@ impl Open {
             caller: self.caller.as_deref(),
             stream: self.stream,
             cache: self.cache,
+            fault: self.fault,
             usage: self.usage.as_ref(),
             costs: &costs,
             duration,

@@ -46,6 +46,11 @@ pub struct ListenArgs {
     /// Time for a request's head to arrive, in milliseconds; the connection is closed after it.
     #[arg(long, default_value_t = 30_000)]
     pub header_timeout_ms: u64,
+    /// Threads serving the Gateway listeners, each with a runtime of its own that keeps its
+    /// connections (one per core by default; 0 serves them on tokio's shared work-stealing
+    /// pool instead).
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 impl ListenArgs {
@@ -62,6 +67,7 @@ impl ListenArgs {
                 max_header_bytes: self.max_header_bytes,
                 header_timeout: Duration::from_millis(self.header_timeout_ms),
             },
+            workers: self.workers.unwrap_or_else(crate::workers::per_core),
             ..Config::default()
         }
     }

@@ -145,8 +145,22 @@ impl Runtime {
             let addr = SocketAddr::new(config.bind, if config.ephemeral_ports { 0 } else { port });
             let (socket, bound) = bind(addr).await?;
             addrs.insert(port, bound);
-            tracing::info!(port, %bound, tls = tls.is_some(), "listening");
-            tasks.spawn(accept(socket, port, tls, shared.clone(), stopped.clone()));
+            tracing::info!(port, %bound, tls = tls.is_some(), workers = config.workers, "listening");
+            if config.workers == 0 {
+                tasks.spawn(accept(socket, port, tls, shared.clone(), stopped.clone()));
+            } else {
+                let (shared, stopped) = (shared.clone(), stopped.clone());
+                let serve = move |socket| {
+                    accept(socket, port, tls.clone(), shared.clone(), stopped.clone())
+                };
+                let workers = crate::workers::spawn(socket, port, config.workers, serve).map_err(
+                    |source| StartError::Bind {
+                        addr: bound,
+                        source,
+                    },
+                )?;
+                tasks.spawn(workers);
+            }
         }
         let extproc = match &config.extproc {
             None => None,

@@ -131,7 +131,7 @@ pub struct Answer<'a> {
 
 impl Answer<'_> {
     pub async fn respond(
-        self,
+        mut self,
         response: Response<hyper::body::Incoming>,
     ) -> Result<Response<Body>, ProxyError> {
         let (mut parts, incoming) = response.into_parts();
@@ -141,12 +141,21 @@ impl Answer<'_> {
                 .get("x-amzn-errortype")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = self.read(incoming, ERROR_BODY_LIMIT).await?;
+            let body = self.read(incoming, ERROR_BODY_LIMIT).await;
+            let body = body.map_err(|error| self.broke(error))?;
             let out = self
                 .translator
                 .error(parts.status.as_u16(), error_type.as_deref(), &body);
             self.record.status(parts.status.as_u16());
-            return Ok(json_response(parts.status, out.into()));
+            let mut answer = json_response(parts.status, out.into());
+            // When to ask again is the provider's to say (Anthropic and OpenAI send it on 429
+            // and 529/503); the client's SDK waits for it.
+            if let Some(after) = parts.headers.get(http::header::RETRY_AFTER) {
+                answer
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, after.clone());
+            }
+            return Ok(answer);
         }
         if self.exchange.peek.streaming() {
             stream_headers(&mut parts.headers);
@@ -171,9 +180,18 @@ impl Answer<'_> {
             parts.status = StatusCode::OK;
             return Ok(Response::from_parts(parts, Body::stream(relay)));
         }
-        let body = self.read(incoming, self.shared.config.body_limit).await?;
+        let body = self.read(incoming, self.shared.config.body_limit).await;
+        let body = body.map_err(|error| self.broke(error))?;
         let (status, out) = whole(self.exchange, &self.translator, &body, self.record)?;
         Ok(json_response(status, out))
+    }
+
+    /// `error` of reading the answer's body, counted and logged as its fault.
+    fn broke(&mut self, error: ProxyError) -> ProxyError {
+        if let Some(fault) = error.cause {
+            self.record.broke(fault);
+        }
+        error
     }
 
     /// The whole upstream body, within the request's deadline and `limit`.
@@ -185,11 +203,19 @@ impl Answer<'_> {
         let collect = http_body_util::Limited::new(incoming, limit).collect();
         match tokio::time::timeout_at(self.deadline, collect).await {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(_)) => Err(ProxyError::bad_gateway(format!(
-                "backend `{}`: its response could not be read whole",
-                self.upstream.name
-            ))),
-            Err(_) => Err(ProxyError::timeout("the request timed out")),
+            Ok(Err(_)) => {
+                let mut error = ProxyError::bad_gateway(format!(
+                    "backend `{}`: its response could not be read whole",
+                    self.upstream.name
+                ));
+                error.cause = Some("closed");
+                Err(error)
+            }
+            Err(_) => {
+                let mut error = ProxyError::timeout("the request timed out");
+                error.cause = Some("timeout");
+                Err(error)
+            }
         }
     }
 }

@@ -3,6 +3,11 @@
 //! not drop warm connections. Sockets set `TCP_NODELAY`; TLS is rustls on ring, trusting the
 //! system's CAs unless the BackendTLSPolicy names CA bundles, with SNI and the certificate name
 //! from the policy's hostname.
+//!
+//! The clients requests go through are [`Pools`]: one pool per serving thread
+//! ([`crate::workers`]), so an upstream connection is used only by the thread whose runtime
+//! drives it and a request never waits on another thread to be sent. The side clients (token
+//! services, key sets, trace export) share one pool.
 
 use crate::error::ProxyError;
 use bytes::Bytes;
@@ -30,12 +35,39 @@ pub struct TlsKey {
     pub bundles: Vec<Bytes>,
 }
 
+/// The pools of one upstream setting, one per serving thread (and one for the threads that
+/// are not workers, index 0).
+#[derive(Clone)]
+pub struct Pools(Arc<[Client]>);
+
+impl Pools {
+    fn new(count: usize, connector: impl Fn() -> HttpsConnector<HttpConnector>) -> Self {
+        Pools((0..count.max(1)).map(|_| pool(connector())).collect())
+    }
+
+    /// Sends `request` through the calling thread's pool.
+    pub fn request(
+        &self,
+        request: http::Request<UpstreamBody>,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        self.0[crate::workers::index() % self.0.len()].request(request)
+    }
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Pools").field(&self.0.len()).finish()
+    }
+}
+
 /// The clients of a running gateway.
 #[derive(Clone)]
 pub struct Clients {
-    plain: Client,
-    tls: Arc<Mutex<HashMap<TlsKey, Client>>>,
+    plain: Pools,
+    tls: Arc<Mutex<HashMap<TlsKey, Pools>>>,
     system_roots: Arc<rustls::RootCertStore>,
+    /// Pools per upstream setting: the workers' and one more.
+    count: usize,
 }
 
 impl std::fmt::Debug for Clients {
@@ -60,9 +92,15 @@ fn pool(connector: HttpsConnector<HttpConnector>) -> Client {
 }
 
 impl Clients {
+    /// Clients with one pool per setting (for the side clients and tests).
+    pub fn new() -> Self {
+        Self::for_workers(0)
+    }
+
+    /// Clients with a pool per setting for each of `workers` serving threads and one more.
     /// Reads the system's CA certificates once (a missing or partly unreadable store leaves
     /// fewer roots; TLS to a backend then fails with a clear upstream error).
-    pub fn new() -> Self {
+    pub fn for_workers(workers: usize) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = rustls::RootCertStore::empty();
         let found = rustls_native_certs::load_native_certs();
@@ -74,27 +112,35 @@ impl Clients {
                 "no system CA certificates were found: TLS to backends that trust the system CAs will fail"
             );
         }
-        let plain = pool(
+        let count = workers + 1;
+        let config = client_config(roots.clone());
+        let plain = Pools::new(count, || {
             hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(client_config(roots.clone()))
+                .with_tls_config(config.clone())
                 .https_or_http()
                 .enable_http1()
-                .wrap_connector(http_connector()),
-        );
+                .wrap_connector(http_connector())
+        });
         Clients {
             plain,
             tls: Arc::default(),
             system_roots: Arc::new(roots),
+            count,
         }
     }
 
-    /// The plain-HTTP client.
+    /// The plain-HTTP client of the side work (token services, key sets, traces).
     pub fn plain(&self) -> Client {
+        self.plain.0[0].clone()
+    }
+
+    /// The plain-HTTP pools requests go through.
+    pub fn plain_pools(&self) -> Pools {
         self.plain.clone()
     }
 
-    /// The client for `key`, made on first use.
-    pub fn tls(&self, key: &TlsKey) -> Result<Client, ProxyError> {
+    /// The pools for `key`, made on first use.
+    pub fn tls(&self, key: &TlsKey) -> Result<Pools, ProxyError> {
         let mut clients = self
             .tls
             .lock()
@@ -113,15 +159,16 @@ impl Clients {
                 roots.add(cert).map_err(|_| ProxyError::internal("a CA certificate of a BackendTLSPolicy could not be used"))?;
             }
         }
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(client_config(roots))
-            .https_or_http()
-            .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(server_name(
-                &key.server_name,
-            )?))
-            .enable_all_versions()
-            .wrap_connector(http_connector());
-        let client = pool(connector);
+        let config = client_config(roots);
+        let name = server_name(&key.server_name)?;
+        let client = Pools::new(self.count, || {
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config.clone())
+                .https_or_http()
+                .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name.clone()))
+                .enable_all_versions()
+                .wrap_connector(http_connector())
+        });
         clients.insert(key.clone(), client.clone());
         Ok(client)
     }
@@ -156,13 +203,10 @@ pub fn fault(error: &hyper_util::client::legacy::Error) -> &'static str {
         "other"
     };
     while let Some(inner) = source {
+        // An I/O error's `source` skips the error it wraps (hyper-rustls wraps rustls's I/O
+        // error, which wraps the handshake's `rustls::Error`, in one more): walk into it.
+        let mut next = inner.source();
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
-            {
-                return "tls";
-            }
             if matches!(
                 io.kind(),
                 std::io::ErrorKind::ConnectionReset
@@ -174,6 +218,9 @@ pub fn fault(error: &hyper_util::client::legacy::Error) -> &'static str {
             }
             if kind == "other" {
                 kind = "io";
+            }
+            if let Some(wrapped) = io.get_ref() {
+                next = Some(wrapped as &(dyn std::error::Error + 'static));
             }
         }
         if inner.downcast_ref::<rustls::Error>().is_some() {
@@ -188,9 +235,20 @@ pub fn fault(error: &hyper_util::client::legacy::Error) -> &'static str {
         if error.is_connect() && inner.to_string().starts_with("dns error") {
             return "dns";
         }
-        source = inner.source();
+        source = next;
     }
     kind
+}
+
+/// The fault of a backend's answer by its status: `status_429`, `status_5xx`, or none.
+pub fn status_fault(status: http::StatusCode) -> Option<&'static str> {
+    if status == http::StatusCode::TOO_MANY_REQUESTS {
+        Some("status_429")
+    } else if status.is_server_error() {
+        Some("status_5xx")
+    } else {
+        None
+    }
 }
 
 /// What went wrong with a request that got no response: a connect failure, a connection closed

@@ -76,6 +76,11 @@ pub struct Behavior {
     /// After the first delta, send one event that never ends: `data: ` and then 64 KiB pieces
     /// with no line end, until the client leaves (at most 256 MiB).
     pub endless_event: bool,
+    /// Headers added to the canned `status` answer (`Retry-After`, say).
+    pub headers: Vec<(String, String)>,
+    /// A whole (non-streamed) answer sends its head and the first half of its body, then
+    /// nothing more until the client leaves.
+    pub stall_body: bool,
 }
 
 /// One request as the upstream saw it.

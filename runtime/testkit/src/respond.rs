@@ -143,15 +143,39 @@ async fn answer(
             json!({"error": {"message": format!("upstream {} answers {}", state.name, status.as_u16()), "type": "mock_error", "code": status.as_u16()}})
                 .to_string()
         });
-        return Ok(full(&state, status, text));
+        let mut answer = full(&state, status, text);
+        for (name, value) in &behavior.headers {
+            if let (Ok(name), Ok(value)) = (
+                header::HeaderName::from_bytes(name.as_bytes()),
+                header::HeaderValue::from_str(value),
+            ) {
+                answer.headers_mut().insert(name, value);
+            }
+        }
+        return Ok(answer);
     }
+    let answer = reply(&state, &parts, &body, &behavior);
+    Ok(if behavior.stall_body {
+        stalled(answer).await
+    } else {
+        answer
+    })
+}
+
+/// The answer to a request the behaviour lets through.
+fn reply(
+    state: &Arc<State>,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    behavior: &crate::Behavior,
+) -> Response<Body> {
     if parts.uri.path() == "/mcp" {
-        return Ok(crate::mcp::answer(&state, &parts.method, &body));
+        return crate::mcp::answer(state, &parts.method, body);
     }
-    if let Some(reply) = crate::providers::answer(&state, parts.uri.path(), &body) {
-        return Ok(reply);
+    if let Some(reply) = crate::providers::answer(state, parts.uri.path(), body) {
+        return reply;
     }
-    let asked: Asked = serde_json::from_slice(&body).unwrap_or_default();
+    let asked: Asked = serde_json::from_slice(body).unwrap_or_default();
     let model = asked.model.clone().unwrap_or_default();
     let name = &state.name;
     let chunks = behavior.chunks.unwrap_or(3);
@@ -168,7 +192,7 @@ async fn answer(
         other => other,
     };
     let reply = match path {
-        "/v1/chat/completions" if asked.stream => return Ok(stream(&state, &asked, &behavior)),
+        "/v1/chat/completions" if asked.stream => return stream(state, &asked, behavior),
         "/v1/chat/completions" => json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": CREATED, "model": model, "system_fingerprint": name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("Hello from {name}")}, "logprobs": null, "finish_reason": "stop"}],
@@ -189,7 +213,7 @@ async fn answer(
         }
         path => json!({"upstream": name, "method": parts.method.as_str(), "path": path}),
     };
-    Ok(full(&state, StatusCode::OK, reply.to_string()))
+    full(state, StatusCode::OK, reply.to_string())
 }
 
 pub(crate) fn full(state: &State, status: StatusCode, text: String) -> Response<Body> {
@@ -282,6 +306,31 @@ fn stream(state: &State, asked: &Asked, behavior: &crate::Behavior) -> Response<
         http_body_util::Either::Right(Channel(receiver)),
         "text/event-stream",
     )
+}
+
+/// `answer` with the first half of its body sent and the rest held back (a whole body only;
+/// a stream is left as it is).
+async fn stalled(answer: Response<Body>) -> Response<Body> {
+    let (parts, body) = answer.into_parts();
+    let http_body_util::Either::Left(full) = body else {
+        return Response::from_parts(parts, body);
+    };
+    let bytes = full
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let (sender, receiver) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let half = bytes.slice(..bytes.len() / 2);
+        if sender.send(Ok(Frame::data(half))).await.is_ok() {
+            // Held open, sending nothing, until the client goes.
+            sender.closed().await;
+        }
+    });
+    let mut parts = parts;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, http_body_util::Either::Right(Channel(receiver)))
 }
 
 /// A response body fed by a channel.

@@ -7,6 +7,7 @@ mod controller;
 mod extproc;
 mod mcp;
 pub(crate) mod proxy;
+mod tail;
 
 use anyhow::{Result, bail};
 

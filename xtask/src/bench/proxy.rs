@@ -43,9 +43,12 @@ struct Options {
     streams: usize,
     /// Measured runs per path and load; the median is reported.
     runs: usize,
+    /// Only the tail-latency section.
+    tail_only: bool,
 }
 
 /// One way to the upstream: its name, its port, and the process whose CPU it costs.
+#[derive(Clone)]
 pub(crate) struct Route {
     pub(crate) name: &'static str,
     pub(crate) port: u16,
@@ -107,6 +110,14 @@ pub fn run(args: &[String]) -> Result<()> {
         Profile::Cached,
     )?;
     cached.wait_for(cached_port)?;
+    let (shared_port, shared_admin) = (free_port()?, free_port()?);
+    let mut shared = start_aigw(
+        &bin,
+        &dir,
+        [shared_port, shared_admin, fast_port, paced_port],
+        Profile::SharedPool,
+    )?;
+    shared.wait_for(shared_port)?;
     let envoy_port = free_port()?;
     let mut envoy = start_envoy(&envoy, &dir, envoy_port, fast_port, paced_port)?;
     envoy.wait_for(envoy_port)?;
@@ -163,6 +174,21 @@ pub fn run(args: &[String]) -> Result<()> {
             script.clone()
         }
     };
+    let tail_paths = [
+        paths[0].clone(),
+        paths[1].clone(),
+        paths[2].clone(),
+        Route {
+            name: "aigw-proxy, governance off, tokio's shared pool (`--workers 0`)",
+            port: shared_port,
+            pid: shared.pid(),
+            body: CHAT,
+        },
+    ];
+    sanity(&tail_paths[3])?;
+    if options.tail_only {
+        return super::tail::section(&tail_paths, &script, options.duration, options.runs.max(1));
+    }
 
     println!(
         "\n## Requests (non-streaming chat completions, keep-alive; {} runs of {} s per path and load, each after a 2 s warm-up, the paths taking turns; the run of median CPU shown)\n",
@@ -257,6 +283,7 @@ pub fn run(args: &[String]) -> Result<()> {
     );
 
     translation(&paths[3], &dir, &options)?;
+    super::tail::section(&tail_paths, &script, options.duration, options.runs.max(1))?;
 
     println!("\n## Memory\n");
     println!("| process | peak RSS (VmHWM) | RSS now |");
@@ -269,6 +296,7 @@ pub fn run(args: &[String]) -> Result<()> {
     drop(plain);
     drop(callers);
     drop(cached);
+    drop(shared);
     drop(envoy);
     Ok(())
 }
@@ -278,6 +306,7 @@ fn parse(args: &[String]) -> Result<Options> {
         duration: 10,
         streams: 100,
         runs: 3,
+        tail_only: false,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -286,8 +315,11 @@ fn parse(args: &[String]) -> Result<Options> {
             "--duration" => options.duration = value()?.parse().context("--duration")?,
             "--streams" => options.streams = value()?.parse().context("--streams")?,
             "--runs" => options.runs = value()?.parse().context("--runs")?,
+            "--tail-only" => options.tail_only = true,
             other => {
-                bail!("unknown argument `{other}` (--duration SECONDS, --streams N, --runs N)")
+                bail!(
+                    "unknown argument `{other}` (--duration SECONDS, --streams N, --runs N, --tail-only)"
+                )
             }
         }
     }
@@ -413,6 +445,9 @@ fn envoy(root: &Path) -> Result<PathBuf> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Profile {
     Plain,
+    /// [`Profile::Plain`] served on tokio's shared work-stealing pool (`--workers 0`) instead
+    /// of a runtime per core: what the tail section compares.
+    SharedPool,
     Governed,
     Callers,
     Cached,
@@ -427,6 +462,7 @@ pub(crate) fn start_aigw(
     let [port, admin, fast, paced] = ports;
     let name = match profile {
         Profile::Plain => "plain",
+        Profile::SharedPool => "shared-pool",
         Profile::Governed => "governed",
         Profile::Callers => "callers",
         Profile::Cached => "cached",
@@ -458,6 +494,9 @@ pub(crate) fn start_aigw(
         .arg(&secrets)
         .args(["--bind", "127.0.0.1", "--admin-port", &admin])
         .env("RUST_LOG", "warn");
+    if profile == Profile::SharedPool {
+        command.args(["--workers", "0"]);
+    }
     if profile == Profile::Governed {
         let log = dir.join("access.log");
         let _ = std::fs::remove_file(&log);

@@ -24,6 +24,9 @@ pub struct Line<'a> {
     pub stream: bool,
     /// What a response cache did: `hit`, `miss` or `bypass`.
     pub cache: Option<&'static str>,
+    /// The last upstream fault of any attempt (`connect`, `timeout`, `status_5xx`, … as in
+    /// `aigw_upstream_faults_total`): with a 200, a fault that was failed over.
+    pub fault: Option<&'static str>,
     pub usage: Option<&'a Usage>,
     /// The request's costs, in declaration order.
     pub costs: &'a [(&'a str, u64)],
@@ -62,6 +65,10 @@ impl Line<'_> {
         if let Some(cache) = self.cache {
             out.extend_from_slice(b",\"cache\":");
             string(cache, out);
+        }
+        if let Some(fault) = self.fault {
+            out.extend_from_slice(b",\"upstream_fault\":");
+            string(fault, out);
         }
         if let Some(usage) = self.usage {
             tokens(usage, out);
@@ -232,6 +239,7 @@ mod tests {
             caller: Some("team-a"),
             stream: true,
             cache: Some("hit"),
+            fault: None,
             usage,
             costs,
             duration: Duration::from_micros(12_345_678),

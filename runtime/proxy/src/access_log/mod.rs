@@ -178,6 +178,7 @@ mod tests {
                 caller: None,
                 stream: false,
                 cache: None,
+                fault: None,
                 usage: None,
                 costs: &[],
                 duration: std::time::Duration::ZERO,

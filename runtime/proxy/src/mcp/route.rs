@@ -9,7 +9,7 @@
 use crate::generation::{BuildError, bases, client};
 use crate::jwt::JwtAuth;
 use crate::secrets::Secrets;
-use crate::upstream::{Client, Clients};
+use crate::upstream::{Clients, Pools};
 use aigw_table::{McpBackend, McpRoute, Snapshot};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -30,7 +30,7 @@ pub struct Backend {
     pub name: Arc<str>,
     /// `scheme://host:port/path[?param=key]`; `None` when the upstream has no endpoint.
     pub url: Option<http::Uri>,
-    pub client: Client,
+    pub client: Pools,
     /// Sent on every request to this server (its API key).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `(client header, server header)`.

@@ -334,5 +334,14 @@ async fn upstream_tls_is_verified_against_the_policy_s_ca_and_hostname() {
         1,
         "nothing reached the upstream unverified"
     );
+    // Both are counted as what they are: a failed handshake.
+    let admin = gw.runtime.admin_addr().expect("admin");
+    let metrics = crate::governance::reqwest_like_get(&format!("http://{admin}/metrics")).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "aigw_upstream_faults_total{fault=\"tls\"} 2"),
+        "{metrics}"
+    );
     gw.runtime.shutdown().await;
 }
