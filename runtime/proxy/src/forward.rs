@@ -69,6 +69,22 @@ pub async fn send(
         };
         let upstream = &exchange.generation.backends[reference.backend];
         record.attempt(reference.backend, sent_model(&exchange, reference));
+        match upstream.slots.take(deadline).await {
+            Ok(slot) => record.hold(slot),
+            Err(refused) => {
+                let error = crate::slots::refused(&upstream.name, refused);
+                if let Some(fault) = error.cause {
+                    shared.metrics.upstream_fault(fault);
+                    record.fault(fault);
+                }
+                if error.retry && !final_attempt {
+                    tracing::debug!(backend = %upstream.name, message = %error.message, "failing over");
+                    last = Some(error);
+                    continue;
+                }
+                return Err(error);
+            }
+        }
         // A backend whose budget is spent is skipped like one that fails.
         match reserve(shared, &exchange, reference, upstream).await {
             Ok(charge) => record.charge(charge),

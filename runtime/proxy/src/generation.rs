@@ -72,6 +72,8 @@ pub struct Upstream {
     pub client: Pools,
     pub credential: Option<Credential>,
     pub credential_override: Option<CredentialOverride>,
+    /// Its request slots, shared by every generation that has a backend of its name.
+    pub slots: Arc<crate::slots::Slots>,
 }
 
 /// Where a GCP backend's models are: `projects/{project}/locations/{region}`.
@@ -358,5 +360,6 @@ fn upstream(
         client,
         credential: resolved.credential,
         credential_override: resolved.credential_override,
+        slots: clients.slots(&backend.name),
     })
 }

@@ -51,6 +51,7 @@ pub mod secrets;
 mod select;
 pub mod serve;
 pub mod server;
+pub mod slots;
 pub mod token;
 pub mod trace;
 pub mod translated;
@@ -101,6 +102,8 @@ pub struct Config {
     /// Threads that accept and serve each Gateway listener, each on a single-threaded runtime
     /// of its own ([`workers`]); 0 serves the listeners on the runtime that starts the gateway.
     pub workers: usize,
+    /// What one backend may have of this process: requests in flight and waiting.
+    pub upstream: slots::Limits,
 }
 
 /// The admin port the reference's data plane uses for its own admin endpoints.
@@ -128,6 +131,7 @@ impl Default for Config {
             extproc: None,
             limits: server::Limits::default(),
             workers: 0,
+            upstream: slots::Limits::default(),
         }
     }
 }
@@ -198,7 +202,7 @@ impl Shared {
             .as_ref()
             .map(access_log::AccessLog::open)
             .transpose()?;
-        let clients = upstream::Clients::for_workers(config.workers);
+        let clients = upstream::Clients::for_workers(config.workers, config.upstream);
         // Needs the runtime: `Shared` is built inside it, when the gateway starts.
         let traces = config
             .traces

@@ -65,6 +65,8 @@ struct Open {
     cache: Option<&'static str>,
     /// The last upstream fault of an attempt.
     fault: Option<&'static str>,
+    /// The backend's request slot the answer holds (until the record closes with its body).
+    slot: Option<crate::slots::Slot>,
 }
 
 impl std::fmt::Debug for Record {
@@ -128,6 +130,7 @@ impl Record {
                 owed: None,
                 cache: None,
                 fault: None,
+                slot: None,
             })),
         }
     }
@@ -218,6 +221,14 @@ impl Record {
     pub fn fault(&mut self, fault: &'static str) {
         if let Some(open) = &mut self.open {
             open.fault = Some(fault);
+        }
+    }
+
+    /// Holds the attempt's request slot for as long as the answer lives (a failover's next
+    /// attempt gives the last one's back).
+    pub fn hold(&mut self, slot: crate::slots::Slot) {
+        if let Some(open) = &mut self.open {
+            open.slot = Some(slot);
         }
     }
 

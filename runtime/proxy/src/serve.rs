@@ -51,6 +51,13 @@ pub struct ListenArgs {
     /// pool instead).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Requests one backend may have in flight from this process; past it they queue.
+    #[arg(long, default_value_t = crate::slots::Limits::default().max_requests)]
+    pub max_upstream_requests: usize,
+    /// Requests that may queue for one backend; past it they are refused with 503 (and fail
+    /// over to the rule's next priority).
+    #[arg(long, default_value_t = crate::slots::Limits::default().max_pending)]
+    pub max_upstream_pending: usize,
 }
 
 impl ListenArgs {
@@ -68,6 +75,10 @@ impl ListenArgs {
                 header_timeout: Duration::from_millis(self.header_timeout_ms),
             },
             workers: self.workers.unwrap_or_else(crate::workers::per_core),
+            upstream: crate::slots::Limits {
+                max_requests: self.max_upstream_requests,
+                max_pending: self.max_upstream_pending,
+            },
             ..Config::default()
         }
     }

@@ -68,6 +68,8 @@ pub struct Clients {
     system_roots: Arc<rustls::RootCertStore>,
     /// Pools per upstream setting: the workers' and one more.
     count: usize,
+    /// Every backend's request slots.
+    slots: crate::slots::Registry,
 }
 
 impl std::fmt::Debug for Clients {
@@ -94,13 +96,14 @@ fn pool(connector: HttpsConnector<HttpConnector>) -> Client {
 impl Clients {
     /// Clients with one pool per setting (for the side clients and tests).
     pub fn new() -> Self {
-        Self::for_workers(0)
+        Self::for_workers(0, crate::slots::Limits::default())
     }
 
-    /// Clients with a pool per setting for each of `workers` serving threads and one more.
+    /// Clients with a pool per setting for each of `workers` serving threads and one more, and
+    /// backends bounded by `limits`.
     /// Reads the system's CA certificates once (a missing or partly unreadable store leaves
     /// fewer roots; TLS to a backend then fails with a clear upstream error).
-    pub fn for_workers(workers: usize) -> Self {
+    pub fn for_workers(workers: usize, limits: crate::slots::Limits) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = rustls::RootCertStore::empty();
         let found = rustls_native_certs::load_native_certs();
@@ -126,7 +129,13 @@ impl Clients {
             tls: Arc::default(),
             system_roots: Arc::new(roots),
             count,
+            slots: crate::slots::Registry::new(limits),
         }
+    }
+
+    /// The request slots of backend `name` (the same across generations).
+    pub fn slots(&self, name: &str) -> Arc<crate::slots::Slots> {
+        self.slots.of(name)
     }
 
     /// The plain-HTTP client of the side work (token services, key sets, traces).

@@ -131,3 +131,78 @@ async fn each_backend_fault_fails_over_or_answers_in_the_clients_shape() {
 
     h.runtime.shutdown().await;
 }
+
+/// Per-backend request slots (`Config::upstream`): two in flight, one waiting. Of four requests
+/// at once to a backend that answers after 600 ms, two are sent, one waits and is then sent, and
+/// one is refused at once with a 503 (`overflow`); a failover rule sends that one to its second
+/// priority instead; a request that waits past its rule's timeout gets a 504.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_a_backends_slots_requests_wait_then_overflow_or_fail_over() {
+    let mut config = Config::loopback();
+    config.upstream = aigw_proxy::slots::Limits {
+        max_requests: 2,
+        max_pending: 1,
+    };
+    let h = std::sync::Arc::new(Harness::start_with(config, false).await);
+    h.a.set_behavior(Behavior {
+        delay: Duration::from_millis(600),
+        ..Behavior::default()
+    });
+    let started = std::time::Instant::now();
+    let mut asked = Vec::new();
+    for i in 0..4 {
+        let h = h.clone();
+        asked.push(tokio::spawn(async move {
+            // Staggered, so that the order of arrival is known.
+            tokio::time::sleep(Duration::from_millis(40 * i)).await;
+            let (status, text, _) = ask(&h, "gpt-a", false).await;
+            (status, text, started.elapsed())
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in asked {
+        answers.push(task.await.expect("task"));
+    }
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert_eq!(statuses, [200, 200, 200, 503], "{answers:?}");
+    let (_, text, at) = &answers[3];
+    assert!(text.contains("as many requests in flight"), "{text}");
+    assert!(*at < Duration::from_millis(400), "refused at once: {at:?}");
+    assert!(
+        answers[2].2 >= Duration::from_millis(1100),
+        "the third waited for a slot: {:?}",
+        answers[2].2
+    );
+    assert!(faults(&h, "overflow").await >= 1);
+
+    // With a's slots taken, a failover rule is answered by b without waiting.
+    let mut busy = Vec::new();
+    for _ in 0..3 {
+        let h = h.clone();
+        busy.push(tokio::spawn(async move { ask(&h, "gpt-a", false).await.0 }));
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (status, _, by) = ask(&h, "failover", false).await;
+    assert_eq!((status, by.as_deref()), (200, Some("b")));
+    for task in busy {
+        assert_eq!(task.await.expect("task"), 200);
+    }
+
+    // Waiting past the rule's timeout (the `slow` rule: 300 ms) is a 504.
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let h = h.clone();
+        busy.push(tokio::spawn(async move { ask(&h, "gpt-a", false).await.0 }));
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (status, text, _) = ask(&h, "slow", false).await;
+    assert_eq!(status, 504, "{text}");
+    for task in busy {
+        assert_eq!(task.await.expect("task"), 200);
+    }
+    assert_eq!(
+        faults(&h, "overflow").await,
+        2,
+        "the one refused and the one failed over; the wait past the timeout is a timeout"
+    );
+}
