@@ -37,6 +37,8 @@ pub(super) struct Router {
     answer: Answer,
     /// The answer's body so far, when a whole one comes in parts.
     held: Vec<u8>,
+    /// The most of a whole answer held (the gateway's body limit).
+    held_limit: usize,
     /// Where a response cache keeps the answer the client gets.
     keeper: Option<crate::cache::Keeper>,
     /// The answer's head as the client gets it (the WASM plugins' response phase sees it).
@@ -94,6 +96,7 @@ impl Router {
             flight: None,
             answer: Answer::Pass,
             held: Vec::new(),
+            held_limit: processor.shared.config.body_limit,
             keeper: None,
             out: (200, HeaderMap::new()),
             pending: processor.pending.clone(),
@@ -445,6 +448,20 @@ impl Router {
                 .chunk(body.body.into())
                 .map(Vec::from)
                 .unwrap_or_default();
+            if relayer.overflowed() {
+                // As standalone: one event past the bound cuts the stream. Envoy has sent the
+                // head, so the immediate answer makes it reset the client's stream.
+                tracing::warn!(
+                    limit = relay::EVENT_LIMIT,
+                    "an upstream stream event passed the limit: the stream is cut"
+                );
+                relayer.record().broke("event_limit");
+                self.finish();
+                let error = ProxyError::bad_gateway(
+                    "an event of the upstream's stream is larger than the gateway holds (32 MiB)",
+                );
+                return local(error.response_for(self.api)).await;
+            }
             let mut answer = Continue::default();
             if end {
                 if let Some(rest) = relayer.end() {
@@ -475,6 +492,15 @@ impl Router {
                 .into_response(Phase::ResponseBody);
             }
             return Continue::default().into_response(Phase::ResponseBody);
+        }
+        if self.held.len() + body.body.len() > self.held_limit {
+            let error = ProxyError::bad_gateway(format!(
+                "the backend's answer is larger than the gateway reads whole ({} bytes)",
+                self.held_limit
+            ));
+            self.held = Vec::new();
+            self.finish();
+            return local(error.response_for(self.api)).await;
         }
         self.held.extend_from_slice(&body.body);
         if !end {

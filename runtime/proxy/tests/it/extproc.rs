@@ -1000,3 +1000,91 @@ async fn wasm_plugins_run_behind_envoy() {
     assert_eq!(refused.status, 403, "{}", refused.text());
     assert_eq!(refused.error_message(), "refused by the word-guard plugin");
 }
+
+/// An upstream stream event that never ends, behind Envoy: aigw holds it only up to its bound
+/// (32 MiB), then cuts the stream (Envoy resets the client's), counts `event_limit`, and
+/// answers the next request as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_event_that_never_ends_is_cut_behind_envoy() {
+    let Some(front) = Front::providers("extproc: an endless event through Envoy").await else {
+        return;
+    };
+    front.mock.set_behavior(aigw_testkit::Behavior {
+        endless_event: true,
+        ..aigw_testkit::Behavior::default()
+    });
+    let request = http::Request::post(front.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(ask("azure-gpt", true).to_string())))
+        .expect("request");
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        front.client.request(request),
+    )
+    .await
+    .expect("a head in time")
+    .expect("a head");
+    assert_eq!(response.status(), 200, "the head was sent before the event");
+    let body = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        response.into_body().collect(),
+    )
+    .await
+    .expect("the stream ends in time");
+    let seen = body.map(|b| b.to_bytes().len());
+    assert!(
+        seen.as_ref().map_or(true, |n| *n < 64 << 20),
+        "cut, not relayed whole: {seen:?}"
+    );
+    let admin = front.runtime.admin_addr().expect("admin");
+    let metrics = crate::governance::reqwest_like_get(&format!("http://{admin}/metrics")).await;
+    assert!(
+        metrics.contains("aigw_upstream_faults_total{fault=\"event_limit\"} 1"),
+        "{metrics}"
+    );
+    front.mock.set_behavior(aigw_testkit::Behavior::default());
+    let reply = front.chat(ask("azure-gpt", true)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.text().contains("[DONE]"));
+}
+
+/// A whole answer the processor must read (to translate it) is held only up to the gateway's
+/// body limit: past it the client gets a 502 in its API's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_answer_past_the_body_limit_is_a_502_behind_envoy() {
+    let mock = MockUpstream::start("mock").await.expect("upstream");
+    let text = std::fs::read_to_string(CASE)
+        .expect("the providers case")
+        .replace("65021", &mock.port().to_string());
+    let config = Config {
+        body_limit: 1 << 20,
+        ..Config::loopback()
+    };
+    let Some(front) =
+        Front::start_with("extproc: a whole answer too large", mock, &text, config).await
+    else {
+        return;
+    };
+    let padding = "x".repeat(3 << 20);
+    front.mock.set_behavior(aigw_testkit::Behavior {
+        status: Some(200),
+        body: Some(format!(
+            r#"{{"id":"msg","type":"message","role":"assistant","model":"claude","content":[{{"type":"text","text":"{padding}"}}],"stop_reason":"end_turn","usage":{{"input_tokens":1,"output_tokens":1}}}}"#
+        )),
+        ..aigw_testkit::Behavior::default()
+    });
+    let reply = front.chat(ask("claude-direct", false)).await;
+    assert_eq!(
+        reply.status,
+        502,
+        "{}",
+        &reply.text()[..reply.text().len().min(300)]
+    );
+    assert!(
+        reply
+            .error_message()
+            .contains("larger than the gateway reads whole"),
+        "{}",
+        reply.error_message()
+    );
+}
