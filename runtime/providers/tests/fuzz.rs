@@ -2,7 +2,10 @@
 //! proptest mutates real inputs (the request cases of `testdata/translate` and the canned
 //! provider replies of `testdata/upstream`: byte overwrites, insertions, a cut) and feeds them,
 //! split anywhere, to every translator. The properties: nothing panics, and an SSE stream
-//! split differently frames into the same events.
+//! split differently frames into the same events. A third target builds Bedrock event streams
+//! that are valid in structure (prelude, headers and checksums right, payloads mutated), so
+//! that the translators behind the frame decoder are reached, and checks that their answer does
+//! not depend on how the bytes were split.
 //!
 //! `AIGW_FUZZ_CASES` sets the cases per property (64 by default, which the test command and
 //! CI run); `cargo xtask fuzz` runs many more. A failing case is shrunk and saved under
@@ -298,8 +301,152 @@ proptest! {
     }
 }
 
+/// The kinds of message a Bedrock stream carries: `:message-type`, the header naming it, and
+/// its name (the Converse stream's events, InvokeModel's `chunk`, exceptions and errors).
+const FRAME_KINDS: [(&str, &str, &str); 10] = [
+    ("event", ":event-type", "messageStart"),
+    ("event", ":event-type", "contentBlockStart"),
+    ("event", ":event-type", "contentBlockDelta"),
+    ("event", ":event-type", "contentBlockStop"),
+    ("event", ":event-type", "messageStop"),
+    ("event", ":event-type", "metadata"),
+    ("event", ":event-type", "chunk"),
+    ("exception", ":exception-type", "throttlingException"),
+    ("exception", ":exception-type", "validationException"),
+    ("error", ":error-code", "InternalFailure"),
+];
+
+/// The payloads of the Bedrock stream seeds (`testdata/upstream/bedrock/*.jsonl`), and the
+/// Anthropic stream's events as InvokeModel wraps them (`{"bytes": base64}`).
+static PAYLOADS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+    use base64::Engine as _;
+    let mut payloads = Vec::new();
+    for seed in seeds(&root().join("upstream/bedrock"), &["jsonl"]) {
+        for line in String::from_utf8_lossy(&seed).lines() {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(line) {
+                payloads.push(value["payload"].to_string().into_bytes());
+            }
+        }
+    }
+    for seed in seeds(&root().join("upstream/anthropic"), &["sse"]) {
+        for data in String::from_utf8_lossy(&seed)
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+        {
+            let bytes = base64::engine::general_purpose::STANDARD.encode(data);
+            payloads.push(
+                serde_json::json!({ "bytes": bytes })
+                    .to_string()
+                    .into_bytes(),
+            );
+        }
+    }
+    payloads
+});
+
+/// Frames whose prelude, headers and checksums are right (so the decoder gets past them and
+/// the translators see the messages), each of a kind from [`FRAME_KINDS`] with a mutated seed
+/// payload.
+fn frames(messages: &[(usize, Mutation)]) -> Vec<u8> {
+    use aws_smithy_eventstream::frame::write_message_to;
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    let mut out = Vec::new();
+    for (kind, payload) in messages {
+        let (message_type, name_header, name) = FRAME_KINDS[kind % FRAME_KINDS.len()];
+        let message = Message::new(payload.apply(&PAYLOADS))
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String(message_type.into()),
+            ))
+            .add_header(Header::new(name_header, HeaderValue::String(name.into())))
+            .add_header(Header::new(
+                ":content-type",
+                HeaderValue::String("application/json".into()),
+            ));
+        write_message_to(&message, &mut out).expect("a message encodes");
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A Bedrock event stream that is valid in structure, with any payloads, split anywhere,
+    /// through the Converse and InvokeModel translations for OpenAI and Anthropic clients: no
+    /// panic, nothing held past what came, and the same answer however it was split.
+    #[test]
+    fn bedrock_event_streams_translate_the_same_however_split(
+        messages in prop::collection::vec((any::<usize>(), mutation()), 0..12),
+        splits in prop::collection::vec(any::<usize>(), 0..16),
+        schema in prop::sample::select(vec![Schema::AWSBedrock, Schema::AWSAnthropic]),
+        anthropic_client in any::<bool>(),
+    ) {
+        let bytes = frames(&messages);
+        let (api, operation, body) = if anthropic_client {
+            (ClientApi::Anthropic, Operation::Messages, &br#"{"model":"m","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#[..])
+        } else {
+            (ClientApi::OpenAI, Operation::ChatCompletions, &br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#[..])
+        };
+        let client = ClientRequest { api, operation, body, anthropic_beta: None };
+        let Ok(Translation::Translated { response, .. }) = translate(&client, &target(schema)) else {
+            return Err(TestCaseError::fail("a streamed chat request translates"));
+        };
+        let run = |pieces: Vec<&[u8]>| {
+            let mut translator = response.stream(ids());
+            let mut out = BytesMut::new();
+            for piece in pieces {
+                translator.feed(piece, &mut out);
+                assert!(translator.pending() <= bytes.len());
+            }
+            translator.finish(&mut out);
+            (out, translator.usage())
+        };
+        let (whole, usage) = run(vec![&bytes[..]]);
+        let (split, split_usage) = run(pieces(&bytes, &splits));
+        prop_assert_eq!(String::from_utf8_lossy(&whole), String::from_utf8_lossy(&split));
+        prop_assert_eq!(format!("{usage:?}"), format!("{split_usage:?}"));
+    }
+}
+
+/// The frames the target builds are ones the decoder and the translator accept: the first
+/// seed's messages, unmutated, come out as the text they carry.
+#[test]
+fn the_built_frames_reach_the_translator() {
+    let whole = |seed| Mutation {
+        seed,
+        overwrite: Vec::new(),
+        insert: Vec::new(),
+        cut: None,
+    };
+    // `stream_throttled.jsonl`: messageStart, a delta with `Hel`, then an exception.
+    let bytes = frames(&[(0, whole(0)), (2, whole(1)), (7, whole(2))]);
+    let client = ClientRequest {
+        api: ClientApi::OpenAI,
+        operation: Operation::ChatCompletions,
+        body: br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        anthropic_beta: None,
+    };
+    let Ok(Translation::Translated { response, .. }) =
+        translate(&client, &target(Schema::AWSBedrock))
+    else {
+        unreachable!("a streamed chat request translates to Converse");
+    };
+    let mut translator = response.stream(ids());
+    let mut out = BytesMut::new();
+    translator.feed(&bytes, &mut out);
+    translator.finish(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("\"Hel\""), "{text}");
+    assert!(text.contains("Too many requests"), "{text}");
+}
+
 #[test]
 fn the_seeds_are_there() {
+    assert!(
+        PAYLOADS.len() > 10,
+        "{} event payload seeds",
+        PAYLOADS.len()
+    );
     assert!(REQUESTS.len() > 20, "{} request seeds", REQUESTS.len());
     assert!(REPLIES.len() > 10, "{} reply seeds", REPLIES.len());
     assert!(STREAMS.len() > 5, "{} stream seeds", STREAMS.len());
