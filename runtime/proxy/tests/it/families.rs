@@ -1,7 +1,8 @@
 //! The upstream fault matrix across the provider families (issue #21): OpenAI, Azure OpenAI,
-//! Anthropic, Bedrock Converse and Claude on Bedrock, all served by one test upstream (the
-//! providers case), each behind a single-backend rule and behind a failover rule whose second
-//! priority is a plain OpenAI upstream (`fallback`, a second test upstream).
+//! Anthropic, Bedrock Converse and Claude on Bedrock (the providers case), Gemini and Claude on
+//! Vertex AI (the cloud case, with its token endpoint), each served by one test upstream, each
+//! behind a single-backend rule and behind a failover rule whose second priority is a plain
+//! OpenAI upstream (`fallback`, a second test upstream).
 //!
 //! Each fault, whole and streamed: a reset before the answer (502, `closed`), 503 (passed on,
 //! `status_5xx`), 429 with `Retry-After` (passed on with the header, also when the answer is
@@ -26,35 +27,56 @@ const CASE: &str = concat!(
     "/../../testdata/runtime/providers.yaml"
 );
 
-/// The families: the model of the providers case, and whether its answer is translated.
-const FAMILIES: [(&str, &str, bool); 5] = [
-    ("openai", "gpt-direct", false),
-    ("azure", "azure-gpt", false),
-    ("anthropic", "claude-direct", true),
-    ("bedrock", "bedrock-converse", true),
-    ("bedrock-anthropic", "bedrock-invoke", true),
+/// A family: its backend in the case, the model that reaches it, whether its answer is
+/// translated, and the model name its backendRef overrides with.
+type Family = (&'static str, &'static str, bool, Option<&'static str>);
+
+const CLAUDE_ON_BEDROCK: Option<&str> = Some("anthropic.claude-3-5-sonnet-20240620-v1:0");
+
+/// The families of the providers case.
+const FAMILIES: [Family; 5] = [
+    ("openai", "gpt-direct", false, None),
+    ("azure", "azure-gpt", false, None),
+    ("anthropic", "claude-direct", true, None),
+    ("bedrock", "bedrock-converse", true, CLAUDE_ON_BEDROCK),
+    (
+        "bedrock-anthropic",
+        "bedrock-invoke",
+        true,
+        CLAUDE_ON_BEDROCK,
+    ),
+];
+
+/// The families of the cloud case: Gemini and Claude on Vertex AI (with GCP access tokens).
+const VERTEX: [Family; 2] = [
+    ("vertex", "gemini-2.5-flash", true, None),
+    (
+        "vertex-anthropic",
+        "claude-vertex",
+        true,
+        Some("claude-sonnet-4-5@20250929"),
+    ),
 ];
 
 /// Per family `<backend>`: `slow-<backend>` (one backend, a 400 ms request timeout) and
 /// `failover-<backend>` (the backend, then `fallback`). Then a backend whose name does not
 /// resolve, alone and failing over.
-fn rules(fallback: u16) -> String {
-    let mut out = String::from(
-        "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: faults\n  namespace: default\nspec:\n  parentRefs:\n    - name: providers\n      kind: Gateway\n      group: gateway.networking.k8s.io\n  rules:\n",
+fn rules(gateway: &str, families: &[Family], fallback: u16) -> String {
+    let mut out = format!(
+        "---\napiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata:\n  name: faults\n  namespace: default\nspec:\n  parentRefs:\n    - name: {gateway}\n      kind: Gateway\n      group: gateway.networking.k8s.io\n  rules:\n",
     );
     let rule = |model: &str, refs: &str, timeout: &str| {
         format!(
             "    - matches:\n        - headers:\n            - type: Exact\n              name: x-ai-eg-model\n              value: {model}\n      backendRefs:\n{refs}{timeout}"
         )
     };
-    let override_of = |backend: &str| match backend {
-        "bedrock" | "bedrock-anthropic" => {
-            "          modelNameOverride: anthropic.claude-3-5-sonnet-20240620-v1:0\n"
-        }
-        _ => "",
-    };
-    for (backend, _, _) in FAMILIES {
-        let first = format!("        - name: {backend}\n{}", override_of(backend));
+    for (backend, _, _, model) in families {
+        let first = match model {
+            Some(model) => {
+                format!("        - name: {backend}\n          modelNameOverride: {model}\n")
+            }
+            None => format!("        - name: {backend}\n"),
+        };
         out.push_str(&rule(
             &format!("slow-{backend}"),
             &first,
@@ -96,27 +118,55 @@ fn rules(fallback: u16) -> String {
 
 struct Case {
     gw: Providers,
+    families: &'static [Family],
     fallback: MockUpstream,
     log: std::path::PathBuf,
+    _tokens: Option<aigw_testkit::TokenEndpoint>,
     _dir: tempfile::TempDir,
 }
 
+/// The providers case with the fault rules.
 async fn start() -> Case {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = dir.path().join("access.log");
     let mock = MockUpstream::start("mock").await.expect("upstream");
-    let fallback = MockUpstream::start("fallback").await.expect("upstream");
     let text = std::fs::read_to_string(CASE)
         .expect("the providers case")
-        .replace("65021", &mock.port().to_string())
-        + &rules(fallback.port());
-    let mut config = Config::loopback();
+        .replace("65021", &mock.port().to_string());
+    serve(mock, text, "providers", &FAMILIES, Config::loopback(), None).await
+}
+
+/// The cloud case (Vertex AI, its token endpoint) with the fault rules.
+async fn start_vertex() -> Case {
+    let cloud = crate::cloud::Case::start(crate::cloud::SECRET).await;
+    let crate::cloud::Case {
+        mock,
+        text,
+        config,
+        tokens,
+        ..
+    } = cloud;
+    serve(mock, text, "cloud", &VERTEX, config, Some(tokens)).await
+}
+
+async fn serve(
+    mock: MockUpstream,
+    text: String,
+    gateway: &str,
+    families: &'static [Family],
+    mut config: Config,
+    tokens: Option<aigw_testkit::TokenEndpoint>,
+) -> Case {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("access.log");
+    let fallback = MockUpstream::start("fallback").await.expect("upstream");
+    let text = text + &rules(gateway, families, fallback.port());
     config.access_log = Some(Target::File(log.clone()));
     let gw = Providers::serve(mock, &text, config).await;
     Case {
         gw,
+        families,
         fallback,
         log,
+        _tokens: tokens,
         _dir: dir,
     }
 }
@@ -159,7 +209,7 @@ impl Case {
     /// `fallback`, the counter of `fault` grows and the log names it.
     async fn check(&self, behavior: &Behavior, fault: &str, status: u16, retry_after: bool) {
         self.gw.mock.set_behavior(behavior.clone());
-        for (backend, model, _) in FAMILIES {
+        for (backend, model, _, _) in self.families {
             for stream in [false, true] {
                 let before = self.faults(fault).await;
                 let what = format!("{fault}, {backend}, stream {stream}");
@@ -192,9 +242,16 @@ impl Case {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_fault_of_each_family_fails_over_or_answers_in_the_clients_shape() {
-    let case = start().await;
+fn limited() -> Behavior {
+    Behavior {
+        status: Some(429),
+        headers: vec![("retry-after".into(), "7".into())],
+        ..Behavior::default()
+    }
+}
+
+/// A reset, a 503 and a 429 with `Retry-After`, on each family of `case`.
+async fn each_fault(case: &Case) {
     let reset = Behavior {
         reset: true,
         ..Behavior::default()
@@ -205,12 +262,14 @@ async fn each_fault_of_each_family_fails_over_or_answers_in_the_clients_shape() 
         ..Behavior::default()
     };
     case.check(&unavailable, "status_5xx", 503, false).await;
-    let limited = Behavior {
-        status: Some(429),
-        headers: vec![("retry-after".into(), "7".into())],
-        ..Behavior::default()
-    };
-    case.check(&limited, "status_429", 429, true).await;
+    case.check(&limited(), "status_429", 429, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_of_each_family_fails_over_or_answers_in_the_clients_shape() {
+    let case = start().await;
+    each_fault(&case).await;
+    let limited = limited();
 
     // An Anthropic client gets the 429 in its own shape, with the header.
     case.gw.mock.set_behavior(limited);
@@ -230,13 +289,27 @@ async fn each_fault_of_each_family_fails_over_or_answers_in_the_clients_shape() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_of_gemini_and_claude_on_vertex_fails_over_or_answers_in_the_clients_shape() {
+    let case = start_vertex().await;
+    each_fault(&case).await;
+    slow_and_stalled(&case).await;
+    case.gw.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_heads_and_stalled_bodies_of_each_family_end_at_the_rule_timeout() {
     let case = start().await;
+    slow_and_stalled(&case).await;
+    case.gw.runtime.shutdown().await;
+}
+
+/// Headers past the rule's timeout and a body that stalls, on each family of `case`.
+async fn slow_and_stalled(case: &Case) {
     case.gw.mock.set_behavior(Behavior {
         delay: Duration::from_secs(3),
         ..Behavior::default()
     });
-    for (backend, _, _) in FAMILIES {
+    for (backend, _, _, _) in case.families {
         for stream in [false, true] {
             let before = case.faults("timeout").await;
             let model = format!("slow-{backend}");
@@ -261,7 +334,7 @@ async fn slow_heads_and_stalled_bodies_of_each_family_end_at_the_rule_timeout() 
     });
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
-    for (backend, _, translated) in FAMILIES {
+    for &(backend, _, translated, _) in case.families {
         let before = case.faults("timeout").await;
         let model = format!("slow-{backend}");
         let request = http::Request::post(case.gw.url("/v1/chat/completions"))
@@ -284,7 +357,6 @@ async fn slow_heads_and_stalled_bodies_of_each_family_end_at_the_rule_timeout() 
         case.logged(&model, "timeout").await;
     }
     case.gw.mock.set_behavior(Behavior::default());
-    case.gw.runtime.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
