@@ -379,3 +379,46 @@ async fn a_name_that_does_not_resolve_fails_over_or_is_a_502() {
     }
     case.gw.runtime.shutdown().await;
 }
+
+/// Cohere's rerank, passed through to a Cohere backend: each fault reaches the Cohere client as
+/// an error in Cohere's shape (`message`; a backend's body that is not in it is carried in it),
+/// with the status that says what happened and the provider's `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_of_a_cohere_rerank_answers_in_cohere_s_shape() {
+    let case = start().await;
+    let body = serde_json::json!({
+        "model": "rerank-v3.5",
+        "query": "capital?",
+        "documents": ["Carson City", "Washington, D.C."],
+    });
+    let reset = Behavior {
+        reset: true,
+        ..Behavior::default()
+    };
+    let unavailable = Behavior {
+        status: Some(503),
+        ..Behavior::default()
+    };
+    for (behavior, fault, status) in [
+        (reset, "closed", 502),
+        (unavailable, "status_5xx", 503),
+        (limited(), "status_429", 429),
+    ] {
+        case.gw.mock.set_behavior(behavior);
+        let before = case.faults(fault).await;
+        let reply = case.gw.post("/cohere/v2/rerank", body.clone()).await;
+        assert_eq!(reply.status, status, "{fault}: {}", reply.text());
+        let json = reply.json();
+        assert!(
+            json["message"].is_string(),
+            "{fault}: Cohere's shape: {json}"
+        );
+        if status == 429 {
+            assert_eq!(reply.header("retry-after"), Some("7"));
+        }
+        assert!(case.faults(fault).await > before, "{fault}");
+        case.logged("rerank-v3.5", fault).await;
+    }
+    case.gw.mock.set_behavior(Behavior::default());
+    case.gw.runtime.shutdown().await;
+}
