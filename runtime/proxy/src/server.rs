@@ -153,12 +153,12 @@ impl Runtime {
                 let serve = move |socket| {
                     accept(socket, port, tls.clone(), shared.clone(), stopped.clone())
                 };
-                let workers = crate::workers::spawn(socket, port, config.workers, serve).map_err(
-                    |source| StartError::Bind {
+                let workers = crate::workers::spawn(socket, port, config.workers, serve)
+                    .await
+                    .map_err(|source| StartError::Bind {
                         addr: bound,
                         source,
-                    },
-                )?;
+                    })?;
                 tasks.spawn(workers);
             }
         }

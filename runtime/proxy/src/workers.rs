@@ -31,9 +31,10 @@ pub fn index() -> usize {
 }
 
 /// Serves `socket` on `workers` threads of their own: `serve` is called once per worker, on that
-/// worker's runtime, with its own handle to the listening socket. The returned future ends when
-/// every worker's `serve` has ended (each drains its own connections first).
-pub fn spawn<F, Fut>(
+/// worker's runtime, with its own handle to the listening socket. Returns once every worker
+/// listens (or the first error of one that could not); the future it returns ends when every
+/// worker's `serve` has ended (each drains its own connections first).
+pub async fn spawn<F, Fut>(
     socket: TcpListener,
     port: u16,
     workers: usize,
@@ -45,10 +46,12 @@ where
 {
     let listener = socket.into_std()?;
     let mut done = Vec::with_capacity(workers);
+    let mut ready = Vec::with_capacity(workers);
     for worker in 0..workers {
         let listener = listener.try_clone()?;
         let serve = serve.clone();
         let (finished, finished_rx) = oneshot::channel::<()>();
+        let (listening, listening_rx) = oneshot::channel::<std::io::Result<()>>();
         std::thread::Builder::new()
             .name(format!("aigw-{port}-{worker}"))
             .spawn(move || {
@@ -59,15 +62,18 @@ where
                 {
                     Ok(runtime) => runtime,
                     Err(error) => {
-                        tracing::error!(port, worker, %error, "a listener worker could not start");
+                        let _ = listening.send(Err(error));
                         return;
                     }
                 };
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
-                        Ok(socket) => serve(socket).await,
+                        Ok(socket) => {
+                            let _ = listening.send(Ok(()));
+                            serve(socket).await;
+                        }
                         Err(error) => {
-                            tracing::error!(port, worker, %error, "a listener worker could not listen");
+                            let _ = listening.send(Err(error));
                         }
                     }
                 });
@@ -77,10 +83,15 @@ where
                 let _ = finished.send(());
             })?;
         done.push(finished_rx);
+        ready.push(listening_rx);
+    }
+    for listening in ready {
+        listening
+            .await
+            .map_err(|_| std::io::Error::other("a listener worker ended before it listened"))??;
     }
     Ok(async move {
         for finished in done {
-            // A worker that could not start has dropped its sender: that ends the wait too.
             let _ = finished.await;
         }
     })
