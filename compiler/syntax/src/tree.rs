@@ -72,23 +72,39 @@ struct Cost {
 
 /// The tree of the last document in `chunk` (`None` when it has none), spans offset by `start`.
 pub fn document(file: FileId, start: usize, chunk: &str) -> Result<Option<Node>, Failure> {
+    let (items, entries) = SCRATCH.take();
     let mut builder = Builder {
         file,
         start,
         chunk,
         stack: Vec::new(),
+        items,
+        entries,
         anchors: HashMap::new(),
         spent: Cost::default(),
         aliases: 0,
         merges: 0,
         root: None,
     };
-    for item in Parser::new_from_str(chunk) {
-        let (event, at) = item.map_err(|e| builder.scan_failure(&e))?;
-        builder.event(event, at)?;
-    }
+    let built = builder.build();
+    // A document that failed part-way leaves its pieces: the next one starts empty.
+    builder.items.clear();
+    builder.entries.clear();
+    SCRATCH.set((builder.items, builder.entries));
+    built?;
     Ok(builder.root.filter(|node| node.value != Value::Null))
 }
+
+thread_local! {
+    /// The element stacks of the collections being read ([`Builder::items`] and
+    /// [`Builder::entries`]), kept for the thread's next document: after the first few
+    /// documents they are large enough, so reading allocates each collection once, at its
+    /// exact size, and never grows or shrinks one.
+    static SCRATCH: std::cell::Cell<Stacks> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// The items and the entries stacks.
+type Stacks = (Vec<Node>, Vec<(Key, Node)>);
 
 /// A collection being read.
 struct Frame {
@@ -98,10 +114,13 @@ struct Frame {
     body: Body,
 }
 
+/// A collection's elements so far are the top of the builder's stack of its kind, from `start`.
 enum Body {
-    Seq(Vec<Node>),
+    Seq {
+        start: usize,
+    },
     Map {
-        entries: Vec<(Key, Node)>,
+        start: usize,
         /// The key read, waiting for its value; `None` for a merge key.
         key: Option<Option<Key>>,
         merges: Vec<Node>,
@@ -113,6 +132,10 @@ struct Builder<'a> {
     start: usize,
     chunk: &'a str,
     stack: Vec<Frame>,
+    /// The items of every sequence being read, innermost last.
+    items: Vec<Node>,
+    /// The entries of every mapping being read, innermost last.
+    entries: Vec<(Key, Node)>,
     anchors: HashMap<usize, (Node, Cost)>,
     spent: Cost,
     aliases: usize,
@@ -121,6 +144,14 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    fn build(&mut self) -> Result<(), Failure> {
+        for item in Parser::new_from_str(self.chunk) {
+            let (event, at) = item.map_err(|e| self.scan_failure(&e))?;
+            self.event(event, at)?;
+        }
+        Ok(())
+    }
+
     fn event(&mut self, event: Event<'_>, at: Located) -> Result<(), Failure> {
         match event {
             Event::Scalar(text, style, anchor, tag) => {
@@ -185,16 +216,22 @@ impl Builder<'_> {
                 }
                 self.finish(node, 0, cost)
             }
-            Event::SequenceStart(_, anchor, _) => self.open(&at, anchor, Body::Seq(Vec::new())),
-            Event::MappingStart(_, anchor, _) => self.open(
-                &at,
-                anchor,
-                Body::Map {
-                    entries: Vec::new(),
-                    key: None,
-                    merges: Vec::new(),
-                },
-            ),
+            Event::SequenceStart(_, anchor, _) => {
+                let start = self.items.len();
+                self.open(&at, anchor, Body::Seq { start })
+            }
+            Event::MappingStart(_, anchor, _) => {
+                let start = self.entries.len();
+                self.open(
+                    &at,
+                    anchor,
+                    Body::Map {
+                        start,
+                        key: None,
+                        merges: Vec::new(),
+                    },
+                )
+            }
             Event::SequenceEnd | Event::MappingEnd => self.close(&at),
             // Stream and document boundaries, and presentation metadata (comments, anchor
             // names) when a feature turns them on: nothing to build.
@@ -224,16 +261,11 @@ impl Builder<'_> {
         let Some(frame) = self.stack.pop() else {
             return Ok(());
         };
-        // Exact-size vectors and strings: the tree lives as long as the compile, and growth
-        // leaves up to half of every buffer empty.
+        // Exact-size vectors, each allocated once: the tree lives as long as the compile.
         let value = match frame.body {
-            Body::Seq(mut items) => {
-                items.shrink_to_fit();
-                Value::Seq(items)
-            }
-            Body::Map {
-                entries, merges, ..
-            } => {
+            Body::Seq { start } => Value::Seq(self.items.drain(start..).collect()),
+            Body::Map { start, merges, .. } => {
+                let entries = self.entries.drain(start..).collect();
                 let mut entries = merged(entries, merges)
                     .map_err(|message| self.fail(at, Problem::Unsupported(message)))?;
                 entries.shrink_to_fit();
@@ -259,13 +291,9 @@ impl Builder<'_> {
         parent.cost.nodes += cost.nodes;
         parent.cost.bytes += cost.bytes;
         match &mut parent.body {
-            Body::Seq(items) => items.push(node),
-            Body::Map {
-                entries,
-                key,
-                merges,
-            } => match key.take() {
-                Some(Some(key)) => entries.push((key, node)),
+            Body::Seq { .. } => self.items.push(node),
+            Body::Map { key, merges, .. } => match key.take() {
+                Some(Some(key)) => self.entries.push((key, node)),
                 Some(None) => {
                     self.merges += 1;
                     if self.merges > MAX_MERGE_KEYS {
