@@ -15,6 +15,11 @@
 //! set against a proxied request of the governance-off path. Load comes from `wrk` (Debian
 //! package `wrk`) at 1 and 32 connections, keep-alive.
 //!
+//! A seventh process is the governance-off `aigw-proxy` again, served on tokio's shared
+//! work-stealing pool (`--workers 0`) instead of a runtime per core: the tail-latency section
+//! (`tail.rs`, also alone with `--tail-only`) sets direct, Envoy and both aigw serving models
+//! side by side at 1 and 32 connections and at a fixed 2,000 requests a second.
+//!
 //! Reported per path: requests/s, p50/p99 latency (wrk's), the proxy's CPU time per request
 //! (utime+stime from `/proc/<pid>/stat` over the measured run, divided by the requests: robust on
 //! a shared machine, unlike wall time), streaming first-chunk latency and the largest gap between
@@ -459,6 +464,17 @@ pub(crate) fn start_aigw(
     ports: [u16; 4],
     profile: Profile,
 ) -> Result<Running> {
+    start_aigw_with(bin, dir, ports, profile, &[])
+}
+
+/// [`start_aigw`] with more flags for `aigw-proxy`.
+pub(crate) fn start_aigw_with(
+    bin: &Path,
+    dir: &Path,
+    ports: [u16; 4],
+    profile: Profile,
+    flags: &[&str],
+) -> Result<Running> {
     let [port, admin, fast, paced] = ports;
     let name = match profile {
         Profile::Plain => "plain",
@@ -497,6 +513,7 @@ pub(crate) fn start_aigw(
     if profile == Profile::SharedPool {
         command.args(["--workers", "0"]);
     }
+    command.args(flags);
     if profile == Profile::Governed {
         let log = dir.join("access.log");
         let _ = std::fs::remove_file(&log);
