@@ -13,7 +13,6 @@
 //! in the OpenAI shape (the Anthropic shape for an Anthropic client), `aigw_upstream_faults_total`
 //! counts each fault, and the access log line names it (`upstream_fault`).
 
-use crate::governance::reqwest_like_get;
 use crate::providers::{Providers, ask};
 use aigw_proxy::Config;
 use aigw_proxy::access_log::Target;
@@ -174,13 +173,7 @@ async fn serve(
 impl Case {
     async fn faults(&self, fault: &str) -> u64 {
         let admin = self.gw.runtime.admin_addr().expect("admin");
-        let metrics = reqwest_like_get(&format!("http://{admin}/metrics")).await;
-        let series = format!("aigw_upstream_faults_total{{fault=\"{fault}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
+        crate::faults::fault_count(admin, fault).await
     }
 
     /// The access log has a line for `model` naming `fault` (bounded wait: a line is written

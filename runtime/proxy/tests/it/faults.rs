@@ -27,7 +27,12 @@ async fn ask(h: &Harness, model: &str, stream: bool) -> (u16, String, Option<Str
 }
 
 async fn faults(h: &Harness, fault: &str) -> u64 {
-    let metrics = reqwest_like_get(&h.admin_url("/metrics")).await;
+    fault_count(h.runtime.admin_addr().expect("admin"), fault).await
+}
+
+/// `aigw_upstream_faults_total{fault}` of the gateway whose admin listener is `admin`.
+pub(crate) async fn fault_count(admin: std::net::SocketAddr, fault: &str) -> u64 {
+    let metrics = reqwest_like_get(&format!("http://{admin}/metrics")).await;
     let series = format!("aigw_upstream_faults_total{{fault=\"{fault}\"}} ");
     metrics
         .lines()
