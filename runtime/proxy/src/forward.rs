@@ -69,12 +69,14 @@ pub async fn send(
         };
         let upstream = &exchange.generation.backends[reference.backend];
         record.attempt(reference.backend, sent_model(&exchange, reference));
+        // A request waits for a slot holding none: two rules failing over between the same
+        // backends in opposite orders cannot then hold each other's.
+        record.release();
         match upstream.slots.take(deadline).await {
             Ok(slot) => record.hold(slot),
             Err(refused) => {
                 let error = crate::slots::refused(&upstream.name, refused);
                 if let Some(fault) = error.cause {
-                    shared.metrics.upstream_fault(fault);
                     record.fault(fault);
                 }
                 if error.retry && !final_attempt {
@@ -119,7 +121,6 @@ pub async fn send(
             Err(error) => error.cause,
         };
         if let Some(fault) = fault {
-            shared.metrics.upstream_fault(fault);
             record.fault(fault);
         }
         match answered {

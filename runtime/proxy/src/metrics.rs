@@ -266,7 +266,7 @@ impl Default for Metrics {
         );
         gateway.register(
             "upstream_faults",
-            "Backend faults: an attempt that failed (dns, connect, tls, closed, io, timeout, other) or was not sent because the backend had no request slot (overflow), the status class of an answer (status_429, status_5xx), or an answer whose body broke after its head (timeout, idle_timeout, closed, event_limit)",
+            "Backend faults: an attempt that failed (dns, connect, tls, closed, io, timeout, other) or was not sent because the backend had no request slot (overflow, pending_timeout), the status class of an answer (status_429, status_5xx), or an answer whose body broke after its head (timeout, idle_timeout, closed, event_limit, body_limit)",
             upstream_faults.clone(),
         );
         gateway.register(

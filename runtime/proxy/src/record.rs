@@ -216,28 +216,27 @@ impl Record {
         }
     }
 
-    /// An attempt's upstream fault, by the name `aigw_upstream_faults_total` counts it under
-    /// (the caller counts it).
+    /// An upstream fault: of an attempt (`connect`, `status_5xx`, `overflow`, …) or of the
+    /// answer's body after its head (`timeout`, `idle_timeout`, `closed`, `event_limit`):
+    /// counted in `aigw_upstream_faults_total` and named in the log line (the last one).
     pub fn fault(&mut self, fault: &'static str) {
         if let Some(open) = &mut self.open {
+            open.recorder.metrics.upstream_fault(fault);
             open.fault = Some(fault);
         }
     }
 
-    /// Holds the attempt's request slot for as long as the answer lives (a failover's next
-    /// attempt gives the last one's back).
+    /// Holds the attempt's request slot for as long as the answer lives.
     pub fn hold(&mut self, slot: crate::slots::Slot) {
         if let Some(open) = &mut self.open {
             open.slot = Some(slot);
         }
     }
 
-    /// A fault of the answer's body, after its head was passed on (`timeout`, `idle_timeout`,
-    /// `closed`, `event_limit`): counted in `aigw_upstream_faults_total` and logged.
-    pub fn broke(&mut self, fault: &'static str) {
+    /// Gives back the last attempt's slot: before the next attempt waits for one of its own.
+    pub fn release(&mut self) {
         if let Some(open) = &mut self.open {
-            open.recorder.metrics.upstream_fault(fault);
-            open.fault = Some(fault);
+            open.slot = None;
         }
     }
 

@@ -261,7 +261,7 @@ impl http_body::Body for Relay {
             if let Some(deadline) = &mut this.deadline
                 && deadline.as_mut().poll(cx).is_ready()
             {
-                this.core.record.broke("timeout");
+                this.core.record.fault("timeout");
                 return Poll::Ready(Some(Err(
                     "the request timed out while the response was being relayed".into(),
                 )));
@@ -269,7 +269,7 @@ impl http_body::Body for Relay {
             if let Some((_, idle)) = &mut this.idle
                 && idle.as_mut().poll(cx).is_ready()
             {
-                this.core.record.broke("idle_timeout");
+                this.core.record.fault("idle_timeout");
                 return Poll::Ready(Some(Err(
                     "the stream was idle longer than its idle timeout".into(),
                 )));
@@ -277,7 +277,7 @@ impl http_body::Body for Relay {
             let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Err(error))) => {
-                    this.core.record.broke("closed");
+                    this.core.record.fault("closed");
                     return Poll::Ready(Some(Err(error.into())));
                 }
                 Poll::Ready(None) => {
@@ -294,7 +294,7 @@ impl http_body::Body for Relay {
             };
             let out = this.core.chunk(data);
             if this.core.overflowed() {
-                this.core.record.broke("event_limit");
+                this.core.record.fault("event_limit");
                 tracing::warn!(
                     limit = EVENT_LIMIT,
                     "an upstream stream event passed the limit: the stream is cut"

@@ -48,10 +48,11 @@ pub struct ListenArgs {
     pub header_timeout_ms: u64,
     /// Threads serving the Gateway listeners, each with a runtime of its own that keeps its
     /// connections (one per core by default; 0 serves them on tokio's shared work-stealing
-    /// pool instead).
+    /// pool instead). Not used by `extproc`, which has no Gateway listener.
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Requests one backend may have in flight from this process; past it they queue.
+    /// Requests one backend may have in flight from this process; past it they queue (not
+    /// used by `extproc`: Envoy sends the requests).
     #[arg(long, default_value_t = crate::slots::Limits::default().max_requests)]
     pub max_upstream_requests: usize,
     /// Requests that may queue for one backend; past it they are refused with 503 (and fail

@@ -56,6 +56,12 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Time for a TLS handshake: the head's time, at most 10 s (a client that never finishes
+    /// its handshake is a slow head too).
+    pub fn handshake_timeout(&self) -> std::time::Duration {
+        self.header_timeout.min(std::time::Duration::from_secs(10))
+    }
+
     /// hyper's builder for these limits. Its HTTP/1.1 read buffer is also the head's limit,
     /// and may not be smaller than 8 KiB.
     fn builder(&self) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
@@ -95,6 +101,8 @@ pub enum StartError {
         listen: String,
         source: std::io::Error,
     },
+    #[error("the listeners' workers could not start: {0}")]
+    Workers(std::io::Error),
     #[error("could not listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -141,26 +149,37 @@ impl Runtime {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut addrs = BTreeMap::new();
+        let mut sockets = Vec::new();
+        let mut listeners = BTreeMap::new();
         for (port, tls) in ports {
             let addr = SocketAddr::new(config.bind, if config.ephemeral_ports { 0 } else { port });
             let (socket, bound) = bind(addr).await?;
             addrs.insert(port, bound);
             tracing::info!(port, %bound, tls = tls.is_some(), workers = config.workers, "listening");
-            if config.workers == 0 {
-                tasks.spawn(accept(socket, port, tls, shared.clone(), stopped.clone()));
-            } else {
-                let (shared, stopped) = (shared.clone(), stopped.clone());
-                let serve = move |socket| {
-                    accept(socket, port, tls.clone(), shared.clone(), stopped.clone())
-                };
-                let workers = crate::workers::spawn(socket, port, config.workers, serve)
-                    .await
-                    .map_err(|source| StartError::Bind {
-                        addr: bound,
-                        source,
-                    })?;
-                tasks.spawn(workers);
+            // One bound on connections per listener, whichever worker accepts them.
+            let slots = Arc::new(tokio::sync::Semaphore::new(
+                config.limits.max_connections.max(1),
+            ));
+            listeners.insert(port, Listening { tls, slots });
+            sockets.push((port, socket));
+        }
+        let listeners = Arc::new(listeners);
+        let serve = {
+            let (shared, stopped) = (shared.clone(), stopped.clone());
+            move |port, socket| {
+                let listening = listeners.get(&port).cloned();
+                accept(socket, port, listening, shared.clone(), stopped.clone())
             }
+        };
+        if config.workers == 0 {
+            for (port, socket) in sockets {
+                tasks.spawn(serve(port, socket));
+            }
+        } else if !sockets.is_empty() {
+            let workers = crate::workers::spawn(sockets, config.workers, serve)
+                .await
+                .map_err(StartError::Workers)?;
+            tasks.spawn(workers);
         }
         let extproc = match &config.extproc {
             None => None,
@@ -304,17 +323,26 @@ fn acceptor(listener: &aigw_table::Listener, secrets: &Secrets) -> Result<TlsAcc
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// What every worker serving a listener shares: its TLS and its connection slots.
+#[derive(Clone)]
+struct Listening {
+    tls: Option<TlsAcceptor>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
 async fn accept(
     socket: TcpListener,
     port: u16,
-    tls: Option<TlsAcceptor>,
+    listening: Option<Listening>,
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let Some(Listening { tls, slots }) = listening else {
+        return;
+    };
     let graceful = GracefulShutdown::new();
-    let limits = shared.config.limits;
-    let builder = limits.builder();
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let builder = shared.config.limits.builder();
+    let handshake = shared.config.limits.handshake_timeout();
     loop {
         // At the limit, wait for a connection to close before accepting the next.
         let slot = tokio::select! {
@@ -358,6 +386,7 @@ async fn accept(
             Some(acceptor) => spawn_tls(
                 acceptor.clone(),
                 (stream, slot),
+                handshake,
                 builder.clone(),
                 service,
                 &graceful,
@@ -372,6 +401,7 @@ async fn accept(
 fn spawn_tls<S>(
     acceptor: TlsAcceptor,
     (stream, slot): (TcpStream, tokio::sync::OwnedSemaphorePermit),
+    handshake: std::time::Duration,
     builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
     service: S,
     graceful: &GracefulShutdown,
@@ -389,9 +419,7 @@ fn spawn_tls<S>(
     let watcher = graceful.watcher();
     tokio::spawn(async move {
         let _slot = slot;
-        let Ok(Ok(stream)) =
-            tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await
-        else {
+        let Ok(Ok(stream)) = tokio::time::timeout(handshake, acceptor.accept(stream)).await else {
             return;
         };
         let _ = watcher

@@ -7,8 +7,8 @@
 //! long), so with HTTP/1.1 a backend's connections in use are bounded by its slots; its idle
 //! pooled connections are bounded apart (1,024 per endpoint and pool).
 //!
-//! At the limit a request queues for a slot, up to the attempt's deadline (then 504, as any
-//! timeout). When the queue is full too it is refused at once: 503 with the fault `overflow`,
+//! At the limit a request queues for a slot, up to the attempt's deadline (then 504, counted as
+//! `pending_timeout`). When the queue is full too it is refused at once: 503 with the fault `overflow`,
 //! which fails over to the rule's next priority like any 5xx. The slots of a backend are kept
 //! across table reloads (by the backend's name), so a reload neither frees nor forgets the
 //! requests in flight.
@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The bounds of every backend.
@@ -37,17 +37,31 @@ impl Default for Limits {
     }
 }
 
-/// The slots of one backend.
+/// The slots of one backend. Below the limit a slot costs one compare-and-swap on a counter
+/// the workers share, and giving it back one decrement: no lock on the hot path. Only at the
+/// limit do requests wait, woken as slots come back (not strictly in arrival order: a request
+/// that arrives as a slot frees may take it first).
 #[derive(Debug)]
 pub struct Slots {
-    permits: Arc<Semaphore>,
+    in_flight: AtomicUsize,
+    max_requests: usize,
     waiting: AtomicUsize,
     max_pending: usize,
+    freed: Notify,
 }
 
-/// A slot held: released when dropped.
+/// A slot held: given back when dropped.
 #[derive(Debug)]
-pub struct Slot(#[expect(dead_code, reason = "held for its drop")] OwnedSemaphorePermit);
+pub struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.0.waiting.load(Ordering::Acquire) > 0 {
+            self.0.freed.notify_one();
+        }
+    }
+}
 
 /// Why no slot was had.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,24 +75,42 @@ pub enum Refused {
 impl Slots {
     fn new(limits: Limits) -> Self {
         Slots {
-            permits: Arc::new(Semaphore::new(limits.max_requests.max(1))),
+            in_flight: AtomicUsize::new(0),
+            max_requests: limits.max_requests.max(1),
             waiting: AtomicUsize::new(0),
             max_pending: limits.max_pending,
+            freed: Notify::new(),
         }
     }
 
     /// A slot now, or after queueing until `deadline`.
-    pub async fn take(&self, deadline: Instant) -> Result<Slot, Refused> {
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            return Ok(Slot(permit));
+    pub async fn take(self: &Arc<Self>, deadline: Instant) -> Result<Slot, Refused> {
+        if let Some(slot) = self.try_take() {
+            return Ok(slot);
         }
         let _waiting = Waiting::enter(&self.waiting, self.max_pending).ok_or(Refused::Overflow)?;
-        match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(Slot(permit)),
-            // The semaphore is never closed.
-            Ok(Err(_)) => Err(Refused::Overflow),
-            Err(_) => Err(Refused::Timeout),
+        loop {
+            // Registered before the second look, so a slot given back in between still wakes
+            // this request (`Slot::drop` sees it waiting).
+            let freed = self.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(slot) = self.try_take() {
+                return Ok(slot);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return Err(Refused::Timeout);
+            }
         }
+    }
+
+    fn try_take(self: &Arc<Self>) -> Option<Slot> {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_requests).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.clone()))
     }
 }
 
@@ -102,7 +134,8 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// The client's error for `refused`: 503 `overflow` (which fails over), or 504 `timeout`.
+/// The client's error for `refused`: 503 `overflow` (which fails over), or 504
+/// `pending_timeout`.
 pub fn refused(backend: &str, refused: Refused) -> crate::error::ProxyError {
     use crate::error::ProxyError;
     let (mut error, cause) = match refused {
@@ -113,9 +146,10 @@ pub fn refused(backend: &str, refused: Refused) -> crate::error::ProxyError {
             error.retry = true;
             (error, "overflow")
         }
+        // The gateway's own queue, not the backend, took the time: named apart from `timeout`.
         Refused::Timeout => (
             ProxyError::timeout("the request timed out waiting for the backend"),
-            "timeout",
+            "pending_timeout",
         ),
     };
     error.cause = Some(cause);

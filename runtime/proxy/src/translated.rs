@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The most of a provider's error body read to translate it.
-const ERROR_BODY_LIMIT: usize = 1 << 20;
+pub(crate) const ERROR_BODY_LIMIT: usize = 1 << 20;
 
 /// What `body` (the client's, after the backend's rewrites) becomes for `upstream`, which is
 /// asked for `model`.
@@ -189,7 +189,7 @@ impl Answer<'_> {
     /// `error` of reading the answer's body, counted and logged as its fault.
     fn broke(&mut self, error: ProxyError) -> ProxyError {
         if let Some(fault) = error.cause {
-            self.record.broke(fault);
+            self.record.fault(fault);
         }
         error
     }
@@ -203,12 +203,16 @@ impl Answer<'_> {
         let collect = http_body_util::Limited::new(incoming, limit).collect();
         match tokio::time::timeout_at(self.deadline, collect).await {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(_)) => {
+            Ok(Err(failure)) => {
                 let mut error = ProxyError::bad_gateway(format!(
                     "backend `{}`: its response could not be read whole",
                     self.upstream.name
                 ));
-                error.cause = Some("closed");
+                // Too large for the gateway to read whole, or cut by the backend.
+                let too_large = failure
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some();
+                error.cause = Some(if too_large { "body_limit" } else { "closed" });
                 Err(error)
             }
             Err(_) => {

@@ -1,21 +1,25 @@
-//! Per-core serving: each Gateway listener is accepted on by `workers` threads, each running its
-//! own single-threaded tokio runtime, so a connection, its requests and the tasks they spawn stay
-//! on the thread that accepted it (the model of Envoy's workers and of thread-per-core proxies).
+//! Per-core serving: one set of `workers` threads serves every Gateway listener, each thread
+//! running its own single-threaded tokio runtime and accepting on every listener, so a
+//! connection, its requests and the tasks they spawn stay on the thread that accepted it (the
+//! model of Envoy's workers and of thread-per-core proxies).
 //!
 //! Why: on tokio's shared work-stealing pool, a connection's task is woken by whichever thread
 //! polls the I/O driver and may move between threads on every wake-up; on a busy machine those
 //! hand-overs (and the futex wake-ups they cost) were where aigw's p99 went, while its CPU per
 //! request stayed low (issue #21, BENCHMARKS.md). Pinned connections take no hand-over.
 //!
-//! Each worker has its own upstream pools as well ([`crate::upstream::Clients`] keeps one set per
-//! thread), so a pooled upstream connection is driven by the thread that uses it.
+//! Each worker has its own upstream pools as well ([`crate::upstream::Pools`], picked by the
+//! thread's [`index`]), so a pooled upstream connection is driven by the thread that uses it.
+//! What the process shares (the generation, metrics, quotas, caches, request slots, the Redis
+//! connection, the side clients of token services) is reached from every worker.
 //!
 //! This module owns the threads and their shutdown; accepting and serving a connection is
-//! [`crate::server`]'s. With `workers == 0` the listener is served on the runtime that started
+//! [`crate::server`]'s. With `workers == 0` the listeners are served on the runtime that started
 //! the gateway (the tests' runtime, for instance) instead.
 
 use std::cell::Cell;
 use std::future::Future;
+use std::sync::{Arc, Barrier};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -30,63 +34,67 @@ pub fn index() -> usize {
     INDEX.get()
 }
 
-/// Serves `socket` on `workers` threads of their own: `serve` is called once per worker, on that
-/// worker's runtime, with its own handle to the listening socket. Returns once every worker
-/// listens (or the first error of one that could not); the future it returns ends when every
-/// worker's `serve` has ended (each drains its own connections first).
+/// Serves every one of `listeners` on each of `workers` threads of their own: `serve` is called
+/// once per worker and listener, on that worker's runtime, with the worker's own handle to the
+/// listening socket. Returns once every worker listens (or the first error of one that could
+/// not); the future it returns ends when every worker has ended.
+///
+/// A worker's runtime is dropped only once every worker has drained: a task one worker started
+/// for the whole process (a shared connection's driver, say) may still be needed by another
+/// worker's requests until then.
 pub async fn spawn<F, Fut>(
-    socket: TcpListener,
-    port: u16,
+    listeners: Vec<(u16, TcpListener)>,
     workers: usize,
     serve: F,
 ) -> std::io::Result<impl Future<Output = ()> + Send + 'static>
 where
-    F: Fn(TcpListener) -> Fut + Send + Clone + 'static,
+    F: Fn(u16, TcpListener) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let listener = socket.into_std()?;
+    let mut listening = Vec::with_capacity(listeners.len());
+    for (port, socket) in listeners {
+        listening.push((port, socket.into_std()?));
+    }
+    let drained = Arc::new(Barrier::new(workers));
     let mut done = Vec::with_capacity(workers);
     let mut ready = Vec::with_capacity(workers);
     for worker in 0..workers {
-        let listener = listener.try_clone()?;
-        let serve = serve.clone();
+        let mut own = Vec::with_capacity(listening.len());
+        for (port, socket) in &listening {
+            own.push((*port, socket.try_clone()?));
+        }
+        let (serve, drained) = (serve.clone(), drained.clone());
         let (finished, finished_rx) = oneshot::channel::<()>();
-        let (listening, listening_rx) = oneshot::channel::<std::io::Result<()>>();
+        let (started, started_rx) = oneshot::channel::<std::io::Result<()>>();
+        // A thread that cannot be made ends the start (the workers already made then wait for
+        // it at the barrier, in a process that is about to exit).
         std::thread::Builder::new()
-            .name(format!("aigw-{port}-{worker}"))
+            .name(format!("aigw-worker-{worker}"))
             .spawn(move || {
                 INDEX.set(worker + 1);
-                let runtime = match tokio::runtime::Builder::new_current_thread()
+                match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                 {
-                    Ok(runtime) => runtime,
+                    Ok(runtime) => {
+                        runtime.block_on(run(own, serve, started));
+                        drained.wait();
+                        // Tasks the connections left behind (a mirror, a trace export) end
+                        // here; a blocking lookup still running is not waited on for long.
+                        runtime.shutdown_timeout(SHUTDOWN);
+                    }
                     Err(error) => {
-                        let _ = listening.send(Err(error));
-                        return;
+                        let _ = started.send(Err(error));
+                        drained.wait();
                     }
-                };
-                runtime.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(socket) => {
-                            let _ = listening.send(Ok(()));
-                            serve(socket).await;
-                        }
-                        Err(error) => {
-                            let _ = listening.send(Err(error));
-                        }
-                    }
-                });
-                // Tasks the connections left behind (a mirror, a trace export) end with the
-                // runtime; the drain above already waited for every request.
-                drop(runtime);
+                }
                 let _ = finished.send(());
             })?;
         done.push(finished_rx);
-        ready.push(listening_rx);
+        ready.push(started_rx);
     }
-    for listening in ready {
-        listening
+    for started in ready {
+        started
             .await
             .map_err(|_| std::io::Error::other("a listener worker ended before it listened"))??;
     }
@@ -95,6 +103,35 @@ where
             let _ = finished.await;
         }
     })
+}
+
+/// How long a worker's runtime waits, when it is dropped, for blocking work still running.
+const SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One worker: listens on its handles, says so, and serves until every listener's loop ends.
+async fn run<F, Fut>(
+    own: Vec<(u16, std::net::TcpListener)>,
+    serve: F,
+    started: oneshot::Sender<std::io::Result<()>>,
+) where
+    F: Fn(u16, TcpListener) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut sockets = Vec::with_capacity(own.len());
+    for (port, socket) in own {
+        match TcpListener::from_std(socket) {
+            Ok(socket) => sockets.push((port, socket)),
+            Err(error) => {
+                let _ = started.send(Err(error));
+                return;
+            }
+        }
+    }
+    let _ = started.send(Ok(()));
+    let loops = sockets
+        .into_iter()
+        .map(|(port, socket)| serve(port, socket));
+    futures_util::future::join_all(loops).await;
 }
 
 /// The default worker count: one per core the process may use.

@@ -140,7 +140,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 path.name,
                 connections,
                 load.cpu_us_per_request,
-                micros(&load.p50),
+                super::proxy::wrk_micros(&load.p50).ok(),
             ));
         }
     }
@@ -243,18 +243,6 @@ fn measure(
     let other = (after.1 - before.1) as f64 * per_request;
     load.cpu_us_per_request = first + other;
     Ok((load, first, other))
-}
-
-/// wrk's latency (`812.00us`, `1.23ms`) in µs.
-fn micros(text: &str) -> Option<f64> {
-    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix("ms") {
-        (n, 1_000.0)
-    } else {
-        (text.strip_suffix('s')?, 1_000_000.0)
-    };
-    number.parse::<f64>().ok().map(|n| n * scale)
 }
 
 fn parse(args: &[String]) -> Result<Options> {

@@ -77,15 +77,15 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         let median = |loads: &mut Vec<super::proxy::Load>| {
             loads.sort_by(|a, b| {
-                micros(&a.p50)
+                super::proxy::wrk_micros(&a.p50)
                     .unwrap_or(0.0)
-                    .total_cmp(&micros(&b.p50).unwrap_or(0.0))
+                    .total_cmp(&super::proxy::wrk_micros(&b.p50).unwrap_or(0.0))
             });
             let middle = loads.len() / 2;
             loads.swap_remove(middle)
         };
         let (d, t) = (median(&mut direct), median(&mut through));
-        let added = micros(&t.p50)? - micros(&d.p50)?;
+        let added = super::proxy::wrk_micros(&t.p50)? - super::proxy::wrk_micros(&d.p50)?;
         println!(
             "| direct to the server | {connections} | {:.0} | {} | {} | | | {} |",
             d.per_second, d.p50, d.p99, d.errors
@@ -190,18 +190,4 @@ fn lua(body: &str, session: &str) -> String {
     format!(
         "wrk.method = \"POST\"\nwrk.body = '{body}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Accept\"] = \"application/json, text/event-stream\"\nwrk.headers[\"Mcp-Session-Id\"] = \"{session}\"\nwrk.headers[\"Mcp-Protocol-Version\"] = \"2025-06-18\"\n"
     )
-}
-
-/// wrk's `85.20us`, `1.23ms` or `2.00s`, in microseconds.
-fn micros(text: &str) -> Result<f64> {
-    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix("ms") {
-        (n, 1_000.0)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1_000_000.0)
-    } else {
-        bail!("`{text}` is not a wrk duration")
-    };
-    Ok(number.parse::<f64>()? * scale)
 }

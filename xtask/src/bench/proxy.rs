@@ -635,6 +635,20 @@ pub(crate) fn parse_wrk(output: &str) -> Result<Load> {
     Ok(load)
 }
 
+/// wrk's latency figures (`85.20us`, `1.23ms`, `2.00s`) in microseconds.
+pub(crate) fn wrk_micros(text: &str) -> Result<f64> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1_000.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1_000_000.0)
+    } else {
+        bail!("`{text}` is not a wrk duration")
+    };
+    Ok(number.parse::<f64>()? * scale)
+}
+
 /// utime + stime of a process, in clock ticks.
 pub(crate) fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -746,8 +760,13 @@ pub(crate) fn write_request(
 
 fn percentile(values: &[Duration], p: usize) -> Duration {
     let mut sorted = values.to_vec();
-    sorted.sort();
-    let index = (sorted.len() * p / 100).min(sorted.len().saturating_sub(1));
+    sorted.sort_unstable();
+    permille(&sorted, p * 10)
+}
+
+/// The value at `permille` thousandths of `sorted` (the last one at most).
+pub(crate) fn permille(sorted: &[Duration], permille: usize) -> Duration {
+    let index = (sorted.len() * permille / 1000).min(sorted.len().saturating_sub(1));
     sorted.get(index).copied().unwrap_or_default()
 }
 

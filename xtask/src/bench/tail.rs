@@ -139,10 +139,7 @@ fn open_loop(path: &Route, duration: Duration) -> Result<Tail> {
     }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
-    let at = |permille: usize| {
-        let index = (latencies.len() * permille / 1000).min(latencies.len().saturating_sub(1));
-        latencies.get(index).copied().unwrap_or_default()
-    };
+    let at = |p| super::proxy::permille(&latencies, p);
     Ok(Tail {
         requests: latencies.len() as u64,
         errors,
@@ -235,19 +232,9 @@ fn content_length(head: &str) -> Option<usize> {
         .and_then(|value| value.trim().parse().ok())
 }
 
-/// wrk's latency figures: `253.00us`, `2.49ms`, `1.02s`.
+/// wrk's latency figures (`253.00us`, `2.49ms`) as a duration.
 fn wrk_time(text: &str) -> Result<Duration> {
-    let (number, unit) = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map(|at| text.split_at(at))
-        .context("a unit")?;
-    let value: f64 = number.parse().with_context(|| format!("`{text}`"))?;
-    let micros = match unit {
-        "us" => value,
-        "ms" => value * 1e3,
-        "s" => value * 1e6,
-        other => bail!("unknown unit `{other}` in `{text}`"),
-    };
+    let micros = super::proxy::wrk_micros(text)?;
     Ok(Duration::from_nanos((micros * 1e3) as u64))
 }
 

@@ -455,7 +455,7 @@ impl Router {
                     limit = relay::EVENT_LIMIT,
                     "an upstream stream event passed the limit: the stream is cut"
                 );
-                relayer.record().broke("event_limit");
+                relayer.record().fault("event_limit");
                 self.finish();
                 let error = ProxyError::bad_gateway(
                     "an event of the upstream's stream is larger than the gateway holds (32 MiB)",
@@ -493,12 +493,21 @@ impl Router {
             }
             return Continue::default().into_response(Phase::ResponseBody);
         }
-        if self.held.len() + body.body.len() > self.held_limit {
+        // As standalone: an error answer is read up to 1 MiB, any other up to the body limit.
+        let limit = match self.answer {
+            Answer::Error { .. } => crate::translated::ERROR_BODY_LIMIT,
+            _ => self.held_limit,
+        };
+        if self.held.len() + body.body.len() > limit {
             let error = ProxyError::bad_gateway(format!(
-                "the backend's answer is larger than the gateway reads whole ({} bytes)",
-                self.held_limit
+                "the backend's answer is larger than the gateway reads whole ({limit} bytes)"
             ));
             self.held = Vec::new();
+            if let Some(flight) = self.flight.clone() {
+                let mut flight = flight.lock().await;
+                flight.record.status(error.status.as_u16());
+                flight.record.fault("body_limit");
+            }
             self.finish();
             return local(error.response_for(self.api)).await;
         }

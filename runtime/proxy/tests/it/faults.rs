@@ -226,3 +226,56 @@ async fn past_a_backends_slots_requests_wait_then_overflow_or_fail_over() {
         "the one refused and the one failed over; the wait past the timeout is a timeout"
     );
 }
+
+/// A request that fails over gives the first backend's slot back before it waits for the
+/// second's: with one slot each, a request failing over from a (503) to a busy b does not keep
+/// a's slot while it waits, so a serves the next request at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_failing_over_waits_for_the_next_slot_holding_none() {
+    let mut config = Config::loopback();
+    config.upstream = aigw_proxy::slots::Limits {
+        max_requests: 1,
+        max_pending: 4,
+    };
+    let h = std::sync::Arc::new(Harness::start_with(config, false).await);
+    h.a.set_behavior(Behavior {
+        status: Some(503),
+        ..Behavior::default()
+    });
+    h.b.set_behavior(Behavior {
+        delay: Duration::from_millis(800),
+        ..Behavior::default()
+    });
+    // b's one slot, busy for 800 ms (`regex-*` is b's alone).
+    let busy = tokio::spawn({
+        let h = h.clone();
+        async move { ask(&h, "regex-busy", false).await.0 }
+    });
+    while h.b.count() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Fails over from a (503) to b, and waits there.
+    let waiting = tokio::spawn({
+        let h = h.clone();
+        async move { ask(&h, "failover", false).await }
+    });
+    while h.a.count() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    let (status, _, _) = ask(&h, "gpt-a", false).await;
+    assert_eq!(status, 503, "a answered itself");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "a's slot was free: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(busy.await.expect("task"), 200);
+    let (status, _, by) = waiting.await.expect("task");
+    assert_eq!(
+        (status, by.as_deref()),
+        (200, Some("b")),
+        "then b served it"
+    );
+}

@@ -182,7 +182,19 @@ async fn json_nested_100k_deep_is_passed_on_or_refused_never_built() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_connection_limit_clients_wait_then_are_served() {
-    let h = Harness::start_with(limits(), false).await;
+    connection_limit(limits()).await;
+}
+
+/// The limit is the listener's, whichever of its per-core workers accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_holds_across_per_core_workers() {
+    let mut config = limits();
+    config.workers = 2;
+    connection_limit(config).await;
+}
+
+async fn connection_limit(config: aigw_proxy::Config) {
+    let h = Harness::start_with(config, false).await;
     let addr = h.runtime.addr(8080).expect("port");
     let served = tokio::task::spawn_blocking(move || {
         // Two idle keep-alive connections hold both slots.

@@ -126,6 +126,10 @@ struct Gateway {
 
 impl Gateway {
     async fn start() -> Gateway {
+        Self::start_with(Config::loopback()).await
+    }
+
+    async fn start_with(config: Config) -> Gateway {
         let pki = Pki::make();
         let plain = MockUpstream::start("plain").await.expect("plain upstream");
         let secure = MockUpstream::start_tls("secure", &pki.chain, &pki.key)
@@ -148,7 +152,7 @@ impl Gateway {
             ],
         };
         let (snapshot, secrets) = source.load().expect("the TLS case compiles");
-        let runtime = Runtime::start(Config::loopback(), snapshot, &secrets)
+        let runtime = Runtime::start(config, snapshot, &secrets)
             .await
             .expect("the runtime starts");
         Gateway {
@@ -343,5 +347,39 @@ async fn upstream_tls_is_verified_against_the_policy_s_ca_and_hostname() {
             .any(|l| l == "aigw_upstream_faults_total{fault=\"tls\"} 2"),
         "{metrics}"
     );
+    gw.runtime.shutdown().await;
+}
+
+/// A client that opens a connection to the HTTPS listener and never finishes its handshake is
+/// closed at the handshake's bound (the head's time, at most 10 s; 300 ms here), its
+/// connection slot given back; the listener serves the next client as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_that_never_finishes_is_closed_at_its_bound() {
+    let mut config = Config::loopback();
+    config.limits.header_timeout = std::time::Duration::from_millis(300);
+    config.limits.max_connections = 1;
+    let gw = Gateway::start_with(config).await;
+    let addr = gw.runtime.addr(8443).expect("8443 is served");
+    let started = std::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut silent, &mut buffer),
+    )
+    .await
+    .expect("closed before 5 s");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed, not answered: {read:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(250) && took < std::time::Duration::from_secs(3),
+        "closed at the bound: {took:?}"
+    );
+    // The one connection slot came back: a real client is served.
+    let (_, reply) = gw.https_chat(b"http/1.1", "plain").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
     gw.runtime.shutdown().await;
 }

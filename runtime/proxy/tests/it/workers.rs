@@ -10,13 +10,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::time::Duration;
 
-/// The names of this process's threads that serve table port 8080.
+/// The names of this process's listener workers.
 fn workers() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
         .expect("/proc/self/task")
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
         .map(|name| name.trim().to_owned())
-        .filter(|name| name.starts_with("aigw-8080-"))
+        .filter(|name| name.starts_with("aigw-worker-"))
         .collect();
     names.sort();
     names
@@ -34,7 +34,7 @@ async fn per_core_workers_serve_many_connections_reload_and_drain() {
     let mut config = Config::loopback();
     config.workers = 2;
     let gw = Harness::start_with(config, false).await;
-    assert_eq!(workers(), ["aigw-8080-0", "aigw-8080-1"]);
+    assert_eq!(workers(), ["aigw-worker-0", "aigw-worker-1"]);
 
     // Sixteen connections at once, each its own client.
     let url = gw.url("/v1/chat/completions");
