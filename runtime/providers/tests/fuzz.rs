@@ -47,32 +47,12 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
-/// Every file below `dir` whose name ends with one of `extensions`, sorted.
+/// The bytes of every file below `dir` whose extension is one of `extensions`, sorted by path.
 fn seeds(dir: &Path, extensions: &[&str]) -> Vec<Vec<u8>> {
-    paths(dir, extensions)
+    aigw_testkit::files_below(dir, extensions)
         .iter()
         .map(|p| std::fs::read(p).expect("seed"))
         .collect()
-}
-
-fn paths(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("testdata dir").flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if extensions
-                .iter()
-                .any(|e| path.extension().is_some_and(|x| x == *e))
-            {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 /// A request case and what it is: `testdata/translate/<client api>/<operation>_<case>.json`.
@@ -83,7 +63,7 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    paths(&root().join("translate"), &["json"])
+    aigw_testkit::files_below(&root().join("translate"), &["json"])
         .into_iter()
         .map(|path| {
             let name = path

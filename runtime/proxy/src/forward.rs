@@ -69,27 +69,9 @@ pub async fn send(
         };
         let upstream = &exchange.generation.backends[reference.backend];
         record.attempt(reference.backend, sent_model(&exchange, reference));
-        // A request waits for a slot holding none: two rules failing over between the same
-        // backends in opposite orders cannot then hold each other's.
-        record.release();
-        match upstream.slots.take(deadline).await {
-            Ok(slot) => record.hold(slot),
-            Err(refused) => {
-                let error = crate::slots::refused(&upstream.name, refused);
-                if let Some(fault) = error.cause {
-                    record.fault(fault);
-                }
-                if error.retry && !final_attempt {
-                    tracing::debug!(backend = %upstream.name, message = %error.message, "failing over");
-                    last = Some(error);
-                    continue;
-                }
-                return Err(error);
-            }
-        }
-        // A backend whose budget is spent is skipped like one that fails.
-        match reserve(shared, &exchange, reference, upstream).await {
-            Ok(charge) => record.charge(charge),
+        // A backend with no slot free or whose budget is spent is skipped like one that fails.
+        match admit(shared, &exchange, reference, upstream, deadline, record).await {
+            Ok(()) => {}
             Err(error) if error.retry && !final_attempt => {
                 tracing::debug!(backend = %upstream.name, message = %error.message, "failing over");
                 last = Some(error);
@@ -164,6 +146,33 @@ pub async fn send(
 /// 5xx and 429 move on to the next priority.
 fn retriable(status: http::StatusCode) -> bool {
     status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS
+}
+
+/// Takes a request slot of `upstream` and reserves the request's estimated cost in its quotas;
+/// `record` holds both.
+async fn admit(
+    shared: &Shared,
+    exchange: &Exchange<'_>,
+    reference: &BackendRef,
+    upstream: &Upstream,
+    deadline: Instant,
+    record: &mut Record,
+) -> Result<(), ProxyError> {
+    // A request waits for a slot holding none: two rules failing over between the same
+    // backends in opposite orders cannot then hold each other's.
+    record.release();
+    match upstream.slots.take(deadline).await {
+        Ok(slot) => record.hold(slot),
+        Err(refused) => {
+            let error = crate::slots::refused(&upstream.name, refused);
+            if let Some(fault) = error.cause {
+                record.fault(fault);
+            }
+            return Err(error);
+        }
+    }
+    record.charge(reserve(shared, exchange, reference, upstream).await?);
+    Ok(())
 }
 
 /// Reserves the request's estimated cost in the QuotaPolicy buckets of `upstream`.

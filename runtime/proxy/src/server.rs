@@ -150,7 +150,6 @@ impl Runtime {
         let mut tasks = JoinSet::new();
         let mut addrs = BTreeMap::new();
         let mut sockets = Vec::new();
-        let mut listeners = BTreeMap::new();
         for (port, tls) in ports {
             let addr = SocketAddr::new(config.bind, if config.ephemeral_ports { 0 } else { port });
             let (socket, bound) = bind(addr).await?;
@@ -160,20 +159,15 @@ impl Runtime {
             let slots = Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_connections.max(1),
             ));
-            listeners.insert(port, Listening { tls, slots });
-            sockets.push((port, socket));
+            sockets.push((Listening { port, tls, slots }, socket));
         }
-        let listeners = Arc::new(listeners);
         let serve = {
             let (shared, stopped) = (shared.clone(), stopped.clone());
-            move |port, socket| {
-                let listening = listeners.get(&port).cloned();
-                accept(socket, port, listening, shared.clone(), stopped.clone())
-            }
+            move |listening, socket| accept(socket, listening, shared.clone(), stopped.clone())
         };
         if config.workers == 0 {
-            for (port, socket) in sockets {
-                tasks.spawn(serve(port, socket));
+            for (listening, socket) in sockets {
+                tasks.spawn(serve(listening, socket));
             }
         } else if !sockets.is_empty() {
             let workers = crate::workers::spawn(sockets, config.workers, serve)
@@ -323,23 +317,21 @@ fn acceptor(listener: &aigw_table::Listener, secrets: &Secrets) -> Result<TlsAcc
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// What every worker serving a listener shares: its TLS and its connection slots.
+/// What every worker serving a listener shares: its table port, its TLS and its connection
+/// slots.
 #[derive(Clone)]
 struct Listening {
+    port: u16,
     tls: Option<TlsAcceptor>,
     slots: Arc<tokio::sync::Semaphore>,
 }
 
 async fn accept(
     socket: TcpListener,
-    port: u16,
-    listening: Option<Listening>,
+    Listening { port, tls, slots }: Listening,
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let Some(Listening { tls, slots }) = listening else {
-        return;
-    };
     let graceful = GracefulShutdown::new();
     let builder = shared.config.limits.builder();
     let handshake = shared.config.limits.handshake_timeout();

@@ -35,33 +35,34 @@ pub fn index() -> usize {
 }
 
 /// Serves every one of `listeners` on each of `workers` threads of their own: `serve` is called
-/// once per worker and listener, on that worker's runtime, with the worker's own handle to the
-/// listening socket. Returns once every worker listens (or the first error of one that could
+/// once per worker and listener, on that worker's runtime, with what the caller keeps of the
+/// listener (`L`) and the worker's own handle to its socket. Returns once every worker listens (or the first error of one that could
 /// not); the future it returns ends when every worker has ended.
 ///
 /// A worker's runtime is dropped only once every worker has drained: a task one worker started
 /// for the whole process (a shared connection's driver, say) may still be needed by another
 /// worker's requests until then.
-pub async fn spawn<F, Fut>(
-    listeners: Vec<(u16, TcpListener)>,
+pub async fn spawn<L, F, Fut>(
+    listeners: Vec<(L, TcpListener)>,
     workers: usize,
     serve: F,
 ) -> std::io::Result<impl Future<Output = ()> + Send + 'static>
 where
-    F: Fn(u16, TcpListener) -> Fut + Send + Clone + 'static,
+    L: Clone + Send + 'static,
+    F: Fn(L, TcpListener) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let mut listening = Vec::with_capacity(listeners.len());
-    for (port, socket) in listeners {
-        listening.push((port, socket.into_std()?));
+    for (listener, socket) in listeners {
+        listening.push((listener, socket.into_std()?));
     }
     let drained = Arc::new(Barrier::new(workers));
     let mut done = Vec::with_capacity(workers);
     let mut ready = Vec::with_capacity(workers);
     for worker in 0..workers {
         let mut own = Vec::with_capacity(listening.len());
-        for (port, socket) in &listening {
-            own.push((*port, socket.try_clone()?));
+        for (listener, socket) in &listening {
+            own.push((listener.clone(), socket.try_clone()?));
         }
         let (serve, drained) = (serve.clone(), drained.clone());
         let (finished, finished_rx) = oneshot::channel::<()>();
@@ -109,18 +110,18 @@ where
 const SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One worker: listens on its handles, says so, and serves until every listener's loop ends.
-async fn run<F, Fut>(
-    own: Vec<(u16, std::net::TcpListener)>,
+async fn run<L, F, Fut>(
+    own: Vec<(L, std::net::TcpListener)>,
     serve: F,
     started: oneshot::Sender<std::io::Result<()>>,
 ) where
-    F: Fn(u16, TcpListener) -> Fut,
+    F: Fn(L, TcpListener) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut sockets = Vec::with_capacity(own.len());
-    for (port, socket) in own {
+    for (listener, socket) in own {
         match TcpListener::from_std(socket) {
-            Ok(socket) => sockets.push((port, socket)),
+            Ok(socket) => sockets.push((listener, socket)),
             Err(error) => {
                 let _ = started.send(Err(error));
                 return;

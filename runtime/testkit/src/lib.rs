@@ -273,6 +273,30 @@ impl Drop for MockUpstream {
     }
 }
 
+/// Every file below `dir` (at any depth) whose extension is one of `extensions`, sorted; none
+/// when `dir` cannot be read. The fuzz targets' seeds.
+pub fn files_below(dir: &std::path::Path, extensions: &[&str]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries.flatten().map(|entry| entry.path()) {
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|x| extensions.iter().any(|e| x == *e))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// The cases a property-based fuzz target runs: `AIGW_FUZZ_CASES` when set (what
 /// `cargo xtask fuzz` sets), else `default` (what the test command and CI run).
 pub fn fuzz_cases(default: u32) -> u32 {

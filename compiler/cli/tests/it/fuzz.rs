@@ -14,29 +14,14 @@ use aigw_compiler::compile::Target;
 use aigw_compiler::{CheckOptions, check};
 use aigw_diag::SourceMap;
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            yaml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
-    }
-}
-
 static SEEDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
-    let mut paths = Vec::new();
-    yaml_files(&crate::root().join("testdata/compile"), &mut paths);
+    const YAML: &[&str] = &["yaml", "yml"];
+    let mut paths = aigw_testkit::files_below(&crate::root().join("testdata/compile"), YAML);
     if let Some(corpus) = aigw_compiler::conformance::corpus_dir() {
-        yaml_files(&corpus.join("examples"), &mut paths);
-        yaml_files(&corpus.join("admission"), &mut paths);
+        paths.extend(aigw_testkit::files_below(&corpus.join("examples"), YAML));
+        paths.extend(aigw_testkit::files_below(&corpus.join("admission"), YAML));
     }
     paths.sort();
     paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()

@@ -137,6 +137,20 @@ async fn each_backend_fault_fails_over_or_answers_in_the_clients_shape() {
     h.runtime.shutdown().await;
 }
 
+/// `n` requests for `model` at once, each answering its status.
+fn asking(
+    h: &std::sync::Arc<Harness>,
+    model: &'static str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<u16>> {
+    (0..n)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move { ask(&h, model, false).await.0 })
+        })
+        .collect()
+}
+
 /// Per-backend request slots (`Config::upstream`): two in flight, one waiting. Of four requests
 /// at once to a backend that answers after 600 ms, two are sent, one waits and is then sent, and
 /// one is refused at once with a 503 (`overflow`); a failover rule sends that one to its second
@@ -192,11 +206,7 @@ async fn past_a_backends_slots_requests_wait_then_overflow_or_fail_over() {
 
     // With a's slots taken, a failover rule is answered by b without waiting.
     let seen = h.a.count();
-    let mut busy = Vec::new();
-    for _ in 0..3 {
-        let h = h.clone();
-        busy.push(tokio::spawn(async move { ask(&h, "gpt-a", false).await.0 }));
-    }
+    let busy = asking(&h, "gpt-a", 3);
     // Two sent, one waiting (a's requests take 600 ms).
     while h.a.count() < seen + 2 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -209,11 +219,7 @@ async fn past_a_backends_slots_requests_wait_then_overflow_or_fail_over() {
     }
 
     // Waiting past the rule's timeout (the `slow` rule: 300 ms) is a 504.
-    let mut busy = Vec::new();
-    for _ in 0..2 {
-        let h = h.clone();
-        busy.push(tokio::spawn(async move { ask(&h, "gpt-a", false).await.0 }));
-    }
+    let busy = asking(&h, "gpt-a", 2);
     tokio::time::sleep(Duration::from_millis(150)).await;
     let (status, text, _) = ask(&h, "slow", false).await;
     assert_eq!(status, 504, "{text}");
@@ -247,10 +253,7 @@ async fn a_request_failing_over_waits_for_the_next_slot_holding_none() {
         ..Behavior::default()
     });
     // b's one slot, busy for 800 ms (`regex-*` is b's alone).
-    let busy = tokio::spawn({
-        let h = h.clone();
-        async move { ask(&h, "regex-busy", false).await.0 }
-    });
+    let busy = asking(&h, "regex-busy", 1);
     while h.b.count() < 1 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -271,7 +274,9 @@ async fn a_request_failing_over_waits_for_the_next_slot_holding_none() {
         "a's slot was free: {:?}",
         started.elapsed()
     );
-    assert_eq!(busy.await.expect("task"), 200);
+    for task in busy {
+        assert_eq!(task.await.expect("task"), 200);
+    }
     let (status, _, by) = waiting.await.expect("task");
     assert_eq!(
         (status, by.as_deref()),
