@@ -2,6 +2,10 @@
 //! read under its limit, the model read out of it (JSON or multipart), and the per-backend
 //! rewrite of a JSON body (model override, body mutation, `stream_options.include_usage`).
 //!
+//! A client's request body is a [`RequestBody`]: it notes when it has been read to its end, so
+//! the server can tell an HTTP/1.1 client that an answer sent before that (a refusal, an
+//! error, an upstream that answered early) ends the connection (`server.rs`).
+//!
 //! A JSON body is parsed once to read `model` and `stream` (serde skips the rest without
 //! building it); it is parsed into a tree only when a backend needs it rewritten.
 
@@ -12,6 +16,8 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -71,8 +77,66 @@ impl http_body::Body for Body {
     }
 }
 
+/// A client's request body, which notes when it has been read to its end.
+pub struct RequestBody {
+    inner: hyper::body::Incoming,
+    /// `None` when the request came without a body (nothing to note).
+    ended: Option<Arc<AtomicBool>>,
+}
+
+/// Whether the request body it came with was read to its end.
+#[derive(Clone)]
+pub struct ReadToEnd(Option<Arc<AtomicBool>>);
+
+impl ReadToEnd {
+    pub fn get(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|ended| ended.load(Ordering::Acquire))
+    }
+}
+
+impl RequestBody {
+    /// The body, and the note of whether it was read to its end.
+    pub fn new(inner: hyper::body::Incoming) -> (Self, ReadToEnd) {
+        let ended = (!http_body::Body::is_end_stream(&inner)).then(Arc::default);
+        let note = ReadToEnd(ended.clone());
+        (RequestBody { inner, ended }, note)
+    }
+
+    fn note_end(&self) {
+        if let Some(ended) = &self.ended {
+            ended.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.note_end();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Reads a request body of at most `limit` bytes.
-pub async fn read(body: hyper::body::Incoming, limit: usize) -> Result<Bytes, ProxyError> {
+pub async fn read(body: RequestBody, limit: usize) -> Result<Bytes, ProxyError> {
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {

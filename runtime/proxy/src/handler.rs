@@ -20,7 +20,7 @@ pub async fn handle(
     shared: Arc<Shared>,
     port: u16,
     peer: std::net::IpAddr,
-    request: Request<hyper::body::Incoming>,
+    request: Request<crate::body::RequestBody>,
 ) -> Response<Body> {
     let api = Endpoint::api(request.uri().path());
     let Some(generation) = shared.generation() else {
@@ -50,7 +50,7 @@ async fn serve<'g>(
     shared: &Shared,
     generation: &'g Arc<Generation>,
     (port, peer): (u16, std::net::IpAddr),
-    request: Request<hyper::body::Incoming>,
+    request: Request<crate::body::RequestBody>,
     cors: &mut Option<&'g crate::cors::Cors>,
 ) -> Result<Response<Body>, ProxyError> {
     if crate::cors::is_preflight(request.method(), request.headers()) {
@@ -445,9 +445,9 @@ async fn plain_or<'g>(
     shared: &Shared,
     generation: &'g Generation,
     (port, peer): (u16, std::net::IpAddr),
-    request: Request<hyper::body::Incoming>,
+    request: Request<crate::body::RequestBody>,
     cors: &mut Option<&'g crate::cors::Cors>,
-    otherwise: impl FnOnce(&Request<hyper::body::Incoming>) -> ProxyError,
+    otherwise: impl FnOnce(&Request<crate::body::RequestBody>) -> ProxyError,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, incoming) = request.into_parts();
     let host = host(&parts.headers, &parts.uri);

@@ -229,6 +229,6 @@ async fn read_whole(body: Body, limit: usize) -> Result<bytes::Bytes, ProxyError
 }
 
 /// The client's request body, streamed to the upstream.
-pub fn streamed(incoming: hyper::body::Incoming) -> Body {
+pub fn streamed(incoming: crate::body::RequestBody) -> Body {
     Body::stream(incoming.map_err(|e| Box::new(e) as BoxError))
 }

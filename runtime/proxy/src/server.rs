@@ -361,7 +361,7 @@ async fn accept(
         let shared = shared.clone();
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let shared = shared.clone();
-            async move { Ok::<_, Infallible>(handler::handle(shared, port, peer.ip(), request).await) }
+            async move { Ok::<_, Infallible>(serve_one(shared, port, peer.ip(), request).await) }
         });
         match &tls {
             None => {
@@ -388,6 +388,31 @@ async fn accept(
     drop(socket);
     let drain = shared.config.drain;
     let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+}
+
+/// Serves one request. An HTTP/1.1 answer sent before the request's body was read to its end
+/// (a refusal, an error, an upstream that answered early) says `Connection: close`: hyper
+/// closes such a connection after the answer rather than drain the rest of the body, and a
+/// client that took it for kept alive would send its next request into a closing socket (a
+/// "server disconnected without a response", at random). Envoy answers the same way.
+async fn serve_one(
+    shared: Arc<Shared>,
+    port: u16,
+    peer: std::net::IpAddr,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let http1 = request.version() <= http::Version::HTTP_11;
+    let (parts, incoming) = request.into_parts();
+    let (body, read) = crate::body::RequestBody::new(incoming);
+    let request = Request::from_parts(parts, body);
+    let mut response = handler::handle(shared, port, peer, request).await;
+    if http1 && !read.get() {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 fn spawn_tls<S>(

@@ -219,7 +219,7 @@ pub async fn serve(
     shared: &crate::Shared,
     generation: &Arc<Generation>,
     index: usize,
-    request: Request<hyper::body::Incoming>,
+    request: Request<crate::body::RequestBody>,
 ) -> Response<Body> {
     let (parts, incoming) = request.into_parts();
     let (mut claims, mut owner) = (HeaderMap::new(), None);

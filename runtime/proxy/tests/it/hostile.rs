@@ -4,6 +4,8 @@
 //! - a request with both `Content-Length` and `Transfer-Encoding` (never passed on as two);
 //! - JSON nested 100,000 deep (passed on as bytes where only `model` is read, a 400 in the
 //!   client API's shape where it must be built);
+//! - an answer sent before the request's body was read (says `Connection: close`, so no client
+//!   sends its next request into the closing connection), where one sent after keeps it;
 //! - a listener at its connection limit (new clients wait, then are served);
 //! - an upstream event that never ends (cut at 32 MiB), a stream that keeps going past its
 //!   rule's request timeout (cut then).
@@ -143,6 +145,48 @@ async fn content_length_and_chunked_together_are_refused() {
     assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
     let upstream = h.a.requests().len() + h.b.requests().len() + h.c.requests().len();
     assert_eq!(upstream, 0, "no request reached an upstream");
+    still_serves(&h).await;
+    h.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_before_the_body_is_read_says_the_connection_closes() {
+    let h = Harness::start_with(limits(), false).await;
+    let addr = h.runtime.addr(8080).expect("port");
+    let (early, kept) = tokio::task::spawn_blocking(move || {
+        // No route takes this path: the 404 is answered with the body still on its way.
+        let head = format!(
+            "POST /nowhere HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
+        );
+        let early = exchange(&mut connect(addr), &head, b"");
+        // Read whole before the answer: the connection stays open for the next request.
+        let body = serde_json::to_vec(&chat_body("gpt-a")).expect("json");
+        let keep = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut stream = connect(addr);
+        stream.write_all(keep.as_bytes()).expect("head written");
+        stream.write_all(&body).expect("body written");
+        let kept = exchange(&mut stream, &chat_head(addr, body.len(), ""), &body);
+        (early, kept)
+    })
+    .await
+    .expect("joined");
+    let head = early
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 404"), "{early}");
+    assert!(head.contains("\r\nconnection: close"), "{early}");
+    assert_eq!(kept.matches("HTTP/1.1 200").count(), 2, "{kept}");
+    let first = kept
+        .split("HTTP/1.1 200")
+        .nth(1)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(!first.contains("connection: close"), "{kept}");
     still_serves(&h).await;
     h.runtime.shutdown().await;
 }
