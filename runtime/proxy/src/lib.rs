@@ -37,6 +37,7 @@ pub mod generation;
 pub mod guard;
 pub mod handler;
 pub mod jwt;
+pub mod linger;
 pub mod mcp;
 pub mod metrics;
 mod mirror;

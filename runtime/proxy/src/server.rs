@@ -8,7 +8,8 @@
 //! `max_header_bytes` (431 above it: Envoy's default is 60 KiB), and a listener serves at most
 //! `max_connections` at once: past that, accepting waits until one closes, so new clients queue
 //! in the kernel's backlog rather than being refused, and a connection already open is never cut
-//! to make room.
+//! to make room. A connection the server ends lingers, so the client reads its last answer
+//! rather than a reset ([`crate::linger`]).
 //!
 //! Ports are bound when the runtime starts; a reloaded table that adds a port is served on the
 //! ports already bound (a restart binds the new one; the reload logs it). HTTPS certificates
@@ -17,6 +18,7 @@
 use crate::body::Body;
 use crate::error::ProxyError;
 use crate::generation::BuildError;
+use crate::linger::Lingering;
 use crate::secrets::{Missing, Secrets};
 use crate::{Config, Shared, handler};
 use aigw_table::{Protocol, Snapshot};
@@ -367,7 +369,7 @@ async fn accept(
             None => {
                 let connection = graceful.watch(
                     builder
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(Lingering::new(stream)), service)
                         .into_owned(),
                 );
                 tokio::spawn(async move {
@@ -390,11 +392,8 @@ async fn accept(
     let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
 }
 
-/// Serves one request. An HTTP/1.1 answer sent before the request's body was read to its end
-/// (a refusal, an error, an upstream that answered early) says `Connection: close`: hyper
-/// closes such a connection after the answer rather than drain the rest of the body, and a
-/// client that took it for kept alive would send its next request into a closing socket (a
-/// "server disconnected without a response", at random). Envoy answers the same way.
+/// Serves one request; an HTTP/1.1 answer sent before its body was read to its end closes the
+/// connection ([`crate::linger`]).
 async fn serve_one(
     shared: Arc<Shared>,
     port: u16,
@@ -406,12 +405,7 @@ async fn serve_one(
     let (body, read) = crate::body::RequestBody::new(incoming);
     let request = Request::from_parts(parts, body);
     let mut response = handler::handle(shared, port, peer, request).await;
-    if http1 && !read.get() {
-        response.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
-    }
+    crate::linger::close_unread(&mut response, http1, &read);
     response
 }
 
@@ -436,7 +430,9 @@ fn spawn_tls<S>(
     let watcher = graceful.watcher();
     tokio::spawn(async move {
         let _slot = slot;
-        let Ok(Ok(stream)) = tokio::time::timeout(handshake, acceptor.accept(stream)).await else {
+        let Ok(Ok(stream)) =
+            tokio::time::timeout(handshake, acceptor.accept(Lingering::new(stream))).await
+        else {
             return;
         };
         let _ = watcher

@@ -113,9 +113,24 @@ impl Drop for Envoy {
     }
 }
 
-/// A port that was free a moment ago (for a process that binds its own, like Envoy).
+/// A port that was free a moment ago (for a process that binds its own, like Envoy), and
+/// never one this process was given before: the kernel may hand a released port out again at
+/// once, and two Envoys of tests running side by side would then both bind it (Envoy's
+/// listeners set `SO_REUSEPORT`) and share each other's connections.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or(0, |a| a.port())
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut port = 0;
+    for _ in 0..1000 {
+        port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_or(0, |a| a.port());
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.insert(port) {
+            break;
+        }
+    }
+    port
 }

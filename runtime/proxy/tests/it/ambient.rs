@@ -12,7 +12,7 @@ use crate::cloud::keys;
 use crate::providers::{ask, botocore_sigv4};
 use aigw_testkit::{
     Accounts, Federation, IMDS_KEYS, IMDS_ROLE, Metadata, MetadataServer, MockUpstream,
-    POD_IDENTITY_KEYS, Recorded, TokenEndpoint,
+    POD_IDENTITY_KEYS, Recorded, TokenEndpoint, free_port,
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -101,12 +101,6 @@ impl Clouds {
         let token = self.tokens.oidc_token().expect("an OIDC token");
         self.file(name, &token)
     }
-}
-
-/// A port free now (the listener of the gateway process is given it).
-fn free_port() -> u16 {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("addr").port()
 }
 
 /// The `aigw-proxy` process; killed when dropped.

@@ -5,7 +5,9 @@
 //! - JSON nested 100,000 deep (passed on as bytes where only `model` is read, a 400 in the
 //!   client API's shape where it must be built);
 //! - an answer sent before the request's body was read (says `Connection: close`, so no client
-//!   sends its next request into the closing connection), where one sent after keeps it;
+//!   sends its next request into the closing connection), where one sent after keeps it; an
+//!   upload of 32 MiB answered before it is read gets its answer, not a reset (the connection
+//!   lingers);
 //! - a listener at its connection limit (new clients wait, then are served);
 //! - an upstream event that never ends (cut at 32 MiB), a stream that keeps going past its
 //!   rule's request timeout (cut then).
@@ -187,6 +189,33 @@ async fn an_answer_before_the_body_is_read_says_the_connection_closes() {
         .unwrap_or_default()
         .to_ascii_lowercase();
     assert!(!first.contains("connection: close"), "{kept}");
+    still_serves(&h).await;
+    h.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_answered_before_it_is_read_gets_its_answer_not_a_reset() {
+    let h = Harness::start_with(limits(), false).await;
+    let addr = h.runtime.addr(8080).expect("port");
+    let answer = tokio::task::spawn_blocking(move || {
+        // Far more than the kernel's buffers hold: without lingering, the server's close
+        // resets the connection while this is still being written.
+        let upload = vec![b'x'; 32 << 20];
+        let head = format!(
+            "POST /nowhere HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            upload.len()
+        );
+        exchange(&mut connect(addr), &head, &upload)
+    })
+    .await
+    .expect("joined");
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 404"), "{answer}");
+    assert!(head.contains("\r\nconnection: close"), "{answer}");
     still_serves(&h).await;
     h.runtime.shutdown().await;
 }
