@@ -54,6 +54,14 @@ fn chat_head(addr: SocketAddr, length: usize, extra: &str) -> String {
     )
 }
 
+/// `answer` is a 404 that says its connection closes.
+fn assert_closing_404(answer: &str) {
+    let head = answer.split("\r\n\r\n").next().unwrap_or_default();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 404"), "{answer}");
+    assert!(head.contains("\r\nconnection: close"), "{answer}");
+}
+
 /// An ordinary chat completion still answers 200.
 async fn still_serves(h: &Harness) {
     let reply = h.chat("gpt-a").await;
@@ -175,13 +183,7 @@ async fn an_answer_before_the_body_is_read_says_the_connection_closes() {
     })
     .await
     .expect("joined");
-    let head = early
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 404"), "{early}");
-    assert!(head.contains("\r\nconnection: close"), "{early}");
+    assert_closing_404(&early);
     assert_eq!(kept.matches("HTTP/1.1 200").count(), 2, "{kept}");
     let first = kept
         .split("HTTP/1.1 200")
@@ -209,13 +211,7 @@ async fn an_upload_answered_before_it_is_read_gets_its_answer_not_a_reset() {
     })
     .await
     .expect("joined");
-    let head = answer
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 404"), "{answer}");
-    assert!(head.contains("\r\nconnection: close"), "{answer}");
+    assert_closing_404(&answer);
     still_serves(&h).await;
     h.runtime.shutdown().await;
 }
