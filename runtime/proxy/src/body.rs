@@ -4,7 +4,7 @@
 //!
 //! A client's request body is a [`RequestBody`]: it notes when it has been read to its end, so
 //! the server can tell an HTTP/1.1 client that an answer sent before that (a refusal, an
-//! error, an upstream that answered early) ends the connection (`server.rs`).
+//! error, an upstream that answered early) ends the connection ([`crate::linger`]).
 //!
 //! A JSON body is parsed once to read `model` and `stream` (serde skips the rest without
 //! building it); it is parsed into a tree only when a backend needs it rewritten.
