@@ -42,8 +42,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Bytes of a request head (HTTP/1.1 request line and headers; h2 header list).
     pub max_header_bytes: usize,
-    /// Time for a request's head to arrive, from the first byte of the request (or, for a new
-    /// connection, from its start).
+    /// Time for a request's head to arrive, from when the connection awaits it: its start, or
+    /// the end of the previous answer (hyper's timer). So it is also how long a kept-alive
+    /// HTTP/1.1 connection may stay idle.
     pub header_timeout: std::time::Duration,
 }
 
