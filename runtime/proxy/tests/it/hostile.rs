@@ -1,6 +1,7 @@
 //! Hostile peers (issue #21), over raw TCP where the client misbehaves, so that nothing
 //! between the test and the gateway tidies what is sent:
-//! - a request head that trickles in (closed at the header timeout), one too large (431);
+//! - a request head that trickles in (closed at the header timeout), a kept-alive connection
+//!   idle past it (closed too), a head too large (431);
 //! - a request with both `Content-Length` and `Transfer-Encoding` (never passed on as two);
 //! - JSON nested 100,000 deep (passed on as bytes where only `model` is read, a 400 in the
 //!   client API's shape where it must be built);
@@ -106,6 +107,37 @@ async fn a_head_that_trickles_in_is_closed_at_the_timeout() {
         "nothing went upstream"
     );
     still_serves(&h).await;
+    h.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_idle_past_the_head_time_is_closed() {
+    let h = Harness::start_with(limits(), false).await;
+    let addr = h.runtime.addr(8080).expect("port");
+    let (answered, idle) = tokio::task::spawn_blocking(move || {
+        let mut stream = connect(addr);
+        let head = format!("GET /v1/models HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(head.as_bytes()).expect("head written");
+        let mut answer = vec![0u8; 64 << 10];
+        let read = stream.read(&mut answer).expect("an answer");
+        let started = Instant::now();
+        let answered = String::from_utf8_lossy(&answer[..read]).into_owned();
+        // The connection is kept; nothing more is sent until the server closes it.
+        while stream.read(&mut answer).expect("the server closes") > 0 {}
+        (answered, started.elapsed())
+    })
+    .await
+    .expect("joined");
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    assert!(
+        !answered.to_ascii_lowercase().contains("connection: close"),
+        "{answered}"
+    );
+    assert!(
+        idle >= Duration::from_millis(250),
+        "closed after {idle:?}, not at the head's time"
+    );
+    assert!(idle < Duration::from_secs(4), "closed after {idle:?}");
     h.runtime.shutdown().await;
 }
 
