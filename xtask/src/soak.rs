@@ -18,8 +18,8 @@
 //! CI runs a short one (`--duration 8 --connections 32`); the figures of a full run are in
 //! BENCHMARKS.md.
 
-use crate::bench::proxy::{Profile, Setup, setup, start_aigw_with, write_request};
-use crate::process::{Running, free_port, get};
+use crate::bench::proxy::{Profile, Setup, setup, start_aigw, write_request};
+use crate::process::{Running, get};
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
@@ -57,15 +57,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mock = bin.join("aigw-mock-upstream");
     let (_fast, fast) = Running::upstream(&mock, &["--name", "fast"])?;
     let (_paced, paced) = Running::upstream(&mock, &["--name", "paced", "--interval-ms", "300"])?;
-    let (port, admin) = (free_port()?, free_port()?);
-    let mut aigw = start_aigw_with(
-        &bin,
-        &dir,
-        [port, admin, fast, paced],
-        Profile::Governed,
-        flags,
-    )?;
-    aigw.wait_for(port)?;
+    let (mut aigw, port, admin) = start_aigw(&bin, &dir, [fast, paced], Profile::Governed, flags)?;
     // The admin listener comes up after the Gateway listeners' workers.
     aigw.wait_for(admin)?;
     let pid = aigw.pid();

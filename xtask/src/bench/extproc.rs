@@ -41,14 +41,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let plain_port = free_port()?;
     let mut plain = start_envoy(&envoy_bin, &dir, plain_port, fast, paced)?;
     plain.wait_for(plain_port)?;
-    let (alone_port, alone_admin) = (free_port()?, free_port()?);
-    let mut alone = start_aigw(
-        &bin,
-        &dir,
-        [alone_port, alone_admin, fast, paced],
-        Profile::Plain,
-    )?;
-    alone.wait_for(alone_port)?;
+    let (alone, alone_port, _) = start_aigw(&bin, &dir, [fast, paced], Profile::Plain, &[])?;
     let front_port = free_port()?;
     let (mut processor, processor_port) = start_processor(&bin, &dir, front_port, fast, paced)?;
     processor.wait_for(processor_port)?;

@@ -82,47 +82,12 @@ pub fn run(args: &[String]) -> Result<()> {
     let (_paced, paced_port) =
         Running::upstream(&mock, &["--name", "paced", "--interval-ms", &pace])?;
 
-    let aigw_port = free_port()?;
-    let admin_port = free_port()?;
-    let mut aigw = start_aigw(
-        &bin,
-        &dir,
-        [aigw_port, admin_port, fast_port, paced_port],
-        Profile::Governed,
-    )?;
-    aigw.wait_for(aigw_port)?;
-    let (plain_port, plain_admin) = (free_port()?, free_port()?);
-    let mut plain = start_aigw(
-        &bin,
-        &dir,
-        [plain_port, plain_admin, fast_port, paced_port],
-        Profile::Plain,
-    )?;
-    plain.wait_for(plain_port)?;
-    let (callers_port, callers_admin) = (free_port()?, free_port()?);
-    let mut callers = start_aigw(
-        &bin,
-        &dir,
-        [callers_port, callers_admin, fast_port, paced_port],
-        Profile::Callers,
-    )?;
-    callers.wait_for(callers_port)?;
-    let (cached_port, cached_admin) = (free_port()?, free_port()?);
-    let mut cached = start_aigw(
-        &bin,
-        &dir,
-        [cached_port, cached_admin, fast_port, paced_port],
-        Profile::Cached,
-    )?;
-    cached.wait_for(cached_port)?;
-    let (shared_port, shared_admin) = (free_port()?, free_port()?);
-    let mut shared = start_aigw(
-        &bin,
-        &dir,
-        [shared_port, shared_admin, fast_port, paced_port],
-        Profile::SharedPool,
-    )?;
-    shared.wait_for(shared_port)?;
+    let upstreams = [fast_port, paced_port];
+    let (aigw, aigw_port, admin_port) = start_aigw(&bin, &dir, upstreams, Profile::Governed, &[])?;
+    let (plain, plain_port, _) = start_aigw(&bin, &dir, upstreams, Profile::Plain, &[])?;
+    let (callers, callers_port, _) = start_aigw(&bin, &dir, upstreams, Profile::Callers, &[])?;
+    let (cached, cached_port, _) = start_aigw(&bin, &dir, upstreams, Profile::Cached, &[])?;
+    let (shared, shared_port, _) = start_aigw(&bin, &dir, upstreams, Profile::SharedPool, &[])?;
     let envoy_port = free_port()?;
     let mut envoy = start_envoy(&envoy, &dir, envoy_port, fast_port, paced_port)?;
     envoy.wait_for(envoy_port)?;
@@ -458,17 +423,22 @@ pub(crate) enum Profile {
     Cached,
 }
 
+/// `aigw-proxy` serving `profile` in front of the `[fast, paced]` upstreams, with `flags`, on
+/// ports of its own, once its Gateway listener accepts: the process, its port and its admin port.
 pub(crate) fn start_aigw(
     bin: &Path,
     dir: &Path,
-    ports: [u16; 4],
+    [fast, paced]: [u16; 2],
     profile: Profile,
-) -> Result<Running> {
-    start_aigw_with(bin, dir, ports, profile, &[])
+    flags: &[&str],
+) -> Result<(Running, u16, u16)> {
+    let (port, admin) = (free_port()?, free_port()?);
+    let mut running = spawn_aigw(bin, dir, [port, admin, fast, paced], profile, flags)?;
+    running.wait_for(port)?;
+    Ok((running, port, admin))
 }
 
-/// [`start_aigw`] with more flags for `aigw-proxy`.
-pub(crate) fn start_aigw_with(
+fn spawn_aigw(
     bin: &Path,
     dir: &Path,
     ports: [u16; 4],
